@@ -1,0 +1,182 @@
+//! Session configuration, with the safe choice as every default.
+//!
+//! In a Rocket app this is read from `[default.sessions]` in `Rocket.toml`
+//! (or `ROCKET_SESSIONS='{ttl=3600}'`, or `ROCKET_SESSIONS_TTL=3600`); see
+//! `session-rocket`. Durations are whole seconds.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// What to do when a stored field no longer decodes into its type (after a
+/// deploy changed the type, say).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnDecodeError {
+    /// Log a warning and use the field's default. The stored bytes are left
+    /// alone until the field is written. The default: a deploy never locks
+    /// users out.
+    #[default]
+    Default,
+    /// Return [`Error::Decode`] to the handler.
+    Error,
+}
+
+/// The cookie's `SameSite` attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SameSite {
+    /// Sent only on same-site requests.
+    Strict,
+    /// Sent on same-site requests and top-level navigations (the default:
+    /// blocks cross-site POSTs, keeps links from other sites working).
+    #[default]
+    Lax,
+    /// Sent on every request; browsers require `secure = true` with it.
+    None,
+}
+
+/// Every session setting. `Config::default()` is the safe configuration.
+///
+/// ```
+/// use session_core::Config;
+///
+/// let config = Config { ttl: 3600, ..Config::default() };
+/// config.validate().unwrap();
+/// assert!(config.secure);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Which store: `mysql://user:pass@host/db`, `sqlite://path/sessions.db`
+    /// or `memory`. `None` means the memory store with a warning (and, in
+    /// Rocket's release profile, a refusal to launch).
+    pub url: Option<String>,
+    /// Cookie name. Default `"session"`.
+    pub cookie_name: String,
+    /// Idle timeout in seconds: a session unused this long is gone.
+    /// Default one day.
+    pub ttl: u64,
+    /// Absolute lifetime in seconds, however active the session is.
+    /// Default 30 days.
+    pub max_lifetime: u64,
+    /// A session's expiry is pushed forward at most once per this many
+    /// seconds, so reads do not turn into writes. Default 60.
+    pub touch_after: u64,
+    /// Send the cookie on every response that used the session, not only
+    /// when it changes. Default `false`.
+    pub rolling: bool,
+    /// `Secure` cookie attribute. Default `true`: the cookie is sent over
+    /// HTTPS only. Browsers treat `http://localhost` as secure, so local
+    /// development works; set `false` for plain HTTP on other hosts.
+    pub secure: bool,
+    /// `SameSite` cookie attribute. Default `lax`.
+    pub same_site: SameSite,
+    /// `Domain` cookie attribute. Default none (host-only cookie).
+    pub domain: Option<String>,
+    /// `Path` cookie attribute. Default `"/"`.
+    pub path: String,
+    /// `true` (the default) gives the cookie a `Max-Age` that follows the
+    /// session's expiry; `false` makes it a browser-session cookie that the
+    /// browser forgets when it closes (the server-side expiry still applies).
+    pub persistent: bool,
+    /// Create the tables at launch when they are missing. Default `true`.
+    /// Users without the CREATE privilege set `false` and run the shipped
+    /// `.sql` file.
+    pub create_tables: bool,
+    /// Prefix for the table names (`{prefix}sessions`,
+    /// `{prefix}session_fields`). Letters, digits and `_` only. Default empty.
+    pub table_prefix: String,
+    /// Seconds between runs of the expired-session cleanup; `0` disables it.
+    /// Default 300.
+    pub cleanup_interval: u64,
+    /// Sessions deleted per cleanup statement. Default 500.
+    pub cleanup_batch: u32,
+    /// Largest encoded field in bytes. Default 64 KiB.
+    pub max_field_bytes: usize,
+    /// Largest session (sum of its known fields) in bytes. Default 1 MiB.
+    pub max_session_bytes: usize,
+    /// What to do with a field that no longer decodes. Default `default`.
+    pub on_decode_error: OnDecodeError,
+    /// Largest number of connections the store's own pool opens (SQL stores).
+    /// Default 10.
+    pub max_connections: u32,
+    /// Seconds to wait for a pooled connection before the request fails with
+    /// 503. Default 5.
+    pub connect_timeout: u64,
+    /// Do not persist changes made by a request whose response is a 5xx.
+    /// Default `true`.
+    pub skip_on_server_error: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            url: None,
+            cookie_name: "session".into(),
+            ttl: 24 * 60 * 60,
+            max_lifetime: 30 * 24 * 60 * 60,
+            touch_after: 60,
+            rolling: false,
+            secure: true,
+            same_site: SameSite::Lax,
+            domain: None,
+            path: "/".into(),
+            persistent: true,
+            create_tables: true,
+            table_prefix: String::new(),
+            cleanup_interval: 300,
+            cleanup_batch: 500,
+            max_field_bytes: 64 * 1024,
+            max_session_bytes: 1024 * 1024,
+            on_decode_error: OnDecodeError::Default,
+            max_connections: 10,
+            connect_timeout: 5,
+            skip_on_server_error: true,
+        }
+    }
+}
+
+impl Config {
+    /// Checks the values that have a valid range.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the setting and what it must be.
+    pub fn validate(&self) -> Result<()> {
+        let cookie_ok = !self.cookie_name.is_empty()
+            && self
+                .cookie_name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        if !cookie_ok {
+            return Err(Error::config(format!(
+                "`cookie_name` must be non-empty ASCII letters, digits, `-`, `_` or `.`, got {:?}",
+                self.cookie_name
+            )));
+        }
+        if self.ttl == 0 {
+            return Err(Error::config("`ttl` must be at least 1 second"));
+        }
+        if self.max_lifetime == 0 {
+            return Err(Error::config("`max_lifetime` must be at least 1 second"));
+        }
+        if self.max_field_bytes == 0 || self.max_session_bytes == 0 {
+            return Err(Error::config(
+                "`max_field_bytes` and `max_session_bytes` must be positive",
+            ));
+        }
+        if !self.path.starts_with('/') {
+            return Err(Error::config(format!(
+                "`path` must start with `/`, got {:?}",
+                self.path
+            )));
+        }
+        if self.same_site == SameSite::None && !self.secure {
+            return Err(Error::config(
+                "`same_site = \"none\"` requires `secure = true` (browsers drop such cookies otherwise)",
+            ));
+        }
+        crate::store::validate_prefix(&self.table_prefix)?;
+        Ok(())
+    }
+}

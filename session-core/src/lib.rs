@@ -1,0 +1,48 @@
+//! The model behind typed, lazy, field-level server-side sessions.
+//!
+//! This crate has no web framework and no proc-macro code in it; Rocket
+//! applications use it through `session-rocket`, which re-exports what they
+//! need. It holds:
+//!
+//! - [`schema`]: what `#[derive(Session)]` implements ([`SessionData`],
+//!   [`SessionHandle`]);
+//! - [`state`]: one request's session: lazy load, per-field decode, change
+//!   markers, and the [`flush`](state::flush) that writes only what changed;
+//! - [`store`]: the field-level [`SessionStore`] trait and the memory,
+//!   MySQL and SQLite stores;
+//! - [`token`]: 256-bit tokens and the SHA-256 keys stores see;
+//! - [`codec`], [`config`], [`error`].
+//!
+//! # How a request flows
+//! 1. [`SessionManager::open`] turns a cookie into a handle; no I/O.
+//! 2. The first field read loads every non-deferred field in one store call
+//!    and keeps raw bytes; only the field used is decoded.
+//! 3. Writes flip a per-field marker; a blind `set_x` loads nothing.
+//! 4. [`state::flush`] encodes the written fields, drops those whose bytes
+//!    did not change, and hands the store exactly the rest.
+
+#![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod codec;
+pub mod config;
+pub mod error;
+pub mod manager;
+pub mod schema;
+pub mod state;
+pub mod store;
+pub mod token;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+#[doc(hidden)]
+pub mod __private;
+
+pub use async_trait::async_trait;
+pub use config::Config;
+pub use error::{BoxError, Error, Result};
+pub use manager::SessionManager;
+pub use schema::{FieldDef, SessionData, SessionHandle};
+pub use state::SessionState;
+pub use token::{StoreKey, Token};

@@ -1,0 +1,82 @@
+//! The shared, per-application half of sessions: the store and the config.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::error::Result;
+use crate::schema::{SessionData, SessionHandle};
+use crate::state::SessionState;
+use crate::store::{SessionStore, Timestamp};
+use crate::token::Token;
+
+/// The store and configuration every request's session state is built from.
+/// Cheap to clone (one `Arc`).
+///
+/// ```
+/// use std::sync::Arc;
+/// use session_core::{Config, SessionManager, store::memory::MemoryStore};
+///
+/// let manager = SessionManager::new(Arc::new(MemoryStore::new()), Config::default()).unwrap();
+/// assert_eq!(manager.config().cookie_name, "session");
+/// ```
+#[derive(Clone)]
+pub struct SessionManager {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn SessionStore>,
+    config: Config,
+}
+
+impl fmt::Debug for SessionManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionManager")
+            .field("store", &self.inner.store)
+            .field("cookie_name", &self.inner.config.cookie_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionManager {
+    /// Pairs a store with a validated configuration.
+    ///
+    /// # Errors
+    /// [`Error::Config`](crate::Error::Config) when the configuration is invalid.
+    pub fn new(store: Arc<dyn SessionStore>, config: Config) -> Result<Self> {
+        config.validate()?;
+        Ok(SessionManager {
+            inner: Arc::new(Inner { store, config }),
+        })
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn SessionStore> {
+        &self.inner.store
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// A typed handle for one request, from the request's cookie value (if
+    /// any). Never touches the store: a malformed cookie is treated as no
+    /// cookie, and an unknown one is found out on first use.
+    pub fn open<T: SessionData>(&self, cookie: Option<&str>) -> T::Handle {
+        self.open_at::<T>(cookie, now())
+    }
+
+    /// [`open`](Self::open) at a given instant (for tests of expiry).
+    #[doc(hidden)]
+    pub fn open_at<T: SessionData>(&self, cookie: Option<&str>, now: Timestamp) -> T::Handle {
+        let token = cookie.and_then(Token::parse);
+        T::Handle::from_state(SessionState::new::<T>(self.clone(), token, now))
+    }
+}
+
+/// The current time in seconds since the Unix epoch.
+pub fn now() -> Timestamp {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}

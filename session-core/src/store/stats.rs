@@ -1,0 +1,59 @@
+//! Work counters every store keeps, readable by the app and by tests.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// A snapshot of a store's work since it was built.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Statements sent to the backend (for the memory store: operations).
+    pub statements: u64,
+    /// Field rows written (inserted or updated).
+    pub rows_written: u64,
+    /// Bytes of field values sent to the backend.
+    pub bytes_written: u64,
+}
+
+impl std::ops::Sub for StoreStats {
+    type Output = StoreStats;
+
+    fn sub(self, earlier: StoreStats) -> StoreStats {
+        StoreStats {
+            statements: self.statements - earlier.statements,
+            rows_written: self.rows_written - earlier.rows_written,
+            bytes_written: self.bytes_written - earlier.bytes_written,
+        }
+    }
+}
+
+/// Lock-free counters behind [`StoreStats`].
+#[derive(Debug, Default)]
+pub struct Counters {
+    statements: AtomicU64,
+    rows_written: AtomicU64,
+    bytes_written: AtomicU64,
+}
+
+impl Counters {
+    /// Counts one statement.
+    pub fn statement(&self) {
+        self.statements.fetch_add(1, Relaxed);
+    }
+
+    /// Counts written field rows and their bytes.
+    pub fn wrote<'a>(&self, fields: impl IntoIterator<Item = &'a [u8]>) {
+        let (rows, bytes) = fields
+            .into_iter()
+            .fold((0, 0), |(r, b), v| (r + 1, b + v.len() as u64));
+        self.rows_written.fetch_add(rows, Relaxed);
+        self.bytes_written.fetch_add(bytes, Relaxed);
+    }
+
+    /// The current values.
+    pub fn snapshot(&self) -> StoreStats {
+        StoreStats {
+            statements: self.statements.load(Relaxed),
+            rows_written: self.rows_written.load(Relaxed),
+            bytes_written: self.bytes_written.load(Relaxed),
+        }
+    }
+}

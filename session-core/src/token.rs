@@ -1,0 +1,149 @@
+//! Session tokens and the keys they are stored under.
+//!
+//! A [`Token`] is 256 bits from the operating system's random source; the
+//! cookie carries it as 43 characters of unpadded URL-safe base64. A store
+//! never sees a token: it sees the token's [`StoreKey`], its SHA-256, so a
+//! copy of the session table lets no one log in.
+
+use std::fmt;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+const TOKEN_BYTES: usize = 32;
+/// Length of a token's text form: `ceil(32 * 8 / 6)`.
+const TOKEN_CHARS: usize = 43;
+
+/// A secret session token: what the cookie carries.
+///
+/// Its `Debug` output is redacted so it never lands in a log by accident.
+///
+/// ```
+/// use session_core::Token;
+///
+/// let token = Token::generate().unwrap();
+/// let text = token.to_cookie_value();
+/// assert_eq!(text.len(), 43);
+/// assert_eq!(Token::parse(&text), Some(token.clone()));
+/// assert_eq!(Token::parse("not a token"), None);
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token([u8; TOKEN_BYTES]);
+
+impl Token {
+    /// A fresh token of 256 bits from the operating system's random source.
+    ///
+    /// # Errors
+    /// [`Error::Random`] when the OS random source fails, which on a working
+    /// system does not happen.
+    pub fn generate() -> Result<Token> {
+        let mut bytes = [0u8; TOKEN_BYTES];
+        getrandom::getrandom(&mut bytes).map_err(Error::Random)?;
+        Ok(Token(bytes))
+    }
+
+    /// Parses a cookie value. Anything that is not exactly 43 characters of
+    /// unpadded URL-safe base64 encoding 32 bytes is `None`: a malformed
+    /// cookie is treated as no cookie.
+    pub fn parse(text: &str) -> Option<Token> {
+        if text.len() != TOKEN_CHARS {
+            return None;
+        }
+        let mut bytes = [0u8; TOKEN_BYTES];
+        match URL_SAFE_NO_PAD.decode_slice(text, &mut bytes) {
+            Ok(TOKEN_BYTES) => Some(Token(bytes)),
+            _ => None,
+        }
+    }
+
+    /// The cookie value: 43 characters of unpadded URL-safe base64.
+    pub fn to_cookie_value(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.0)
+    }
+
+    /// The key a store keeps this session under: the SHA-256 of the token.
+    pub fn store_key(&self) -> StoreKey {
+        StoreKey(Sha256::digest(self.0).into())
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+/// The SHA-256 of a [`Token`]: what stores index sessions by.
+///
+/// Knowing a key does not let anyone present the token, so keys may appear
+/// in logs (their `Debug` form shows the first 8 bytes in hex).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StoreKey([u8; 32]);
+
+impl StoreKey {
+    /// The 32 bytes of the hash.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Builds a key from stored bytes (stores use this when reading keys back).
+    pub fn from_bytes(bytes: [u8; 32]) -> StoreKey {
+        StoreKey(bytes)
+    }
+}
+
+impl fmt::Debug for StoreKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StoreKey(")?;
+        for b in &self.0[..8] {
+            write!(f, "{b:02x}")?;
+        }
+        write!(f, "…)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_distinct_and_round_trip() {
+        let a = Token::generate().unwrap();
+        let b = Token::generate().unwrap();
+        assert_ne!(a, b);
+        let text = a.to_cookie_value();
+        assert_eq!(text.len(), TOKEN_CHARS);
+        assert!(text
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+        assert_eq!(Token::parse(&text), Some(a));
+    }
+
+    #[test]
+    fn malformed_tokens_are_none() {
+        let good = Token::generate().unwrap().to_cookie_value();
+        assert_eq!(Token::parse(""), None);
+        assert_eq!(Token::parse(&good[..42]), None);
+        assert_eq!(Token::parse(&format!("{good}A")), None);
+        let mut bad = good.clone();
+        bad.replace_range(0..1, "+");
+        assert_eq!(Token::parse(&bad), None);
+        assert_eq!(Token::parse(&"é".repeat(21)), None);
+        // 43 chars whose last char carries non-zero padding bits do not decode.
+        let mut trailing = good[..42].to_string();
+        trailing.push('B');
+        let _ = Token::parse(&trailing); // must not panic, either result is fine
+    }
+
+    #[test]
+    fn store_key_is_sha256_of_token_bytes_not_the_token() {
+        let token = Token::generate().unwrap();
+        let key = token.store_key();
+        assert_eq!(key.as_bytes(), &<[u8; 32]>::from(Sha256::digest(token.0)));
+        assert_ne!(key.as_bytes(), &token.0);
+        assert!(!format!("{token:?}").contains(&token.to_cookie_value()));
+    }
+}
