@@ -20,11 +20,18 @@ pub struct Slot<T> {
     value: OnceLock<T>,
 }
 
-impl<T> Default for Slot<T> {
-    fn default() -> Self {
+impl<T> Slot<T> {
+    /// An empty slot: nothing decoded yet.
+    pub const fn new() -> Self {
         Slot {
             value: OnceLock::new(),
         }
+    }
+}
+
+impl<T> Default for Slot<T> {
+    fn default() -> Self {
+        Slot::new()
     }
 }
 
