@@ -40,7 +40,9 @@ pub enum Error {
     },
 
     /// An encoded field is larger than `max_field_bytes`; nothing was written.
-    #[error("session field `{field}` is {size} bytes, over the `max_field_bytes` limit of {limit}")]
+    #[error(
+        "session field `{field}` is {size} bytes, over the `max_field_bytes` limit of {limit}"
+    )]
     FieldTooLarge {
         /// The field's stored name.
         field: &'static str,

@@ -35,15 +35,32 @@ pub struct Cart;
 #[derive(Debug)]
 pub struct CartHandle {
     state: SessionState,
-    slots: (Slot<Option<u64>>, Slot<Vec<String>>, Slot<u32>, Slot<Vec<String>>),
+    slots: (
+        Slot<Option<u64>>,
+        Slot<Vec<String>>,
+        Slot<u32>,
+        Slot<Vec<String>>,
+    ),
 }
 
 impl SessionData for Cart {
     const FIELDS: &'static [FieldDef] = &[
-        FieldDef { name: "user", deferred: false },
-        FieldDef { name: "cart", deferred: false },
-        FieldDef { name: "visits", deferred: false },
-        FieldDef { name: "history", deferred: true },
+        FieldDef {
+            name: "user",
+            deferred: false,
+        },
+        FieldDef {
+            name: "cart",
+            deferred: false,
+        },
+        FieldDef {
+            name: "visits",
+            deferred: false,
+        },
+        FieldDef {
+            name: "history",
+            deferred: true,
+        },
     ];
     const DEFERRED: &'static [&'static str] = &["history"];
     type Codec = JsonCodec;
@@ -82,31 +99,49 @@ impl SessionHandle for CartHandle {
 #[allow(missing_docs)]
 impl CartHandle {
     pub async fn user(&self) -> Result<&Option<u64>> {
-        self.slots.0.get::<JsonCodec>(&self.state, 0, Default::default).await
+        self.slots
+            .0
+            .get::<JsonCodec>(&self.state, 0, Default::default)
+            .await
     }
     pub fn set_user(&mut self, v: Option<u64>) {
         self.slots.0.set(&mut self.state, 0, v)
     }
     pub async fn cart(&self) -> Result<&Vec<String>> {
-        self.slots.1.get::<JsonCodec>(&self.state, 1, Default::default).await
+        self.slots
+            .1
+            .get::<JsonCodec>(&self.state, 1, Default::default)
+            .await
     }
     pub async fn cart_mut(&mut self) -> Result<&mut Vec<String>> {
-        self.slots.1.get_mut::<JsonCodec>(&mut self.state, 1, Default::default).await
+        self.slots
+            .1
+            .get_mut::<JsonCodec>(&mut self.state, 1, Default::default)
+            .await
     }
     pub fn remove_cart(&mut self) {
         self.slots.1.remove(&mut self.state, 1, Default::default)
     }
     pub async fn visits(&self) -> Result<&u32> {
-        self.slots.2.get::<JsonCodec>(&self.state, 2, Default::default).await
+        self.slots
+            .2
+            .get::<JsonCodec>(&self.state, 2, Default::default)
+            .await
     }
     pub async fn visits_mut(&mut self) -> Result<&mut u32> {
-        self.slots.2.get_mut::<JsonCodec>(&mut self.state, 2, Default::default).await
+        self.slots
+            .2
+            .get_mut::<JsonCodec>(&mut self.state, 2, Default::default)
+            .await
     }
     pub fn set_visits(&mut self, v: u32) {
         self.slots.2.set(&mut self.state, 2, v)
     }
     pub async fn history(&self) -> Result<&Vec<String>> {
-        self.slots.3.get::<JsonCodec>(&self.state, 3, Default::default).await
+        self.slots
+            .3
+            .get::<JsonCodec>(&self.state, 3, Default::default)
+            .await
     }
     pub fn set_history(&mut self, v: Vec<String>) {
         self.slots.3.set(&mut self.state, 3, v)
@@ -120,11 +155,16 @@ impl CartHandle {
 }
 
 /// Runs every conformance check against stores from `$factory`, an async
-/// function returning a fresh, isolated `Arc<dyn SessionStore>`.
+/// function returning a fresh, isolated store. With a second argument, an
+/// async function taking `&Store`, that function tears the store down after
+/// each passing check (a failing one leaves its data for inspection).
 #[macro_export]
 macro_rules! store_conformance_tests {
     ($factory:path) => {
-        $crate::store_conformance_tests!(@tests $factory;
+        $crate::store_conformance_tests!($factory, $crate::testing::no_teardown);
+    };
+    ($factory:path, $teardown:path) => {
+        $crate::store_conformance_tests!(@tests $factory, $teardown;
             create_then_load,
             load_skips_deferred_fields,
             create_refuses_a_taken_key,
@@ -144,19 +184,27 @@ macro_rules! store_conformance_tests {
             concurrent_sessions_lose_no_update,
         );
     };
-    (@tests $factory:path; $($name:ident,)*) => {
+    (@tests $factory:path, $teardown:path; $($name:ident,)*) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
-                $crate::testing::$name($factory().await).await;
+                let store = ::std::sync::Arc::new($factory().await);
+                $crate::testing::$name(store.clone()).await;
+                $teardown(&*store).await;
             }
         )*
     };
 }
 
+/// The teardown of stores that need none.
+pub async fn no_teardown<S>(_: &S) {}
+
 fn at() -> Validity {
     let now = now();
-    Validity { now, created_after: now - 1_000_000 }
+    Validity {
+        now,
+        created_after: now - 1_000_000,
+    }
 }
 
 fn key() -> StoreKey {
@@ -164,7 +212,10 @@ fn key() -> StoreKey {
 }
 
 fn field<'a>(fields: &'a [(String, Vec<u8>)], name: &str) -> Option<&'a [u8]> {
-    fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice())
+    fields
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_slice())
 }
 
 async fn make(store: &dyn SessionStore, fields: &[(&'static str, Vec<u8>)]) -> StoreKey {
@@ -182,26 +233,64 @@ fn manager(store: Arc<dyn SessionStore>) -> SessionManager {
 pub async fn create_then_load(store: Arc<dyn SessionStore>) {
     let t = now();
     let key = key();
-    assert!(store.create(&key, t, t + 60, &[("a", b"1".to_vec()), ("b", b"22".to_vec())]).await.unwrap());
-    let record = store.load(&key, &[], at()).await.unwrap().expect("created session loads");
+    assert!(store
+        .create(
+            &key,
+            t,
+            t + 60,
+            &[("a", b"1".to_vec()), ("b", b"22".to_vec())]
+        )
+        .await
+        .unwrap());
+    let record = store
+        .load(&key, &[], at())
+        .await
+        .unwrap()
+        .expect("created session loads");
     assert_eq!(record.created_at, t);
     assert_eq!(record.expires_at, t + 60);
     assert_eq!(field(&record.fields, "a"), Some(&b"1"[..]));
     assert_eq!(field(&record.fields, "b"), Some(&b"22"[..]));
     assert_eq!(record.fields.len(), 2);
-    assert!(store.load(&self::key(), &[], at()).await.unwrap().is_none(), "unknown key is None");
+    assert!(
+        store.load(&self::key(), &[], at()).await.unwrap().is_none(),
+        "unknown key is None"
+    );
 }
 
 /// `load` skips the named (deferred) fields; `load_field` fetches one.
 pub async fn load_skips_deferred_fields(store: Arc<dyn SessionStore>) {
-    let key = make(&*store, &[("a", b"1".to_vec()), ("big", b"[1,2]".to_vec()), ("c", b"3".to_vec())]).await;
-    let record = store.load(&key, &["big", "c"], at()).await.unwrap().unwrap();
+    let key = make(
+        &*store,
+        &[
+            ("a", b"1".to_vec()),
+            ("big", b"[1,2]".to_vec()),
+            ("c", b"3".to_vec()),
+        ],
+    )
+    .await;
+    let record = store
+        .load(&key, &["big", "c"], at())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(record.fields, vec![("a".to_string(), b"1".to_vec())]);
-    assert_eq!(store.load_field(&key, "big", at()).await.unwrap().as_deref(), Some(&b"[1,2]"[..]));
+    assert_eq!(
+        store
+            .load_field(&key, "big", at())
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(&b"[1,2]"[..])
+    );
     assert_eq!(store.load_field(&key, "missing", at()).await.unwrap(), None);
     // a session with only deferred fields still loads (with no fields)
     let key2 = make(&*store, &[("big", b"1".to_vec())]).await;
-    let record = store.load(&key2, &["big"], at()).await.unwrap().expect("session exists");
+    let record = store
+        .load(&key2, &["big"], at())
+        .await
+        .unwrap()
+        .expect("session exists");
     assert!(record.fields.is_empty());
 }
 
@@ -209,7 +298,10 @@ pub async fn load_skips_deferred_fields(store: Arc<dyn SessionStore>) {
 pub async fn create_refuses_a_taken_key(store: Arc<dyn SessionStore>) {
     let key = make(&*store, &[("a", b"1".to_vec())]).await;
     let t = now();
-    assert!(!store.create(&key, t, t + 60, &[("a", b"2".to_vec())]).await.unwrap());
+    assert!(!store
+        .create(&key, t, t + 60, &[("a", b"2".to_vec())])
+        .await
+        .unwrap());
     let record = store.load(&key, &[], at()).await.unwrap().unwrap();
     assert_eq!(field(&record.fields, "a"), Some(&b"1"[..]));
 }
@@ -217,8 +309,14 @@ pub async fn create_refuses_a_taken_key(store: Arc<dyn SessionStore>) {
 /// `save` writes the named fields and leaves the others as they were.
 pub async fn save_changes_only_named_fields(store: Arc<dyn SessionStore>) {
     let key = make(&*store, &[("a", b"1".to_vec()), ("b", b"2".to_vec())]).await;
-    let changes = Changes { upsert: vec![("a", b"10".to_vec()), ("new", b"n".to_vec())], ..Changes::default() };
-    assert_eq!(store.save(&key, &changes, at()).await.unwrap(), Saved::Saved);
+    let changes = Changes {
+        upsert: vec![("a", b"10".to_vec()), ("new", b"n".to_vec())],
+        ..Changes::default()
+    };
+    assert_eq!(
+        store.save(&key, &changes, at()).await.unwrap(),
+        Saved::Saved
+    );
     let record = store.load(&key, &[], at()).await.unwrap().unwrap();
     assert_eq!(field(&record.fields, "a"), Some(&b"10"[..]));
     assert_eq!(field(&record.fields, "b"), Some(&b"2"[..]));
@@ -230,28 +328,55 @@ pub async fn save_changes_only_named_fields(store: Arc<dyn SessionStore>) {
 pub async fn save_never_resurrects(store: Arc<dyn SessionStore>) {
     let key = make(&*store, &[("user", b"42".to_vec())]).await;
     store.destroy(&key).await.unwrap();
-    let changes = Changes { upsert: vec![("cart", b"[1]".to_vec())], ..Changes::default() };
+    let changes = Changes {
+        upsert: vec![("cart", b"[1]".to_vec())],
+        ..Changes::default()
+    };
     assert_eq!(store.save(&key, &changes, at()).await.unwrap(), Saved::Gone);
     assert!(store.load(&key, &[], at()).await.unwrap().is_none());
     assert_eq!(store.load_field(&key, "cart", at()).await.unwrap(), None);
     // unknown key
     let unknown = self::key();
-    assert_eq!(store.save(&unknown, &changes, at()).await.unwrap(), Saved::Gone);
+    assert_eq!(
+        store.save(&unknown, &changes, at()).await.unwrap(),
+        Saved::Gone
+    );
     assert!(store.load(&unknown, &[], at()).await.unwrap().is_none());
     // expired but not yet cleaned up
     let t = now();
     let expired = self::key();
-    assert!(store.create(&expired, t - 100, t - 1, &[("user", b"1".to_vec())]).await.unwrap());
-    assert_eq!(store.save(&expired, &changes, at()).await.unwrap(), Saved::Gone);
+    assert!(store
+        .create(&expired, t - 100, t - 1, &[("user", b"1".to_vec())])
+        .await
+        .unwrap());
+    assert_eq!(
+        store.save(&expired, &changes, at()).await.unwrap(),
+        Saved::Gone
+    );
     // destroying twice is fine
     store.destroy(&key).await.unwrap();
 }
 
 /// Removed fields are gone; the rest stay.
 pub async fn remove_deletes_fields(store: Arc<dyn SessionStore>) {
-    let key = make(&*store, &[("a", b"1".to_vec()), ("b", b"2".to_vec()), ("c", b"3".to_vec())]).await;
-    let changes = Changes { upsert: vec![("c", b"30".to_vec())], remove: vec!["a", "zzz"], expiry: None };
-    assert_eq!(store.save(&key, &changes, at()).await.unwrap(), Saved::Saved);
+    let key = make(
+        &*store,
+        &[
+            ("a", b"1".to_vec()),
+            ("b", b"2".to_vec()),
+            ("c", b"3".to_vec()),
+        ],
+    )
+    .await;
+    let changes = Changes {
+        upsert: vec![("c", b"30".to_vec())],
+        remove: vec!["a", "zzz"],
+        expiry: None,
+    };
+    assert_eq!(
+        store.save(&key, &changes, at()).await.unwrap(),
+        Saved::Saved
+    );
     let record = store.load(&key, &[], at()).await.unwrap().unwrap();
     let mut names: Vec<_> = record.fields.iter().map(|(n, _)| n.as_str()).collect();
     names.sort();
@@ -264,16 +389,37 @@ pub async fn remove_deletes_fields(store: Arc<dyn SessionStore>) {
 pub async fn expired_sessions_are_never_returned(store: Arc<dyn SessionStore>) {
     let t = now();
     let idle = key();
-    assert!(store.create(&idle, t - 100, t, &[("a", b"1".to_vec())]).await.unwrap());
-    let v = Validity { now: t, created_after: t - 1000 };
-    assert!(store.load(&idle, &[], v).await.unwrap().is_none(), "expires_at == now is expired");
+    assert!(store
+        .create(&idle, t - 100, t, &[("a", b"1".to_vec())])
+        .await
+        .unwrap());
+    let v = Validity {
+        now: t,
+        created_after: t - 1000,
+    };
+    assert!(
+        store.load(&idle, &[], v).await.unwrap().is_none(),
+        "expires_at == now is expired"
+    );
     assert_eq!(store.load_field(&idle, "a", v).await.unwrap(), None);
     let old = key();
-    assert!(store.create(&old, t - 1000, t + 1000, &[("a", b"1".to_vec())]).await.unwrap());
-    assert!(store.load(&old, &[], v).await.unwrap().is_none(), "created_at == created_after is too old");
-    let young = Validity { now: t, created_after: t - 1001 };
+    assert!(store
+        .create(&old, t - 1000, t + 1000, &[("a", b"1".to_vec())])
+        .await
+        .unwrap());
+    assert!(
+        store.load(&old, &[], v).await.unwrap().is_none(),
+        "created_at == created_after is too old"
+    );
+    let young = Validity {
+        now: t,
+        created_after: t - 1001,
+    };
     assert!(store.load(&old, &[], young).await.unwrap().is_some());
-    assert!(!store.rename(&idle, &key(), v).await.unwrap(), "an expired session cannot be renamed");
+    assert!(
+        !store.rename(&idle, &key(), v).await.unwrap(),
+        "an expired session cannot be renamed"
+    );
 }
 
 /// `rename` moves the data to the new key; the old key is dead.
@@ -284,23 +430,62 @@ pub async fn rename_moves_data(store: Arc<dyn SessionStore>) {
     assert!(store.load(&from, &[], at()).await.unwrap().is_none());
     let record = store.load(&to, &[], at()).await.unwrap().unwrap();
     assert_eq!(field(&record.fields, "a"), Some(&b"1"[..]));
-    assert!(!store.rename(&from, &key(), at()).await.unwrap(), "renaming a missing session is false");
+    assert!(
+        !store.rename(&from, &key(), at()).await.unwrap(),
+        "renaming a missing session is false"
+    );
 }
 
 /// A touch only moves the expiry forward; an explicit set may shorten it.
 pub async fn touch_never_shortens(store: Arc<dyn SessionStore>) {
     let t = now();
     let key = key();
-    assert!(store.create(&key, t, t + 1000, &[("a", b"1".to_vec())]).await.unwrap());
-    let earlier = Changes { expiry: Some(ExpiryUpdate::Extend(t + 500)), ..Changes::default() };
+    assert!(store
+        .create(&key, t, t + 1000, &[("a", b"1".to_vec())])
+        .await
+        .unwrap());
+    let earlier = Changes {
+        expiry: Some(ExpiryUpdate::Extend(t + 500)),
+        ..Changes::default()
+    };
     store.save(&key, &earlier, at()).await.unwrap();
-    assert_eq!(store.load(&key, &[], at()).await.unwrap().unwrap().expires_at, t + 1000);
-    let later = Changes { expiry: Some(ExpiryUpdate::Extend(t + 2000)), ..Changes::default() };
+    assert_eq!(
+        store
+            .load(&key, &[], at())
+            .await
+            .unwrap()
+            .unwrap()
+            .expires_at,
+        t + 1000
+    );
+    let later = Changes {
+        expiry: Some(ExpiryUpdate::Extend(t + 2000)),
+        ..Changes::default()
+    };
     store.save(&key, &later, at()).await.unwrap();
-    assert_eq!(store.load(&key, &[], at()).await.unwrap().unwrap().expires_at, t + 2000);
-    let set = Changes { expiry: Some(ExpiryUpdate::Set(t + 100)), ..Changes::default() };
+    assert_eq!(
+        store
+            .load(&key, &[], at())
+            .await
+            .unwrap()
+            .unwrap()
+            .expires_at,
+        t + 2000
+    );
+    let set = Changes {
+        expiry: Some(ExpiryUpdate::Set(t + 100)),
+        ..Changes::default()
+    };
     store.save(&key, &set, at()).await.unwrap();
-    assert_eq!(store.load(&key, &[], at()).await.unwrap().unwrap().expires_at, t + 100);
+    assert_eq!(
+        store
+            .load(&key, &[], at())
+            .await
+            .unwrap()
+            .unwrap()
+            .expires_at,
+        t + 100
+    );
 }
 
 /// Cleanup deletes expired sessions in bounded batches and keeps live ones.
@@ -309,7 +494,10 @@ pub async fn delete_expired_in_batches(store: Arc<dyn SessionStore>) {
     let mut expired = Vec::new();
     for _ in 0..5 {
         let k = key();
-        assert!(store.create(&k, t - 100, t - 10, &[("a", b"1".to_vec())]).await.unwrap());
+        assert!(store
+            .create(&k, t - 100, t - 10, &[("a", b"1".to_vec())])
+            .await
+            .unwrap());
         expired.push(k);
     }
     let live = make(&*store, &[("a", b"1".to_vec())]).await;
@@ -319,8 +507,14 @@ pub async fn delete_expired_in_batches(store: Arc<dyn SessionStore>) {
     assert_eq!(store.delete_expired(t, 2).await.unwrap(), 0);
     assert!(store.load(&live, &[], at()).await.unwrap().is_some());
     for k in &expired {
-        let far_past = Validity { now: t - 1000, created_after: t - 10_000 };
-        assert!(store.load(k, &[], far_past).await.unwrap().is_none(), "expired rows are really gone");
+        let far_past = Validity {
+            now: t - 1000,
+            created_after: t - 10_000,
+        };
+        assert!(
+            store.load(k, &[], far_past).await.unwrap().is_none(),
+            "expired rows are really gone"
+        );
     }
 }
 
@@ -332,7 +526,10 @@ pub async fn concurrent_saves_of_different_fields_all_land(store: Arc<dyn Sessio
             let store = store.clone();
             tokio::spawn(async move {
                 let name: &'static str = Box::leak(format!("f{i}").into_boxed_str());
-                let changes = Changes { upsert: vec![(name, i.to_string().into_bytes())], ..Changes::default() };
+                let changes = Changes {
+                    upsert: vec![(name, i.to_string().into_bytes())],
+                    ..Changes::default()
+                };
                 store.save(&key, &changes, at()).await
             })
         })
@@ -343,7 +540,10 @@ pub async fn concurrent_saves_of_different_fields_all_land(store: Arc<dyn Sessio
     let record = store.load(&key, &[], at()).await.unwrap().unwrap();
     assert_eq!(record.fields.len(), 17);
     for i in 0..16 {
-        assert_eq!(field(&record.fields, &format!("f{i}")), Some(i.to_string().as_bytes()));
+        assert_eq!(
+            field(&record.fields, &format!("f{i}")),
+            Some(i.to_string().as_bytes())
+        );
     }
 }
 
@@ -354,7 +554,10 @@ pub async fn concurrent_adds_of_the_same_field_do_not_fail(store: Arc<dyn Sessio
         .map(|i| {
             let store = store.clone();
             tokio::spawn(async move {
-                let changes = Changes { upsert: vec![("same", format!("{i}").into_bytes())], ..Changes::default() };
+                let changes = Changes {
+                    upsert: vec![("same", format!("{i}").into_bytes())],
+                    ..Changes::default()
+                };
                 store.save(&key, &changes, at()).await
             })
         })
@@ -424,7 +627,11 @@ pub async fn statement_counts_per_request_kind(store: Arc<dyn SessionStore>) {
     })
     .await;
     assert_eq!(n, 1);
-    assert_eq!(read.state_mut_ref().take_cookie_action(), None, "a read sends no cookie");
+    assert_eq!(
+        read.state_mut_ref().take_cookie_action(),
+        None,
+        "a read sends no cookie"
+    );
 
     // change one field of a loaded session: 2
     let mut bump = m.open::<Cart>(Some(&cookie));
@@ -473,12 +680,23 @@ pub async fn statement_counts_per_request_kind(store: Arc<dyn SessionStore>) {
     })
     .await;
     assert_eq!(n, 1);
-    assert_eq!(logout.state_mut_ref().take_cookie_action(), Some(CookieAction::Remove));
+    assert_eq!(
+        logout.state_mut_ref().take_cookie_action(),
+        Some(CookieAction::Remove)
+    );
     let mut after = m.open::<Cart>(Some(&cookie));
-    assert_eq!(*after.user().await.unwrap(), None, "destroyed session is gone");
+    assert_eq!(
+        *after.user().await.unwrap(),
+        None,
+        "destroyed session is gone"
+    );
     assert!(after.state_ref().is_new());
     assert_eq!(flush(&mut after).await.unwrap(), Outcome::Unchanged);
-    assert_eq!(after.state_mut_ref().take_cookie_action(), Some(CookieAction::Remove), "a dead cookie is removed");
+    assert_eq!(
+        after.state_mut_ref().take_cookie_action(),
+        Some(CookieAction::Remove),
+        "a dead cookie is removed"
+    );
 }
 
 /// `regenerate` issues a new token that keeps the data; the old token is
@@ -528,7 +746,10 @@ pub async fn destroy_wins_over_a_slower_request(store: Arc<dyn SessionStore>) {
     logout.state_mut_ref().destroy().await.unwrap();
 
     assert_eq!(flush(&mut slow).await.unwrap(), Outcome::Interrupted);
-    assert_eq!(slow.state_mut_ref().take_cookie_action(), Some(CookieAction::Remove));
+    assert_eq!(
+        slow.state_mut_ref().take_cookie_action(),
+        Some(CookieAction::Remove)
+    );
     assert_eq!(flush(&mut blind).await.unwrap(), Outcome::Interrupted);
     let check = m.open::<Cart>(Some(&cookie));
     assert_eq!(*check.user().await.unwrap(), None);

@@ -348,7 +348,9 @@ impl SessionState {
         let config = self.manager.config();
         let secs = |s: u64| i64::try_from(s).unwrap_or(i64::MAX / 2);
         let loaded = self.loaded();
-        let cap = loaded.map_or(self.now, |l| l.created_at).saturating_add(secs(config.max_lifetime));
+        let cap = loaded
+            .map_or(self.now, |l| l.created_at)
+            .saturating_add(secs(config.max_lifetime));
         if let Some(at) = self.expiry {
             return Some(ExpiryUpdate::Set(at.min(cap)));
         }
@@ -362,4 +364,3 @@ impl SessionState {
         (at > loaded.expires_at).then_some(ExpiryUpdate::Extend(at))
     }
 }
-

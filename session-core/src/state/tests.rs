@@ -75,7 +75,11 @@ async fn a_mut_access_that_leaves_the_bytes_equal_writes_nothing() {
     let _ = fresh.cart_mut().await.unwrap();
     assert!(plan(&fresh).changes.upsert.is_empty());
     assert_eq!(flush(&mut fresh).await.unwrap(), Outcome::Unchanged);
-    assert_eq!(fresh.state_mut().take_cookie_action(), None, "nothing stored, no cookie");
+    assert_eq!(
+        fresh.state_mut().take_cookie_action(),
+        None,
+        "nothing stored, no cookie"
+    );
 }
 
 #[tokio::test]
@@ -99,7 +103,10 @@ async fn a_removed_field_is_reported_as_removed() {
     let cookie = existing(&m).await;
     let mut h = m.open::<Cart>(Some(&cookie));
     h.remove_cart();
-    assert!(h.cart().await.unwrap().is_empty(), "a removed field reads as its default");
+    assert!(
+        h.cart().await.unwrap().is_empty(),
+        "a removed field reads as its default"
+    );
     let p = plan(&h);
     assert_eq!(p.changes.remove, vec!["cart"]);
     assert!(p.changes.upsert.is_empty());
@@ -136,7 +143,10 @@ async fn a_deferred_field_is_not_part_of_the_first_load() {
         other => panic!("{other:?}"),
     };
     let key = crate::Token::parse(&cookie).unwrap().store_key();
-    let at = crate::store::Validity { now: crate::manager::now(), created_after: 0 };
+    let at = crate::store::Validity {
+        now: crate::manager::now(),
+        created_after: 0,
+    };
     let record = store.load(&key, Cart_DEFERRED, at).await.unwrap().unwrap();
     assert!(record.fields.iter().all(|(n, _)| n != "history"));
 
@@ -145,7 +155,11 @@ async fn a_deferred_field_is_not_part_of_the_first_load() {
     assert_eq!(*h.visits().await.unwrap(), 1);
     assert_eq!((store.stats() - before).statements, 1);
     assert_eq!(*h.history().await.unwrap(), ["/a", "/b"]);
-    assert_eq!((store.stats() - before).statements, 2, "the deferred field took its own query");
+    assert_eq!(
+        (store.stats() - before).statements,
+        2,
+        "the deferred field took its own query"
+    );
 }
 
 #[allow(non_upper_case_globals)]
@@ -154,18 +168,34 @@ const Cart_DEFERRED: &[&str] = <Cart as crate::SessionData>::DEFERRED;
 #[tokio::test]
 async fn size_limits_refuse_before_writing() {
     let store = Arc::new(MemoryStore::new());
-    let config = Config { max_field_bytes: 10, max_session_bytes: 16, ..Config::default() };
+    let config = Config {
+        max_field_bytes: 10,
+        max_session_bytes: 16,
+        ..Config::default()
+    };
     let m = SessionManager::new(store.clone(), config).unwrap();
     let mut h = m.open::<Cart>(None);
     h.cart_mut().await.unwrap().push("x".repeat(20));
     let err = flush(&mut h).await.unwrap_err();
-    assert!(matches!(err, crate::Error::FieldTooLarge { field: "cart", .. }), "{err}");
+    assert!(
+        matches!(err, crate::Error::FieldTooLarge { field: "cart", .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("max_field_bytes"));
     let mut h = m.open::<Cart>(None);
     h.set_history(vec!["abcdef".into()]); // 10 bytes
     h.cart_mut().await.unwrap().push("abcd".into()); // 8 bytes
     let err = flush(&mut h).await.unwrap_err();
-    assert!(matches!(err, crate::Error::SessionTooLarge { size: 18, limit: 16 }), "{err}");
+    assert!(
+        matches!(
+            err,
+            crate::Error::SessionTooLarge {
+                size: 18,
+                limit: 16
+            }
+        ),
+        "{err}"
+    );
     assert!(store.is_empty(), "nothing was written");
 }
 
@@ -175,21 +205,45 @@ async fn undecodable_fields_fall_back_or_fail_as_configured() {
     let key = crate::Token::generate().unwrap();
     let now = crate::manager::now();
     store
-        .create(&key.store_key(), now, now + 86_400, &[("visits", b"\"not a number\"".to_vec()), ("user", b"5".to_vec())])
+        .create(
+            &key.store_key(),
+            now,
+            now + 86_400,
+            &[
+                ("visits", b"\"not a number\"".to_vec()),
+                ("user", b"5".to_vec()),
+            ],
+        )
         .await
         .unwrap();
     let cookie = key.to_cookie_value();
     let m = SessionManager::new(store.clone(), Config::default()).unwrap();
     let h = m.open::<Cart>(Some(&cookie));
     assert_eq!(*h.visits().await.unwrap(), 0, "falls back to the default");
-    assert_eq!(*h.user().await.unwrap(), Some(5), "other fields are unaffected");
+    assert_eq!(
+        *h.user().await.unwrap(),
+        Some(5),
+        "other fields are unaffected"
+    );
     assert!(plan(&h).is_empty(), "a fallback is not a write");
 
-    let strict = Config { on_decode_error: crate::config::OnDecodeError::Error, ..Config::default() };
+    let strict = Config {
+        on_decode_error: crate::config::OnDecodeError::Error,
+        ..Config::default()
+    };
     let m = SessionManager::new(store, strict).unwrap();
     let h = m.open::<Cart>(Some(&cookie));
     let err = h.visits().await.unwrap_err();
-    assert!(matches!(err, crate::Error::Decode { field: "visits", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            crate::Error::Decode {
+                field: "visits",
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -203,9 +257,17 @@ async fn touch_happens_only_after_touch_after() {
     let mut h = m.open_at::<Cart>(Some(&cookie), now + 120);
     let _ = h.visits().await.unwrap();
     let expiry = plan(&h).changes.expiry;
-    assert!(matches!(expiry, Some(crate::store::ExpiryUpdate::Extend(at)) if at >= now + 120 + 86_400));
+    assert!(
+        matches!(expiry, Some(crate::store::ExpiryUpdate::Extend(at)) if at >= now + 120 + 86_400)
+    );
     assert_eq!(flush(&mut h).await.unwrap(), Outcome::Saved);
-    assert!(matches!(h.state_mut().take_cookie_action(), Some(super::CookieAction::Set { .. })), "a touch refreshes the cookie's Max-Age");
+    assert!(
+        matches!(
+            h.state_mut().take_cookie_action(),
+            Some(super::CookieAction::Set { .. })
+        ),
+        "a touch refreshes the cookie's Max-Age"
+    );
     let _ = store;
 }
 
@@ -219,7 +281,9 @@ async fn an_unknown_cookie_never_becomes_the_session_id() {
     h.set_user(Some(1));
     assert_eq!(flush(&mut h).await.unwrap(), Outcome::Created);
     match h.state_mut().take_cookie_action() {
-        Some(super::CookieAction::Set { token, .. }) => assert_ne!(token.to_cookie_value(), planted),
+        Some(super::CookieAction::Set { token, .. }) => {
+            assert_ne!(token.to_cookie_value(), planted)
+        }
         other => panic!("{other:?}"),
     }
 }

@@ -110,7 +110,8 @@ impl SessionStore for MemoryStore {
         if map.contains_key(key) {
             return Ok(false);
         }
-        self.counters.wrote(fields.iter().map(|(_, v)| v.as_slice()));
+        self.counters
+            .wrote(fields.iter().map(|(_, v)| v.as_slice()));
         let fields = fields
             .iter()
             .map(|(name, value)| (name.to_string(), value.clone()))

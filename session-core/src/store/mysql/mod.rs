@@ -1,0 +1,214 @@
+//! The MySQL / MariaDB store (feature `mysql`): the production store.
+//!
+//! Everything but the driver calls and error codes is shared with SQLite in
+//! [`sql`](super::sql); read its docs for the layout and the statements.
+//!
+//! ```no_run
+//! # async fn run() -> session_core::Result<()> {
+//! use session_core::{Config, store::mysql::MySqlStore};
+//!
+//! let config = Config { url: Some("mysql://root@127.0.0.1/test".into()), ..Config::default() };
+//! let store = MySqlStore::connect("mysql://root@127.0.0.1/test", &config).await?;
+//! store.create_tables().await?;
+//! # Ok(()) }
+//! ```
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::mysql::{MySql, MySqlConnection, MySqlDatabaseError, MySqlPool, MySqlPoolOptions};
+use sqlx::{Connection, Row};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::store::sql::{Affected, Arg, Backend, ErrorClass, SqlStore, Stmt};
+
+/// MySQL error numbers the store reacts to.
+mod codes {
+    /// `ER_LOCK_WAIT_TIMEOUT`.
+    pub const LOCK_WAIT_TIMEOUT: u16 = 1205;
+    /// `ER_LOCK_DEADLOCK`; Galera reports certification conflicts with it too.
+    pub const DEADLOCK: u16 = 1213;
+    /// `ER_CON_COUNT_ERROR`: too many connections.
+    pub const TOO_MANY_CONNECTIONS: u16 = 1040;
+    /// `ER_SERVER_SHUTDOWN`.
+    pub const SERVER_SHUTDOWN: u16 = 1053;
+    /// `ER_UNKNOWN_COM_ERROR`, which Galera returns while a node has no quorum.
+    pub const NO_QUORUM: u16 = 1047;
+    /// `ER_QUERY_INTERRUPTED`.
+    pub const QUERY_INTERRUPTED: u16 = 1317;
+}
+
+/// The session store on MySQL or MariaDB.
+pub type MySqlStore = SqlStore<MySqlBackend>;
+
+/// The MySQL half of [`MySqlStore`]: a pool and the dialect.
+#[derive(Debug, Clone)]
+pub struct MySqlBackend {
+    pool: MySqlPool,
+}
+
+impl SqlStore<MySqlBackend> {
+    /// A store on an existing pool (share your app's pool; the same sqlx
+    /// version is re-exported as `session_rocket::sqlx`). Tables are not
+    /// created: call [`create_tables`](Self::create_tables).
+    pub fn new(pool: MySqlPool) -> Self {
+        SqlStore::from_backend(MySqlBackend { pool })
+    }
+
+    /// Opens a pool of its own from `url`, sized and timed by `config`
+    /// (`max_connections`, `connect_timeout`, `table_prefix`), and checks
+    /// the server answers.
+    ///
+    /// The pool does not ping the server before handing out a connection
+    /// (`test_before_acquire(false)`): that ping is one extra round trip on
+    /// every request, and a dead connection is reported by the statement
+    /// itself, which the caller turns into a 503 for one request while the
+    /// pool replaces the connection.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when the server cannot be reached;
+    /// [`Error::Config`] for a bad URL or prefix.
+    pub async fn connect(url: &str, config: &Config) -> Result<Self> {
+        let options: sqlx::mysql::MySqlConnectOptions = url
+            .parse()
+            .map_err(|e| Error::config(format!("invalid MySQL `url`: {e}")))?;
+        let pool = MySqlPoolOptions::new()
+            .max_connections(config.max_connections)
+            .acquire_timeout(Duration::from_secs(config.connect_timeout))
+            .test_before_acquire(false)
+            .connect_with(options)
+            .await
+            .map_err(|e| Error::Unavailable(Box::new(e)))?;
+        Self::new(pool).with_table_prefix(&config.table_prefix)
+    }
+
+    /// The pool (to share it, or to close it at shutdown).
+    pub fn pool(&self) -> &MySqlPool {
+        &self.backend.pool
+    }
+}
+
+type Query<'q> = sqlx::query::Query<'q, MySql, sqlx::mysql::MySqlArguments>;
+
+fn bind<'q>(stmt: &'q Stmt<'q>) -> Query<'q> {
+    stmt.args
+        .iter()
+        .fold(sqlx::query(&stmt.sql), |q, arg| match *arg {
+            Arg::Int(v) => q.bind(v),
+            Arg::Text(v) => q.bind(v),
+            Arg::Bytes(v) => q.bind(v),
+        })
+}
+
+async fn run_all(
+    conn: &mut MySqlConnection,
+    stmts: &[Stmt<'_>],
+    first_must_match: bool,
+) -> Result<Affected, sqlx::Error> {
+    let mut affected = Vec::with_capacity(stmts.len());
+    for (i, stmt) in stmts.iter().enumerate() {
+        let n = bind(stmt).execute(&mut *conn).await?.rows_affected();
+        if i == 0 && first_must_match && n == 0 {
+            return Ok(None);
+        }
+        affected.push(n);
+    }
+    Ok(Some(affected))
+}
+
+#[async_trait]
+impl Backend for MySqlBackend {
+    const NAME: &'static str = "mysql";
+    // `v.value` names the derived table's column: portable between MySQL 8
+    // (where `VALUES(col)` is deprecated) and MariaDB.
+    const UPSERT: &'static str = "ON DUPLICATE KEY UPDATE value = v.value";
+    const GREATEST: &'static str = "GREATEST";
+    const SCHEMA: &'static str = include_str!("schema.sql");
+
+    async fn execute(
+        &self,
+        stmts: &[Stmt<'_>],
+        first_must_match: bool,
+    ) -> Result<Affected, sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        if stmts.len() == 1 {
+            return run_all(&mut conn, stmts, first_must_match).await;
+        }
+        let mut tx = conn.begin().await?;
+        let affected = run_all(&mut tx, stmts, first_must_match).await?;
+        match affected {
+            Some(_) => tx.commit().await?,
+            None => tx.rollback().await?,
+        }
+        Ok(affected)
+    }
+
+    async fn fetch_session(
+        &self,
+        stmt: &Stmt<'_>,
+    ) -> Result<Vec<(i64, i64, Option<String>, Option<Vec<u8>>)>, sqlx::Error> {
+        let rows = bind(stmt).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                // `name` is `ascii_bin`, which the protocol reports as binary.
+                let name: Option<Vec<u8>> = r.try_get(2)?;
+                let name = name
+                    .map(String::from_utf8)
+                    .transpose()
+                    .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+                Ok((r.try_get(0)?, r.try_get(1)?, name, r.try_get(3)?))
+            })
+            .collect()
+    }
+
+    async fn fetch_bytes(&self, stmt: &Stmt<'_>) -> Result<Option<Vec<u8>>, sqlx::Error> {
+        let row = bind(stmt).fetch_optional(&self.pool).await?;
+        row.map(|r| r.try_get(0)).transpose()
+    }
+
+    async fn fetch_ints(&self, stmt: &Stmt<'_>) -> Result<Vec<i64>, sqlx::Error> {
+        let rows = bind(stmt).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| r.try_get::<u64, _>(0).map(|v| v as i64))
+            .collect()
+    }
+
+    async fn run_ddl(&self, statements: &[String]) -> Result<(), sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        for sql in statements {
+            sqlx::query(sql).execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
+    fn classify(error: &sqlx::Error) -> ErrorClass {
+        match error {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Protocol(_) => ErrorClass::Unavailable,
+            sqlx::Error::Database(db) => {
+                if db.is_unique_violation() {
+                    return ErrorClass::Duplicate;
+                }
+                match db
+                    .try_downcast_ref::<MySqlDatabaseError>()
+                    .map(|e| e.number())
+                {
+                    Some(codes::DEADLOCK | codes::LOCK_WAIT_TIMEOUT) => ErrorClass::Retry,
+                    Some(
+                        codes::TOO_MANY_CONNECTIONS
+                        | codes::SERVER_SHUTDOWN
+                        | codes::NO_QUORUM
+                        | codes::QUERY_INTERRUPTED,
+                    ) => ErrorClass::Unavailable,
+                    _ => ErrorClass::Other,
+                }
+            }
+            _ => ErrorClass::Other,
+        }
+    }
+}

@@ -1,0 +1,28 @@
+-- Tables of the MySQL / MariaDB session store (session-core, feature `mysql`).
+-- The store creates them at launch unless `create_tables = false`; users
+-- without the CREATE privilege run this file once instead. With
+-- `table_prefix = "app_"`, prefix every name that starts with
+-- `sessions` or `session_fields` (tables, indexes, constraints).
+-- Works on MySQL 5.7+/8 and MariaDB 10.5+, and on Galera clusters (every
+-- table has a primary key; InnoDB only).
+
+CREATE TABLE IF NOT EXISTS `sessions` (
+  `pk` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
+  -- SHA-256 of the cookie's token: a copy of this table lets no one log in.
+  `token_hash` BINARY(32) NOT NULL,
+  -- Unix seconds.
+  `created_at` BIGINT NOT NULL,
+  `expires_at` BIGINT NOT NULL,
+  PRIMARY KEY (`pk`),
+  UNIQUE KEY `sessions_token_hash` (`token_hash`),
+  KEY `sessions_expires_at` (`expires_at`)
+) ENGINE = InnoDB;
+
+CREATE TABLE IF NOT EXISTS `session_fields` (
+  `session_pk` BIGINT UNSIGNED NOT NULL,
+  `name` VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  `value` MEDIUMBLOB NOT NULL,
+  PRIMARY KEY (`session_pk`, `name`),
+  CONSTRAINT `session_fields_session_fk` FOREIGN KEY (`session_pk`)
+    REFERENCES `sessions` (`pk`) ON DELETE CASCADE
+) ENGINE = InnoDB;
