@@ -11,6 +11,7 @@ pub use crate::state::{SessionState, Slot};
 pub use core::default::Default;
 pub use core::option::Option;
 pub use core::result::Result as StdResult;
+pub use std::vec::Vec;
 
 /// Asserts at compile time, at the field's span, that a field type can be
 /// stored: rustc reports a missing bound on the user's field type.

@@ -1,0 +1,250 @@
+//! `#[session(…)]` parsing: one typed slot per option, filled by a single
+//! `parse_nested_meta` pass (serde `internals/attr.rs`).
+//!
+//! Nothing here returns `Result`: every problem goes to the [`Ctxt`] and
+//! parsing continues, so one compile shows every bad attribute.
+
+use proc_macro2::TokenTree;
+use quote::ToTokens;
+use syn::meta::ParseNestedMeta;
+use syn::{parse_quote, Expr, ExprLit, Lit, LitStr, Token};
+
+use crate::ctxt::Ctxt;
+use crate::symbol::{
+    Symbol, CODEC, CONTAINER_KEYS, CRATE, DEFAULT, DEFERRED, FIELD_KEYS, HANDLE, RENAME, SESSION,
+};
+
+const UNKNOWN: &str = "unknown session attribute";
+const DUPLICATE: &str = "duplicate session attribute";
+const EXPECTED_LIST: &str = "expected `#[session(…)]` with a list of attributes";
+const EXPECTED_CRATE: &str = "expected `#[session(crate = \"path::to::runtime\")]`";
+const EXPECTED_CODEC: &str = "expected `#[session(codec = \"path::to::Codec\")]`";
+const EXPECTED_HANDLE: &str = "expected `#[session(handle = \"Name\")]`";
+const EXPECTED_RENAME: &str = "expected `#[session(rename = \"name\")]`";
+const EXPECTED_DEFERRED: &str = "expected `#[session(deferred)]`";
+const EXPECTED_DEFAULT: &str = "expected `#[session(default = \"path::to::function\")]`";
+
+/// A slot for one attribute that may be set once.
+struct Attr<'c, T> {
+    cx: &'c Ctxt,
+    name: Symbol,
+    value: Option<T>,
+}
+
+impl<'c, T> Attr<'c, T> {
+    fn none(cx: &'c Ctxt, name: Symbol) -> Self {
+        Attr {
+            cx,
+            name,
+            value: None,
+        }
+    }
+
+    /// Fills the slot; a second occurrence is reported at `obj`.
+    fn set<A: ToTokens>(&mut self, obj: A, value: T) {
+        if self.value.is_some() {
+            self.cx
+                .error_spanned_by(obj, format!("{DUPLICATE} `{}`", self.name));
+        } else {
+            self.value = Some(value);
+        }
+    }
+
+    fn get(self) -> Option<T> {
+        self.value
+    }
+}
+
+/// The struct's attributes.
+pub struct Container {
+    /// The runtime crate: `::session_rocket` unless `crate = "…"`.
+    pub root: syn::Path,
+    /// `codec = "…"`; `None` means the runtime's `JsonCodec`.
+    pub codec: Option<syn::Path>,
+    /// `handle = "…"`; `None` means `{Ident}Session`.
+    pub handle: Option<syn::Ident>,
+}
+
+impl Container {
+    pub fn from_ast(cx: &Ctxt, attrs: &[syn::Attribute]) -> Self {
+        let mut root = Attr::none(cx, CRATE);
+        let mut codec = Attr::none(cx, CODEC);
+        let mut handle = Attr::none(cx, HANDLE);
+
+        for_each_meta(cx, attrs, |meta| {
+            if meta.path == CRATE {
+                if let Some(lit) = string_value(cx, &meta, EXPECTED_CRATE)? {
+                    if let Some(path) =
+                        parse_lit(cx, &lit, EXPECTED_CRATE, LitStr::parse::<syn::Path>)
+                    {
+                        root.set(&meta.path, path);
+                    }
+                }
+            } else if meta.path == CODEC {
+                if let Some(lit) = string_value(cx, &meta, EXPECTED_CODEC)? {
+                    if let Some(path) =
+                        parse_lit(cx, &lit, EXPECTED_CODEC, LitStr::parse::<syn::Path>)
+                    {
+                        codec.set(&meta.path, path);
+                    }
+                }
+            } else if meta.path == HANDLE {
+                if let Some(lit) = string_value(cx, &meta, EXPECTED_HANDLE)? {
+                    if let Some(ident) =
+                        parse_lit(cx, &lit, EXPECTED_HANDLE, LitStr::parse::<syn::Ident>)
+                    {
+                        handle.set(&meta.path, ident);
+                    }
+                }
+            } else {
+                unknown(cx, &meta, CONTAINER_KEYS)?;
+            }
+            Ok(())
+        });
+
+        Container {
+            root: root.get().unwrap_or_else(|| parse_quote!(::session_rocket)),
+            codec: codec.get(),
+            handle: handle.get(),
+        }
+    }
+}
+
+/// One field's attributes.
+pub struct Field {
+    /// `rename = "…"`: the stored name, kept as the literal for spans.
+    pub rename: Option<LitStr>,
+    /// `deferred`.
+    pub deferred: bool,
+    /// `default = "…"`: a `fn() -> T`, spanned at the literal.
+    pub default: Option<syn::ExprPath>,
+}
+
+impl Field {
+    pub fn from_ast(cx: &Ctxt, attrs: &[syn::Attribute]) -> Self {
+        let mut rename = Attr::none(cx, RENAME);
+        let mut deferred = Attr::none(cx, DEFERRED);
+        let mut default = Attr::none(cx, DEFAULT);
+
+        for_each_meta(cx, attrs, |meta| {
+            if meta.path == RENAME {
+                if let Some(lit) = string_value(cx, &meta, EXPECTED_RENAME)? {
+                    rename.set(&meta.path, lit);
+                }
+            } else if meta.path == DEFERRED {
+                if meta.input.peek(Token![=]) || meta.input.peek(syn::token::Paren) {
+                    cx.error_spanned_by(&meta.path, EXPECTED_DEFERRED);
+                    skip_value(&meta)?;
+                } else {
+                    deferred.set(&meta.path, ());
+                }
+            } else if meta.path == DEFAULT {
+                if let Some(lit) = string_value(cx, &meta, EXPECTED_DEFAULT)? {
+                    if let Some(path) =
+                        parse_lit(cx, &lit, EXPECTED_DEFAULT, LitStr::parse::<syn::ExprPath>)
+                    {
+                        default.set(&meta.path, path);
+                    }
+                }
+            } else {
+                unknown(cx, &meta, FIELD_KEYS)?;
+            }
+            Ok(())
+        });
+
+        Field {
+            rename: rename.get(),
+            deferred: deferred.get().is_some(),
+            default: default.get(),
+        }
+    }
+}
+
+/// Runs `f` on every item of every `#[session(…)]` attribute.
+fn for_each_meta(
+    cx: &Ctxt,
+    attrs: &[syn::Attribute],
+    mut f: impl FnMut(ParseNestedMeta) -> syn::Result<()>,
+) {
+    for attr in attrs {
+        if attr.path() != SESSION {
+            continue;
+        }
+        if !matches!(attr.meta, syn::Meta::List(_)) {
+            cx.error_spanned_by(attr, EXPECTED_LIST);
+            continue;
+        }
+        if let Err(err) = attr.parse_nested_meta(&mut f) {
+            cx.syn_error(err);
+        }
+    }
+}
+
+/// Reports an unknown key and skips its value, so the keys after it are
+/// still checked.
+fn unknown(cx: &Ctxt, meta: &ParseNestedMeta, expected: &[Symbol]) -> syn::Result<()> {
+    let key = meta.path.to_token_stream().to_string().replace(' ', "");
+    let expected = expected
+        .iter()
+        .map(|s| format!("`{s}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    cx.error_spanned_by(
+        &meta.path,
+        format!("{UNKNOWN} `{key}`; expected one of {expected}"),
+    );
+    skip_value(meta)
+}
+
+/// Consumes `= value` or `(…)` after a key, if present.
+fn skip_value(meta: &ParseNestedMeta) -> syn::Result<()> {
+    if meta.input.peek(Token![=]) {
+        meta.input.parse::<Token![=]>()?;
+        meta.input.parse::<Expr>()?;
+    } else if meta.input.peek(syn::token::Paren) {
+        meta.input.parse::<TokenTree>()?;
+    }
+    Ok(())
+}
+
+/// The string literal in `key = "…"`. A missing `=` or a value that is not a
+/// string is reported with `expected` and yields `None`.
+fn string_value(cx: &Ctxt, meta: &ParseNestedMeta, expected: &str) -> syn::Result<Option<LitStr>> {
+    if !meta.input.peek(Token![=]) {
+        cx.error_spanned_by(&meta.path, expected);
+        skip_value(meta)?;
+        return Ok(None);
+    }
+    meta.input.parse::<Token![=]>()?;
+    let expr: Expr = meta.input.parse()?;
+    let mut value = &expr;
+    while let Expr::Group(group) = value {
+        value = &group.expr;
+    }
+    match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(lit), ..
+        }) => Ok(Some(lit.clone())),
+        _ => {
+            cx.error_spanned_by(&expr, expected);
+            Ok(None)
+        }
+    }
+}
+
+/// Parses the contents of a string literal (spanned at the literal); a
+/// parse failure is reported with `expected`.
+fn parse_lit<T>(
+    cx: &Ctxt,
+    lit: &LitStr,
+    expected: &str,
+    parse: fn(&LitStr) -> syn::Result<T>,
+) -> Option<T> {
+    match parse(lit) {
+        Ok(value) => Some(value),
+        Err(_) => {
+            cx.error_spanned_by(lit, expected);
+            None
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! Checks that need the whole model: stored names, and the method names the
+//! accessors would take. Checks of a single attribute live in `attr.rs`.
+
+use std::collections::BTreeMap;
+
+use crate::ast::{Container, Field};
+use crate::ctxt::Ctxt;
+
+/// The longest stored name a store must accept.
+const MAX_NAME_LEN: usize = 64;
+
+/// Session methods reachable on the handle through `Deref`, which a
+/// generated accessor of the same name would hide. `save` is reserved for
+/// the runtime.
+const SESSION_METHODS: &[&str] = &[
+    "id",
+    "is_new",
+    "regenerate",
+    "set_expiry",
+    "destroy",
+    "is_destroyed",
+    "save",
+];
+
+pub fn check(cx: &Ctxt, cont: &Container) {
+    check_stored_names(cx, &cont.fields);
+    check_reserved_names(cx, &cont.fields);
+    check_accessor_collisions(cx, &cont.fields);
+}
+
+fn is_valid_name(name: &str) -> bool {
+    (1..=MAX_NAME_LEN).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+/// Stored names are 1 to 64 of `[A-Za-z0-9_.-]`, and unique after `rename`.
+fn check_stored_names(cx: &Ctxt, fields: &[Field]) {
+    let mut seen: BTreeMap<&str, &Field> = BTreeMap::new();
+    for field in fields {
+        if !is_valid_name(&field.name) {
+            cx.error_spanned_by(
+                field.name_tokens(false),
+                format!(
+                    "invalid stored name `{}`: expected 1 to {MAX_NAME_LEN} ASCII letters, digits, `_`, `-` or `.`",
+                    field.name.escape_debug()
+                ),
+            );
+        }
+        if let Some(first) = seen.get(field.name.as_str()) {
+            cx.error_spanned_by(
+                field.name_tokens(true),
+                format!(
+                    "duplicate stored name `{}`: field `{}` is already stored under it",
+                    field.name.escape_debug(),
+                    first.base
+                ),
+            );
+        } else {
+            seen.insert(&field.name, field);
+        }
+    }
+}
+
+/// No accessor may hide a method of the session state.
+fn check_reserved_names(cx: &Ctxt, fields: &[Field]) {
+    for field in fields {
+        for accessor in field.accessors() {
+            let accessor = accessor.to_string();
+            let accessor = accessor.trim_start_matches("r#");
+            if SESSION_METHODS.contains(&accessor) {
+                cx.error_spanned_by(
+                    field.ident,
+                    format!(
+                        "field name `{base}` is reserved: its accessor `{accessor}()` would hide the session method `{accessor}()`; rename the field and keep the stored name with `#[session(rename = \"{name}\")]`",
+                        base = field.base,
+                        name = field.name,
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Two fields may not generate the same method (`a` and `a_mut` both give
+/// `a_mut()`).
+fn check_accessor_collisions(cx: &Ctxt, fields: &[Field]) {
+    let mut taken: BTreeMap<String, &Field> = BTreeMap::new();
+    for field in fields {
+        for accessor in field.accessors() {
+            let accessor = accessor.to_string().trim_start_matches("r#").to_owned();
+            if let Some(first) = taken.get(&accessor) {
+                cx.error_spanned_by(
+                    field.ident,
+                    format!(
+                        "field `{}` would generate the method `{accessor}()`, which field `{}` already generates; rename one of them (the stored name can stay with `#[session(rename = \"…\")]`)",
+                        field.base, first.base
+                    ),
+                );
+            } else {
+                taken.insert(accessor, field);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use syn::{parse_quote, DeriveInput};
+
+    use super::*;
+
+    fn errors(item: DeriveInput) -> Vec<String> {
+        let cx = Ctxt::new();
+        let cont = Container::from_ast(&cx, &item);
+        check(&cx, &cont);
+        match cx.check() {
+            Ok(()) => Vec::new(),
+            Err(err) => err.into_iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn names() {
+        assert!(is_valid_name("a"));
+        assert!(is_valid_name("user.id-2_x"));
+        assert!(is_valid_name(&"a".repeat(64)));
+        assert!(!is_valid_name(""));
+        assert!(!is_valid_name(&"a".repeat(65)));
+        assert!(!is_valid_name("a b"));
+        assert!(!is_valid_name("café"));
+    }
+
+    #[test]
+    fn duplicate_stored_name() {
+        let errs = errors(parse_quote! {
+            struct S { a: u32, #[session(rename = "a")] b: u32 }
+        });
+        assert_eq!(
+            errs,
+            ["duplicate stored name `a`: field `a` is already stored under it"]
+        );
+    }
+
+    #[test]
+    fn reserved_and_colliding() {
+        let errs = errors(parse_quote! {
+            struct S { id: u32, expiry: u32, cart: u32, cart_mut: u32, #[session(rename = "id2")] session_id: u32 }
+        });
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert!(errs[0].starts_with("field name `id` is reserved: its accessor `id()`"));
+        assert!(errs[1].contains("`set_expiry()`"));
+        assert!(errs[2].starts_with("field `cart_mut` would generate the method `cart_mut()`"));
+    }
+
+    #[test]
+    fn invalid_renamed_name() {
+        let errs = errors(parse_quote! {
+            struct S { #[session(rename = "")] a: u32, #[session(rename = "a\"b")] b: u32 }
+        });
+        assert_eq!(errs.len(), 2);
+        assert!(errs[0].starts_with("invalid stored name ``"));
+        assert!(errs[1].starts_with("invalid stored name `a\\\"b`"));
+    }
+}

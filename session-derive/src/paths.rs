@@ -1,0 +1,88 @@
+//! Every path the generated code names, in one table (Rocket's
+//! `core/codegen/src/exports.rs`).
+//!
+//! Inside the `const _: () = { … };` block the runtime is bound once as
+//! `_session` ([`bind`]); everything there is `_session::…` or `::core::…`.
+//! The handle type, which users name, sits outside the block and spells the
+//! runtime out in full ([`full`]). Nothing names `std`, `serde` or a bare
+//! `Option`/`Result`/`Vec`, which users may shadow.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned};
+
+/// `use <root>::__private as _session;`, the first item of the block.
+pub fn bind(root: &syn::Path) -> TokenStream {
+    quote!(use #root::__private as _session;)
+}
+
+/// `<root>::__private::<item>`, for code outside the block.
+pub fn full(root: &syn::Path, item: &str) -> TokenStream {
+    let item = syn::Ident::new(item, Span::call_site());
+    quote!(#root::__private::#item)
+}
+
+macro_rules! paths {
+    ($($(#[$doc:meta])* $name:ident => { $($path:tt)* })*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name() -> TokenStream {
+                quote!($($path)*)
+            }
+        )*
+    };
+}
+
+macro_rules! spanned_paths {
+    ($($(#[$doc:meta])* $name:ident => { $($path:tt)* })*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(span: Span) -> TokenStream {
+                quote_spanned!(span=> $($path)*)
+            }
+        )*
+    };
+}
+
+paths! {
+    /// The trait implemented for the struct.
+    session_data => { _session::SessionData }
+    /// The trait implemented for the handle.
+    session_handle => { _session::SessionHandle }
+    /// One entry of `SessionData::FIELDS`.
+    field_def => { _session::FieldDef }
+    /// The untyped per-request state.
+    session_state => { _session::SessionState }
+    /// One decoded field.
+    slot => { _session::Slot }
+    /// The codec unless `codec = "…"`.
+    json_codec => { _session::JsonCodec }
+    /// `session_core::Result`, with the session error.
+    result => { _session::Result }
+    /// `core::result::Result`.
+    std_result => { _session::StdResult }
+    /// `core::option::Option`.
+    option => { _session::Option }
+    /// `std::vec::Vec`.
+    vec => { _session::Vec }
+    /// The boxed codec error.
+    box_error => { _session::BoxError }
+    /// `core::ops::Deref`.
+    deref => { ::core::ops::Deref }
+    /// `core::ops::DerefMut`.
+    deref_mut => { ::core::ops::DerefMut }
+    /// `core::fmt::Debug`.
+    debug => { ::core::fmt::Debug }
+    /// `core::fmt::Formatter`.
+    formatter => { ::core::fmt::Formatter }
+    /// `core::fmt::Result`.
+    fmt_result => { ::core::fmt::Result }
+}
+
+spanned_paths! {
+    /// `core::default::Default`, spanned at the field type.
+    default => { _session::Default }
+    /// Asserts the storage bounds of a field type, spanned at it.
+    assert_field => { _session::assert_field }
+    /// Asserts `Default` for a field without `default = "…"`, spanned at it.
+    assert_default => { _session::assert_default }
+}

@@ -1,0 +1,64 @@
+//! Attribute names as constants, compared against syn paths, so a misspelt
+//! name is a compile error here rather than a silent miss (serde
+//! `internals/symbol.rs`).
+
+use std::fmt::{self, Display};
+
+use syn::{Ident, Path};
+
+/// One attribute name.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Symbol(pub &'static str);
+
+/// The attribute itself: `#[session(…)]`.
+pub const SESSION: Symbol = Symbol("session");
+
+/// Container: the path of the runtime (`crate = "session_core"`).
+pub const CRATE: Symbol = Symbol("crate");
+/// Container: the codec type (`codec = "path::To::Codec"`).
+pub const CODEC: Symbol = Symbol("codec");
+/// Container: the name of the generated handle (`handle = "Name"`).
+pub const HANDLE: Symbol = Symbol("handle");
+
+/// Field: the stored name (`rename = "name"`).
+pub const RENAME: Symbol = Symbol("rename");
+/// Field: loaded by its own query on first use (`deferred`).
+pub const DEFERRED: Symbol = Symbol("deferred");
+/// Field: the function giving the value of an absent field
+/// (`default = "path::to::function"`).
+pub const DEFAULT: Symbol = Symbol("default");
+
+/// The keys accepted on the struct, in the order the docs list them.
+pub const CONTAINER_KEYS: &[Symbol] = &[CRATE, CODEC, HANDLE];
+/// The keys accepted on a field.
+pub const FIELD_KEYS: &[Symbol] = &[RENAME, DEFERRED, DEFAULT];
+
+impl PartialEq<Symbol> for Ident {
+    fn eq(&self, word: &Symbol) -> bool {
+        self == word.0
+    }
+}
+
+impl PartialEq<Symbol> for &Ident {
+    fn eq(&self, word: &Symbol) -> bool {
+        *self == word.0
+    }
+}
+
+impl PartialEq<Symbol> for Path {
+    fn eq(&self, word: &Symbol) -> bool {
+        self.is_ident(word.0)
+    }
+}
+
+impl PartialEq<Symbol> for &Path {
+    fn eq(&self, word: &Symbol) -> bool {
+        self.is_ident(word.0)
+    }
+}
+
+impl Display for Symbol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
