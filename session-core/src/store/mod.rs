@@ -92,6 +92,7 @@ use crate::token::StoreKey;
 
 #[cfg(feature = "memory")]
 pub mod memory;
+pub mod cleanup;
 mod names;
 mod stats;
 

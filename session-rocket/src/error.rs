@@ -1,0 +1,64 @@
+//! `SessionError`: what handlers return with `?`, and how it becomes a
+//! status code.
+
+use rocket::http::Status;
+use rocket::request::Request;
+use rocket::response::{self, Responder};
+
+/// The error handlers see. It implements [`Responder`], so `?` works in a
+/// handler returning `Result<_, SessionError>`:
+///
+/// | cause | status |
+/// |---|---|
+/// | the store is unreachable ([`Error::Unavailable`](session_core::Error::Unavailable)) | 503 |
+/// | anything else (a failing store, a field over the size limit, an undecodable field under `on_decode_error = "error"`) | 500 |
+///
+/// The cause is logged with its whole source chain; the client sees only
+/// the status.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// An error from the session model or its store.
+    #[error(transparent)]
+    Session(#[from] session_core::Error),
+
+    /// `Session<T>` was requested, but the `Sessions` fairing is not attached.
+    /// The guard's sentinel refuses launch in that case, so this is seen only
+    /// by apps that disable sentinels.
+    #[error("the `Sessions` fairing is not attached: add `.attach(Sessions::fairing())`")]
+    NotAttached,
+
+    /// A second `Session<T>` of the same type was requested while the first
+    /// is still alive in the same request (a guard that keeps the session
+    /// inside itself, say). Drop the first before taking the second.
+    #[error("`Session<{0}>` is already borrowed in this request")]
+    AlreadyBorrowed(&'static str),
+}
+
+impl SessionError {
+    /// The status this error answers with.
+    pub fn status(&self) -> Status {
+        match self {
+            SessionError::Session(e) if e.is_unavailable() => Status::ServiceUnavailable,
+            _ => Status::InternalServerError,
+        }
+    }
+}
+
+impl<'r, 'o: 'r> Responder<'r, 'o> for SessionError {
+    fn respond_to(self, _: &'r Request<'_>) -> response::Result<'o> {
+        log_error("session error", &self);
+        Err(self.status())
+    }
+}
+
+/// Logs an error with its whole source chain.
+pub(crate) fn log_error(context: &str, error: &(dyn std::error::Error + 'static)) {
+    let mut message = format!("{context}: {error}");
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    rocket::error!("{message}");
+}
