@@ -83,6 +83,7 @@ fn expand(cont: &Container) -> TokenStream {
         .enumerate()
         .map(|(i, f)| accessors(f, i, &codec));
     let assertions = cont.fields.iter().map(assertions);
+    let members = cont.fields.iter().map(|f| f.ident);
 
     quote! {
         #[doc = #doc]
@@ -158,10 +159,17 @@ fn expand(cont: &Container) -> TokenStream {
             }
 
             // Accessors the application does not call are not dead code it
-            // could remove.
-            #[allow(dead_code)]
+            // could remove, and `self_` gives `self__mut`.
+            #[allow(dead_code, non_snake_case)]
             impl #handle {
                 #(#accessors)*
+            }
+
+            // The struct is a schema the runtime never builds: this marks its
+            // fields as read, so private ones do not warn.
+            #[allow(dead_code)]
+            fn __read_fields(this: &#ident) {
+                let _ = (#(&this.#members,)*);
             }
 
             #(#assertions)*

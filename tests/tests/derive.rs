@@ -1,0 +1,216 @@
+//! Behaviour of the generated accessors on the memory store, counted in
+//! store statements.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use session_core::manager::now;
+use session_core::state::{flush, CookieAction, Outcome};
+use session_core::store::memory::MemoryStore;
+use session_core::store::{SessionStore, Validity};
+use session_core::{Config, SessionHandle, SessionManager};
+use session_rocket::Session;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    sku: String,
+    qty: u32,
+}
+
+#[derive(Debug, Session)]
+pub struct Shop {
+    pub user_id: Option<u64>,
+    cart: Vec<Item>,
+    pub(crate) visits: u32,
+    #[session(deferred)]
+    history: Vec<String>,
+    #[session(rename = "lang")]
+    locale: String,
+    #[session(default = "default_theme")]
+    theme: String,
+}
+
+fn default_theme() -> String {
+    "dark".into()
+}
+
+struct Fixture {
+    store: Arc<MemoryStore>,
+    manager: SessionManager,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let store = Arc::new(MemoryStore::new());
+        let manager = SessionManager::new(store.clone(), Config::default()).unwrap();
+        Fixture { store, manager }
+    }
+
+    fn open(&self, cookie: Option<&str>) -> ShopSession {
+        self.manager.open::<Shop>(cookie)
+    }
+
+    fn statements(&self) -> u64 {
+        self.store.stats().statements
+    }
+
+    /// A stored session with `user_id = 7`, `visits = 1`, `history = ["/"]`;
+    /// returns its cookie value.
+    async fn login(&self) -> String {
+        let mut s = self.open(None);
+        s.set_user_id(Some(7));
+        s.set_visits(1);
+        s.set_history(vec!["/".into()]);
+        assert_eq!(flush(&mut s).await.unwrap(), Outcome::Created);
+        match s.state_mut().take_cookie_action() {
+            Some(CookieAction::Set { token, .. }) => token.to_cookie_value(),
+            other => panic!("expected a Set-Cookie, got {other:?}"),
+        }
+    }
+}
+
+fn validity() -> Validity {
+    let now = now();
+    Validity {
+        now,
+        created_after: now - 1_000_000,
+    }
+}
+
+#[tokio::test]
+async fn reads_load_once() {
+    let f = Fixture::new();
+    let cookie = f.login().await;
+    let s = f.open(Some(&cookie));
+    let before = f.statements();
+    assert_eq!(*s.user_id().await.unwrap(), Some(7));
+    assert_eq!(*s.visits().await.unwrap(), 1);
+    assert!(s.cart().await.unwrap().is_empty(), "absent field reads as Default");
+    assert_eq!(f.statements() - before, 1, "one load for every non-deferred read");
+}
+
+#[tokio::test]
+async fn mut_marks_dirty_and_is_written() {
+    let f = Fixture::new();
+    let cookie = f.login().await;
+    let mut s = f.open(Some(&cookie));
+    s.cart_mut().await.unwrap().push(Item {
+        sku: "apple".into(),
+        qty: 2,
+    });
+    *s.visits_mut().await.unwrap() += 1;
+    assert_eq!(flush(&mut s).await.unwrap(), Outcome::Saved);
+
+    let check = f.open(Some(&cookie));
+    assert_eq!(
+        *check.cart().await.unwrap(),
+        [Item {
+            sku: "apple".into(),
+            qty: 2
+        }]
+    );
+    assert_eq!(*check.visits().await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn set_does_not_load() {
+    let f = Fixture::new();
+    let cookie = f.login().await;
+    let mut s = f.open(Some(&cookie));
+    let before = f.statements();
+    s.set_visits(10);
+    assert_eq!(f.statements() - before, 0, "a blind write loads nothing");
+    assert!(!s.is_loaded());
+    assert_eq!(flush(&mut s).await.unwrap(), Outcome::Saved);
+    assert_eq!(f.statements() - before, 1, "the write only");
+    assert_eq!(*f.open(Some(&cookie)).visits().await.unwrap(), 10);
+}
+
+#[tokio::test]
+async fn deferred_fields_load_separately() {
+    let f = Fixture::new();
+    let cookie = f.login().await;
+    let s = f.open(Some(&cookie));
+    let before = f.statements();
+    assert_eq!(*s.visits().await.unwrap(), 1);
+    assert_eq!(f.statements() - before, 1, "the first load skips `history`");
+    assert_eq!(*s.history().await.unwrap(), ["/"]);
+    assert_eq!(f.statements() - before, 2, "one more for the deferred field");
+    let _ = s.history().await.unwrap();
+    assert_eq!(f.statements() - before, 2, "and only once");
+}
+
+#[tokio::test]
+async fn renamed_fields_use_the_stored_name() {
+    let f = Fixture::new();
+    let mut s = f.open(None);
+    s.set_locale("fr".into());
+    flush(&mut s).await.unwrap();
+    let key = s.id().expect("a created session has an id");
+
+    let record = f.store.load(&key, &[], validity()).await.unwrap().unwrap();
+    let names: Vec<_> = record.fields.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["lang"]);
+    assert_eq!(record.fields[0].1, b"\"fr\"");
+}
+
+#[tokio::test]
+async fn default_function_for_absent_fields() {
+    let f = Fixture::new();
+    let cookie = f.login().await;
+    let mut s = f.open(Some(&cookie));
+    assert_eq!(*s.theme().await.unwrap(), "dark");
+    assert_eq!(*s.locale().await.unwrap(), "", "no attribute: `Default`");
+    // a default left untouched by `_mut` is not written
+    let _ = s.theme_mut().await.unwrap();
+    assert_eq!(flush(&mut s).await.unwrap(), Outcome::Unchanged);
+}
+
+#[tokio::test]
+async fn remove_resets_and_deletes() {
+    let f = Fixture::new();
+    let cookie = f.login().await;
+    let mut s = f.open(Some(&cookie));
+    s.set_theme("light".into());
+    flush(&mut s).await.unwrap();
+
+    let mut s = f.open(Some(&cookie));
+    assert_eq!(*s.theme().await.unwrap(), "light");
+    s.remove_theme();
+    assert_eq!(*s.theme().await.unwrap(), "dark", "reset to the default");
+    s.remove_user_id();
+    assert_eq!(*s.user_id().await.unwrap(), None);
+    assert_eq!(flush(&mut s).await.unwrap(), Outcome::Saved);
+
+    let key = s.id().unwrap();
+    let record = f.store.load(&key, &[], validity()).await.unwrap().unwrap();
+    let mut names: Vec<_> = record.fields.iter().map(|(n, _)| n.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["history", "visits"], "`theme` and `user_id` are deleted");
+}
+
+#[tokio::test]
+async fn session_methods_through_deref() {
+    let f = Fixture::new();
+    let fresh = f.open(None);
+    assert!(fresh.is_new());
+    assert_eq!(fresh.id(), None);
+
+    let cookie = f.login().await;
+    let mut s = f.open(Some(&cookie));
+    assert_eq!(*s.user_id().await.unwrap(), Some(7));
+    assert!(!s.is_new());
+    let old = s.id().unwrap();
+    s.regenerate();
+    s.set_expiry(60);
+    assert_ne!(s.id().unwrap(), old, "a new token");
+    assert_eq!(flush(&mut s).await.unwrap(), Outcome::Saved);
+    assert!(matches!(
+        s.state_mut().take_cookie_action(),
+        Some(CookieAction::Set { .. })
+    ));
+
+    s.destroy().await.unwrap();
+    assert!(s.is_destroyed());
+    assert!(format!("{s:?}").starts_with("ShopSession { state: SessionState"));
+}
