@@ -19,7 +19,8 @@ use crate::guard::Registry;
 const NAME: &str = "Sessions";
 
 /// The warning shown at liftoff when no `url` is configured.
-pub const MEMORY_WARNING: &str = "sessions use the in-memory store because no `url` is configured: \
+pub const MEMORY_WARNING: &str =
+    "sessions use the in-memory store because no `url` is configured: \
      for development only (sessions vanish on restart and are not shared between instances); \
      set `url` in [default.sessions] to a mysql:// or sqlite:// URL";
 
@@ -210,13 +211,6 @@ fn redact(url: &str) -> String {
     }
 }
 
-#[cfg_attr(all(feature = "memory", feature = "mysql", feature = "sqlite"), allow(dead_code))]
-fn feature_off(feature: &str) -> String {
-    format!(
-        "the `{feature}` session store is not compiled in: enable the `{feature}` feature of session-rocket"
-    )
-}
-
 #[cfg(any(feature = "mysql", feature = "sqlite"))]
 async fn prepare<B: session_core::store::sql::Backend>(
     store: &session_core::store::sql::SqlStore<B>,
@@ -279,8 +273,32 @@ async fn open(source: Source, config: &Config, profile: &str) -> Result<Opened, 
     }
 }
 
-async fn open_url(config: &Config, profile: &str) -> Result<Opened, String> {
-    let (url, development_only) = match config.url.as_deref() {
+/// Which stores this build of the crate contains. A parameter rather than
+/// bare `cfg!`s so the refusal for a missing feature is testable in any
+/// build.
+#[derive(Debug, Clone, Copy)]
+struct Compiled {
+    memory: bool,
+    mysql: bool,
+    sqlite: bool,
+}
+
+const COMPILED: Compiled = Compiled {
+    memory: cfg!(feature = "memory"),
+    mysql: cfg!(feature = "mysql"),
+    sqlite: cfg!(feature = "sqlite"),
+};
+
+/// Which store a `url` selects, before anything is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StoreChoice {
+    Memory { development_only: bool },
+    MySql,
+    Sqlite,
+}
+
+fn select(config: &Config, profile: &str, compiled: Compiled) -> Result<StoreChoice, String> {
+    let kind = match config.url.as_deref() {
         None if profile != rocket::Config::DEBUG_PROFILE.as_str() => {
             return Err(format!(
                 "no session store `url` is configured and the `{profile}` profile is not `debug`: \
@@ -289,74 +307,85 @@ async fn open_url(config: &Config, profile: &str) -> Result<Opened, String> {
                  (mysql://… or sqlite://…)"
             ));
         }
-        None => ("memory", true),
-        Some(url) => (url, false),
+        None => StoreChoice::Memory {
+            development_only: true,
+        },
+        Some(url) => match url.split_once(':').map_or(url, |(scheme, _)| scheme) {
+            "memory" => StoreChoice::Memory {
+                development_only: false,
+            },
+            "mysql" | "mariadb" => StoreChoice::MySql,
+            "sqlite" => StoreChoice::Sqlite,
+            other => {
+                return Err(format!(
+                    "unknown session store url scheme `{other}` in {}: expected `mysql://…`, `sqlite://…` or `memory`",
+                    redact(url)
+                ))
+            }
+        },
     };
+    let (feature, on) = match kind {
+        StoreChoice::Memory { .. } => ("memory", compiled.memory),
+        StoreChoice::MySql => ("mysql", compiled.mysql),
+        StoreChoice::Sqlite => ("sqlite", compiled.sqlite),
+    };
+    if !on {
+        return Err(format!(
+            "the `{feature}` session store is not compiled in: enable the `{feature}` feature of session-rocket"
+        ));
+    }
+    Ok(kind)
+}
+
+async fn open_url(config: &Config, profile: &str) -> Result<Opened, String> {
+    let kind = select(config, profile, COMPILED)?;
+    let url = config.url.as_deref().unwrap_or("memory");
     let location = redact(url);
-    let scheme = url.split_once(':').map_or(url, |(s, _)| s);
-    match scheme {
-        "memory" => {
-            #[cfg(feature = "memory")]
-            {
-                Ok(Opened {
-                    store: Arc::new(session_core::store::memory::MemoryStore::new()),
-                    kind: "memory",
-                    location,
-                    development_only,
-                    closer: Closer::None,
-                })
-            }
-            #[cfg(not(feature = "memory"))]
-            {
-                let _ = development_only;
-                Err(feature_off("memory"))
-            }
+    match kind {
+        #[cfg(feature = "memory")]
+        StoreChoice::Memory { development_only } => Ok(Opened {
+            store: Arc::new(session_core::store::memory::MemoryStore::new()),
+            kind: "memory",
+            location,
+            development_only,
+            closer: Closer::None,
+        }),
+        #[cfg(feature = "mysql")]
+        StoreChoice::MySql => {
+            let store = session_core::store::mysql::MySqlStore::connect(url, config)
+                .await
+                .map_err(|e| {
+                    format!("cannot open the session store at {location}: {}", chain(&e))
+                })?;
+            prepare(&store, config, &location).await?;
+            let closer = Closer::MySql(store.pool().clone());
+            Ok(Opened {
+                store: Arc::new(store),
+                kind: "mysql",
+                location,
+                development_only: false,
+                closer,
+            })
         }
-        "mysql" | "mariadb" => {
-            #[cfg(feature = "mysql")]
-            {
-                let store = session_core::store::mysql::MySqlStore::connect(url, config)
-                    .await
-                    .map_err(|e| format!("cannot open the session store at {location}: {}", chain(&e)))?;
-                prepare(&store, config, &location).await?;
-                let closer = Closer::MySql(store.pool().clone());
-                Ok(Opened {
-                    store: Arc::new(store),
-                    kind: "mysql",
-                    location,
-                    development_only: false,
-                    closer,
-                })
-            }
-            #[cfg(not(feature = "mysql"))]
-            {
-                Err(feature_off("mysql"))
-            }
+        #[cfg(feature = "sqlite")]
+        StoreChoice::Sqlite => {
+            let store = session_core::store::sqlite::SqliteStore::connect(url, config)
+                .await
+                .map_err(|e| {
+                    format!("cannot open the session store at {location}: {}", chain(&e))
+                })?;
+            prepare(&store, config, &location).await?;
+            let closer = Closer::Sqlite(store.pool().clone());
+            Ok(Opened {
+                store: Arc::new(store),
+                kind: "sqlite",
+                location,
+                development_only: false,
+                closer,
+            })
         }
-        "sqlite" => {
-            #[cfg(feature = "sqlite")]
-            {
-                let store = session_core::store::sqlite::SqliteStore::connect(url, config)
-                    .await
-                    .map_err(|e| format!("cannot open the session store at {location}: {}", chain(&e)))?;
-                prepare(&store, config, &location).await?;
-                let closer = Closer::Sqlite(store.pool().clone());
-                Ok(Opened {
-                    store: Arc::new(store),
-                    kind: "sqlite",
-                    location,
-                    development_only: false,
-                    closer,
-                })
-            }
-            #[cfg(not(feature = "sqlite"))]
-            {
-                Err(feature_off("sqlite"))
-            }
-        }
-        other => Err(format!(
-            "unknown session store url scheme `{other}` in {location}: expected `mysql://…`, `sqlite://…` or `memory`"
-        )),
+        #[allow(unreachable_patterns)]
+        _ => unreachable!("`select` refuses stores that are not compiled in"),
     }
 }
 
@@ -463,7 +492,12 @@ impl Fairing for Sessions {
         let Some(state) = rocket.state::<SessionsState>() else {
             return;
         };
-        if let Some(task) = state.cleanup.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(task) = state
+            .cleanup
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
             task.abort();
         }
         match &state.closer {
@@ -478,11 +512,91 @@ impl Fairing for Sessions {
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::{redact, select, Compiled, StoreChoice};
+    use session_core::Config;
+
+    const ALL: Compiled = Compiled {
+        memory: true,
+        mysql: true,
+        sqlite: true,
+    };
+
+    fn url(url: Option<&str>) -> Config {
+        Config {
+            url: url.map(str::to_string),
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn the_url_selects_the_store() {
+        assert_eq!(
+            select(&url(Some("memory")), "release", ALL),
+            Ok(StoreChoice::Memory {
+                development_only: false
+            })
+        );
+        assert_eq!(
+            select(&url(None), "debug", ALL),
+            Ok(StoreChoice::Memory {
+                development_only: true
+            })
+        );
+        assert_eq!(
+            select(&url(Some("mysql://root@h/db")), "debug", ALL),
+            Ok(StoreChoice::MySql)
+        );
+        assert_eq!(
+            select(&url(Some("sqlite://s.db")), "debug", ALL),
+            Ok(StoreChoice::Sqlite)
+        );
+        let err = select(&url(Some("postgres://u:secret@h/db")), "debug", ALL).unwrap_err();
+        assert!(
+            err.contains("unknown session store url scheme `postgres`"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("secret"),
+            "passwords never reach the log: {err}"
+        );
+    }
+
+    #[test]
+    fn release_refuses_the_implicit_memory_store() {
+        let err = select(&url(None), "release", ALL).unwrap_err();
+        assert!(err.contains("url = \"memory\""), "{err}");
+        assert!(err.contains("[release.sessions]"), "{err}");
+    }
+
+    #[test]
+    fn a_store_whose_feature_is_off_names_the_feature() {
+        let no_mysql = Compiled {
+            mysql: false,
+            ..ALL
+        };
+        let err = select(&url(Some("mysql://root@h/db")), "debug", no_mysql).unwrap_err();
+        assert_eq!(err, "the `mysql` session store is not compiled in: enable the `mysql` feature of session-rocket");
+        let no_sqlite = Compiled {
+            sqlite: false,
+            ..ALL
+        };
+        let err = select(&url(Some("sqlite://x.db")), "debug", no_sqlite).unwrap_err();
+        assert!(err.contains("enable the `sqlite` feature"), "{err}");
+        let no_memory = Compiled {
+            memory: false,
+            ..ALL
+        };
+        assert!(select(&url(None), "debug", no_memory)
+            .unwrap_err()
+            .contains("`memory` feature"));
+    }
 
     #[test]
     fn passwords_are_masked() {
-        assert_eq!(redact("mysql://root:hunter2@db:3306/app"), "mysql://root:***@db:3306/app");
+        assert_eq!(
+            redact("mysql://root:hunter2@db:3306/app"),
+            "mysql://root:***@db:3306/app"
+        );
         assert_eq!(redact("mysql://root@db/app"), "mysql://root@db/app");
         assert_eq!(redact("sqlite://data/s.db"), "sqlite://data/s.db");
         assert_eq!(redact("mysql://u:p@ss@h/d"), "mysql://u:***@h/d");

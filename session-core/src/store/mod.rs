@@ -90,9 +90,9 @@ use async_trait::async_trait;
 use crate::error::Result;
 use crate::token::StoreKey;
 
+pub mod cleanup;
 #[cfg(feature = "memory")]
 pub mod memory;
-pub mod cleanup;
 mod names;
 mod stats;
 
