@@ -1,0 +1,10 @@
+use std::cell::Cell;
+
+use session_rocket::Session;
+
+#[derive(Session)]
+struct Shop {
+    visits: Cell<u32>,
+}
+
+fn main() {}

@@ -1,0 +1,46 @@
+use serde::{Deserialize, Serialize};
+use session_rocket::Session;
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Item {
+    sku: String,
+}
+
+fn default_theme() -> String {
+    "dark".into()
+}
+
+mod codecs {
+    pub use session_rocket::__private::JsonCodec as Json;
+}
+
+#[derive(Session)]
+#[session(crate = "session_rocket", codec = "codecs::Json", handle = "ShopHandle")]
+pub struct Shop {
+    pub user_id: Option<u64>,
+    cart: Vec<Item>,
+    #[session(deferred)]
+    history: Vec<String>,
+    #[session(rename = "lang")]
+    locale: String,
+    #[session(default = "default_theme")]
+    theme: String,
+    #[session(rename = "user.session-id", deferred, default = "String::new")]
+    session_id: String,
+}
+
+async fn handler(mut session: ShopHandle) -> session_rocket::__private::Result<()> {
+    if session.user_id().await?.is_none() {
+        session.regenerate();
+    }
+    session.cart_mut().await?.push(Item::default());
+    session.set_locale("fr".into());
+    session.remove_history();
+    let _ = session.theme().await?;
+    let _ = session.session_id().await?;
+    Ok(())
+}
+
+fn main() {
+    let _ = handler;
+}

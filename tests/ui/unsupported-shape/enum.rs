@@ -1,0 +1,8 @@
+use session_rocket::Session;
+
+#[derive(Session)]
+enum Shop {
+    Empty,
+}
+
+fn main() {}

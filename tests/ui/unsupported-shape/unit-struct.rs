@@ -1,0 +1,6 @@
+use session_rocket::Session;
+
+#[derive(Session)]
+struct Shop;
+
+fn main() {}
