@@ -11,6 +11,8 @@ pub use crate::state::{SessionState, Slot};
 pub use core::default::Default;
 pub use core::option::Option;
 pub use core::result::Result as StdResult;
+pub use serde::de::DeserializeOwned;
+pub use serde::Serialize;
 pub use std::vec::Vec;
 
 /// Asserts at compile time, at the field's span, that a field type can be

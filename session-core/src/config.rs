@@ -8,6 +8,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// The largest field any store accepts: MySQL's `MEDIUMBLOB` holds
+/// 16 MiB - 1 bytes, and a larger value would be refused (or, without
+/// strict mode, truncated) by the server.
+pub const MAX_FIELD_BYTES: usize = (1 << 24) - 1;
+
 /// What to do when a stored field no longer decodes into its type (after a
 /// deploy changed the type, say).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -164,6 +169,12 @@ impl Config {
             return Err(Error::config(
                 "`max_field_bytes` and `max_session_bytes` must be positive",
             ));
+        }
+        if self.max_field_bytes > MAX_FIELD_BYTES {
+            return Err(Error::config(format!(
+                "`max_field_bytes` must be at most {MAX_FIELD_BYTES} (a MySQL MEDIUMBLOB); got {}",
+                self.max_field_bytes
+            )));
         }
         if !self.path.starts_with('/') {
             return Err(Error::config(format!(

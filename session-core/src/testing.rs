@@ -182,6 +182,7 @@ macro_rules! store_conformance_tests {
             regenerate_keeps_data_and_kills_old_token,
             destroy_wins_over_a_slower_request,
             concurrent_sessions_lose_no_update,
+            writes_racing_a_destroy_never_resurrect,
         );
     };
     (@tests $factory:path, $teardown:path; $($name:ident,)*) => {
@@ -791,4 +792,47 @@ pub async fn concurrent_sessions_lose_no_update(store: Arc<dyn SessionStore>) {
     assert_eq!(*check.cart().await.unwrap(), ["fig"]);
     assert_eq!(*check.visits().await.unwrap(), 41);
     assert_eq!(*check.history().await.unwrap(), ["/shop"]);
+}
+
+/// Many writers race one logout on the same session: whatever the
+/// interleaving, once the logout is done the session stays gone.
+pub async fn writes_racing_a_destroy_never_resurrect(store: Arc<dyn SessionStore>) {
+    for round in 0..5 {
+        let key = make(&*store, &[("user", b"1".to_vec())]).await;
+        let writers: Vec<_> = (0..8)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let mut gone = 0;
+                    for j in 0..10 {
+                        let value = format!("{round}-{i}-{j}").into_bytes();
+                        let changes = Changes {
+                            upsert: vec![("cart", value)],
+                            ..Changes::default()
+                        };
+                        if store.save(&key, &changes, at()).await.unwrap() == Saved::Gone {
+                            gone += 1;
+                        }
+                        tokio::task::yield_now().await;
+                    }
+                    gone
+                })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        store.destroy(&key).await.unwrap();
+        for w in writers {
+            w.await.unwrap();
+        }
+        assert!(
+            store.load(&key, &[], at()).await.unwrap().is_none(),
+            "round {round}: a write resurrected the session"
+        );
+        assert_eq!(store.load_field(&key, "cart", at()).await.unwrap(), None);
+        let changes = Changes {
+            upsert: vec![("cart", b"late".to_vec())],
+            ..Changes::default()
+        };
+        assert_eq!(store.save(&key, &changes, at()).await.unwrap(), Saved::Gone);
+    }
 }
