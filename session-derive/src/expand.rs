@@ -6,10 +6,9 @@
 //! bound assertion per field, spanned at the field's type.
 
 use proc_macro2::{Literal, TokenStream};
-use quote::quote;
-use quote::quote_spanned;
+use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
-use syn::DeriveInput;
+use syn::{DeriveInput, Ident};
 
 use crate::ast::{Container, Field};
 use crate::check;
@@ -82,7 +81,12 @@ fn expand(cont: &Container) -> TokenStream {
         .iter()
         .enumerate()
         .map(|(i, f)| accessors(f, i, &codec));
-    let assertions = cont.fields.iter().map(assertions);
+    let bounds: Vec<_> = cont.fields.iter().map(bounds).collect();
+    let default_fns = cont
+        .fields
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| default_fn(i, f));
     let members = cont.fields.iter().map(|f| f.ident);
 
     quote! {
@@ -96,7 +100,10 @@ fn expand(cont: &Container) -> TokenStream {
             #bind
 
             #[automatically_derived]
-            impl #session_data for #ident {
+            impl #session_data for #ident
+            where
+                #(#bounds)*
+            {
                 const FIELDS: &'static [#field_def] = &[#(#field_defs),*];
                 const DEFERRED: &'static [&'static str] = &[#(#deferred_names),*];
                 type Codec = #codec;
@@ -104,7 +111,10 @@ fn expand(cont: &Container) -> TokenStream {
             }
 
             #[automatically_derived]
-            impl #session_handle for #handle {
+            impl #session_handle for #handle
+            where
+                #(#bounds)*
+            {
                 type Data = #ident;
 
                 fn from_state(state: #state) -> Self {
@@ -161,9 +171,14 @@ fn expand(cont: &Container) -> TokenStream {
             // Accessors the application does not call are not dead code it
             // could remove, and `self_` gives `self__mut`.
             #[allow(dead_code, non_snake_case)]
-            impl #handle {
+            impl #handle
+            where
+                #(#bounds)*
+            {
                 #(#accessors)*
             }
+
+            #(#default_fns)*
 
             // The struct is a schema the runtime never builds: this marks its
             // fields as read, so private ones do not warn.
@@ -171,8 +186,6 @@ fn expand(cont: &Container) -> TokenStream {
             fn __read_fields(this: &#ident) {
                 let _ = (#(&this.#members,)*);
             }
-
-            #(#assertions)*
         };
     }
 }
@@ -182,16 +195,16 @@ fn accessors(field: &Field, index: usize, codec: &TokenStream) -> TokenStream {
     let vis = field.vis;
     let ty = field.ty;
     let member = syn::Index::from(index);
-    let index = Literal::usize_unsuffixed(index);
     let result = paths::result();
     let default = match &field.attrs.default {
-        Some(path) => quote!(#path),
+        Some(_) => default_const(index).into_token_stream(),
         None => {
             let default = paths::default(ty.span());
             quote!(<#ty as #default>::default)
         }
     };
     let [get, get_mut, set, remove] = field.accessors();
+    let index = Literal::usize_unsuffixed(index);
 
     let base = &field.base;
     let stored = if field.name == field.base {
@@ -238,16 +251,46 @@ fn accessors(field: &Field, index: usize, codec: &TokenStream) -> TokenStream {
     }
 }
 
-/// The bound checks rustc must do, spanned at the field type so E0277
-/// lands on it.
-fn assertions(field: &Field) -> TokenStream {
+/// The name of the `fn() -> T` constant holding field `index`'s
+/// `default = "…"` function.
+fn default_const(index: usize) -> Ident {
+    format_ident!("__SESSION_DEFAULT_{}", index)
+}
+
+/// `const __SESSION_DEFAULT_N: fn() -> T = path;` for a field with
+/// `default = "…"`: the function is coerced once, so a wrong signature is
+/// one error at the attribute rather than one per accessor.
+fn default_fn(index: usize, field: &Field) -> Option<TokenStream> {
+    let path = field.attrs.default.as_ref()?;
+    let ty = field.ty;
+    let name = default_const(index);
+    Some(quote_spanned!(path.span()=> const #name: fn() -> #ty = #path;))
+}
+
+/// The bounds rustc must check for one field, as where-clause predicates
+/// spanned at the field type, so E0277 lands on it.
+///
+/// Every impl whose body needs the bounds carries the same predicates: a
+/// predicate that does not hold is reported once (rustc merges the
+/// identical diagnostics), and the bodies are then checked as if it held,
+/// so a missing `Serialize` is one error on the field type and not one per
+/// accessor on the derive line.
+fn bounds(field: &Field) -> TokenStream {
     let ty = field.ty;
     let span = ty.span();
-    let assert_field = paths::assert_field(span);
-    let mut tokens = quote_spanned!(span=> const _: () = #assert_field::<#ty>(););
+    let serialize = paths::serialize(span);
+    let deserialize_owned = paths::deserialize_owned(span);
+    let send = paths::send(span);
+    let sync = paths::sync(span);
+    let mut tokens = quote_spanned! {span=>
+        #ty: #serialize,
+        #ty: #deserialize_owned,
+        #ty: #send,
+        #ty: #sync,
+    };
     if field.attrs.default.is_none() {
-        let assert_default = paths::assert_default(span);
-        tokens.extend(quote_spanned!(span=> const _: () = #assert_default::<#ty>();));
+        let default = paths::default(span);
+        tokens.extend(quote_spanned!(span=> #ty: #default,));
     }
     tokens
 }

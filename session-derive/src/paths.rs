@@ -81,8 +81,12 @@ paths! {
 spanned_paths! {
     /// `core::default::Default`, spanned at the field type.
     default => { _session::Default }
-    /// Asserts the storage bounds of a field type, spanned at it.
-    assert_field => { _session::assert_field }
-    /// Asserts `Default` for a field without `default = "…"`, spanned at it.
-    assert_default => { _session::assert_default }
+    /// Bound on every field type: it can be encoded.
+    serialize => { _session::Serialize }
+    /// Bound on every field type: it can be decoded.
+    deserialize_owned => { _session::DeserializeOwned }
+    /// Bound on every field type: the handle moves between threads.
+    send => { ::core::marker::Send }
+    /// Bound on every field type: the handle is shared across threads.
+    sync => { ::core::marker::Sync }
 }

@@ -85,8 +85,15 @@ async fn reads_load_once() {
     let before = f.statements();
     assert_eq!(*s.user_id().await.unwrap(), Some(7));
     assert_eq!(*s.visits().await.unwrap(), 1);
-    assert!(s.cart().await.unwrap().is_empty(), "absent field reads as Default");
-    assert_eq!(f.statements() - before, 1, "one load for every non-deferred read");
+    assert!(
+        s.cart().await.unwrap().is_empty(),
+        "absent field reads as Default"
+    );
+    assert_eq!(
+        f.statements() - before,
+        1,
+        "one load for every non-deferred read"
+    );
 }
 
 #[tokio::test]
@@ -135,7 +142,11 @@ async fn deferred_fields_load_separately() {
     assert_eq!(*s.visits().await.unwrap(), 1);
     assert_eq!(f.statements() - before, 1, "the first load skips `history`");
     assert_eq!(*s.history().await.unwrap(), ["/"]);
-    assert_eq!(f.statements() - before, 2, "one more for the deferred field");
+    assert_eq!(
+        f.statements() - before,
+        2,
+        "one more for the deferred field"
+    );
     let _ = s.history().await.unwrap();
     assert_eq!(f.statements() - before, 2, "and only once");
 }
@@ -186,7 +197,11 @@ async fn remove_resets_and_deletes() {
     let record = f.store.load(&key, &[], validity()).await.unwrap().unwrap();
     let mut names: Vec<_> = record.fields.iter().map(|(n, _)| n.as_str()).collect();
     names.sort();
-    assert_eq!(names, ["history", "visits"], "`theme` and `user_id` are deleted");
+    assert_eq!(
+        names,
+        ["history", "visits"],
+        "`theme` and `user_id` are deleted"
+    );
 }
 
 #[tokio::test]

@@ -121,7 +121,11 @@ pub struct One {
 
 /// Every attribute, against `session_core` directly.
 #[derive(Debug, Session)]
-#[session(crate = "session_core", codec = "session_core::codec::JsonCodec", handle = "CoreHandle")]
+#[session(
+    crate = "session_core",
+    codec = "session_core::codec::JsonCodec",
+    handle = "CoreHandle"
+)]
 pub struct Core {
     /// Renamed.
     #[session(rename = "x.y-z")]
@@ -176,7 +180,10 @@ pub async fn use_accessors(mut raw: RawSession, wide: WideSession, mut core: Cor
 fn schemas() {
     use session_core::SessionData;
     let names: Vec<_> = Raw::FIELDS.iter().map(|f| f.name).collect();
-    assert_eq!(names, ["type", "self_", "plain", "state", "slots", "index", "value"]);
+    assert_eq!(
+        names,
+        ["type", "self_", "plain", "state", "slots", "index", "value"]
+    );
     assert_eq!(Wide::FIELDS.len(), 14);
     assert!(Empty::FIELDS.is_empty());
     assert_eq!(Core::FIELDS[0].name, "x.y-z");
