@@ -22,7 +22,8 @@ use session_core::Config;
 /// ```
 /// use rocket::figment::{Figment, providers::{Format, Toml}};
 ///
-/// let figment = Figment::from(Toml::string("[default.sessions]\nttl = 600\nsecure = false"));
+/// let toml = Toml::string("[default.sessions]\nttl = 600\nsecure = false").nested();
+/// let figment = Figment::from(toml);
 /// let config = session_rocket::config::extract(&figment).unwrap();
 /// assert_eq!(config.ttl, 600);
 /// assert!(!config.secure);

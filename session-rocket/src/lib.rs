@@ -1,4 +1,252 @@
-//! Typed, lazy, field-level server-side sessions for Rocket (manual below).
+//! Typed, lazy, field-level server-side sessions for Rocket, stored in
+//! MySQL (production), SQLite (embedded) or memory (tests).
+//!
+//! - **Typed**: `#[derive(Session)]` on a plain struct generates typed
+//!   accessors per field. No string keys, no casts.
+//! - **Lazy**: taking [`Session<T>`] costs nothing; the store is read the
+//!   first time a handler reads a field, in one query, and a field's bytes
+//!   are decoded only when that field is used.
+//! - **Field-level**: only the fields whose bytes changed are written back,
+//!   in one statement. A request that changed nothing writes nothing, and
+//!   two concurrent requests that change different fields both keep their
+//!   change.
+//! - **Safe**: 256-bit tokens from the OS, stored only as SHA-256 hashes;
+//!   `HttpOnly`, `SameSite=Lax` and `Secure` cookies by default;
+//!   [`regenerate`](SessionState::regenerate) against session fixation;
+//!   [`destroy`](Session::destroy) that no slower request can undo.
+//!
+//! # Quickstart
+//!
+//! 1. Depend on this crate alone (it re-exports the derive, the stores and
+//!    the sqlx it uses):
+//!
+//!    ```toml
+//!    [dependencies]
+//!    rocket = "0.5"
+//!    session-rocket = "0.1"          # features: mysql, sqlite, memory (all default)
+//!    serde = { version = "1", features = ["derive"] }
+//!    ```
+//!
+//! 2. Choose a store in `Rocket.toml`:
+//!
+//!    ```toml
+//!    [default.sessions]
+//!    url = "sqlite://sessions.db"    # or "mysql://user:pass@host/db", or "memory"
+//!    ```
+//!
+//! 3. Derive, attach, and use the guard:
+//!
+//! ```no_run
+//! use rocket::response::Redirect;
+//! use rocket::{get, post, routes};
+//! use serde::{Deserialize, Serialize};
+//! use session_rocket::{Session, SessionError, Sessions};
+//!
+//! #[derive(Serialize, Deserialize, Default, Clone)]
+//! struct Item {
+//!     sku: String,
+//!     qty: u32,
+//! }
+//!
+//! #[derive(Session)]
+//! struct Shop {
+//!     user_id: Option<u64>,
+//!     cart: Vec<Item>,
+//!     visits: u32,
+//!     #[session(deferred)]          // large: loaded by its own query, only when used
+//!     history: Vec<String>,
+//!     #[session(rename = "lang")]   // stored under another name
+//!     locale: String,
+//! }
+//!
+//! #[get("/")]
+//! async fn index(session: Session<Shop>) -> Result<String, SessionError> {
+//!     let visits = *session.visits().await?;          // first use: one SELECT
+//!     Ok(format!("{visits} visits"))
+//! }
+//!
+//! #[post("/visit")]
+//! async fn visit(mut session: Session<Shop>) -> Result<(), SessionError> {
+//!     *session.visits_mut().await? += 1;              // only `visits` is written back
+//!     Ok(())
+//! }
+//!
+//! #[post("/login")]
+//! fn login(mut session: Session<Shop>) -> Redirect {
+//!     session.regenerate();                           // new id: no session fixation
+//!     session.set_user_id(Some(42));                  // blind write: no SELECT needed
+//!     Redirect::to("/")
+//! }
+//!
+//! #[post("/logout")]
+//! async fn logout(session: Session<Shop>) -> Result<Redirect, SessionError> {
+//!     session.destroy().await?;                       // rows deleted, cookie removed
+//!     Ok(Redirect::to("/"))
+//! }
+//!
+//! #[rocket::launch]
+//! fn rocket() -> _ {
+//!     rocket::build()
+//!         .attach(Sessions::fairing())                // reads [default.sessions]
+//!         .mount("/", routes![index, visit, login, logout])
+//! }
+//! ```
+//!
+//! The derive's reference (attributes, generated methods, compile errors)
+//! is on [`macro@Session`].
+//!
+//! # What a request costs
+//!
+//! | the handler… | statements |
+//! |---|---|
+//! | takes `Session<T>` and never uses it | 0 |
+//! | reads any number of (non-deferred) fields | 1 |
+//! | changes one field of a loaded session | 2 (load + write) |
+//! | writes blindly with `set_x` | 1 |
+//! | logs in (new session with its fields) | 2 |
+//! | regenerates and writes | 2 (rename + write) |
+//! | destroys | 1 |
+//! | first reads a deferred field | +1 |
+//!
+//! Once per `touch_after` seconds a request that loaded the session also
+//! pushes its expiry forward (one more statement). [`Sessions::state`]
+//! gives the store's [`stats`](store::SessionStore::stats).
+//!
+//! # Configuration
+//!
+//! Every option lives in the `sessions` table of Rocket's configuration, with
+//! a safe default:
+//!
+//! | option | default | meaning |
+//! |---|---|---|
+//! | `url` | none | `mysql://…`, `sqlite://path.db` or `memory`; none means memory with a warning, and refusal outside the `debug` profile |
+//! | `cookie_name` | `"session"` | cookie name |
+//! | `ttl` | `86400` | idle timeout, seconds |
+//! | `max_lifetime` | `2592000` | absolute lifetime, seconds |
+//! | `touch_after` | `60` | expiry is pushed forward at most once per this many seconds |
+//! | `rolling` | `false` | send the cookie on every response that used the session |
+//! | `secure` | `true` | `Secure` cookie (browsers accept it on `http://localhost`) |
+//! | `same_site` | `"lax"` | `"strict"`, `"lax"` or `"none"` (needs `secure`) |
+//! | `domain` | none | cookie `Domain` |
+//! | `path` | `"/"` | cookie `Path` |
+//! | `persistent` | `true` | `Max-Age` follows the expiry; `false` = browser-session cookie |
+//! | `create_tables` | `true` | create missing tables at launch |
+//! | `table_prefix` | `""` | table names `{prefix}sessions`, `{prefix}session_fields` |
+//! | `cleanup_interval` | `300` | seconds between expired-session cleanups; `0` = off |
+//! | `cleanup_batch` | `500` | sessions deleted per cleanup statement |
+//! | `max_field_bytes` | `65536` | largest encoded field (≤ 16 MiB − 1) |
+//! | `max_session_bytes` | `1048576` | largest session |
+//! | `on_decode_error` | `"default"` | a field that no longer decodes: `"default"` (warn, use the default) or `"error"` |
+//! | `max_connections` | `10` | SQL pool size |
+//! | `connect_timeout` | `5` | seconds to wait for a connection before answering 503 |
+//! | `skip_on_server_error` | `true` | persist nothing for a 5xx response |
+//!
+//! The same settings from the environment:
+//! `ROCKET_SESSIONS='{url="mysql://root@db/app",ttl=3600}'`, or one per
+//! variable, `ROCKET_SESSIONS_TTL=3600`. Unknown keys refuse launch, so a
+//! typo never silently falls back to a default.
+//!
+//! # Errors and status codes
+//!
+//! Accessors return [`session_core::Result`]; `?` turns it into a
+//! [`SessionError`], which is a [`Responder`](rocket::response::Responder):
+//! a store outage is a `503 Service Unavailable`, anything else a `500`,
+//! and the cause is logged with its source chain. When the fairing's own
+//! write fails after the handler answered, the response is replaced by a
+//! 503 or 500: a client is never told a change worked when it did not.
+//! Handlers that must know use [`Session::save`]. Bad input never fails a
+//! request: a malformed, oversized, forged or expired cookie starts a fresh
+//! session (and a fresh id: an unknown token is never adopted).
+//!
+//! # Stores
+//!
+//! | store | `url` | for |
+//! |---|---|---|
+//! | MySQL / MariaDB | `mysql://user:pass@host:3306/db` | production; several app instances |
+//! | SQLite | `sqlite://path/sessions.db` | one instance, no server; the example's default |
+//! | memory | `memory` | tests and development |
+//!
+//! The SQL stores share one layout: `sessions` (one row per session, keyed
+//! by the SHA-256 of the token, with `created_at` and an indexed
+//! `expires_at`) and `session_fields` (one row per field, cascading on
+//! delete). The DDL ships as `session-core/src/store/mysql/schema.sql` and
+//! `…/sqlite/schema.sql` for users without the CREATE privilege
+//! (`create_tables = false`). A store built in code is attached with
+//! [`Sessions::with_store`]; a pool the app already has, with
+//! [`Sessions::with_mysql_pool`] / [`Sessions::with_sqlite_pool`].
+//!
+//! ## Which sqlx
+//!
+//! This crate is on **sqlx 0.8**, re-exported as [`sqlx`](crate::sqlx) so a
+//! pool you share has the matching version. 0.8 is what most of the
+//! ecosystem runs (tower-sessions' stores, SeaORM 1.x), so a pool can be
+//! shared with them. `rocket_db_pools` 0.2 is built on sqlx 0.7, whose MySQL
+//! and SQLite drivers are affected by RUSTSEC-2024-0363; a `rocket_db_pools`
+//! pool therefore cannot be handed to this crate. Give the sessions their
+//! own small pool with `url` (the usual choice: sessions then never wait
+//! behind the app's long queries), or build the app's pool with
+//! `session_rocket::sqlx` and share it:
+//!
+//! ```no_run
+//! # #[cfg(feature = "mysql")] mod _inner {
+//! use session_rocket::{sqlx::mysql::MySqlPoolOptions, Sessions};
+//!
+//! #[rocket::launch]
+//! async fn rocket() -> _ {
+//!     let pool = MySqlPoolOptions::new()
+//!         .test_before_acquire(false)
+//!         .connect_lazy("mysql://root@127.0.0.1/app")
+//!         .expect("valid url");
+//!     rocket::build()
+//!         .manage(pool.clone())
+//!         .attach(Sessions::with_mysql_pool(pool))
+//! }
+//! # }
+//! ```
+//!
+//! # Guards built on the session
+//!
+//! Several guards of the same session type in one request share one state,
+//! so the store is read at most once:
+//!
+//! ```
+//! use rocket::http::Status;
+//! use rocket::request::{FromRequest, Outcome, Request};
+//! use session_rocket::Session;
+//!
+//! # #[derive(Session)]
+//! # struct Shop { user_id: Option<u64> }
+//! struct User(u64);
+//!
+//! #[rocket::async_trait]
+//! impl<'r> FromRequest<'r> for User {
+//!     type Error = ();
+//!
+//!     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, ()> {
+//!         let Outcome::Success(session) = req.guard::<Session<Shop>>().await else {
+//!             return Outcome::Error((Status::InternalServerError, ()));
+//!         };
+//!         match session.user_id().await {
+//!             Ok(Some(id)) => Outcome::Success(User(*id)),
+//!             Ok(None) => Outcome::Forward(Status::Unauthorized),
+//!             Err(_) => Outcome::Error((Status::ServiceUnavailable, ())),
+//!         }
+//!     } // the session guard drops here; the handler may take its own
+//! }
+//! ```
+//!
+//! # Security model
+//!
+//! A session token is 256 bits from the operating system's random source,
+//! sent only in an `HttpOnly` cookie (`Secure` and `SameSite=Lax` by
+//! default). Stores see only its SHA-256, so a leaked table or backup holds
+//! no usable token. Tokens are never chosen by the client: a cookie that
+//! names no live session is ignored and a new token is issued when
+//! something is stored. Call [`regenerate`](SessionState::regenerate) on
+//! login and privilege changes; [`destroy`](Session::destroy) deletes the
+//! session server-side, and the store refuses later writes to it, so a
+//! slower concurrent request cannot log the user back in. Expiry (idle and
+//! absolute) is enforced in every read, not only by cleanup.
 
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
