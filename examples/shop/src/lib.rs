@@ -1,0 +1,501 @@
+//! A small shop on typed server-side sessions: a visit counter, a login, a
+//! cart, and past orders kept in a deferred field.
+//!
+//! Run it with `cargo run -p shop` (SQLite, the embedded default) or
+//! `ROCKET_PROFILE=mysql cargo run -p shop` (the MariaDB/MySQL server in
+//! `Rocket.toml`). The pages are plain HTML written in Rust; every piece of
+//! user input goes through [`escape`].
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use rocket::figment::providers::{Env, Format, Serialized, Toml};
+use rocket::figment::{Figment, Profile};
+use rocket::form::{Form, FromForm};
+use rocket::http::Status;
+use rocket::request::{FromRequest, Outcome, Request};
+use rocket::response::content::RawHtml;
+use rocket::response::Redirect;
+use rocket::{catch, catchers, get, post, routes, uri, Build, Rocket};
+use serde::{Deserialize, Serialize};
+use session_rocket::{Session, SessionError, Sessions};
+
+/// Everything the shop keeps about a visitor, one stored row per field.
+#[derive(Session, Default, Debug)]
+pub struct Shop {
+    /// The logged-in user's name; `None` while logged out.
+    user: Option<String>,
+    /// Product id to quantity.
+    cart: BTreeMap<String, u32>,
+    /// How often the home page was shown in this session.
+    visits: u32,
+    /// Past orders: can grow large and only two pages need them, so they are
+    /// loaded by their own query, and only there.
+    #[session(deferred)]
+    orders: Vec<Order>,
+}
+
+/// One checked-out cart.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Order {
+    /// Order number within the session, from 1.
+    pub number: u32,
+    /// `(product id, quantity)` lines.
+    pub lines: Vec<(String, u32)>,
+    /// Total in cents.
+    pub total_cents: u64,
+}
+
+/// A product of the catalogue.
+#[derive(Debug, Clone, Copy)]
+pub struct Product {
+    /// Stable id, used in forms and in the cart.
+    pub id: &'static str,
+    /// Display name.
+    pub name: &'static str,
+    /// Price in cents.
+    pub price_cents: u64,
+}
+
+/// The catalogue: fixed, so the example needs no database of its own.
+pub const PRODUCTS: &[Product] = &[
+    Product {
+        id: "apple",
+        name: "Apple",
+        price_cents: 50,
+    },
+    Product {
+        id: "bread",
+        name: "Sourdough bread",
+        price_cents: 420,
+    },
+    Product {
+        id: "cheese",
+        name: "Comté (200 g)",
+        price_cents: 690,
+    },
+    Product {
+        id: "coffee",
+        name: "Coffee beans (250 g)",
+        price_cents: 899,
+    },
+];
+
+fn product(id: &str) -> Option<&'static Product> {
+    PRODUCTS.iter().find(|p| p.id == id)
+}
+
+/// The logged-in user, read from `Session<Shop>`.
+///
+/// The guard takes the session, reads `user` and drops the session before it
+/// returns, so a handler can take `User` and then its own `Session<Shop>`
+/// (in that order: guards run left to right, and a second `Session<Shop>`
+/// taken while the first is alive fails). Both share one load of the store.
+/// Logged out, it forwards with 401, and the rank-2 routes below redirect to
+/// the login page.
+#[derive(Debug)]
+pub struct User {
+    /// The name given at login.
+    pub name: String,
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for User {
+    type Error = SessionError;
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, SessionError> {
+        let session = match req.guard::<Session<Shop>>().await {
+            Outcome::Success(session) => session,
+            Outcome::Error(e) => return Outcome::Error(e),
+            Outcome::Forward(status) => return Outcome::Forward(status),
+        };
+        let user = match session.user().await {
+            Ok(user) => user.clone(),
+            Err(e) => {
+                let e = SessionError::from(e);
+                return Outcome::Error((e.status(), e));
+            }
+        };
+        drop(session);
+        match user {
+            Some(name) => Outcome::Success(User { name }),
+            None => Outcome::Forward(Status::Unauthorized),
+        }
+    }
+}
+
+/// Escapes text for HTML element content and double-quoted attributes.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn money(cents: u64) -> String {
+    format!("€{}.{:02}", cents / 100, cents % 100)
+}
+
+/// The page around `body`: title, navigation, and the user box (logout
+/// button, or a link to the login form).
+fn page(title: &str, user: Option<&str>, body: &str) -> RawHtml<String> {
+    let account = match user {
+        Some(name) => format!(
+            r#"<span>Logged in as <strong id="user">{}</strong></span>
+      <form id="logout" method="post" action="/logout"><button type="submit">Log out</button></form>"#,
+            escape(name)
+        ),
+        None => r#"<a id="login-link" href="/login">Log in</a>"#.to_string(),
+    };
+    RawHtml(format!(
+        r#"<!DOCTYPE html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>{title} · Shop</title>
+  <style>
+    body {{ font-family: sans-serif; max-width: 42rem; margin: 2rem auto; }}
+    nav, .account {{ display: flex; gap: 1rem; align-items: center; }}
+    header {{ display: flex; justify-content: space-between; border-bottom: 1px solid #ccc; }}
+    form {{ display: inline; }}
+    td, th {{ padding: .2rem .6rem; text-align: left; }}
+  </style>
+</head>
+<body>
+  <header>
+    <nav><a href="/">Home</a> <a href="/products">Products</a> <a href="/cart">Cart</a> <a href="/orders">Orders</a></nav>
+    <div class="account">{account}</div>
+  </header>
+  <main>
+  <h1>{title}</h1>
+{body}
+  </main>
+</body>
+</html>
+"#,
+        title = escape(title),
+    ))
+}
+
+const LOGIN_FORM: &str = r#"  <form id="login" method="post" action="/login">
+    <label>Username <input name="username" required maxlength="40" autocomplete="username"></label>
+    <button type="submit">Log in</button>
+  </form>"#;
+
+/// Home: the visit counter, and the login form while logged out.
+#[get("/")]
+async fn home(mut session: Session<Shop>) -> Result<RawHtml<String>, SessionError> {
+    let visits = {
+        let visits = session.visits_mut().await?;
+        *visits += 1;
+        *visits
+    };
+    let user = session.user().await?.clone();
+    let mut body = format!(
+        r#"  <p>Visits in this session: <strong id="visits">{visits}</strong></p>"#
+    );
+    match &user {
+        Some(name) => write!(
+            body,
+            r#"
+  <p id="welcome">Welcome back, {}. Browse the <a href="/products">products</a>.</p>"#,
+            escape(name)
+        )
+        .unwrap(),
+        None => write!(body, "\n{LOGIN_FORM}").unwrap(),
+    }
+    Ok(page("Home", user.as_deref(), &body))
+}
+
+/// The login page the protected routes redirect to.
+#[get("/login")]
+async fn login_page(session: Session<Shop>) -> Result<RawHtml<String>, SessionError> {
+    let user = session.user().await?.clone();
+    let body = match &user {
+        Some(name) => format!(
+            r#"  <p id="welcome">You are logged in as {}.</p>"#,
+            escape(name)
+        ),
+        None => format!("  <p id=\"login-needed\">Please log in.</p>\n{LOGIN_FORM}"),
+    };
+    Ok(page("Log in", user.as_deref(), &body))
+}
+
+#[derive(FromForm)]
+struct Login<'r> {
+    #[field(validate = len(1..=40))]
+    username: &'r str,
+}
+
+/// Logs in: a new session id first (no session fixation), then the user.
+/// The anonymous cart comes along.
+#[post("/login", data = "<form>")]
+fn login(mut session: Session<Shop>, form: Form<Login<'_>>) -> Redirect {
+    session.regenerate();
+    session.set_user(Some(form.username.trim().to_string()));
+    Redirect::to(uri!(home))
+}
+
+/// Logs out: deletes the session in the store and removes the cookie.
+#[post("/logout")]
+async fn logout(session: Session<Shop>) -> Result<Redirect, SessionError> {
+    session.destroy().await?;
+    Ok(Redirect::to(uri!(home)))
+}
+
+/// The catalogue, with an "add to cart" form per product.
+#[get("/products")]
+async fn products(session: Session<Shop>) -> Result<RawHtml<String>, SessionError> {
+    let user = session.user().await?.clone();
+    let mut body = String::from("  <ul id=\"products\">\n");
+    for p in PRODUCTS {
+        write!(
+            body,
+            r#"    <li class="product" id="product-{id}"><span class="name">{name}</span> <span class="price">{price}</span>
+      <form method="post" action="/cart/add"><input type="hidden" name="product" value="{id}"><button type="submit">Add to cart</button></form></li>
+"#,
+            id = escape(p.id),
+            name = escape(p.name),
+            price = money(p.price_cents),
+        )
+        .unwrap();
+    }
+    body.push_str("  </ul>");
+    if user.is_none() {
+        body.push_str("\n  <p>Log in to fill a cart.</p>");
+    }
+    Ok(page("Products", user.as_deref(), &body))
+}
+
+#[derive(FromForm)]
+struct ProductForm<'r> {
+    product: &'r str,
+}
+
+#[post("/cart/add", data = "<form>")]
+async fn cart_add(
+    _user: User,
+    mut session: Session<Shop>,
+    form: Form<ProductForm<'_>>,
+) -> Result<Option<Redirect>, SessionError> {
+    let Some(p) = product(form.product) else {
+        return Ok(None);
+    };
+    *session.cart_mut().await?.entry(p.id.to_string()).or_default() += 1;
+    Ok(Some(Redirect::to(uri!(cart))))
+}
+
+#[post("/cart/remove", data = "<form>")]
+async fn cart_remove(
+    _user: User,
+    mut session: Session<Shop>,
+    form: Form<ProductForm<'_>>,
+) -> Result<Redirect, SessionError> {
+    session.cart_mut().await?.remove(form.product);
+    Ok(Redirect::to(uri!(cart)))
+}
+
+/// The cart: lines, a remove button per line, the total and checkout.
+#[get("/cart")]
+async fn cart(user: User, session: Session<Shop>) -> Result<RawHtml<String>, SessionError> {
+    let cart = session.cart().await?;
+    let mut body = String::new();
+    if cart.is_empty() {
+        body.push_str(
+            r#"  <p id="empty">Your cart is empty. See the <a href="/products">products</a>.</p>"#,
+        );
+    } else {
+        body.push_str("  <table id=\"cart\">\n    <tr><th>Product</th><th>Quantity</th><th>Price</th><th></th></tr>\n");
+        let mut total = 0;
+        for (id, quantity) in cart {
+            let Some(p) = product(id) else { continue };
+            let line = p.price_cents * u64::from(*quantity);
+            total += line;
+            write!(
+                body,
+                r#"    <tr class="line" id="line-{id}"><td class="name">{name}</td><td class="quantity">{quantity}</td><td class="price">{price}</td>
+      <td><form method="post" action="/cart/remove"><input type="hidden" name="product" value="{id}"><button type="submit">Remove</button></form></td></tr>
+"#,
+                id = escape(id),
+                name = escape(p.name),
+                price = money(line),
+            )
+            .unwrap();
+        }
+        write!(
+            body,
+            r#"  </table>
+  <p>Total: <strong id="total">{}</strong></p>
+  <form id="checkout" method="post" action="/checkout"><button type="submit">Check out</button></form>"#,
+            money(total)
+        )
+        .unwrap();
+    }
+    Ok(page("Cart", Some(&user.name), &body))
+}
+
+/// Turns the cart into an order (stored in the deferred `orders` field).
+#[post("/checkout")]
+async fn checkout(_user: User, mut session: Session<Shop>) -> Result<Redirect, SessionError> {
+    let cart = std::mem::take(session.cart_mut().await?);
+    if cart.is_empty() {
+        return Ok(Redirect::to(uri!(cart)));
+    }
+    let total_cents = cart
+        .iter()
+        .filter_map(|(id, q)| product(id).map(|p| p.price_cents * u64::from(*q)))
+        .sum();
+    let orders = session.orders_mut().await?;
+    let number = orders.len() as u32 + 1;
+    orders.push(Order {
+        number,
+        lines: cart.into_iter().collect(),
+        total_cents,
+    });
+    Ok(Redirect::to(uri!(orders)))
+}
+
+/// Past orders: the only page that reads the deferred field.
+#[get("/orders")]
+async fn orders(user: User, session: Session<Shop>) -> Result<RawHtml<String>, SessionError> {
+    let orders = session.orders().await?;
+    let mut body = String::new();
+    if orders.is_empty() {
+        body.push_str(r#"  <p id="no-orders">No orders yet.</p>"#);
+    } else {
+        body.push_str("  <ol id=\"orders\">\n");
+        for order in orders.iter().rev() {
+            let lines: Vec<String> = order
+                .lines
+                .iter()
+                .map(|(id, q)| {
+                    let name = product(id).map_or(id.as_str(), |p| p.name);
+                    format!("{q} × {}", escape(name))
+                })
+                .collect();
+            writeln!(
+                body,
+                r#"    <li class="order" value="{n}" id="order-{n}">{lines} · <strong>{total}</strong></li>"#,
+                n = order.number,
+                lines = lines.join(", "),
+                total = money(order.total_cents),
+            )
+            .unwrap();
+        }
+        body.push_str("  </ol>");
+    }
+    Ok(page("Orders", Some(&user.name), &body))
+}
+
+/// Where the logged-out visitor of a page that needs a login goes.
+#[get("/cart", rank = 2)]
+fn cart_login() -> Redirect {
+    Redirect::to(uri!(login_page))
+}
+
+#[get("/orders", rank = 2)]
+fn orders_login() -> Redirect {
+    Redirect::to(uri!(login_page))
+}
+
+#[post("/cart/<_..>", rank = 2)]
+fn cart_change_login() -> Redirect {
+    Redirect::to(uri!(login_page))
+}
+
+#[post("/checkout", rank = 2)]
+fn checkout_login() -> Redirect {
+    Redirect::to(uri!(login_page))
+}
+
+#[catch(503)]
+fn unavailable() -> RawHtml<String> {
+    page(
+        "Unavailable",
+        None,
+        "  <p>The session store is unreachable; try again in a moment.</p>",
+    )
+}
+
+/// The example's configuration: Rocket's defaults, then `Rocket.toml` from
+/// this package's directory (or `ROCKET_CONFIG`), then `ROCKET_*`
+/// variables, with the profile from `ROCKET_PROFILE`. The same sources as
+/// `rocket::Config::figment()`, except that `Rocket.toml` is found from
+/// `CARGO_MANIFEST_DIR` rather than the working directory, so
+/// `cargo run -p shop` works from the workspace root.
+pub fn figment() -> Figment {
+    let toml = Env::var("ROCKET_CONFIG")
+        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/Rocket.toml").into());
+    Figment::from(Serialized::defaults(rocket::Config::default()))
+        .merge(Toml::file(toml).nested())
+        .merge(Env::prefixed("ROCKET_").ignore(&["PROFILE"]).global())
+        .select(Profile::from_env_or(
+            "ROCKET_PROFILE",
+            rocket::Config::DEFAULT_PROFILE,
+        ))
+}
+
+/// A relative `sqlite://` path in the configuration is taken relative to
+/// this package's directory, not the working directory, so the database
+/// file is the same wherever `cargo run` starts.
+fn anchor_sqlite_path(figment: Figment) -> Figment {
+    let Ok(url) = figment.extract_inner::<String>("sessions.url") else {
+        return figment;
+    };
+    let Some(path) = url.strip_prefix("sqlite://") else {
+        return figment;
+    };
+    if path.is_empty() || path.starts_with(':') || Path::new(path).is_absolute() {
+        return figment;
+    }
+    let absolute = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    figment.merge(("sessions.url", format!("sqlite://{}", absolute.display())))
+}
+
+/// The shop, ready to launch, on the given configuration (see [`figment`]).
+pub fn rocket(figment: Figment) -> Rocket<Build> {
+    rocket::custom(anchor_sqlite_path(figment))
+        .attach(Sessions::fairing())
+        .mount(
+            "/",
+            routes![
+                home,
+                login_page,
+                login,
+                logout,
+                products,
+                cart_add,
+                cart_remove,
+                cart,
+                checkout,
+                orders,
+                cart_login,
+                orders_login,
+                cart_change_login,
+                checkout_login,
+            ],
+        )
+        .register("/", catchers![unavailable])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn escape_covers_the_html_specials() {
+        assert_eq!(
+            escape(r#"<a href="x">Tom & 'Jerry'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;Tom &amp; &#39;Jerry&#39;&lt;/a&gt;"
+        );
+    }
+}
