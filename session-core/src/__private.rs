@@ -14,15 +14,3 @@ pub use core::result::Result as StdResult;
 pub use serde::de::DeserializeOwned;
 pub use serde::Serialize;
 pub use std::vec::Vec;
-
-/// Asserts at compile time, at the field's span, that a field type can be
-/// stored: rustc reports a missing bound on the user's field type.
-pub const fn assert_field<T>()
-where
-    T: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
-{
-}
-
-/// Asserts at the field's span that a field without `default = "…"` has a
-/// `Default`.
-pub const fn assert_default<T: Default>() {}

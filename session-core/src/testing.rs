@@ -31,16 +31,18 @@ use crate::token::{StoreKey, Token};
 #[derive(Debug)]
 pub struct Cart;
 
+type CartSlots = (
+    Slot<Option<u64>>,
+    Slot<Vec<String>>,
+    Slot<u32>,
+    Slot<Vec<String>>,
+);
+
 /// The typed handle of [`Cart`].
 #[derive(Debug)]
 pub struct CartHandle {
     state: SessionState,
-    slots: (
-        Slot<Option<u64>>,
-        Slot<Vec<String>>,
-        Slot<u32>,
-        Slot<Vec<String>>,
-    ),
+    slots: CartSlots,
 }
 
 impl SessionData for Cart {

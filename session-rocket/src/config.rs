@@ -29,6 +29,9 @@ use session_core::Config;
 /// assert!(!config.secure);
 /// assert_eq!(config.cookie_name, "session");
 /// ```
+// figment's own error type, returned as figment returns it, so callers can
+// hand it to `rocket::config::pretty_print_error`.
+#[allow(clippy::result_large_err)]
 pub fn extract(figment: &Figment) -> Result<Config, rocket::figment::Error> {
     figment
         .focus("sessions")

@@ -232,6 +232,7 @@ async fn prepare<B: session_core::store::sql::Backend>(
     })
 }
 
+#[cfg(any(feature = "mysql", feature = "sqlite"))]
 fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();

@@ -263,6 +263,7 @@ pub use guard::Session;
 
 #[doc(hidden)]
 pub use session_core::__private;
+#[doc = include_str!("../docs/derive.md")]
 pub use session_derive::Session;
 
 pub use session_core::config::{OnDecodeError, SameSite};
