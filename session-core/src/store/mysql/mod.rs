@@ -15,13 +15,11 @@
 
 use std::time::Duration;
 
-use async_trait::async_trait;
-use sqlx::mysql::{MySql, MySqlConnection, MySqlDatabaseError, MySqlPool, MySqlPoolOptions};
-use sqlx::{Connection, Row};
+use sqlx::mysql::{MySqlDatabaseError, MySqlPool, MySqlPoolOptions};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::store::sql::{Affected, Arg, Backend, ErrorClass, SqlStore, Stmt};
+use crate::store::sql::{sqlx_backend, ErrorClass, SqlStore};
 
 /// MySQL error numbers the store reacts to.
 mod codes {
@@ -89,126 +87,48 @@ impl SqlStore<MySqlBackend> {
     }
 }
 
-type Query<'q> = sqlx::query::Query<'q, MySql, sqlx::mysql::MySqlArguments>;
-
-fn bind<'q>(stmt: &'q Stmt<'q>) -> Query<'q> {
-    stmt.args
-        .iter()
-        .fold(sqlx::query(&stmt.sql), |q, arg| match *arg {
-            Arg::Int(v) => q.bind(v),
-            Arg::Text(v) => q.bind(v),
-            Arg::Bytes(v) => q.bind(v),
-        })
-}
-
-async fn run_all(
-    conn: &mut MySqlConnection,
-    stmts: &[Stmt<'_>],
-    first_must_match: bool,
-) -> Result<Affected, sqlx::Error> {
-    let mut affected = Vec::with_capacity(stmts.len());
-    for (i, stmt) in stmts.iter().enumerate() {
-        let n = bind(stmt).execute(&mut *conn).await?.rows_affected();
-        if i == 0 && first_must_match && n == 0 {
-            return Ok(None);
+fn classify(error: &sqlx::Error) -> ErrorClass {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => ErrorClass::Unavailable,
+        sqlx::Error::Database(db) => {
+            if db.is_unique_violation() {
+                return ErrorClass::Duplicate;
+            }
+            match db
+                .try_downcast_ref::<MySqlDatabaseError>()
+                .map(|e| e.number())
+            {
+                Some(codes::DEADLOCK | codes::LOCK_WAIT_TIMEOUT) => ErrorClass::Retry,
+                Some(
+                    codes::TOO_MANY_CONNECTIONS
+                    | codes::SERVER_SHUTDOWN
+                    | codes::NO_QUORUM
+                    | codes::QUERY_INTERRUPTED,
+                ) => ErrorClass::Unavailable,
+                _ => ErrorClass::Other,
+            }
         }
-        affected.push(n);
+        _ => ErrorClass::Other,
     }
-    Ok(Some(affected))
 }
 
-#[async_trait]
-impl Backend for MySqlBackend {
-    const NAME: &'static str = "mysql";
+sqlx_backend! {
+    backend: MySqlBackend,
+    database: sqlx::mysql::MySql,
+    connection: sqlx::mysql::MySqlConnection,
+    arguments: sqlx::mysql::MySqlArguments,
+    name: "mysql",
     // `v.value` names the derived table's column: portable between MySQL 8
     // (where `VALUES(col)` is deprecated) and MariaDB.
-    const UPSERT: &'static str = "ON DUPLICATE KEY UPDATE value = v.value";
-    const GREATEST: &'static str = "GREATEST";
-    const SCHEMA: &'static str = include_str!("schema.sql");
-
-    async fn execute(
-        &self,
-        stmts: &[Stmt<'_>],
-        first_must_match: bool,
-    ) -> Result<Affected, sqlx::Error> {
-        let mut conn = self.pool.acquire().await?;
-        if stmts.len() == 1 {
-            return run_all(&mut conn, stmts, first_must_match).await;
-        }
-        let mut tx = conn.begin().await?;
-        let affected = run_all(&mut tx, stmts, first_must_match).await?;
-        match affected {
-            Some(_) => tx.commit().await?,
-            None => tx.rollback().await?,
-        }
-        Ok(affected)
-    }
-
-    async fn fetch_session(
-        &self,
-        stmt: &Stmt<'_>,
-    ) -> Result<Vec<(i64, i64, Option<String>, Option<Vec<u8>>)>, sqlx::Error> {
-        let rows = bind(stmt).fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| {
-                // `name` is `ascii_bin`, which the protocol reports as binary.
-                let name: Option<Vec<u8>> = r.try_get(2)?;
-                let name = name
-                    .map(String::from_utf8)
-                    .transpose()
-                    .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-                Ok((r.try_get(0)?, r.try_get(1)?, name, r.try_get(3)?))
-            })
-            .collect()
-    }
-
-    async fn fetch_bytes(&self, stmt: &Stmt<'_>) -> Result<Option<Vec<u8>>, sqlx::Error> {
-        let row = bind(stmt).fetch_optional(&self.pool).await?;
-        row.map(|r| r.try_get(0)).transpose()
-    }
-
-    async fn fetch_ints(&self, stmt: &Stmt<'_>) -> Result<Vec<i64>, sqlx::Error> {
-        let rows = bind(stmt).fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| r.try_get::<u64, _>(0).map(|v| v as i64))
-            .collect()
-    }
-
-    async fn run_ddl(&self, statements: &[String]) -> Result<(), sqlx::Error> {
-        let mut conn = self.pool.acquire().await?;
-        for sql in statements {
-            sqlx::query(sql).execute(&mut *conn).await?;
-        }
-        Ok(())
-    }
-
-    fn classify(error: &sqlx::Error) -> ErrorClass {
-        match error {
-            sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::WorkerCrashed
-            | sqlx::Error::Protocol(_) => ErrorClass::Unavailable,
-            sqlx::Error::Database(db) => {
-                if db.is_unique_violation() {
-                    return ErrorClass::Duplicate;
-                }
-                match db
-                    .try_downcast_ref::<MySqlDatabaseError>()
-                    .map(|e| e.number())
-                {
-                    Some(codes::DEADLOCK | codes::LOCK_WAIT_TIMEOUT) => ErrorClass::Retry,
-                    Some(
-                        codes::TOO_MANY_CONNECTIONS
-                        | codes::SERVER_SHUTDOWN
-                        | codes::NO_QUORUM
-                        | codes::QUERY_INTERRUPTED,
-                    ) => ErrorClass::Unavailable,
-                    _ => ErrorClass::Other,
-                }
-            }
-            _ => ErrorClass::Other,
-        }
-    }
+    upsert: "ON DUPLICATE KEY UPDATE value = v.value",
+    greatest: "GREATEST",
+    // `ascii_bin` columns arrive as binary.
+    name_bytes: "f.name",
+    schema: include_str!("schema.sql"),
+    classify: classify,
 }

@@ -7,7 +7,7 @@
 -- table has a primary key; InnoDB only).
 
 CREATE TABLE IF NOT EXISTS `sessions` (
-  `pk` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
+  `pk` BIGINT NOT NULL AUTO_INCREMENT,
   -- SHA-256 of the cookie's token: a copy of this table lets no one log in.
   `token_hash` BINARY(32) NOT NULL,
   -- Unix seconds.
@@ -19,7 +19,7 @@ CREATE TABLE IF NOT EXISTS `sessions` (
 ) ENGINE = InnoDB;
 
 CREATE TABLE IF NOT EXISTS `session_fields` (
-  `session_pk` BIGINT UNSIGNED NOT NULL,
+  `session_pk` BIGINT NOT NULL,
   `name` VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
   `value` MEDIUMBLOB NOT NULL,
   PRIMARY KEY (`session_pk`, `name`),

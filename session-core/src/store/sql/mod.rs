@@ -37,6 +37,9 @@ use crate::store::{
 };
 use crate::token::StoreKey;
 
+mod driver;
+pub(crate) use driver::sqlx_backend;
+
 /// A statement argument.
 #[derive(Debug, Clone, Copy)]
 pub enum Arg<'a> {
@@ -84,6 +87,9 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
     const UPSERT: &'static str;
     /// The function returning the larger of two values.
     const GREATEST: &'static str;
+    /// `f.name` as a byte string (MySQL reports an `ascii_bin` column as
+    /// binary already; SQLite needs a cast), so one decoder serves both.
+    const NAME_BYTES: &'static str;
     /// The table DDL with the default names (`sessions`, `session_fields`).
     const SCHEMA: &'static str;
 
@@ -267,8 +273,8 @@ impl<B: Backend> SqlStore<B> {
 
     fn load_stmt<'a>(&self, key: &'a StoreKey, skip: &'a [&str], at: Validity) -> Stmt<'a> {
         let mut sql = format!(
-            "SELECT s.created_at, s.expires_at, f.name, f.value FROM {} s LEFT JOIN {} f ON f.session_pk = s.pk",
-            self.names.sessions, self.names.fields
+            "SELECT s.created_at, s.expires_at, {}, f.value FROM {} s LEFT JOIN {} f ON f.session_pk = s.pk",
+            B::NAME_BYTES, self.names.sessions, self.names.fields
         );
         let mut args: Vec<Arg<'a>> = Vec::with_capacity(skip.len() + 3);
         if !skip.is_empty() {

@@ -16,16 +16,13 @@
 
 use std::time::Duration;
 
-use async_trait::async_trait;
 use sqlx::sqlite::{
-    Sqlite, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool,
-    SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Connection, Row};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::store::sql::{Affected, Arg, Backend, ErrorClass, SqlStore, Stmt};
+use crate::store::sql::{sqlx_backend, ErrorClass, SqlStore};
 
 /// SQLite primary result codes the store reacts to.
 mod codes {
@@ -89,113 +86,40 @@ impl SqlStore<SqliteBackend> {
     }
 }
 
-type Query<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
-
-fn bind<'q>(stmt: &'q Stmt<'q>) -> Query<'q> {
-    stmt.args
-        .iter()
-        .fold(sqlx::query(&stmt.sql), |q, arg| match *arg {
-            Arg::Int(v) => q.bind(v),
-            Arg::Text(v) => q.bind(v),
-            Arg::Bytes(v) => q.bind(v),
-        })
-}
-
-async fn run_all(
-    conn: &mut SqliteConnection,
-    stmts: &[Stmt<'_>],
-    first_must_match: bool,
-) -> Result<Affected, sqlx::Error> {
-    let mut affected = Vec::with_capacity(stmts.len());
-    for (i, stmt) in stmts.iter().enumerate() {
-        let n = bind(stmt).execute(&mut *conn).await?.rows_affected();
-        if i == 0 && first_must_match && n == 0 {
-            return Ok(None);
-        }
-        affected.push(n);
-    }
-    Ok(Some(affected))
-}
-
-#[async_trait]
-impl Backend for SqliteBackend {
-    const NAME: &'static str = "sqlite";
-    const UPSERT: &'static str =
-        "ON CONFLICT (session_pk, name) DO UPDATE SET value = excluded.value";
-    const GREATEST: &'static str = "MAX";
-    const SCHEMA: &'static str = include_str!("schema.sql");
-
-    async fn execute(
-        &self,
-        stmts: &[Stmt<'_>],
-        first_must_match: bool,
-    ) -> Result<Affected, sqlx::Error> {
-        let mut conn = self.pool.acquire().await?;
-        if stmts.len() == 1 {
-            return run_all(&mut conn, stmts, first_must_match).await;
-        }
-        // BEGIN IMMEDIATE would avoid a deferred transaction's lock upgrade;
-        // every transaction here starts with a write, so the write lock is
-        // taken by its first statement and waits on the busy timeout.
-        let mut tx = conn.begin().await?;
-        let affected = run_all(&mut tx, stmts, first_must_match).await?;
-        match affected {
-            Some(_) => tx.commit().await?,
-            None => tx.rollback().await?,
-        }
-        Ok(affected)
-    }
-
-    async fn fetch_session(
-        &self,
-        stmt: &Stmt<'_>,
-    ) -> Result<Vec<(i64, i64, Option<String>, Option<Vec<u8>>)>, sqlx::Error> {
-        let rows = bind(stmt).fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
-            .collect()
-    }
-
-    async fn fetch_bytes(&self, stmt: &Stmt<'_>) -> Result<Option<Vec<u8>>, sqlx::Error> {
-        let row = bind(stmt).fetch_optional(&self.pool).await?;
-        row.map(|r| r.try_get(0)).transpose()
-    }
-
-    async fn fetch_ints(&self, stmt: &Stmt<'_>) -> Result<Vec<i64>, sqlx::Error> {
-        let rows = bind(stmt).fetch_all(&self.pool).await?;
-        rows.iter().map(|r| r.try_get::<i64, _>(0)).collect()
-    }
-
-    async fn run_ddl(&self, statements: &[String]) -> Result<(), sqlx::Error> {
-        let mut conn = self.pool.acquire().await?;
-        for sql in statements {
-            sqlx::query(sql).execute(&mut *conn).await?;
-        }
-        Ok(())
-    }
-
-    fn classify(error: &sqlx::Error) -> ErrorClass {
-        match error {
-            sqlx::Error::Io(_)
-            | sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::WorkerCrashed => ErrorClass::Unavailable,
-            sqlx::Error::Database(db) => {
-                if db.is_unique_violation() {
-                    return ErrorClass::Duplicate;
-                }
-                // Extended codes carry the primary code in their low byte.
-                let primary = db
-                    .code()
-                    .and_then(|c| c.parse::<i64>().ok())
-                    .map(|c| c & 0xff);
-                match primary {
-                    Some(codes::BUSY | codes::LOCKED) => ErrorClass::Retry,
-                    Some(codes::CANTOPEN) => ErrorClass::Unavailable,
-                    _ => ErrorClass::Other,
-                }
+fn classify(error: &sqlx::Error) -> ErrorClass {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => ErrorClass::Unavailable,
+        sqlx::Error::Database(db) => {
+            if db.is_unique_violation() {
+                return ErrorClass::Duplicate;
             }
-            _ => ErrorClass::Other,
+            // Extended codes carry the primary code in their low byte.
+            let primary = db
+                .code()
+                .and_then(|c| c.parse::<i64>().ok())
+                .map(|c| c & 0xff);
+            match primary {
+                Some(codes::BUSY | codes::LOCKED) => ErrorClass::Retry,
+                Some(codes::CANTOPEN) => ErrorClass::Unavailable,
+                _ => ErrorClass::Other,
+            }
         }
+        _ => ErrorClass::Other,
     }
+}
+
+sqlx_backend! {
+    backend: SqliteBackend,
+    database: sqlx::sqlite::Sqlite,
+    connection: sqlx::sqlite::SqliteConnection,
+    arguments: sqlx::sqlite::SqliteArguments<'q>,
+    name: "sqlite",
+    upsert: "ON CONFLICT (session_pk, name) DO UPDATE SET value = excluded.value",
+    greatest: "MAX",
+    name_bytes: "CAST(f.name AS BLOB)",
+    schema: include_str!("schema.sql"),
+    classify: classify,
 }

@@ -1,0 +1,133 @@
+//! The sqlx calls of a SQL store, written once for every database.
+//!
+//! The bodies are the same for MySQL and SQLite and differ only in types;
+//! sqlx's executor bounds cannot be named generically inside `async_trait`
+//! methods without higher-ranked lifetime errors, so the one body is stamped
+//! out per database by [`sqlx_backend!`]. Each dialect module passes only
+//! what really differs: its constants and its error classification.
+
+/// Implements [`Backend`](super::Backend) for a struct with a `pool` field.
+macro_rules! sqlx_backend {
+    (
+        backend: $backend:ty,
+        database: $db:ty,
+        connection: $conn:ty,
+        arguments: $args:ty,
+        name: $name:expr,
+        upsert: $upsert:expr,
+        greatest: $greatest:expr,
+        name_bytes: $name_bytes:expr,
+        schema: $schema:expr,
+        classify: $classify:path $(,)?
+    ) => {
+        type Query<'q> = sqlx::query::Query<'q, $db, $args>;
+
+        fn bind<'q>(stmt: &'q $crate::store::sql::Stmt<'q>) -> Query<'q> {
+            use $crate::store::sql::Arg;
+            stmt.args
+                .iter()
+                .fold(sqlx::query(&stmt.sql), |q, arg| match *arg {
+                    Arg::Int(v) => q.bind(v),
+                    Arg::Text(v) => q.bind(v),
+                    Arg::Bytes(v) => q.bind(v),
+                })
+        }
+
+        async fn run_all(
+            conn: &mut $conn,
+            stmts: &[$crate::store::sql::Stmt<'_>],
+            first_must_match: bool,
+        ) -> Result<$crate::store::sql::Affected, sqlx::Error> {
+            let mut affected = Vec::with_capacity(stmts.len());
+            for (i, stmt) in stmts.iter().enumerate() {
+                let n = bind(stmt).execute(&mut *conn).await?.rows_affected();
+                if i == 0 && first_must_match && n == 0 {
+                    return Ok(None);
+                }
+                affected.push(n);
+            }
+            Ok(Some(affected))
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::sql::Backend for $backend {
+            const NAME: &'static str = $name;
+            const UPSERT: &'static str = $upsert;
+            const GREATEST: &'static str = $greatest;
+            const NAME_BYTES: &'static str = $name_bytes;
+            const SCHEMA: &'static str = $schema;
+
+            async fn execute(
+                &self,
+                stmts: &[$crate::store::sql::Stmt<'_>],
+                first_must_match: bool,
+            ) -> Result<$crate::store::sql::Affected, sqlx::Error> {
+                use sqlx::Connection as _;
+                let mut conn = self.pool.acquire().await?;
+                if stmts.len() == 1 {
+                    return run_all(&mut conn, stmts, first_must_match).await;
+                }
+                // Every transaction here starts with a write, so it takes
+                // its write locks at its first statement.
+                let mut tx = conn.begin().await?;
+                let affected = run_all(&mut tx, stmts, first_must_match).await?;
+                match affected {
+                    Some(_) => tx.commit().await?,
+                    None => tx.rollback().await?,
+                }
+                Ok(affected)
+            }
+
+            async fn fetch_session(
+                &self,
+                stmt: &$crate::store::sql::Stmt<'_>,
+            ) -> Result<Vec<(i64, i64, Option<String>, Option<Vec<u8>>)>, sqlx::Error> {
+                use sqlx::Row as _;
+                let rows = bind(stmt).fetch_all(&self.pool).await?;
+                rows.iter()
+                    .map(|r| {
+                        // Names are read as bytes (see `NAME_BYTES`).
+                        let name: Option<Vec<u8>> = r.try_get(2)?;
+                        let name = name
+                            .map(String::from_utf8)
+                            .transpose()
+                            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+                        Ok((r.try_get(0)?, r.try_get(1)?, name, r.try_get(3)?))
+                    })
+                    .collect()
+            }
+
+            async fn fetch_bytes(
+                &self,
+                stmt: &$crate::store::sql::Stmt<'_>,
+            ) -> Result<Option<Vec<u8>>, sqlx::Error> {
+                use sqlx::Row as _;
+                let row = bind(stmt).fetch_optional(&self.pool).await?;
+                row.map(|r| r.try_get(0)).transpose()
+            }
+
+            async fn fetch_ints(
+                &self,
+                stmt: &$crate::store::sql::Stmt<'_>,
+            ) -> Result<Vec<i64>, sqlx::Error> {
+                use sqlx::Row as _;
+                let rows = bind(stmt).fetch_all(&self.pool).await?;
+                rows.iter().map(|r| r.try_get::<i64, _>(0)).collect()
+            }
+
+            async fn run_ddl(&self, statements: &[String]) -> Result<(), sqlx::Error> {
+                let mut conn = self.pool.acquire().await?;
+                for sql in statements {
+                    sqlx::query(sql).execute(&mut *conn).await?;
+                }
+                Ok(())
+            }
+
+            fn classify(error: &sqlx::Error) -> $crate::store::sql::ErrorClass {
+                $classify(error)
+            }
+        }
+    };
+}
+
+pub(crate) use sqlx_backend;
