@@ -12,7 +12,10 @@ use crate::store::SessionStore;
 /// Reads never return expired sessions anyway, so cleanup is only about
 /// space. Run it with `tokio::spawn` and abort the task at shutdown.
 pub async fn run(store: Arc<dyn SessionStore>, interval: Duration, batch: u32) {
-    let mut ticker = tokio::time::interval(interval);
+    // The first pass waits one interval: a fleet restarting at once does not
+    // hit the database with cleanups on top of its warm-up traffic.
+    let start = tokio::time::Instant::now() + interval;
+    let mut ticker = tokio::time::interval_at(start, interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
