@@ -200,9 +200,8 @@ async fn home(mut session: Session<Shop>) -> Result<RawHtml<String>, SessionErro
         *visits
     };
     let user = session.user().await?.clone();
-    let mut body = format!(
-        r#"  <p>Visits in this session: <strong id="visits">{visits}</strong></p>"#
-    );
+    let mut body =
+        format!(r#"  <p>Visits in this session: <strong id="visits">{visits}</strong></p>"#);
     match &user {
         Some(name) => write!(
             body,
@@ -249,7 +248,18 @@ fn login(mut session: Session<Shop>, form: Form<Login<'_>>) -> Redirect {
 #[post("/logout")]
 async fn logout(session: Session<Shop>) -> Result<Redirect, SessionError> {
     session.destroy().await?;
-    Ok(Redirect::to(uri!(home)))
+    Ok(Redirect::to(uri!(logged_out)))
+}
+
+/// Where logout lands. It takes no session, so the browser is left with no
+/// session cookie at all until the next page that uses one.
+#[get("/logged-out")]
+fn logged_out() -> RawHtml<String> {
+    page(
+        "Logged out",
+        None,
+        r#"  <p id="logged-out">You are logged out. Back to the <a href="/">shop</a>.</p>"#,
+    )
 }
 
 /// The catalogue, with an "add to cart" form per product.
@@ -290,7 +300,11 @@ async fn cart_add(
     let Some(p) = product(form.product) else {
         return Ok(None);
     };
-    *session.cart_mut().await?.entry(p.id.to_string()).or_default() += 1;
+    *session
+        .cart_mut()
+        .await?
+        .entry(p.id.to_string())
+        .or_default() += 1;
     Ok(Some(Redirect::to(uri!(cart))))
 }
 
@@ -472,6 +486,7 @@ pub fn rocket(figment: Figment) -> Rocket<Build> {
                 login_page,
                 login,
                 logout,
+                logged_out,
                 products,
                 cart_add,
                 cart_remove,
