@@ -239,8 +239,12 @@ struct Login<'r> {
 /// The anonymous cart comes along.
 #[post("/login", data = "<form>")]
 fn login(mut session: Session<Shop>, form: Form<Login<'_>>) -> Redirect {
+    let name = form.username.trim();
+    if name.is_empty() {
+        return Redirect::to(uri!(login_page));
+    }
     session.regenerate();
-    session.set_user(Some(form.username.trim().to_string()));
+    session.set_user(Some(name.to_string()));
     Redirect::to(uri!(home))
 }
 

@@ -293,8 +293,33 @@ async fn text(client: &Client, css: &str) -> String {
     element(client, css).await.text().await.unwrap()
 }
 
+/// Clicks a submit button and waits for the page it leads to: the old
+/// document is marked first, so an element of the old page is never taken
+/// for the new one.
 async fn click(client: &Client, css: &str) {
-    element(client, css).await.click().await.unwrap();
+    let button = element(client, css).await;
+    client
+        .execute("window.__before_click = true; return null;", vec![])
+        .await
+        .unwrap();
+    button.click().await.unwrap();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let loaded = client
+            .execute(
+                "return window.__before_click !== true && document.readyState === 'complete';",
+                vec![],
+            )
+            .await;
+        if matches!(loaded, Ok(serde_json::Value::Bool(true))) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "clicking `{css}` led to no new page within {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
 }
 
 async fn absent(client: &Client, css: &str) {
