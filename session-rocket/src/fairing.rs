@@ -453,6 +453,14 @@ impl Fairing for Sessions {
         if let Some(warning) = state.warning() {
             rocket::warn!("{warning}");
         }
+        let address = rocket.config().address;
+        if config.secure && !rocket.config().tls_enabled() && !address.is_loopback() {
+            rocket::warn!(
+                "session cookies are `Secure` but {address} serves plain HTTP: browsers will not send \
+                 them back except to localhost, so every request would start a new session; \
+                 serve HTTPS (or terminate TLS in front), or set `secure = false` for a trusted network"
+            );
+        }
         if config.cleanup_interval > 0 {
             let task = tokio::spawn(session_core::store::cleanup::run(
                 state.manager.store().clone(),

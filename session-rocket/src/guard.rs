@@ -37,7 +37,9 @@ use crate::fairing::SessionsState;
 /// session, then the handler's own) share one state, so the store is read at
 /// most once per request. They must not be alive at the same time: the
 /// second fails with [`SessionError::AlreadyBorrowed`] (a 500) instead of
-/// deadlocking.
+/// deadlocking. Rocket evaluates guards in parameter order, so list a guard
+/// built on the session before the handler's own `Session<T>`:
+/// `fn cart(user: User, session: Session<Shop>)`, not the reverse.
 ///
 /// ```
 /// # use session_rocket::{Session, SessionError};
@@ -133,7 +135,10 @@ impl<'r, T: SessionData> FromRequest<'r> for Session<T> {
             Ok(handle) => Outcome::Success(Session { handle }),
             Err(_) => {
                 let error = SessionError::AlreadyBorrowed(std::any::type_name::<T>());
-                rocket::error!("{error}; drop the first guard before taking the second");
+                rocket::error!(
+                    "{error}: a guard built on the session (a `User` guard, say) must come before \
+                     the handler's own `Session` parameter, and must not keep the session inside itself"
+                );
                 Outcome::Error((Status::InternalServerError, error))
             }
         }

@@ -269,6 +269,11 @@ pub use session_derive::Session;
 pub use session_core::config::{OnDecodeError, SameSite};
 pub use session_core::{codec, store, Config, SessionManager, SessionState, StoreKey};
 
+/// What the generated accessors return on failure; `?` turns it into a
+/// [`SessionError`] in a handler, and a custom guard can do the same with
+/// `SessionError::from(e)` and answer with [`SessionError::status`].
+pub use session_core::Error;
+
 /// The sqlx this crate is built on, so a pool you share with
 /// [`Sessions::with_mysql_pool`] has the matching version.
 #[cfg(any(feature = "mysql", feature = "sqlite"))]
