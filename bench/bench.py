@@ -1,0 +1,801 @@
+#!/usr/bin/env python3
+"""Orchestrates the session-rocket benchmark (stdlib only). Run via bench/run.sh.
+
+1. Recreates the `bench_` tables in the local MariaDB and starts the release
+   app (which creates its session tables at launch).
+2. Throughput pass: for each config (1 session, 256 sessions) and route, a
+   1 s wrk warm-up, then a measured wrk run with a fixed number of
+   connections, with SHOW GLOBAL STATUS deltas around it.
+3. Counting pass: a second app instance whose pools connect through an
+   in-process MySQL protocol proxy that counts every client->server command
+   packet (sequence id 0), classifies prepared statements by their SQL, and
+   counts bytes. A fixed number of sequential requests per route and config,
+   after a warm-up, gives exact statements, round trips and bytes per request.
+4. Prints markdown tables and writes raw results to target/bench/<stamp>/.
+"""
+
+import argparse
+import asyncio
+import base64
+import collections
+import datetime
+import hashlib
+import http.client
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target", "release", "session-bench")
+LUA = os.path.join(ROOT, "bench", "rotate.lua")
+DB = dict(host="127.0.0.1", port=3306, user="root", name="test")
+PREFIX = "bench_"
+TTL = 86400
+
+# (name, method, path, kind): kind says which cookies a request carries.
+ROUTES = [
+    ("floor_none", "GET", "/floor/none", "rr"),
+    ("none", "GET", "/none", "rr"),
+    ("floor_select", "GET", "/floor/select", "rr"),
+    ("diag_load", "GET", "/diag/load", "rr"),
+    ("read", "GET", "/read", "rr"),
+    ("bump", "POST", "/bump", "rr"),
+    ("login", "POST", "/login", "nocookie"),
+    ("logout", "POST", "/logout", "fresh"),
+]
+FLOOR_OF = {"none": "floor_none", "read": "floor_select"}
+STATUS_VARS = [
+    "Questions", "Queries", "Com_select", "Com_insert", "Com_insert_select",
+    "Com_update", "Com_update_multi", "Com_delete", "Com_delete_multi", "Com_replace",
+    "Com_stmt_execute", "Com_stmt_prepare", "Com_stmt_close", "Com_stmt_reset",
+    "Com_admin_commands", "Com_begin", "Com_commit", "Com_rollback", "Com_show_status",
+    "Bytes_received", "Bytes_sent", "Connections", "Innodb_row_lock_waits",
+    "Innodb_row_lock_time", "Innodb_deadlocks", "Created_tmp_tables",
+]
+DML = ["Com_select", "Com_insert", "Com_insert_select", "Com_update", "Com_update_multi",
+       "Com_delete", "Com_delete_multi", "Com_replace"]
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- database
+
+def mysql_cmd():
+    return ["mysql", "-u" + DB["user"], "-h" + DB["host"], "-P" + str(DB["port"]), DB["name"]]
+
+
+def sql(query):
+    out = subprocess.run(mysql_cmd() + ["-N", "-B", "-e", query],
+                         capture_output=True, text=True, check=True)
+    return out.stdout
+
+
+def sql_script(script):
+    subprocess.run(mysql_cmd(), input=script, text=True, check=True)
+
+
+def status():
+    names = ",".join("'%s'" % v for v in STATUS_VARS)
+    out = sql("SHOW GLOBAL STATUS WHERE Variable_name IN (%s)" % names)
+    values = {}
+    for line in out.splitlines():
+        k, v = line.split("\t")
+        values[k] = int(v)
+    return values
+
+
+def delta(a, b):
+    return {k: b.get(k, 0) - a.get(k, 0) for k in STATUS_VARS}
+
+
+def reset_tables():
+    sql("DROP TABLE IF EXISTS `{p}session_fields`, `{p}sessions`, `{p}floor`".format(p=PREFIX))
+    sql("CREATE TABLE `{p}floor` (id BIGINT NOT NULL PRIMARY KEY, v VARBINARY(64) NOT NULL)"
+        " ENGINE=InnoDB".format(p=PREFIX))
+    sql("INSERT INTO `{p}floor` SELECT seq, CONCAT('floor row ', seq) FROM seq_1_to_256"
+        .format(p=PREFIX))
+
+
+def new_token():
+    raw = os.urandom(32)
+    cookie = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    return cookie, hashlib.sha256(raw).hexdigest()
+
+
+def cookie_pk(cookie):
+    raw = base64.urlsafe_b64decode(cookie + "=")
+    h = hashlib.sha256(raw).hexdigest()
+    return int(sql("SELECT pk FROM `%ssessions` WHERE token_hash = UNHEX('%s')" % (PREFIX, h)))
+
+
+def bulk_sessions(n, template_cookie, tpl=None):
+    """n fresh sessions holding copies of the template session's 22 fields,
+    inserted with SQL (the shape logout destroys is the shape login makes)."""
+    if tpl is None:
+        tpl = cookie_pk(template_cookie)
+    first = int(sql("SELECT COALESCE(MAX(pk), 0) FROM `%ssessions`" % PREFIX)) + 1
+    now = int(time.time())
+    cookies, parts = [], []
+    for _ in range(n):
+        c, h = new_token()
+        cookies.append(c)
+        parts.append("(UNHEX('%s'),%d,%d)" % (h, now, now + TTL))
+    lines = []
+    for i in range(0, n, 2000):
+        lines.append("INSERT INTO `%ssessions` (token_hash, created_at, expires_at) VALUES %s;"
+                     % (PREFIX, ",".join(parts[i:i + 2000])))
+    lines.append("INSERT INTO `{p}session_fields` (session_pk, name, value) SELECT s.pk, f.name,"
+                 " f.value FROM `{p}sessions` s JOIN `{p}session_fields` f ON f.session_pk = {t}"
+                 " WHERE s.pk >= {first};".format(p=PREFIX, t=tpl, first=first))
+    sql_script("\n".join(lines))
+    return cookies
+
+
+def count_alive(cookies):
+    hashes = ",".join("UNHEX('%s')" % hashlib.sha256(base64.urlsafe_b64decode(c + "=")).hexdigest()
+                      for c in cookies)
+    query = "SELECT COUNT(*) FROM `%ssessions` WHERE token_hash IN (%s)" % (PREFIX, hashes)
+    out = subprocess.run(mysql_cmd() + ["-N", "-B"], input=query, capture_output=True,
+                         text=True, check=True)
+    return int(out.stdout)
+
+
+def counter_of(cookie):
+    out = sql("SELECT value FROM `%ssession_fields` WHERE session_pk = %d AND name = 'counter'"
+              % (PREFIX, cookie_pk(cookie))).strip()
+    return int(out or 0)
+
+
+# ---------------------------------------------------------------- cpu
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu(pid):
+    """CPU seconds (user + system) a process has used, 0 if it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def busy_cpu():
+    """CPU seconds every process on the machine has used."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (sum(v) - v[3] - v[4]) / TICK
+
+
+def db_pid():
+    for name in ("mariadbd", "mysqld"):
+        out = subprocess.run(["pidof", name], capture_output=True, text=True).stdout.split()
+        if out:
+            return int(out[0])
+    return 0
+
+
+def cpu_sample(app_pid, dbpid):
+    import resource
+    ch = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"app": proc_cpu(app_pid), "db": proc_cpu(dbpid),
+            "children": ch.ru_utime + ch.ru_stime, "all": busy_cpu(), "t": time.time()}
+
+
+def cpu_delta(a, b, requests):
+    """Microseconds of CPU per request by process; `other` is everything
+    else on the machine (other users' work: noise)."""
+    n = max(requests, 1)
+    d = {k: b[k] - a[k] for k in a}
+    other = d["all"] - d["app"] - d["db"] - d["children"]
+    return {"app_us": 1e6 * d["app"] / n, "db_us": 1e6 * d["db"] / n,
+            "wrk_us": 1e6 * d["children"] / n, "other_us": 1e6 * other / n,
+            "other_cores": other / max(d["t"], 1e-9)}
+
+
+# ---------------------------------------------------------------- the app
+
+class App:
+    def __init__(self, port, db_url, pool, logfile):
+        self.port = port
+        env = dict(os.environ, ROCKET_PORT=str(port), ROCKET_ADDRESS="127.0.0.1",
+                   BENCH_DB_URL=db_url, BENCH_POOL=str(pool))
+        self.log = open(logfile, "w")
+        self.proc = subprocess.Popen([BIN], env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 30
+        while True:
+            if self.proc.poll() is not None:
+                raise SystemExit("the app exited at launch; see " + logfile)
+            try:
+                if self.request("GET", "/floor/none")[0] == 200:
+                    return
+            except OSError:
+                pass
+            if time.time() > deadline:
+                raise SystemExit("the app did not answer within 30 s")
+            time.sleep(0.2)
+
+    def request(self, method, path, cookie=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            headers = {"Cookie": "session=" + cookie} if cookie else {}
+            conn.request(method, path, headers=headers)
+            r = conn.getresponse()
+            r.read()
+            return r.status, r.getheader("Set-Cookie")
+        finally:
+            conn.close()
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+class Client:
+    """One keep-alive HTTP connection, for the sequential counting pass."""
+
+    def __init__(self, port):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+
+    def request(self, method, path, cookie=None):
+        headers = {"Cookie": "session=" + cookie} if cookie else {}
+        self.conn.request(method, path, headers=headers)
+        r = self.conn.getresponse()
+        r.read()
+        return r.status, r.getheader("Set-Cookie")
+
+
+def cookie_value(set_cookie):
+    m = re.match(r"session=([^;]*)", set_cookie or "")
+    if not m or not m.group(1):
+        raise SystemExit("login set no session cookie: %r" % set_cookie)
+    return m.group(1)
+
+
+def login_sessions(port, n):
+    c = Client(port)
+    out = []
+    for _ in range(n):
+        st, sc = c.request("POST", "/login")
+        assert st == 200, st
+        out.append(cookie_value(sc))
+    return out
+
+
+# ---------------------------------------------------------------- wrk
+
+UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def parse_wrk(text):
+    def num(pattern, default=None):
+        m = re.search(pattern, text)
+        return float(m.group(1)) if m else default
+
+    lat = {}
+    for p, v, u in re.findall(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$", text, re.M):
+        lat[p] = float(v) * UNIT[u]
+    errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    return {
+        "rps": num(r"Requests/sec:\s+([\d.]+)"),
+        "requests": int(num(r"(\d+) requests in", 0)),
+        "p50_ms": lat.get("50"),
+        "p99_ms": lat.get("99"),
+        "non2xx": int(num(r"Non-2xx or 3xx responses: (\d+)", 0)),
+        "socket_errors": sum(int(x) for x in errs.groups()) if errs else 0,
+    }
+
+
+def wrk(args, port, method, path, cookie_file, mode, seconds, latency=True):
+    cmd = ["wrk", "-t%d" % args.threads, "-c%d" % args.connections, "-d%ds" % seconds,
+           "--timeout", "10s", "-s", LUA]
+    if latency:
+        cmd.append("--latency")
+    cmd += ["http://127.0.0.1:%d" % port, "--", method, path, cookie_file, mode,
+            str(args.threads)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return out
+
+
+# ---------------------------------------------------------------- proxy
+
+COMMANDS = {0x01: "quit", 0x03: "query", 0x0e: "ping", 0x11: "change_user",
+            0x16: "prepare", 0x17: "execute", 0x18: "send_long_data", 0x19: "close",
+            0x1a: "reset_stmt", 0x1f: "reset_connection"}
+NO_REPLY = {"close", "send_long_data", "quit"}
+
+
+def label(sql_text):
+    s = " ".join(sql_text.split())
+    u = s.upper()
+    p = PREFIX
+    if u.startswith("SELECT S.CREATED_AT"):
+        return "load"
+    if u.startswith("SELECT F.VALUE"):
+        return "load_field"
+    if u.startswith("SELECT V FROM %sFLOOR" % p.upper()):
+        return "floor_select"
+    if u.startswith("INSERT INTO `%sSESSION_FIELDS`" % p.upper()):
+        return "upsert(%d)" % u.count("SELECT ?")
+    if u.startswith("INSERT INTO `%sSESSIONS`" % p.upper()):
+        return "create"
+    if u.startswith("UPDATE") and "SET TOKEN_HASH" in u:
+        return "rename"
+    if u.startswith("UPDATE") and "SET EXPIRES_AT" in u:
+        return "touch"
+    if u.startswith("DELETE FROM `%sSESSIONS` WHERE TOKEN_HASH" % p.upper()):
+        return "destroy"
+    if u.startswith("DELETE FROM `%sSESSION_FIELDS`" % p.upper()):
+        return "remove"
+    return s[:48]
+
+
+def kind(sql_text):
+    w = sql_text.split(None, 1)[0].upper() if sql_text.split() else ""
+    if w in ("SELECT", "INSERT", "UPDATE", "DELETE", "REPLACE"):
+        return "statement"
+    if w in ("BEGIN", "COMMIT", "ROLLBACK", "START"):
+        return "transaction"
+    return "other"
+
+
+class Proxy:
+    """A MySQL protocol proxy that counts what the app sends to the server."""
+
+    def __init__(self, listen_port, upstream_port):
+        self.listen_port = listen_port
+        self.upstream_port = upstream_port
+        self.lock = threading.Lock()
+        self.c = collections.Counter()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        self.ready.wait(10)
+
+    def snapshot(self):
+        with self.lock:
+            return collections.Counter(self.c)
+
+    def _add(self, **kw):
+        with self.lock:
+            for k, v in kw.items():
+                self.c[k.replace("__", ":")] += v
+
+    def _bump(self, key, v=1):
+        with self.lock:
+            self.c[key] += v
+
+    def _run(self):
+        asyncio.run(self._main())
+
+    async def _main(self):
+        server = await asyncio.start_server(self._handle, "127.0.0.1", self.listen_port)
+        self.ready.set()
+        async with server:
+            await server.serve_forever()
+
+    async def _handle(self, creader, cwriter):
+        sreader, swriter = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        self._bump("connections")
+        st = {"stmts": {}, "await_prepare": None}
+        await asyncio.gather(self._pump(creader, swriter, st, True),
+                             self._pump(sreader, cwriter, st, False),
+                             return_exceptions=True)
+
+    async def _pump(self, reader, writer, st, client):
+        buf = b""
+        try:
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    break
+                self._bump("bytes" if client else "bytes_from_server", len(data))
+                writer.write(data)
+                buf += data
+                while len(buf) >= 4:
+                    n = int.from_bytes(buf[:3], "little")
+                    if len(buf) < 4 + n:
+                        break
+                    seq, payload = buf[3], buf[4:4 + n]
+                    buf = buf[4 + n:]
+                    if client:
+                        self._client_packet(st, seq, payload, n + 4)
+                    else:
+                        self._server_packet(st, seq, payload)
+                await writer.drain()
+        finally:
+            writer.close()
+
+    def _client_packet(self, st, seq, payload, size):
+        if seq != 0 or not payload:
+            return
+        name = COMMANDS.get(payload[0], "cmd_0x%02x" % payload[0])
+        keys = collections.Counter({"cmd:" + name: 1, "packets": 1})
+        if name not in NO_REPLY:
+            keys["round_trips"] += 1
+        if name == "prepare":
+            st["await_prepare"] = payload[1:].decode("utf-8", "replace")
+            keys["prepare:" + label(st["await_prepare"])] += 1
+        elif name == "execute":
+            sid = int.from_bytes(payload[1:5], "little")
+            text = st["stmts"].get(sid, "?")
+            lab = label(text)
+            keys["exec:" + lab] += 1
+            keys["exec_bytes:" + lab] += size
+            keys[kind(text)] += 1
+        elif name == "query":
+            text = payload[1:].decode("utf-8", "replace")
+            keys["query:" + label(text)] += 1
+            keys[kind(text)] += 1
+        with self.lock:
+            self.c.update(keys)
+
+    def _server_packet(self, st, seq, payload):
+        if seq == 1 and st["await_prepare"] is not None:
+            if payload[:1] == b"\x00" and len(payload) >= 5:
+                st["stmts"][int.from_bytes(payload[1:5], "little")] = st["await_prepare"]
+            st["await_prepare"] = None
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+# ---------------------------------------------------------------- passes
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def throughput_pass(args, out, app, sessions, template):
+    results = {}
+    for cfg in args.configs:
+        cfg_cookies = os.path.join(out, "cookies_%d.txt" % cfg)
+        write(cfg_cookies, "\n".join(sessions[:cfg]) + "\n")
+        for name, method, path, k in ROUTES:
+            if args.routes and name not in args.routes:
+                continue
+            fresh = None
+            if k == "rr":
+                cfile, mode = cfg_cookies, "rr"
+            elif k == "nocookie":
+                cfile, mode = "-", "rr"
+            if k == "fresh":
+                # Warm-up on its own batch; its rate sizes the measured batch.
+                warm = bulk_sessions(args.logout_probe, template)
+                wfile = os.path.join(out, "logout_warm_%d.txt" % cfg)
+                write(wfile, "\n".join(warm) + "\n")
+                text = wrk(args, app.port, method, path, wfile, "once", args.warmup, False)
+                warm_rate = parse_wrk(text)["rps"] or 0
+                need = int(max(warm_rate, 1000) * (args.duration + 1) * 1.6)
+                log("  logout: warm-up %.0f req/s; creating %d sessions" % (warm_rate, need))
+                fresh = bulk_sessions(need, template)
+                cfile, mode = os.path.join(out, "logout_%d.txt" % cfg), "once"
+                write(cfile, "\n".join(fresh) + "\n")
+            else:
+                wrk(args, app.port, method, path, cfile, mode, args.warmup, False)
+            before_counter = counter_of(sessions[0]) if name == "bump" and cfg == 1 else None
+            s0 = status()
+            load = os.getloadavg()[0]
+            c0 = cpu_sample(app.proc.pid, args.db_pid)
+            text = wrk(args, app.port, method, path, cfile, mode, args.duration)
+            c1 = cpu_sample(app.proc.pid, args.db_pid)
+            s1 = status()
+            write(os.path.join(out, "wrk_%s_%d.txt" % (name, cfg)), text)
+            r = parse_wrk(text)
+            r["status_delta"] = delta(s0, s1)
+            r["loadavg_before"] = load
+            r["cpu"] = cpu_delta(c0, c1, r["requests"])
+            if fresh is not None:
+                r["fresh_sessions"] = len(fresh)
+                r["fresh_left"] = count_alive(fresh)
+                r["exhausted"] = r["fresh_left"] == 0
+            if before_counter is not None:
+                r["counter_before"] = before_counter
+                r["counter_after"] = counter_of(sessions[0])
+            results["%s/%d" % (name, cfg)] = r
+            log("  %-12s %3d sessions: %9.0f req/s  p50 %7.2f ms  p99 %7.2f ms  non2xx %d"
+                "  cpu/req app %.0f us db %.0f us, other load %.2f cores"
+                % (name, cfg, r["rps"] or 0, r["p50_ms"] or 0, r["p99_ms"] or 0, r["non2xx"],
+                   r["cpu"]["app_us"], r["cpu"]["db_us"], r["cpu"]["other_cores"]))
+    return results
+
+
+def profile(args, out, app, sessions):
+    """perf samples of the app and the server while wrk drives `read` on 256
+    sessions: where the CPU goes (report in perf_read.txt)."""
+    cfile = os.path.join(out, "cookies_%d.txt" % max(args.configs))
+    data = os.path.join(out, "perf_read.data")
+    rec = subprocess.Popen(["perf", "record", "-F", "499", "-g", "-o", data, "-p",
+                            "%d,%d" % (app.proc.pid, args.db_pid), "--", "sleep", "4"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wrk(args, app.port, "GET", "/read", cfile, "rr", 5, False)
+    rec.wait()
+    rep = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children",
+                          "--sort", "comm,dso", "-g", "none", "--percent-limit", "0.5"],
+                         capture_output=True, text=True).stdout
+    rep2 = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children",
+                           "--sort", "comm,sym", "-g", "none", "--percent-limit", "0.7"],
+                          capture_output=True, text=True).stdout
+    write(os.path.join(out, "perf_read.txt"), rep + "\n\n" + rep2)
+    log("  perf profile of `read` in %s" % os.path.join(out, "perf_read.txt"))
+
+
+def counting_pass(args, out, template_sessions):
+    proxy_port = free_port()
+    proxy = Proxy(proxy_port, DB["port"])
+    app = App(args.port + 1, "mysql://%s@127.0.0.1:%d/%s" % (DB["user"], proxy_port, DB["name"]),
+              args.pool, os.path.join(out, "app_counting.log"))
+    results = {}
+    try:
+        sessions = template_sessions
+        client = Client(app.port)
+        for cfg in args.configs:
+            for name, method, path, k in ROUTES:
+                if args.routes and name not in args.routes:
+                    continue
+                n, w = args.count, args.count_warmup
+                if k == "rr":
+                    # Every session once before measuring, so the touch due
+                    # on a session idle for `touch_after` (a once-a-minute
+                    # UPDATE, reported separately) is not counted as the
+                    # per-request cost.
+                    w = max(w, cfg)
+                if k == "rr":
+                    seq = [sessions[i % cfg] for i in range(w + n)]
+                elif k == "nocookie":
+                    seq = [None] * (w + n)
+                else:
+                    seq = bulk_sessions(w + n, sessions[0])
+                for c in seq[:w]:
+                    client.request(method, path, c)
+                p0, s0 = proxy.snapshot(), status()
+                bad = 0
+                for c in seq[w:]:
+                    st, _ = client.request(method, path, c)
+                    bad += st != 200
+                p1, s1 = proxy.snapshot(), status()
+                d = {k2: v for k2, v in (p1 - p0).items()}
+                results["%s/%d" % (name, cfg)] = {
+                    "requests": n, "non200": bad, "proxy": d, "status_delta": delta(s0, s1)}
+                log("  %-12s %3d sessions: %5.2f stmts, %5.2f round trips, %7.1f bytes per request"
+                    % (name, cfg, d.get("statement", 0) / n, d.get("round_trips", 0) / n,
+                       d.get("bytes", 0) / n))
+        # The statements a fresh connection costs (handshake, settings,
+        # prepares), seen through the proxy for reference.
+        results["_proxy_total"] = dict(proxy.snapshot())
+    finally:
+        app.stop()
+    return results
+
+
+# ---------------------------------------------------------------- report
+
+def fmt(v, digits=2):
+    if v is None:
+        return "n/a"
+    return ("%." + str(digits) + "f") % v
+
+
+def report(args, meta, thr, cnt):
+    lines = []
+    rw = meta["rewrite"]
+    whole = rw["value_bytes"] + rw["name_bytes"]
+    for cfg in args.configs:
+        lines.append("")
+        lines.append("### %d session%s (%s)" % (cfg, "" if cfg == 1 else "s",
+                     "every request on the same cookie" if cfg == 1 else
+                     "cookies rotated round-robin per request"))
+        lines.append("")
+        lines.append("| route | req/s | p50 ms | p99 ms | stmts/req | round trips/req | "
+                     "pings/req | prepares/req | bytes to / from server per req | ratio to floor (req/s) "
+                     "| CPU us/req app / db | other load (cores) |")
+        lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for name, _, _, _ in ROUTES:
+            key = "%s/%d" % (name, cfg)
+            if key not in thr:
+                continue
+            t = thr[key]
+            c = cnt.get(key, {})
+            p = c.get("proxy", {})
+            n = c.get("requests") or 1
+            floor = FLOOR_OF.get(name)
+            ratio = ""
+            if floor and "%s/%d" % (floor, cfg) in thr:
+                f = thr["%s/%d" % (floor, cfg)]["rps"]
+                ratio = "%.3f (%s)" % (t["rps"] / f, floor)
+            note = ""
+            if t.get("non2xx") or t.get("socket_errors"):
+                note = " (non-2xx %d, socket errors %d)" % (t["non2xx"], t["socket_errors"])
+            if t.get("exhausted"):
+                note += " (fresh sessions ran out)"
+            cpu = t.get("cpu", {})
+            lines.append("| %s%s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %.0f / %.0f | %.2f |"
+                         % (name, note, t["rps"], fmt(t["p50_ms"]), fmt(t["p99_ms"]),
+                            fmt(p.get("statement", 0) / n), fmt(p.get("round_trips", 0) / n),
+                            fmt(p.get("cmd:ping", 0) / n), fmt(p.get("cmd:prepare", 0) / n),
+                            fmt(p.get("bytes", 0) / n, 0) + " / " + fmt(p.get("bytes_from_server", 0) / n, 0),
+                            ratio, cpu.get("app_us", 0),
+                            cpu.get("db_us", 0), cpu.get("other_cores", 0)))
+        tr = {k2: thr.get("%s/%d" % (k2, cfg)) for k2 in ("floor_select", "diag_load", "read")}
+        if all(tr.values()):
+            lines.append("")
+            lines.append("Decomposition of `read` vs the one-SELECT floor (same run): the store's "
+                         "load query run directly (`diag_load`, all 22 field rows) reaches %.1f%% "
+                         "of the floor; `read` reaches %.1f%% of `diag_load`."
+                         % (100 * tr["diag_load"]["rps"] / tr["floor_select"]["rps"],
+                            100 * tr["read"]["rps"] / tr["diag_load"]["rps"]))
+        lines.append("")
+        lines.append("Statement mix per request (counting pass, %d requests per route):"
+                     % args.count)
+        lines.append("")
+        for name, _, _, _ in ROUTES:
+            key = "%s/%d" % (name, cfg)
+            if key not in cnt:
+                continue
+            p, n = cnt[key]["proxy"], cnt[key]["requests"]
+            mix = ", ".join("%s %.2f" % (k2[5:], v / n) for k2, v in sorted(p.items())
+                            if k2.startswith("exec:") or k2.startswith("query:"))
+            sd = {k2: v - meta["status_overhead"].get(k2, 0)
+                  for k2, v in cnt[key]["status_delta"].items()}
+            dml = sum(sd[v] for v in DML)
+            lines.append("- `%s`: %s; global counters: DML (Com_select+insert+insert_select+"
+                         "update+delete) %.2f, Com_stmt_execute %.2f, Bytes_received %.1f"
+                         % (name, mix or "none", dml / n, sd["Com_stmt_execute"] / n,
+                            sd["Bytes_received"] / n))
+    # bump vs whole rewrite
+    lines.append("")
+    lines.append("### `bump` bytes vs a whole-session rewrite")
+    lines.append("")
+    lines.append("Whole session encoded with the session's codec (JSON): %d value bytes + %d "
+                 "name bytes = %d bytes (cart alone %d)." % (rw["value_bytes"], rw["name_bytes"],
+                                                            whole, rw["cart_bytes"]))
+    for cfg in args.configs:
+        key = "bump/%d" % cfg
+        lkey = "login/%d" % cfg
+        if key not in cnt:
+            continue
+        p, n = cnt[key]["proxy"], cnt[key]["requests"]
+        total = p.get("bytes", 0) / n
+        upsert = sum(v for k2, v in p.items() if k2.startswith("exec_bytes:upsert")) / n
+        load = p.get("exec_bytes:load", 0) / n
+        lp = cnt.get(lkey, {}).get("proxy", {})
+        ln = cnt.get(lkey, {}).get("requests") or 1
+        login_upsert = lp.get("exec_bytes:upsert(22)", 0) / ln
+        lines.append("- %d session%s: bump sends %.1f bytes/request in all (load %.1f + upsert "
+                     "%.1f); that is %.1f%% of the %d-byte whole session (write alone: %.1f%%). "
+                     "Login's 22-field upsert packet, i.e. what a whole rewrite sends through "
+                     "this store: %.1f bytes; bump's write is %.1f%% of it."
+                     % (cfg, "" if cfg == 1 else "s", total, load, upsert,
+                        100 * total / whole, whole, 100 * upsert / whole, login_upsert,
+                        100 * upsert / login_upsert if login_upsert else float("nan")))
+    return "\n".join(lines)
+
+
+def goals(args, thr, cnt, meta):
+    rw = meta["rewrite"]
+    whole = rw["value_bytes"] + rw["name_bytes"]
+    rows = []
+
+    def per(key, what):
+        c = cnt.get(key)
+        if not c:
+            return None
+        return c["proxy"].get(what, 0) / c["requests"]
+
+    for cfg in args.configs:
+        def rps(name):
+            t = thr.get("%s/%d" % (name, cfg))
+            return t and t["rps"]
+        if rps("none") and rps("floor_none"):
+            r = rps("none") / rps("floor_none")
+            rows.append(("`none` within 3%% of the no-session floor (%d)" % cfg,
+                         "%.1f%% of floor" % (100 * r), r >= 0.97))
+        if rps("read") and rps("floor_select"):
+            r = rps("read") / rps("floor_select")
+            rows.append(("`read` within 15%% of the one-SELECT floor (%d)" % cfg,
+                         "%.1f%% of floor" % (100 * r), r >= 0.85))
+        b = cnt.get("bump/%d" % cfg)
+        if b:
+            p, n = b["proxy"], b["requests"]
+            total = p.get("bytes", 0) / n
+            upsert = sum(v for k2, v in p.items() if k2.startswith("exec_bytes:upsert")) / n
+            rows.append(("`bump` sends <= 5%% of whole-rewrite bytes, write only (%d)" % cfg,
+                         "%.1f%%" % (100 * upsert / whole), upsert <= 0.05 * whole))
+            rows.append(("`bump` sends <= 5%% of whole-rewrite bytes, whole request (%d)" % cfg,
+                         "%.1f%%" % (100 * total / whole), total <= 0.05 * whole))
+        for name, limit in (("none", 0), ("read", 1), ("bump", 2), ("login", 2), ("logout", 1)):
+            v = per("%s/%d" % (name, cfg), "statement")
+            if v is not None:
+                op = "==" if name in ("none", "read", "logout") else "<="
+                ok = abs(v - limit) < 1e-9 if op == "==" else v <= limit + 1e-9
+                rows.append(("statements/request `%s` %s %d (%d)" % (name, op, limit, cfg),
+                             "%.3f" % v, ok))
+        pings = sum(cnt[k]["proxy"].get("cmd:ping", 0) for k in cnt
+                    if k.endswith("/%d" % cfg) and not k.startswith("_"))
+        rows.append(("no pings on the request path (%d)" % cfg, "%d pings" % pings, pings == 0))
+    out = ["| goal | measured | result |", "|---|---|---|"]
+    for g, m, ok in rows:
+        out.append("| %s | %s | %s |" % (g, m, "PASS" if ok else "FAIL"))
+    return "\n".join(out)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--duration", type=int, default=10, help="seconds per measured wrk run")
+    ap.add_argument("--warmup", type=int, default=1, help="seconds of wrk warm-up per run")
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=2, help="wrk threads")
+    ap.add_argument("--pool", type=int, default=10, help="max_connections of both pools")
+    ap.add_argument("--port", type=int, default=8300)
+    ap.add_argument("--count", type=int, default=400, help="requests per counting run")
+    ap.add_argument("--count-warmup", type=int, default=50)
+    ap.add_argument("--logout-probe", type=int, default=4000,
+                    help="fresh sessions for the logout warm-up")
+    ap.add_argument("--configs", type=int, nargs="+", default=[1, 256])
+    ap.add_argument("--routes", nargs="*", default=None)
+    ap.add_argument("--perf", action="store_true",
+                    help="also profile the app and the server with perf during `read`")
+    args = ap.parse_args()
+    args.db_pid = db_pid()
+
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = os.path.join(ROOT, "target", "bench", stamp)
+    os.makedirs(out, exist_ok=True)
+    latest = os.path.join(ROOT, "target", "bench", "latest")
+    if os.path.islink(latest):
+        os.unlink(latest)
+    if not os.path.exists(latest):
+        os.symlink(stamp, latest)
+
+    rewrite = json.loads(subprocess.run([BIN, "--rewrite-bytes"], capture_output=True, text=True,
+                                        check=True).stdout)
+    meta = {"args": vars(args), "rewrite": rewrite, "started": stamp,
+            "mariadb": sql("SELECT VERSION()").strip()}
+    log("resetting %s* tables" % PREFIX)
+    reset_tables()
+    s0 = status()
+    s1 = status()
+    meta["status_overhead"] = delta(s0, s1)
+    url = "mysql://%s@%s:%d/%s" % (DB["user"], DB["host"], DB["port"], DB["name"])
+    app = App(args.port, url, args.pool, os.path.join(out, "app.log"))
+    try:
+        sessions = login_sessions(app.port, max(args.configs))
+        log("throughput pass: %d connections, %d wrk threads, %d s per run after %d s warm-up"
+            % (args.connections, args.threads, args.duration, args.warmup))
+        thr = throughput_pass(args, out, app, sessions, sessions[0])
+        if args.perf:
+            profile(args, out, app, sessions)
+    finally:
+        app.stop()
+    log("counting pass: %d sequential requests per route through the counting proxy"
+        % args.count)
+    cnt = counting_pass(args, out, sessions)
+    raw = {"meta": meta, "throughput": thr, "counting": cnt}
+    write(os.path.join(out, "results.json"), json.dumps(raw, indent=2, sort_keys=True))
+    text = report(args, meta, thr, cnt) + "\n\n### Goals\n\n" + goals(args, thr, cnt, meta) + "\n"
+    write(os.path.join(out, "report.md"), text)
+    print(text)
+    log("raw results in %s" % out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,280 @@
+//! The benchmark app: session routes and their floors, served over real TCP.
+//! Driven by `bench/run.sh`; see `bench/README.md`.
+//!
+//! Configuration (environment):
+//! - `BENCH_DB_URL`: the MySQL URL for both the session store and the floor
+//!   pool (default `mysql://root@127.0.0.1:3306/test`);
+//! - `BENCH_POOL`: `max_connections` of both pools (default 10);
+//! - `ROCKET_PORT`: the HTTP port (default 8000).
+//!
+//! `session-bench --rewrite-bytes` prints, as JSON, what one `login` writes
+//! (the 22 fields encoded with the session's codec): the size of a
+//! whole-session rewrite.
+
+use std::time::Duration;
+
+use rocket::http::CookieJar;
+use rocket::{get, post, routes, State};
+use serde::{Deserialize, Serialize};
+use session_rocket::codec::{Codec, JsonCodec};
+use session_rocket::sqlx::mysql::{MySqlPool, MySqlPoolOptions};
+use session_rocket::{Session, SessionError, Sessions};
+
+/// Table prefix of everything the benchmark creates.
+const PREFIX: &str = "bench_";
+
+/// One cart line.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Item {
+    sku: String,
+    qty: u32,
+    price_cents: u32,
+}
+
+/// The benchmark session: a counter, a 50-item cart and 20 profile fields.
+#[derive(Session)]
+struct Bench {
+    counter: u64,
+    cart: Vec<Item>,
+    p01: String,
+    p02: String,
+    p03: String,
+    p04: String,
+    p05: String,
+    p06: String,
+    p07: String,
+    p08: String,
+    p09: String,
+    p10: String,
+    p11: String,
+    p12: String,
+    p13: String,
+    p14: String,
+    p15: String,
+    p16: String,
+    p17: String,
+    p18: String,
+    p19: String,
+    p20: String,
+}
+
+fn cart() -> Vec<Item> {
+    (0..50)
+        .map(|i| Item {
+            sku: format!("SKU-{i:05}"),
+            qty: 1 + i % 3,
+            price_cents: 999 + 100 * i,
+        })
+        .collect()
+}
+
+fn profile(i: usize) -> String {
+    format!("profile value {i:02} for user 4242")
+}
+
+/// Floor: no session, no database.
+#[get("/floor/none")]
+fn floor_none() -> &'static str {
+    "ok"
+}
+
+/// The floor pool: the same settings as the store's pool.
+struct FloorPool(MySqlPool);
+
+/// Floor: one primary-key `SELECT` through sqlx, on a pool configured like
+/// the store's. The row (1..=256) follows the cookie, so the 256-session run
+/// reads 256 rows as the session routes do.
+#[get("/floor/select")]
+async fn floor_select(pool: &State<FloorPool>, cookies: &CookieJar<'_>) -> Result<Vec<u8>, String> {
+    let id = cookies.get("session").map_or(1, |c| {
+        c.value()
+            .bytes()
+            .fold(0u32, |a, b| a.wrapping_add(u32::from(b)))
+            % 256
+            + 1
+    });
+    session_rocket::sqlx::query_scalar::<_, Vec<u8>>("SELECT v FROM bench_floor WHERE id = ?")
+        .bind(i64::from(id))
+        .fetch_one(&pool.0)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Diagnostic, not a floor: the session store's own load query (same SQL,
+/// same row decoding: all 22 field rows of the session), run directly on the
+/// floor pool. `read` minus this is the session layer's overhead; this minus
+/// `floor_select` is the cost of the wider query.
+#[get("/diag/load")]
+async fn diag_load(pool: &State<FloorPool>, cookies: &CookieJar<'_>) -> Result<String, String> {
+    use base64::Engine as _;
+    use session_rocket::sqlx::Row;
+    use sha2::Digest as _;
+
+    let token = cookies
+        .get("session")
+        .and_then(|c| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(c.value())
+                .ok()
+        })
+        .ok_or("no session cookie")?;
+    let key = sha2::Sha256::digest(&token);
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|e| e.to_string())?
+            .as_secs(),
+    )
+    .map_err(|e| e.to_string())?;
+    let rows = session_rocket::sqlx::query(
+        "SELECT s.created_at, s.expires_at, f.name, f.value FROM `bench_sessions` s \
+         LEFT JOIN `bench_session_fields` f ON f.session_pk = s.pk \
+         WHERE s.token_hash = ? AND s.expires_at > ? AND s.created_at > ?",
+    )
+    .bind(key.as_slice())
+    .bind(now)
+    .bind(now - 30 * 24 * 60 * 60)
+    .fetch_all(&pool.0)
+    .await
+    .map_err(|e| e.to_string())?;
+    let mut n = 0usize;
+    for r in &rows {
+        let _: i64 = r.try_get(0).map_err(|e| e.to_string())?;
+        let _: i64 = r.try_get(1).map_err(|e| e.to_string())?;
+        let name: Option<Vec<u8>> = r.try_get(2).map_err(|e| e.to_string())?;
+        let value: Option<Vec<u8>> = r.try_get(3).map_err(|e| e.to_string())?;
+        n += name.map_or(0, |v| v.len()) + value.map_or(0, |v| v.len());
+    }
+    Ok(format!("{} {n}", rows.len()))
+}
+
+/// Takes the session guard and never uses it.
+#[get("/none")]
+fn none(_session: Session<Bench>) -> &'static str {
+    "ok"
+}
+
+/// Reads two fields.
+#[get("/read")]
+async fn read(session: Session<Bench>) -> Result<String, SessionError> {
+    let counter = *session.counter().await?;
+    let name = session.p01().await?.len();
+    Ok(format!("{counter} {name}"))
+}
+
+/// Increments one counter.
+#[post("/bump")]
+async fn bump(mut session: Session<Bench>) -> Result<String, SessionError> {
+    let counter = session.counter_mut().await?;
+    *counter += 1;
+    Ok(counter.to_string())
+}
+
+/// A new session with all 22 fields.
+#[post("/login")]
+fn login(mut session: Session<Bench>) -> &'static str {
+    session.regenerate();
+    session.set_counter(0);
+    session.set_cart(cart());
+    session.set_p01(profile(1));
+    session.set_p02(profile(2));
+    session.set_p03(profile(3));
+    session.set_p04(profile(4));
+    session.set_p05(profile(5));
+    session.set_p06(profile(6));
+    session.set_p07(profile(7));
+    session.set_p08(profile(8));
+    session.set_p09(profile(9));
+    session.set_p10(profile(10));
+    session.set_p11(profile(11));
+    session.set_p12(profile(12));
+    session.set_p13(profile(13));
+    session.set_p14(profile(14));
+    session.set_p15(profile(15));
+    session.set_p16(profile(16));
+    session.set_p17(profile(17));
+    session.set_p18(profile(18));
+    session.set_p19(profile(19));
+    session.set_p20(profile(20));
+    "ok"
+}
+
+/// Destroys the session.
+#[post("/logout")]
+async fn logout(session: Session<Bench>) -> Result<&'static str, SessionError> {
+    session.destroy().await?;
+    Ok("ok")
+}
+
+/// The bytes a whole-session rewrite stores: every field's name and value,
+/// encoded with the session's codec, as `login` writes them.
+fn rewrite_bytes() -> String {
+    let mut fields: Vec<(String, usize)> = vec![
+        (
+            "counter".into(),
+            JsonCodec::encode(&0u64).map_or(0, |v| v.len()),
+        ),
+        (
+            "cart".into(),
+            JsonCodec::encode(&cart()).map_or(0, |v| v.len()),
+        ),
+    ];
+    for i in 1..=20 {
+        let len = JsonCodec::encode(&profile(i)).map_or(0, |v| v.len());
+        fields.push((format!("p{i:02}"), len));
+    }
+    let values: usize = fields.iter().map(|(_, v)| v).sum();
+    let names: usize = fields.iter().map(|(n, _)| n.len()).sum();
+    let cart = fields[1].1;
+    format!(
+        "{{\"fields\": {}, \"value_bytes\": {values}, \"name_bytes\": {names}, \"cart_bytes\": {cart}, \"counter_bytes\": {}}}",
+        fields.len(),
+        fields[0].1
+    )
+}
+
+fn env(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
+
+#[rocket::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    if std::env::args().any(|a| a == "--rewrite-bytes") {
+        println!("{}", rewrite_bytes());
+        return Ok(());
+    }
+    let url = env("BENCH_DB_URL", "mysql://root@127.0.0.1:3306/test");
+    let pool_size: u32 = env("BENCH_POOL", "10").parse()?;
+    let floor = MySqlPoolOptions::new()
+        .max_connections(pool_size)
+        .acquire_timeout(Duration::from_secs(5))
+        .test_before_acquire(false)
+        .connect(&url)
+        .await?;
+    let figment = rocket::Config::figment()
+        .merge(("log_level", "off"))
+        .merge(("sessions.url", url.as_str()))
+        .merge(("sessions.table_prefix", PREFIX))
+        .merge(("sessions.max_connections", pool_size))
+        .merge(("sessions.secure", false))
+        .merge(("sessions.cleanup_interval", 0));
+    let _ = rocket::custom(figment)
+        .attach(Sessions::fairing())
+        .manage(FloorPool(floor))
+        .mount(
+            "/",
+            routes![
+                floor_none,
+                floor_select,
+                diag_load,
+                none,
+                read,
+                bump,
+                login,
+                logout
+            ],
+        )
+        .launch()
+        .await?;
+    Ok(())
+}
