@@ -8,7 +8,7 @@
 //!   [`SessionHandle`]);
 //! - [`state`]: one request's session: lazy load, per-field decode, change
 //!   markers, and the [`flush`](state::flush) that writes only what changed;
-//! - [`store`]: the field-level [`SessionStore`] trait and the memory,
+//! - [`store`]: the field-level [`SessionStore`](store::SessionStore) trait and the memory,
 //!   MySQL and SQLite stores;
 //! - [`token`]: 256-bit tokens and the SHA-256 keys stores see;
 //! - [`codec`], [`config`], [`error`].

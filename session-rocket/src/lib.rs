@@ -3,7 +3,7 @@
 //!
 //! - **Typed**: `#[derive(Session)]` on a plain struct generates typed
 //!   accessors per field. No string keys, no casts.
-//! - **Lazy**: taking [`Session<T>`] costs nothing; the store is read the
+//! - **Lazy**: taking [`Session<T>`](struct@Session) costs nothing; the store is read the
 //!   first time a handler reads a field, in one query, and a field's bytes
 //!   are decoded only when that field is used.
 //! - **Field-level**: only the fields whose bytes changed are written back,
@@ -177,7 +177,7 @@
 //!
 //! ## Which sqlx
 //!
-//! This crate is on **sqlx 0.8**, re-exported as [`sqlx`](crate::sqlx) so a
+//! This crate is on **sqlx 0.8**, re-exported as [`sqlx`] so a
 //! pool you share has the matching version. 0.8 is what most of the
 //! ecosystem runs (tower-sessions' stores, SeaORM 1.x), so a pool can be
 //! shared with them. `rocket_db_pools` 0.2 is built on sqlx 0.7, whose MySQL

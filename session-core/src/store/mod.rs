@@ -16,7 +16,7 @@
 //! - Two saves that change different fields of one session both keep their
 //!   change; two that add the same new field do not fail.
 //!
-//! The behaviour suite in [`crate::testing`] (feature `testing`) checks all of
+//! The behaviour suite in `session_core::testing` (feature `testing`) checks all of
 //! this; run it against any store you write.
 //!
 //! # A custom store
