@@ -49,6 +49,8 @@ ROUTES = [
     ("logout", "POST", "/logout", "fresh"),
 ]
 FLOOR_OF = {"none": "floor_none", "read": "floor_select"}
+# Interleaved ratios: the two goals, and the diagnostic split of `read`.
+INTERLEAVE = [("none", "floor_none"), ("read", "floor_select"), ("diag_load", "floor_select")]
 STATUS_VARS = [
     "Questions", "Queries", "Com_select", "Com_insert", "Com_insert_select",
     "Com_update", "Com_update_multi", "Com_delete", "Com_delete_multi", "Com_replace",
@@ -518,24 +520,77 @@ def throughput_pass(args, out, app, sessions, template):
     return results
 
 
+def interleaved(args, out, app, cfg):
+    """The floor ratios again, interleaved: floor and route alternate in
+    short slices (ABBA order), so drift in the machine's load hits both
+    alike. Returns {route: {ratio, min, max, slices}}."""
+    cfile = os.path.join(out, "cookies_%d.txt" % cfg)
+    spec = {n: (m, p) for n, m, p, _ in ROUTES}
+    res = {}
+    for route, floor in INTERLEAVE:
+        if args.routes and (route not in args.routes or floor not in args.routes):
+            continue
+        tot = {route: [0, 0.0], floor: [0, 0.0]}
+        pairs = []
+        c0 = cpu_sample(app.proc.pid, args.db_pid)
+        for i in range(args.ratio_slices):
+            order = (floor, route) if i % 2 == 0 else (route, floor)
+            got = {}
+            for name in order:
+                m, p = spec[name]
+                r = parse_wrk(wrk(args, app.port, m, p, cfile, "rr", args.ratio_secs, False))
+                tot[name][0] += r["requests"]
+                tot[name][1] += r["requests"] / r["rps"]
+                got[name] = r["rps"]
+            pairs.append(got[route] / got[floor])
+        ratio = (tot[route][0] / tot[route][1]) / (tot[floor][0] / tot[floor][1])
+        other = cpu_delta(c0, cpu_sample(app.proc.pid, args.db_pid), 1)["other_cores"]
+        res[route] = {"ratio": ratio, "min": min(pairs), "max": max(pairs), "slices": pairs,
+                      "floor": floor, "other_cores": other}
+        log("  interleaved %-5s / %-12s %3d sessions: %.3f (slices %.3f..%.3f, other load "
+            "%.2f cores)" % (route, floor, cfg, ratio, min(pairs), max(pairs), other))
+    return res
+
+
 def profile(args, out, app, sessions):
-    """perf samples of the app and the server while wrk drives `read` on 256
-    sessions: where the CPU goes (report in perf_read.txt)."""
+    """perf samples of the app and the server while wrk drives `none` and
+    `read` on 256 sessions: where the CPU goes (perf_<route>.txt), and the
+    share of app samples in session code (session_core / session_rocket /
+    the generated handle)."""
     cfile = os.path.join(out, "cookies_%d.txt" % max(args.configs))
-    data = os.path.join(out, "perf_read.data")
-    rec = subprocess.Popen(["perf", "record", "-F", "499", "-g", "-o", data, "-p",
-                            "%d,%d" % (app.proc.pid, args.db_pid), "--", "sleep", "4"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wrk(args, app.port, "GET", "/read", cfile, "rr", 5, False)
-    rec.wait()
-    rep = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children",
-                          "--sort", "comm,dso", "-g", "none", "--percent-limit", "0.5"],
-                         capture_output=True, text=True).stdout
-    rep2 = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children",
-                           "--sort", "comm,sym", "-g", "none", "--percent-limit", "0.7"],
-                          capture_output=True, text=True).stdout
-    write(os.path.join(out, "perf_read.txt"), rep + "\n\n" + rep2)
-    log("  perf profile of `read` in %s" % os.path.join(out, "perf_read.txt"))
+    shares = {}
+    for route in ("none", "read"):
+        data = os.path.join(out, "perf_%s.data" % route)
+        rec = subprocess.Popen(["perf", "record", "-F", "999", "-g", "-o", data, "-p",
+                                "%d,%d" % (app.proc.pid, args.db_pid), "--", "sleep", "4"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wrk(args, app.port, "GET", "/" + route, cfile, "rr", 5, False)
+        rec.wait()
+
+        def rep(*extra):
+            return subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children",
+                                   "-g", "none"] + list(extra),
+                                  capture_output=True, text=True).stdout
+        by_dso = rep("--sort", "comm,dso", "--percent-limit", "0.5")
+        by_sym = rep("--sort", "comm,dso,sym", "--percent-limit", "0.3")
+        app_syms = rep("--comms", "rocket-worker-t", "--sort", "sym", "--percent-limit", "0")
+        session = 0.0
+        total = 0.0
+        for line in app_syms.splitlines():
+            m = re.match(r"\s+([\d.]+)%\s+\[.\]\s+(.*)", line)
+            if not m:
+                continue
+            pct = float(m.group(1))
+            total += pct
+            if re.search(r"session_core|session_rocket|BenchSession|session_bench::Bench|sha2::|base64::", m.group(2)):
+                session += pct
+        shares[route] = {"session_code_pct_of_all_samples": session}
+        write(os.path.join(out, "perf_%s.txt" % route),
+              by_dso + "\n\n" + by_sym + "\n\nself samples in session code (user space, "
+              "app threads): %.2f%% of all samples\n" % session)
+        log("  perf %s: %.2f%% of all samples are self time in session code (%s)"
+            % (route, session, os.path.join(out, "perf_%s.txt" % route)))
+    return shares
 
 
 def counting_pass(args, out, template_sessions):
@@ -621,6 +676,10 @@ def report(args, meta, thr, cnt):
             if floor and "%s/%d" % (floor, cfg) in thr:
                 f = thr["%s/%d" % (floor, cfg)]["rps"]
                 ratio = "%.3f (%s)" % (t["rps"] / f, floor)
+                if "interleaved" in t:
+                    il = t["interleaved"]
+                    ratio += "; interleaved %.3f [%.3f..%.3f]" % (il["ratio"], il["min"],
+                                                                   il["max"])
             note = ""
             if t.get("non2xx") or t.get("socket_errors"):
                 note = " (non-2xx %d, socket errors %d)" % (t["non2xx"], t["socket_errors"])
@@ -639,9 +698,17 @@ def report(args, meta, thr, cnt):
             lines.append("")
             lines.append("Decomposition of `read` vs the one-SELECT floor (same run): the store's "
                          "load query run directly (`diag_load`, all 22 field rows) reaches %.1f%% "
-                         "of the floor; `read` reaches %.1f%% of `diag_load`."
+                         "of the floor; `read` reaches %.1f%% of `diag_load` (10 s runs)."
                          % (100 * tr["diag_load"]["rps"] / tr["floor_select"]["rps"],
                             100 * tr["read"]["rps"] / tr["diag_load"]["rps"]))
+            il_d, il_r = tr["diag_load"].get("interleaved"), tr["read"].get("interleaved")
+            if il_d and il_r:
+                lines.append("Interleaved against the same floor: `diag_load` %.1f%% "
+                             "[%.1f..%.1f], `read` %.1f%% [%.1f..%.1f], so `read` is %.1f%% "
+                             "of `diag_load`." % (100 * il_d["ratio"], 100 * il_d["min"],
+                                                  100 * il_d["max"], 100 * il_r["ratio"],
+                                                  100 * il_r["min"], 100 * il_r["max"],
+                                                  100 * il_r["ratio"] / il_d["ratio"]))
         lines.append("")
         lines.append("Statement mix per request (counting pass, %d requests per route):"
                      % args.count)
@@ -660,6 +727,15 @@ def report(args, meta, thr, cnt):
                          "update+delete) %.2f, Com_stmt_execute %.2f, Bytes_received %.1f"
                          % (name, mix or "none", dml / n, sd["Com_stmt_execute"] / n,
                             sd["Bytes_received"] / n))
+    b1 = thr.get("bump/1")
+    if b1 and "counter_after" in b1:
+        done = b1["requests"] - b1["non2xx"]
+        lines.append("")
+        lines.append("Concurrent `bump`s on one session (config 1): %d successful responses in "
+                     "the measured run raised the stored counter by %d (%d increments lost: "
+                     "read-modify-write without a lock, last writer wins per field)."
+                     % (done, b1["counter_after"] - b1["counter_before"],
+                        done - (b1["counter_after"] - b1["counter_before"])))
     # bump vs whole rewrite
     lines.append("")
     lines.append("### `bump` bytes vs a whole-session rewrite")
@@ -704,14 +780,22 @@ def goals(args, thr, cnt, meta):
         def rps(name):
             t = thr.get("%s/%d" % (name, cfg))
             return t and t["rps"]
-        if rps("none") and rps("floor_none"):
-            r = rps("none") / rps("floor_none")
-            rows.append(("`none` within 3%% of the no-session floor (%d)" % cfg,
-                         "%.1f%% of floor" % (100 * r), r >= 0.97))
-        if rps("read") and rps("floor_select"):
-            r = rps("read") / rps("floor_select")
-            rows.append(("`read` within 15%% of the one-SELECT floor (%d)" % cfg,
-                         "%.1f%% of floor" % (100 * r), r >= 0.85))
+        for route, limit, what in (("none", 0.97, "within 3% of the no-session floor"),
+                                   ("read", 0.85, "within 15% of the one-SELECT floor")):
+            t = thr.get("%s/%d" % (route, cfg))
+            if not t or not rps(FLOOR_OF[route]):
+                continue
+            single = rps(route) / rps(FLOOR_OF[route])
+            il = t.get("interleaved")
+            # Judged on the lower of the two estimates from this run: the
+            # measured runs (back to back) and the interleaved slices (ABBA,
+            # which cancels drift in the machine's load).
+            r = min(single, il["ratio"]) if il else single
+            shown = "%.1f%% of floor in the measured runs" % (100 * single)
+            if il:
+                shown += "; interleaved %.1f%% (slices %.1f..%.1f%%, other load %.2f cores)" % (
+                    100 * il["ratio"], 100 * il["min"], 100 * il["max"], il["other_cores"])
+            rows.append(("`%s` %s (%d)" % (route, what, cfg), shown, r >= limit))
         b = cnt.get("bump/%d" % cfg)
         if b:
             p, n = b["proxy"], b["requests"]
@@ -752,9 +836,24 @@ def main():
                     help="fresh sessions for the logout warm-up")
     ap.add_argument("--configs", type=int, nargs="+", default=[1, 256])
     ap.add_argument("--routes", nargs="*", default=None)
+    ap.add_argument("--ratio-slices", type=int, default=6,
+                    help="interleaved floor/route slices for the ratio goals")
+    ap.add_argument("--ratio-secs", type=int, default=2)
     ap.add_argument("--perf", action="store_true",
                     help="also profile the app and the server with perf during `read`")
+    ap.add_argument("--report-only", metavar="DIR",
+                    help="re-render the report of an earlier run from DIR/results.json")
     args = ap.parse_args()
+    if args.report_only:
+        with open(os.path.join(args.report_only, "results.json")) as f:
+            raw = json.load(f)
+        old = argparse.Namespace(**raw["meta"]["args"])
+        text = (report(old, raw["meta"], raw["throughput"], raw["counting"])
+                + "\n\n### Goals\n\n"
+                + goals(old, raw["throughput"], raw["counting"], raw["meta"]) + "\n")
+        write(os.path.join(args.report_only, "report.md"), text)
+        print(text)
+        return
     args.db_pid = db_pid()
 
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -782,8 +881,13 @@ def main():
         log("throughput pass: %d connections, %d wrk threads, %d s per run after %d s warm-up"
             % (args.connections, args.threads, args.duration, args.warmup))
         thr = throughput_pass(args, out, app, sessions, sessions[0])
+        log("interleaved floor ratios: %d x %d s slices per side" % (args.ratio_slices,
+                                                                     args.ratio_secs))
+        for cfg in args.configs:
+            for route, r in interleaved(args, out, app, cfg).items():
+                thr["%s/%d" % (route, cfg)]["interleaved"] = r
         if args.perf:
-            profile(args, out, app, sessions)
+            meta["perf"] = profile(args, out, app, sessions)
     finally:
         app.stop()
     log("counting pass: %d sequential requests per route through the counting proxy"
