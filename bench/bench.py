@@ -893,6 +893,9 @@ def main():
     log("counting pass: %d sequential requests per route through the counting proxy"
         % args.count)
     cnt = counting_pass(args, out, sessions)
+    # The tables are recreated by every run; drop them now rather than leave
+    # the leftover fresh sessions (about 1 GB) on the shared server.
+    sql("DROP TABLE IF EXISTS `{p}session_fields`, `{p}sessions`, `{p}floor`".format(p=PREFIX))
     raw = {"meta": meta, "throughput": thr, "counting": cnt}
     write(os.path.join(out, "results.json"), json.dumps(raw, indent=2, sort_keys=True))
     text = report(args, meta, thr, cnt) + "\n\n### Goals\n\n" + goals(args, thr, cnt, meta) + "\n"
