@@ -185,6 +185,7 @@ macro_rules! store_conformance_tests {
             destroy_wins_over_a_slower_request,
             concurrent_sessions_lose_no_update,
             writes_racing_a_destroy_never_resurrect,
+            concurrent_touches_and_writes_of_one_session_all_succeed,
         );
     };
     (@tests $factory:path, $teardown:path; $($name:ident,)*) => {
@@ -837,4 +838,38 @@ pub async fn writes_racing_a_destroy_never_resurrect(store: Arc<dyn SessionStore
         };
         assert_eq!(store.save(&key, &changes, at()).await.unwrap(), Saved::Gone);
     }
+}
+
+/// Many saves of one session at once, each writing its own field and
+/// pushing the expiry forward (what a busy session does when `touch_after`
+/// falls due): all succeed, none deadlocks into an error, all land.
+pub async fn concurrent_touches_and_writes_of_one_session_all_succeed(
+    store: Arc<dyn SessionStore>,
+) {
+    let key = make(&*store, &[]).await;
+    let t = now();
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let name: &'static str = Box::leak(format!("t{i}").into_boxed_str());
+                let changes = Changes {
+                    upsert: vec![(name, b"1".to_vec())],
+                    remove: vec!["nothing"],
+                    expiry: Some(ExpiryUpdate::Extend(t + 7200 + i)),
+                };
+                store.save(&key, &changes, at()).await
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap().unwrap(), Saved::Saved);
+    }
+    let record = store.load(&key, &[], at()).await.unwrap().unwrap();
+    assert_eq!(record.fields.len(), 16);
+    assert_eq!(
+        record.expires_at,
+        t + 7200 + 15,
+        "the latest touch wins, none moves it back"
+    );
 }

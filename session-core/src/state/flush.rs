@@ -7,7 +7,7 @@
 
 use crate::error::{BoxError, Error, Result};
 use crate::schema::SessionHandle;
-use crate::state::{Change, Known, SessionState};
+use crate::state::{Change, Known, SessionState, Stored};
 use crate::store::{Changes, ExpiryUpdate, Saved};
 use crate::token::{StoreKey, Token};
 
@@ -82,6 +82,9 @@ pub enum CookieAction {
 /// # Errors
 /// Encoding and size errors before anything is written; store errors.
 pub async fn flush<H: SessionHandle>(handle: &mut H) -> Result<Outcome> {
+    if handle.state().is_untouched() {
+        return Ok(Outcome::Unchanged);
+    }
     let plan = handle.state().plan(|i| handle.encode_field(i))?;
     handle.state_mut().apply(plan).await
 }
@@ -137,7 +140,7 @@ impl SessionState {
                     size += bytes.len();
                     let unchanged = match known {
                         Known::Bytes(stored) => stored == bytes.as_slice(),
-                        Known::Absent => self.baseline[index].as_deref() == Some(bytes.as_slice()),
+                        Known::Absent => self.baseline(index) == Some(bytes.as_slice()),
                         Known::Unknown => false,
                     };
                     if !unchanged {
@@ -185,7 +188,7 @@ impl SessionState {
                     .rename(&from, &to, self.validity())
                     .await?;
                 if moved {
-                    self.stored_key = Some(to);
+                    self.stored = Stored::Key(to);
                     self.rekey = false;
                     self.token_is_fresh = false;
                     match self.update(to, &plan).await? {
@@ -198,7 +201,7 @@ impl SessionState {
                 } else {
                     // The old session vanished; what this request wrote
                     // becomes a new session under the fresh token.
-                    self.stored_key = None;
+                    self.stored = Stored::Nowhere;
                     self.create(&plan).await?
                 }
             }
@@ -253,7 +256,7 @@ impl SessionState {
                 .create(&key, self.now, expires_at, &plan.changes.upsert)
                 .await?;
             if created {
-                self.stored_key = Some(key);
+                self.stored = Stored::Key(key);
                 self.token_is_fresh = false;
                 self.rekey = false;
                 self.cookie = Some(CookieAction::Set {
@@ -287,7 +290,7 @@ impl SessionState {
                     "session ended while this request ran (a concurrent logout or expiry); its changes were dropped"
                 );
                 self.ended = true;
-                self.stored_key = None;
+                self.stored = Stored::Nowhere;
                 self.cookie = Some(CookieAction::Remove);
                 Ok(Outcome::Interrupted)
             }
@@ -299,13 +302,13 @@ impl SessionState {
     /// nothing.
     fn commit(&mut self, plan: &FlushPlan) {
         for (&index, (_, bytes)) in plan.upserted.iter().zip(&plan.changes.upsert) {
-            self.written[index] = Some(Some(bytes.clone()));
+            self.set_written(index, Some(bytes.clone()));
         }
         for &index in &plan.removed {
-            self.written[index] = Some(None);
+            self.set_written(index, None);
         }
-        for change in self.changes.iter_mut() {
-            *change = Change::Clean;
+        for field in self.fields.iter_mut() {
+            field.change = Change::Clean;
         }
         if let Some(update) = plan.changes.expiry {
             let at = match update {

@@ -12,6 +12,7 @@
 //! [`load_field`]: crate::store::SessionStore::load_field
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use serde::de::DeserializeOwned;
 use tokio::sync::OnceCell;
@@ -52,6 +53,47 @@ pub(crate) enum Known<'a> {
     Bytes(&'a [u8]),
 }
 
+/// Where the session may live in the store. A cookie's key (a SHA-256) is
+/// computed on first need, so a guard that is never used hashes nothing.
+#[derive(Debug)]
+enum Stored {
+    Nowhere,
+    Cookie {
+        token: Token,
+        key: OnceLock<StoreKey>,
+    },
+    Key(StoreKey),
+}
+
+impl Stored {
+    fn key(&self) -> Option<StoreKey> {
+        match self {
+            Stored::Nowhere => None,
+            Stored::Cookie { token, key } => Some(*key.get_or_init(|| token.store_key())),
+            Stored::Key(key) => Some(*key),
+        }
+    }
+}
+
+/// What a request did to one field beyond reading it. Allocated for all
+/// fields on the first write, so read-only requests allocate nothing here.
+#[derive(Debug, Clone)]
+struct FieldState {
+    change: Change,
+    /// Bytes this request already stored, which supersede the loaded ones.
+    written: Option<Option<Vec<u8>>>,
+    /// Encoding of the default value of a field that is absent from the
+    /// store, taken when it is first borrowed mutably, so an `x_mut` that
+    /// leaves the default in place writes nothing.
+    baseline: Option<Vec<u8>>,
+}
+
+const CLEAN: FieldState = FieldState {
+    change: Change::Clean,
+    written: None,
+    baseline: None,
+};
+
 /// The loaded session, fields indexed like [`SessionData::FIELDS`].
 #[derive(Debug)]
 pub(crate) struct Loaded {
@@ -75,21 +117,16 @@ pub struct SessionState {
     /// Whether the request carried a well-formed cookie.
     had_cookie: bool,
     /// Where the session may currently live in the store.
-    stored_key: Option<StoreKey>,
+    stored: Stored,
     /// `regenerate` was called: move `stored_key` to `token` at flush.
     rekey: bool,
     /// The non-deferred load: unset until first needed; `Some(None)` when the
     /// cookie named no live session.
     record: OnceCell<Option<Loaded>>,
-    /// Each deferred field's own load.
-    deferred: Box<[OnceCell<Option<Vec<u8>>>]>,
-    changes: Box<[Change]>,
-    /// Bytes this request already stored, which supersede the loaded ones.
-    written: Box<[Option<Option<Vec<u8>>>]>,
-    /// Encoding of the default value of a field that is absent from the
-    /// store, taken when it is first borrowed mutably, so an `x_mut` that
-    /// leaves the default in place writes nothing.
-    baseline: Box<[Option<Vec<u8>>]>,
+    /// Each deferred field's own load, allocated on the first one.
+    deferred: OnceLock<Box<[OnceCell<Option<Vec<u8>>>]>>,
+    /// Per-field changes: empty until the first write.
+    fields: Vec<FieldState>,
     expiry: Option<Timestamp>,
     destroyed: bool,
     /// Set after an interrupted flush: the session is gone, write nothing.
@@ -101,9 +138,9 @@ pub struct SessionState {
 impl fmt::Debug for SessionState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SessionState")
-            .field("stored_key", &self.stored_key)
+            .field("stored", &self.stored)
             .field("loaded", &self.record.initialized())
-            .field("changes", &self.changes)
+            .field("fields", &self.fields)
             .field("destroyed", &self.destroyed)
             .finish_non_exhaustive()
     }
@@ -115,22 +152,25 @@ impl SessionState {
         token: Option<Token>,
         now: Timestamp,
     ) -> Self {
-        let n = T::FIELDS.len();
         SessionState {
             manager,
             schema: T::FIELDS,
             deferred_names: T::DEFERRED,
             now,
-            stored_key: token.as_ref().map(Token::store_key),
+            stored: match &token {
+                Some(token) => Stored::Cookie {
+                    token: token.clone(),
+                    key: OnceLock::new(),
+                },
+                None => Stored::Nowhere,
+            },
             had_cookie: token.is_some(),
             token,
             token_is_fresh: false,
             rekey: false,
             record: OnceCell::new(),
-            deferred: (0..n).map(|_| OnceCell::new()).collect(),
-            changes: vec![Change::Clean; n].into(),
-            written: (0..n).map(|_| None).collect(),
-            baseline: (0..n).map(|_| None).collect(),
+            deferred: OnceLock::new(),
+            fields: Vec::new(),
             expiry: None,
             destroyed: false,
             ended: false,
@@ -188,11 +228,11 @@ impl SessionState {
     /// # Errors
     /// The store's error; the session is then not marked destroyed.
     pub async fn destroy(&mut self) -> Result<()> {
-        if let Some(key) = self.stored_key {
+        if let Some(key) = self.stored.key() {
             self.manager.store().destroy(&key).await?;
         }
         self.destroyed = true;
-        self.stored_key = None;
+        self.stored = Stored::Nowhere;
         if self.had_cookie || self.token_is_fresh {
             self.cookie = Some(CookieAction::Remove);
         }
@@ -236,7 +276,7 @@ impl SessionState {
     fn live_key(&self) -> Option<StoreKey> {
         match self.record.get() {
             Some(None) => None,
-            _ => self.stored_key,
+            _ => self.stored.key(),
         }
     }
 
@@ -246,14 +286,14 @@ impl SessionState {
 
     /// What is known about field `index`'s stored bytes without any I/O.
     pub(crate) fn known(&self, index: usize) -> Known<'_> {
-        if let Some(written) = &self.written[index] {
+        if let Some(written) = self.fields.get(index).and_then(|f| f.written.as_ref()) {
             return written.as_deref().map_or(Known::Absent, Known::Bytes);
         }
         if self.live_key().is_none() {
             return Known::Absent;
         }
         let stored = if self.schema[index].deferred {
-            self.deferred[index].get()
+            self.deferred.get().and_then(|cells| cells[index].get())
         } else {
             self.record.get().map(|r| match r {
                 Some(loaded) => &loaded.fields[index],
@@ -274,14 +314,17 @@ impl SessionState {
             Known::Bytes(bytes) => return Ok(Some(bytes)),
             Known::Unknown => {}
         }
-        let Some(key) = self.stored_key else {
+        let Some(key) = self.stored.key() else {
             return Ok(None);
         };
         let store = self.manager.store();
         let at = self.validity();
         let field = &self.schema[index];
         if field.deferred {
-            let value = self.deferred[index]
+            let cells = self
+                .deferred
+                .get_or_init(|| self.schema.iter().map(|_| OnceCell::new()).collect());
+            let value = cells[index]
                 .get_or_try_init(|| store.load_field(&key, field.name, at))
                 .await?;
             return Ok(value.as_deref());
@@ -343,15 +386,44 @@ impl SessionState {
     }
 
     pub(crate) fn change(&self, index: usize) -> Change {
-        self.changes[index]
+        self.fields.get(index).map_or(Change::Clean, |f| f.change)
+    }
+
+    pub(crate) fn baseline(&self, index: usize) -> Option<&[u8]> {
+        self.fields.get(index).and_then(|f| f.baseline.as_deref())
+    }
+
+    fn field_mut(&mut self, index: usize) -> &mut FieldState {
+        if self.fields.is_empty() {
+            self.fields = vec![CLEAN; self.schema.len()];
+        }
+        &mut self.fields[index]
     }
 
     pub(crate) fn mark(&mut self, index: usize, change: Change) {
-        self.changes[index] = change;
+        self.field_mut(index).change = change;
     }
 
     pub(crate) fn set_baseline(&mut self, index: usize, bytes: Vec<u8>) {
-        self.baseline[index] = Some(bytes);
+        self.field_mut(index).baseline = Some(bytes);
+    }
+
+    pub(crate) fn set_written(&mut self, index: usize, bytes: Option<Vec<u8>>) {
+        self.field_mut(index).written = Some(bytes);
+    }
+
+    /// Nothing in this request can need a store call or a cookie: no field
+    /// written, nothing loaded (so no touch and no dead cookie to remove), no
+    /// regenerate, destroy or expiry change. The flush of an unused guard
+    /// stops here.
+    pub(crate) fn is_untouched(&self) -> bool {
+        self.fields.iter().all(|f| f.change == Change::Clean)
+            && !self.record.initialized()
+            && !self.rekey
+            && !self.destroyed
+            && self.expiry.is_none()
+            && self.pending_error.is_none()
+            && self.cookie.is_none()
     }
 }
 

@@ -59,10 +59,14 @@ impl SqlStore<MySqlBackend> {
     /// the server answers.
     ///
     /// The pool does not ping the server before handing out a connection
-    /// (`test_before_acquire(false)`): that ping is one extra round trip on
-    /// every request, and a dead connection is reported by the statement
-    /// itself, which the caller turns into a 503 for one request while the
-    /// pool replaces the connection.
+    /// (`test_before_acquire(false)`): that ping would be one more round trip
+    /// in front of every statement. A dead connection is reported by the
+    /// statement itself, which answers one request with 503 while the pool
+    /// replaces the connection. sqlx 0.8 still pings each connection when it
+    /// goes back to the pool; that ping runs after the statement, in a task
+    /// of its own, so it delays no response, but it is one more command for
+    /// the server per statement (measured in `BENCHMARKS.md`; no sqlx option
+    /// turns it off).
     ///
     /// # Errors
     /// [`Error::Unavailable`] when the server cannot be reached;

@@ -480,14 +480,18 @@ impl<B: Backend> SessionStore for SqlStore<B> {
     }
 
     async fn save(&self, key: &StoreKey, changes: &Changes, at: Validity) -> Result<Saved> {
+        // The expiry update goes first: it takes the session row's exclusive
+        // lock before the upsert takes its shared one. The other order lets
+        // two saves of one session each hold the shared lock and wait for
+        // the exclusive one: a deadlock (seen in the benchmark's 1-session
+        // `bump` run). Both statements match only a live session, so
+        // whichever comes first tells whether the session is gone.
         let mut stmts = Vec::with_capacity(3);
+        if let Some(update) = changes.expiry {
+            stmts.push(self.expiry_stmt(key, update, at));
+        }
         if !changes.upsert.is_empty() {
             stmts.push(self.upsert_stmt(key, &changes.upsert, at));
-        }
-        if let Some(update) = changes.expiry {
-            // Before the removals: its row count tells whether the session
-            // is alive when there is no upsert.
-            stmts.push(self.expiry_stmt(key, update, at));
         }
         if !changes.remove.is_empty() {
             stmts.push(self.remove_stmt(key, &changes.remove));
