@@ -94,6 +94,9 @@ const CLEAN: FieldState = FieldState {
     baseline: None,
 };
 
+/// One deferred field's own load: unset until used; `None` when absent.
+type DeferredCell = OnceCell<Option<Vec<u8>>>;
+
 /// The loaded session, fields indexed like [`SessionData::FIELDS`].
 #[derive(Debug)]
 pub(crate) struct Loaded {
@@ -124,7 +127,7 @@ pub struct SessionState {
     /// cookie named no live session.
     record: OnceCell<Option<Loaded>>,
     /// Each deferred field's own load, allocated on the first one.
-    deferred: OnceLock<Box<[OnceCell<Option<Vec<u8>>>]>>,
+    deferred: OnceLock<Box<[DeferredCell]>>,
     /// Per-field changes: empty until the first write.
     fields: Vec<FieldState>,
     expiry: Option<Timestamp>,
