@@ -440,6 +440,11 @@ pub async fn rename_moves_data(store: Arc<dyn SessionStore>) {
     );
 }
 
+async fn expires_at(store: &dyn SessionStore, key: &StoreKey) -> i64 {
+    let record = store.load(key, &[], at()).await.unwrap();
+    record.expect("session is alive").expires_at
+}
+
 /// A touch only moves the expiry forward; an explicit set may shorten it.
 pub async fn touch_never_shortens(store: Arc<dyn SessionStore>) {
     let t = now();
@@ -453,43 +458,19 @@ pub async fn touch_never_shortens(store: Arc<dyn SessionStore>) {
         ..Changes::default()
     };
     store.save(&key, &earlier, at()).await.unwrap();
-    assert_eq!(
-        store
-            .load(&key, &[], at())
-            .await
-            .unwrap()
-            .unwrap()
-            .expires_at,
-        t + 1000
-    );
+    assert_eq!(expires_at(&*store, &key).await, t + 1000);
     let later = Changes {
         expiry: Some(ExpiryUpdate::Extend(t + 2000)),
         ..Changes::default()
     };
     store.save(&key, &later, at()).await.unwrap();
-    assert_eq!(
-        store
-            .load(&key, &[], at())
-            .await
-            .unwrap()
-            .unwrap()
-            .expires_at,
-        t + 2000
-    );
+    assert_eq!(expires_at(&*store, &key).await, t + 2000);
     let set = Changes {
         expiry: Some(ExpiryUpdate::Set(t + 100)),
         ..Changes::default()
     };
     store.save(&key, &set, at()).await.unwrap();
-    assert_eq!(
-        store
-            .load(&key, &[], at())
-            .await
-            .unwrap()
-            .unwrap()
-            .expires_at,
-        t + 100
-    );
+    assert_eq!(expires_at(&*store, &key).await, t + 100);
 }
 
 /// Cleanup deletes expired sessions in bounded batches and keeps live ones.
@@ -586,6 +567,15 @@ async fn statements(store: &dyn SessionStore, run: impl std::future::Future<Outp
     let before = store.stats();
     run.await;
     (store.stats() - before).statements
+}
+
+/// Logs a user in through the session layer (a new session holding
+/// `user`) and returns the cookie value the response would carry.
+pub async fn login(manager: &SessionManager, user: u64) -> String {
+    let mut handle = manager.open::<Cart>(None);
+    handle.set_user(Some(user));
+    assert_eq!(flush(&mut handle).await.unwrap(), Outcome::Created);
+    cookie_token(&mut handle)
 }
 
 fn cookie_token(handle: &mut CartHandle) -> String {

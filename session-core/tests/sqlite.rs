@@ -31,20 +31,14 @@ session_core::store_conformance_tests!(store, teardown);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parallel_requests_on_one_session_all_succeed() {
-    use session_core::state::{flush, CookieAction, Outcome};
+    use session_core::state::{flush, Outcome};
     use session_core::testing::Cart;
     use session_core::SessionManager;
     use std::sync::Arc;
 
     let store = Arc::new(store().await);
     let manager = SessionManager::new(store.clone(), Config::default()).unwrap();
-    let mut h = manager.open::<Cart>(None);
-    h.set_user(Some(1));
-    flush(&mut h).await.unwrap();
-    let Some(CookieAction::Set { token, .. }) = h.state_mut_ref().take_cookie_action() else {
-        panic!("login sets a cookie")
-    };
-    let cookie = token.to_cookie_value();
+    let cookie = session_core::testing::login(&manager, 1).await;
     // 32 requests at once, each appending to its own field through a full
     // load-modify-flush: none may fail with "database is locked".
     let tasks: Vec<_> = (0..32)
