@@ -33,6 +33,14 @@ async fn store() -> MySqlStore {
     store
 }
 
+/// A connection of the test's own, to look at the tables directly.
+async fn raw_connection() -> sqlx::MySqlConnection {
+    use sqlx::Connection as _;
+    sqlx::MySqlConnection::connect(&url())
+        .await
+        .expect("connect to MySQL")
+}
+
 async fn teardown(store: &MySqlStore) {
     store.drop_tables().await.expect("drop tables");
 }
@@ -52,7 +60,7 @@ async fn the_table_holds_no_usable_token() {
         "SELECT token_hash FROM `{}sessions`",
         store.table_names().prefix()
     ))
-    .fetch_all(store.pool())
+    .fetch_all(&mut raw_connection().await)
     .await
     .unwrap();
     assert_eq!(rows.len(), 1);

@@ -5,23 +5,39 @@ use std::path::PathBuf;
 use session_core::store::sqlite::SqliteStore;
 use session_core::{Config, Token};
 
-fn temp_db() -> PathBuf {
+/// A fresh prefix per test; the test's database file is named after it.
+fn temp_prefix() -> String {
     let name = Token::generate().unwrap().to_cookie_value();
-    std::env::temp_dir().join(format!("session-test-{}.db", &name[..16]))
+    format!(
+        "t{}_",
+        name[..12].to_ascii_lowercase().replace(['-', '_'], "x")
+    )
+}
+
+fn db_path(prefix: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("session-test-{prefix}.db"))
+}
+
+async fn open(prefix: String) -> SqliteStore {
+    let url = format!("sqlite://{}", db_path(&prefix).display());
+    let config = Config {
+        table_prefix: prefix,
+        ..Config::default()
+    };
+    SqliteStore::connect(&url, &config)
+        .await
+        .expect("open sqlite file")
 }
 
 async fn store() -> SqliteStore {
-    let path = temp_db();
-    let store = SqliteStore::connect(&format!("sqlite://{}", path.display()), &Config::default())
-        .await
-        .expect("open sqlite file");
+    let store = open(temp_prefix()).await;
     store.create_tables().await.expect("create tables");
     store
 }
 
 async fn teardown(store: &SqliteStore) {
-    let path = store.pool().connect_options().get_filename().to_owned();
-    store.pool().close().await;
+    let path = db_path(store.table_names().prefix());
+    store.close().await;
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
@@ -66,11 +82,10 @@ async fn parallel_requests_on_one_session_all_succeed() {
 
 #[tokio::test]
 async fn the_file_and_tables_are_created() {
-    let path = temp_db();
+    let prefix = temp_prefix();
+    let path = db_path(&prefix);
     assert!(!path.exists());
-    let store = SqliteStore::connect(&format!("sqlite://{}", path.display()), &Config::default())
-        .await
-        .unwrap();
+    let store = open(prefix).await;
     store.create_tables().await.unwrap();
     store
         .create_tables()

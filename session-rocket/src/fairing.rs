@@ -177,9 +177,9 @@ impl SessionsState {
 enum Closer {
     None,
     #[cfg(feature = "mysql")]
-    MySql(sqlx::MySqlPool),
+    MySql(Arc<session_core::store::mysql::MySqlStore>),
     #[cfg(feature = "sqlite")]
-    Sqlite(sqlx::SqlitePool),
+    Sqlite(Arc<session_core::store::sqlite::SqliteStore>),
 }
 
 struct Opened {
@@ -359,9 +359,10 @@ async fn open_url(config: &Config, profile: &str) -> Result<Opened, String> {
                     format!("cannot open the session store at {location}: {}", chain(&e))
                 })?;
             prepare(&store, config, &location).await?;
-            let closer = Closer::MySql(store.pool().clone());
+            let store = Arc::new(store);
+            let closer = Closer::MySql(store.clone());
             Ok(Opened {
-                store: Arc::new(store),
+                store,
                 kind: "mysql",
                 location,
                 development_only: false,
@@ -376,9 +377,10 @@ async fn open_url(config: &Config, profile: &str) -> Result<Opened, String> {
                     format!("cannot open the session store at {location}: {}", chain(&e))
                 })?;
             prepare(&store, config, &location).await?;
-            let closer = Closer::Sqlite(store.pool().clone());
+            let store = Arc::new(store);
+            let closer = Closer::Sqlite(store.clone());
             Ok(Opened {
-                store: Arc::new(store),
+                store,
                 kind: "sqlite",
                 location,
                 development_only: false,
@@ -512,9 +514,9 @@ impl Fairing for Sessions {
         match &state.closer {
             Closer::None => {}
             #[cfg(feature = "mysql")]
-            Closer::MySql(pool) => pool.close().await,
+            Closer::MySql(store) => store.close().await,
             #[cfg(feature = "sqlite")]
-            Closer::Sqlite(pool) => pool.close().await,
+            Closer::Sqlite(store) => store.close().await,
         }
     }
 }

@@ -15,11 +15,12 @@
 
 use std::time::Duration;
 
-use sqlx::mysql::{MySqlDatabaseError, MySqlPool, MySqlPoolOptions};
+use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlDatabaseError, MySqlPool};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::store::sql::{sqlx_backend, ErrorClass, SqlStore};
+use crate::store::sql::pool::ConnPool;
+use crate::store::sql::{sqlx_backend, Conns, ErrorClass, SqlStore};
 
 /// MySQL error numbers the store reacts to.
 mod codes {
@@ -40,54 +41,55 @@ mod codes {
 /// The session store on MySQL or MariaDB.
 pub type MySqlStore = SqlStore<MySqlBackend>;
 
-/// The MySQL half of [`MySqlStore`]: a pool and the dialect.
-#[derive(Debug, Clone)]
+/// The MySQL half of [`MySqlStore`]: its connections and the dialect.
+#[derive(Debug)]
 pub struct MySqlBackend {
-    pool: MySqlPool,
+    conns: Conns<sqlx::mysql::MySql, MySqlConnection>,
 }
 
 impl SqlStore<MySqlBackend> {
-    /// A store on an existing pool (share your app's pool; the same sqlx
-    /// version is re-exported as `session_rocket::sqlx`). Tables are not
-    /// created: call [`create_tables`](Self::create_tables).
+    /// A store on a pool shared with the app (built with the same sqlx,
+    /// re-exported as `session_rocket::sqlx`). Tables are not created: call
+    /// [`create_tables`](Self::create_tables).
+    ///
+    /// sqlx's pool pings each connection when it is returned (one extra
+    /// round trip per statement); a store of its own from
+    /// [`connect`](Self::connect) does not.
     pub fn new(pool: MySqlPool) -> Self {
-        SqlStore::from_backend(MySqlBackend { pool })
+        SqlStore::from_backend(MySqlBackend {
+            conns: Conns::Shared(pool),
+        })
     }
 
-    /// Opens a pool of its own from `url`, sized and timed by `config`
-    /// (`max_connections`, `connect_timeout`, `table_prefix`), and checks
-    /// the server answers.
+    /// Opens connections of its own to `url` (at most `max_connections`,
+    /// waiting at most `connect_timeout` for one) in the store's own
+    /// [pool](crate::store::sql::pool), and checks the server answers.
     ///
-    /// The pool does not ping the server before handing out a connection
-    /// (`test_before_acquire(false)`): that ping would be one more round trip
-    /// in front of every statement. A dead connection is reported by the
-    /// statement itself, which answers one request with 503 while the pool
-    /// replaces the connection. sqlx 0.8 still pings each connection when it
-    /// goes back to the pool; that ping runs after the statement, in a task
-    /// of its own, so it delays no response, but it is one more command for
-    /// the server per statement (measured in `BENCHMARKS.md`; no sqlx option
-    /// turns it off).
+    /// That pool sends nothing but the store's statements: no ping before
+    /// a connection is handed out and none when it comes back (sqlx's pool
+    /// pings on every return). A connection idle for 30 s is pinged before
+    /// reuse, and one that failed for want of the server is dropped.
     ///
     /// # Errors
     /// [`Error::Unavailable`] when the server cannot be reached;
     /// [`Error::Config`] for a bad URL or prefix.
     pub async fn connect(url: &str, config: &Config) -> Result<Self> {
-        let options: sqlx::mysql::MySqlConnectOptions = url
+        let options: MySqlConnectOptions = url
             .parse()
             .map_err(|e| Error::config(format!("invalid MySQL `url`: {e}")))?;
-        let pool = MySqlPoolOptions::new()
-            .max_connections(config.max_connections)
-            .acquire_timeout(Duration::from_secs(config.connect_timeout))
-            .test_before_acquire(false)
-            .connect_with(options)
+        let pool = ConnPool::new(
+            options,
+            config.max_connections,
+            Duration::from_secs(config.connect_timeout),
+        );
+        // One real round trip now, so an unreachable server refuses launch.
+        pool.acquire()
             .await
             .map_err(|e| Error::Unavailable(Box::new(e)))?;
-        Self::new(pool).with_table_prefix(&config.table_prefix)
-    }
-
-    /// The pool (to share it, or to close it at shutdown).
-    pub fn pool(&self) -> &MySqlPool {
-        &self.backend.pool
+        SqlStore::from_backend(MySqlBackend {
+            conns: Conns::Own(pool),
+        })
+        .with_table_prefix(&config.table_prefix)
     }
 }
 

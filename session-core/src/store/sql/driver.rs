@@ -6,7 +6,8 @@
 //! out per database by [`sqlx_backend!`]. Each dialect module passes only
 //! what really differs: its constants and its error classification.
 
-/// Implements [`Backend`](super::Backend) for a struct with a `pool` field.
+/// Implements [`Backend`](super::Backend) for a struct with a
+/// `conns: Conns<Database, Connection>` field.
 macro_rules! sqlx_backend {
     (
         backend: $backend:ty,
@@ -21,6 +22,53 @@ macro_rules! sqlx_backend {
         classify: $classify:path $(,)?
     ) => {
         type Query<'q> = sqlx::query::Query<'q, $db, $args>;
+
+        /// A connection from the store's own pool or from a shared sqlx pool.
+        enum Lease<'a> {
+            Own($crate::store::sql::pool::Lease<'a, $conn>),
+            Shared(sqlx::pool::PoolConnection<$db>),
+        }
+
+        impl std::ops::Deref for Lease<'_> {
+            type Target = $conn;
+
+            fn deref(&self) -> &$conn {
+                match self {
+                    Lease::Own(conn) => conn,
+                    Lease::Shared(conn) => conn,
+                }
+            }
+        }
+
+        impl std::ops::DerefMut for Lease<'_> {
+            fn deref_mut(&mut self) -> &mut $conn {
+                match self {
+                    Lease::Own(conn) => conn,
+                    Lease::Shared(conn) => conn,
+                }
+            }
+        }
+
+        impl $backend {
+            async fn lease(&self) -> Result<Lease<'_>, sqlx::Error> {
+                match &self.conns {
+                    $crate::store::sql::Conns::Own(pool) => pool.acquire().await.map(Lease::Own),
+                    $crate::store::sql::Conns::Shared(pool) => {
+                        pool.acquire().await.map(Lease::Shared)
+                    }
+                }
+            }
+
+            /// A connection that failed for want of the server is not
+            /// reused.
+            fn check<T>(lease: &mut Lease<'_>, result: &Result<T, sqlx::Error>) {
+                if let (Err(error), Lease::Own(own)) = (result, lease) {
+                    if classify(error) == $crate::store::sql::ErrorClass::Unavailable {
+                        own.discard();
+                    }
+                }
+            }
+        }
 
         fn bind<'q>(stmt: &'q $crate::store::sql::Stmt<'q>) -> Query<'q> {
             use $crate::store::sql::Arg;
@@ -49,6 +97,24 @@ macro_rules! sqlx_backend {
             Ok(Some(affected))
         }
 
+        /// Several statements in one short transaction.
+        async fn transaction(
+            conn: &mut $conn,
+            stmts: &[$crate::store::sql::Stmt<'_>],
+            first_must_match: bool,
+        ) -> Result<$crate::store::sql::Affected, sqlx::Error> {
+            use sqlx::Connection as _;
+            // Every transaction here starts with a write, so it takes its
+            // write locks at its first statement.
+            let mut tx = conn.begin().await?;
+            let affected = run_all(&mut tx, stmts, first_must_match).await?;
+            match affected {
+                Some(_) => tx.commit().await?,
+                None => tx.rollback().await?,
+            }
+            Ok(affected)
+        }
+
         #[async_trait::async_trait]
         impl $crate::store::sql::Backend for $backend {
             const NAME: &'static str = $name;
@@ -62,20 +128,14 @@ macro_rules! sqlx_backend {
                 stmts: &[$crate::store::sql::Stmt<'_>],
                 first_must_match: bool,
             ) -> Result<$crate::store::sql::Affected, sqlx::Error> {
-                use sqlx::Connection as _;
-                let mut conn = self.pool.acquire().await?;
-                if stmts.len() == 1 {
-                    return run_all(&mut conn, stmts, first_must_match).await;
-                }
-                // Every transaction here starts with a write, so it takes
-                // its write locks at its first statement.
-                let mut tx = conn.begin().await?;
-                let affected = run_all(&mut tx, stmts, first_must_match).await?;
-                match affected {
-                    Some(_) => tx.commit().await?,
-                    None => tx.rollback().await?,
-                }
-                Ok(affected)
+                let mut lease = self.lease().await?;
+                let result = if stmts.len() == 1 {
+                    run_all(&mut lease, stmts, first_must_match).await
+                } else {
+                    transaction(&mut lease, stmts, first_must_match).await
+                };
+                Self::check(&mut lease, &result);
+                result
             }
 
             async fn fetch_session(
@@ -83,8 +143,11 @@ macro_rules! sqlx_backend {
                 stmt: &$crate::store::sql::Stmt<'_>,
             ) -> Result<Vec<(i64, i64, Option<String>, Option<Vec<u8>>)>, sqlx::Error> {
                 use sqlx::Row as _;
-                let rows = bind(stmt).fetch_all(&self.pool).await?;
-                rows.iter()
+                let mut lease = self.lease().await?;
+                let result = bind(stmt).fetch_all(&mut *lease).await;
+                Self::check(&mut lease, &result);
+                result?
+                    .iter()
                     .map(|r| {
                         // Names are read as bytes (see `NAME_BYTES`).
                         let name: Option<Vec<u8>> = r.try_get(2)?;
@@ -102,8 +165,10 @@ macro_rules! sqlx_backend {
                 stmt: &$crate::store::sql::Stmt<'_>,
             ) -> Result<Option<Vec<u8>>, sqlx::Error> {
                 use sqlx::Row as _;
-                let row = bind(stmt).fetch_optional(&self.pool).await?;
-                row.map(|r| r.try_get(0)).transpose()
+                let mut lease = self.lease().await?;
+                let result = bind(stmt).fetch_optional(&mut *lease).await;
+                Self::check(&mut lease, &result);
+                result?.map(|r| r.try_get(0)).transpose()
             }
 
             async fn fetch_ints(
@@ -111,16 +176,28 @@ macro_rules! sqlx_backend {
                 stmt: &$crate::store::sql::Stmt<'_>,
             ) -> Result<Vec<i64>, sqlx::Error> {
                 use sqlx::Row as _;
-                let rows = bind(stmt).fetch_all(&self.pool).await?;
-                rows.iter().map(|r| r.try_get::<i64, _>(0)).collect()
+                let mut lease = self.lease().await?;
+                let result = bind(stmt).fetch_all(&mut *lease).await;
+                Self::check(&mut lease, &result);
+                result?.iter().map(|r| r.try_get::<i64, _>(0)).collect()
             }
 
             async fn run_ddl(&self, statements: &[String]) -> Result<(), sqlx::Error> {
-                let mut conn = self.pool.acquire().await?;
+                let mut lease = self.lease().await?;
                 for sql in statements {
-                    sqlx::query(sql).execute(&mut *conn).await?;
+                    let result = sqlx::query(sql).execute(&mut *lease).await;
+                    Self::check(&mut lease, &result);
+                    result?;
                 }
                 Ok(())
+            }
+
+            async fn close(&self) {
+                match &self.conns {
+                    $crate::store::sql::Conns::Own(pool) => pool.close().await,
+                    // A pool the app shared is the app's to close.
+                    $crate::store::sql::Conns::Shared(_) => {}
+                }
             }
 
             fn classify(error: &sqlx::Error) -> $crate::store::sql::ErrorClass {

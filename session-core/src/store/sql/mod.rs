@@ -38,7 +38,17 @@ use crate::store::{
 use crate::token::StoreKey;
 
 mod driver;
+pub mod pool;
 pub(crate) use driver::sqlx_backend;
+
+/// Where a SQL store's connections come from.
+#[derive(Debug)]
+pub enum Conns<DB: sqlx::Database, C: sqlx::Connection> {
+    /// The store's own pool (see [`pool`]): opened by `connect`.
+    Own(pool::ConnPool<C>),
+    /// A sqlx pool shared with the application.
+    Shared(sqlx::Pool<DB>),
+}
 
 /// A statement argument.
 #[derive(Debug, Clone, Copy)]
@@ -116,6 +126,9 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
 
     /// Runs DDL, statement by statement.
     async fn run_ddl(&self, statements: &[String]) -> Result<(), sqlx::Error>;
+
+    /// Closes the connections the store opened itself.
+    async fn close(&self);
 
     /// Classifies a driver error.
     fn classify(error: &sqlx::Error) -> ErrorClass;
@@ -253,6 +266,12 @@ impl<B: Backend> SqlStore<B> {
             .run_ddl(&ddl)
             .await
             .map_err(|e| map_error::<B>(e))
+    }
+
+    /// Closes the connections this store opened itself (call it at
+    /// shutdown); a pool shared with the app is left to the app.
+    pub async fn close(&self) {
+        self.backend.close().await;
     }
 
     /// Checks that the tables exist and are readable, with one cheap query.

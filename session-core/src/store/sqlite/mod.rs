@@ -17,12 +17,13 @@
 use std::time::Duration;
 
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqliteSynchronous,
 };
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::store::sql::{sqlx_backend, ErrorClass, SqlStore};
+use crate::store::sql::pool::ConnPool;
+use crate::store::sql::{sqlx_backend, Conns, ErrorClass, SqlStore};
 
 /// SQLite primary result codes the store reacts to.
 mod codes {
@@ -41,21 +42,26 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The session store on a SQLite file.
 pub type SqliteStore = SqlStore<SqliteBackend>;
 
-/// The SQLite half of [`SqliteStore`]: a pool and the dialect.
-#[derive(Debug, Clone)]
+/// The SQLite half of [`SqliteStore`]: its connections and the dialect.
+#[derive(Debug)]
 pub struct SqliteBackend {
-    pool: SqlitePool,
+    conns: Conns<sqlx::sqlite::Sqlite, SqliteConnection>,
 }
 
 impl SqlStore<SqliteBackend> {
-    /// A store on an existing pool. Tables are not created: call
-    /// [`create_tables`](Self::create_tables).
+    /// A store on a pool shared with the app. Tables are not created: call
+    /// [`create_tables`](Self::create_tables). Foreign keys must be on for
+    /// its connections (sqlx's default), or destroy leaves field rows behind.
     pub fn new(pool: SqlitePool) -> Self {
-        SqlStore::from_backend(SqliteBackend { pool })
+        SqlStore::from_backend(SqliteBackend {
+            conns: Conns::Shared(pool),
+        })
     }
 
     /// Opens (and creates, if missing) the database file named by `url`
-    /// (`sqlite://path/sessions.db`), in WAL mode with a busy timeout.
+    /// (`sqlite://path/sessions.db`), in WAL mode with a busy timeout and
+    /// foreign keys on, with connections in the store's own
+    /// [pool](crate::store::sql::pool).
     ///
     /// # Errors
     /// [`Error::Config`] for a bad URL or prefix; [`Error::Unavailable`]
@@ -70,19 +76,19 @@ impl SqlStore<SqliteBackend> {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(config.max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(config.connect_timeout))
-            .test_before_acquire(false)
-            .connect_with(options)
+        let pool = ConnPool::new(
+            options,
+            config.max_connections,
+            Duration::from_secs(config.connect_timeout),
+        );
+        // Opening one connection creates the file and proves it writable.
+        pool.acquire()
             .await
             .map_err(|e| Error::Unavailable(Box::new(e)))?;
-        Self::new(pool).with_table_prefix(&config.table_prefix)
-    }
-
-    /// The pool (to share it, or to close it at shutdown).
-    pub fn pool(&self) -> &SqlitePool {
-        &self.backend.pool
+        SqlStore::from_backend(SqliteBackend {
+            conns: Conns::Own(pool),
+        })
+        .with_table_prefix(&config.table_prefix)
     }
 }
 
