@@ -17,7 +17,8 @@ use rocket::http::CookieJar;
 use rocket::{get, post, routes, State};
 use serde::{Deserialize, Serialize};
 use session_rocket::codec::{Codec, JsonCodec};
-use session_rocket::sqlx::mysql::{MySqlPool, MySqlPoolOptions};
+use session_rocket::sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
+use session_rocket::store::sql::pool::ConnPool;
 use session_rocket::{Session, SessionError, Sessions};
 
 /// Table prefix of everything the benchmark creates.
@@ -78,8 +79,9 @@ fn floor_none() -> &'static str {
     "ok"
 }
 
-/// The floor pool: the same settings as the store's pool.
-struct FloorPool(MySqlPool);
+/// The floor pool: the store's own pool type (`session_core::store::sql::pool`),
+/// with the same size and timeout as the store's.
+struct FloorPool(ConnPool<MySqlConnection>);
 
 /// Floor: one primary-key `SELECT` through sqlx, on a pool configured like
 /// the store's. The row (1..=256) follows the cookie, so the 256-session run
@@ -95,7 +97,7 @@ async fn floor_select(pool: &State<FloorPool>, cookies: &CookieJar<'_>) -> Resul
     });
     session_rocket::sqlx::query_scalar::<_, Vec<u8>>("SELECT v FROM bench_floor WHERE id = ?")
         .bind(i64::from(id))
-        .fetch_one(&pool.0)
+        .fetch_one(&mut *pool.0.acquire().await.map_err(|e| e.to_string())?)
         .await
         .map_err(|e| e.to_string())
 }
@@ -134,7 +136,7 @@ async fn diag_load(pool: &State<FloorPool>, cookies: &CookieJar<'_>) -> Result<S
     .bind(key.as_slice())
     .bind(now)
     .bind(now - 30 * 24 * 60 * 60)
-    .fetch_all(&pool.0)
+    .fetch_all(&mut *pool.0.acquire().await.map_err(|e| e.to_string())?)
     .await
     .map_err(|e| e.to_string())?;
     let mut n = 0usize;
@@ -245,12 +247,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let url = env("BENCH_DB_URL", "mysql://root@127.0.0.1:3306/test");
     let pool_size: u32 = env("BENCH_POOL", "10").parse()?;
-    let floor = MySqlPoolOptions::new()
-        .max_connections(pool_size)
-        .acquire_timeout(Duration::from_secs(5))
-        .test_before_acquire(false)
-        .connect(&url)
-        .await?;
+    let options: MySqlConnectOptions = url.parse()?;
+    let floor = ConnPool::new(options, pool_size, Duration::from_secs(5));
+    drop(floor.acquire().await?);
     let figment = rocket::Config::figment()
         .merge(("log_level", "off"))
         .merge(("sessions.url", url.as_str()))
