@@ -183,9 +183,10 @@
 //! shared with them. `rocket_db_pools` 0.2 is built on sqlx 0.7, whose MySQL
 //! and SQLite drivers are affected by RUSTSEC-2024-0363; a `rocket_db_pools`
 //! pool therefore cannot be handed to this crate. Give the sessions their
-//! own small pool with `url` (the usual choice: sessions then never wait
-//! behind the app's long queries), or build the app's pool with
-//! `session_rocket::sqlx` and share it:
+//! own connections with `url` (the usual choice: sessions then never wait
+//! behind the app's long queries, and the store's own pool sends nothing but
+//! its statements, where sqlx 0.8's pool pings every connection it gets
+//! back), or build the app's pool with `session_rocket::sqlx` and share it:
 //!
 //! ```no_run
 //! # #[cfg(feature = "mysql")] mod _inner {
