@@ -141,12 +141,16 @@ def bulk_sessions(n, template_cookie, tpl=None):
 
 
 def count_alive(cookies):
-    hashes = ",".join("UNHEX('%s')" % hashlib.sha256(base64.urlsafe_b64decode(c + "=")).hexdigest()
-                      for c in cookies)
-    query = "SELECT COUNT(*) FROM `%ssessions` WHERE token_hash IN (%s)" % (PREFIX, hashes)
-    out = subprocess.run(mysql_cmd() + ["-N", "-B"], input=query, capture_output=True,
-                         text=True, check=True)
-    return int(out.stdout)
+    # In chunks: 250 000 hashes in one IN list exceed max_allowed_packet.
+    total = 0
+    for i in range(0, len(cookies), 20000):
+        hashes = ",".join("UNHEX('%s')" % hashlib.sha256(base64.urlsafe_b64decode(c + "=")).hexdigest()
+                          for c in cookies[i:i + 20000])
+        query = "SELECT COUNT(*) FROM `%ssessions` WHERE token_hash IN (%s)" % (PREFIX, hashes)
+        out = subprocess.run(mysql_cmd() + ["-N", "-B"], input=query, capture_output=True,
+                             text=True, check=True)
+        total += int(out.stdout)
+    return total
 
 
 def counter_of(cookie):
