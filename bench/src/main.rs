@@ -95,11 +95,15 @@ async fn floor_select(pool: &State<FloorPool>, cookies: &CookieJar<'_>) -> Resul
             % 256
             + 1
     });
-    session_rocket::sqlx::query_scalar::<_, Vec<u8>>("SELECT v FROM bench_floor WHERE id = ?")
-        .bind(i64::from(id))
-        .fetch_one(&mut *pool.0.acquire().await.map_err(|e| e.to_string())?)
-        .await
-        .map_err(|e| e.to_string())
+    let mut conn = pool.0.acquire().await.map_err(|e| e.to_string())?;
+    let value =
+        session_rocket::sqlx::query_scalar::<_, Vec<u8>>("SELECT v FROM bench_floor WHERE id = ?")
+            .bind(i64::from(id))
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(|e| e.to_string())?;
+    conn.finish();
+    Ok(value)
 }
 
 /// Diagnostic, not a floor: the session store's own load query (same SQL,
@@ -128,6 +132,7 @@ async fn diag_load(pool: &State<FloorPool>, cookies: &CookieJar<'_>) -> Result<S
             .as_secs(),
     )
     .map_err(|e| e.to_string())?;
+    let mut conn = pool.0.acquire().await.map_err(|e| e.to_string())?;
     let rows = session_rocket::sqlx::query(
         "SELECT s.created_at, s.expires_at, f.name, f.value FROM `bench_sessions` s \
          LEFT JOIN `bench_session_fields` f ON f.session_pk = s.pk \
@@ -136,9 +141,10 @@ async fn diag_load(pool: &State<FloorPool>, cookies: &CookieJar<'_>) -> Result<S
     .bind(key.as_slice())
     .bind(now)
     .bind(now - 30 * 24 * 60 * 60)
-    .fetch_all(&mut *pool.0.acquire().await.map_err(|e| e.to_string())?)
+    .fetch_all(&mut *conn)
     .await
     .map_err(|e| e.to_string())?;
+    conn.finish();
     let mut n = 0usize;
     for r in &rows {
         let _: i64 = r.try_get(0).map_err(|e| e.to_string())?;
@@ -248,8 +254,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = env("BENCH_DB_URL", "mysql://root@127.0.0.1:3306/test");
     let pool_size: u32 = env("BENCH_POOL", "10").parse()?;
     let options: MySqlConnectOptions = url.parse()?;
-    let floor = ConnPool::new(options, pool_size, Duration::from_secs(5));
-    drop(floor.acquire().await?);
+    let floor: ConnPool<MySqlConnection> =
+        ConnPool::new(options, pool_size, Duration::from_secs(5));
+    floor.acquire().await?.finish();
     let figment = rocket::Config::figment()
         .merge(("log_level", "off"))
         .merge(("sessions.url", url.as_str()))

@@ -77,7 +77,7 @@ impl SqlStore<MySqlBackend> {
         let options: MySqlConnectOptions = url
             .parse()
             .map_err(|e| Error::config(format!("invalid MySQL `url`: {e}")))?;
-        let pool = ConnPool::new(
+        let pool: ConnPool<MySqlConnection> = ConnPool::new(
             options,
             config.max_connections,
             Duration::from_secs(config.connect_timeout),
@@ -85,7 +85,8 @@ impl SqlStore<MySqlBackend> {
         // One real round trip now, so an unreachable server refuses launch.
         pool.acquire()
             .await
-            .map_err(|e| Error::Unavailable(Box::new(e)))?;
+            .map_err(|e| Error::Unavailable(Box::new(e)))?
+            .finish();
         SqlStore::from_backend(MySqlBackend {
             conns: Conns::Own(pool),
         })

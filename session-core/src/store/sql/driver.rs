@@ -59,12 +59,17 @@ macro_rules! sqlx_backend {
                 }
             }
 
-            /// A connection that failed for want of the server is not
-            /// reused.
+            /// Ends a lease's work: a connection that failed for want of
+            /// the server is dropped, any other goes back to the pool.
             fn check<T>(lease: &mut Lease<'_>, result: &Result<T, sqlx::Error>) {
-                if let (Err(error), Lease::Own(own)) = (result, lease) {
-                    if classify(error) == $crate::store::sql::ErrorClass::Unavailable {
-                        own.discard();
+                if let Lease::Own(own) = lease {
+                    match result {
+                        Err(error)
+                            if classify(error) == $crate::store::sql::ErrorClass::Unavailable =>
+                        {
+                            own.discard()
+                        }
+                        _ => own.finish(),
                     }
                 }
             }
@@ -190,6 +195,13 @@ macro_rules! sqlx_backend {
                     result?;
                 }
                 Ok(())
+            }
+
+            fn idle_connections(&self) -> Option<usize> {
+                match &self.conns {
+                    $crate::store::sql::Conns::Own(pool) => Some(pool.idle_count()),
+                    $crate::store::sql::Conns::Shared(_) => None,
+                }
             }
 
             async fn close(&self) {

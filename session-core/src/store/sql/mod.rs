@@ -130,6 +130,9 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
     /// Closes the connections the store opened itself.
     async fn close(&self);
 
+    /// Idle connections in the store's own pool; `None` for a shared pool.
+    fn idle_connections(&self) -> Option<usize>;
+
     /// Classifies a driver error.
     fn classify(error: &sqlx::Error) -> ErrorClass;
 }
@@ -272,6 +275,12 @@ impl<B: Backend> SqlStore<B> {
     /// shutdown); a pool shared with the app is left to the app.
     pub async fn close(&self) {
         self.backend.close().await;
+    }
+
+    /// Idle connections in the store's own pool (`None` on a pool shared
+    /// with the app): for tests and metrics.
+    pub fn idle_connections(&self) -> Option<usize> {
+        self.backend.idle_connections()
     }
 
     /// Checks that the tables exist and are readable, with one cheap query.

@@ -11,9 +11,11 @@
 //! What it keeps from sqlx's pool: a bound on open connections
 //! (`max_connections`), a bounded wait for one (`connect_timeout`, reported
 //! as `PoolTimedOut`, which the stores map to 503), lazy opening, and
-//! dropping a connection that failed. A connection whose statement was
-//! cancelled mid-flight is safe to reuse: sqlx drains what the server still
-//! owes before the next command, and a dropped transaction rolls back first.
+//! dropping a connection that failed. A lease dropped before its work
+//! finished (the request was cancelled mid-statement) drops its connection
+//! too: closing it makes the server roll back at once, where a connection
+//! parked in the pool would keep a cancelled transaction's locks until its
+//! next use.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::{Mutex, PoisonError};
@@ -108,6 +110,7 @@ impl<C: Connection> ConnPool<C> {
             pool: self,
             _permit: permit,
             broken: false,
+            finished: false,
         }
     }
 
@@ -128,6 +131,7 @@ pub struct Lease<'a, C: Connection> {
     pool: &'a ConnPool<C>,
     _permit: SemaphorePermit<'a>,
     broken: bool,
+    finished: bool,
 }
 
 impl<C: Connection> std::fmt::Debug for Lease<'_, C> {
@@ -142,6 +146,13 @@ impl<C: Connection> Lease<'_, C> {
     /// Drops the connection instead of returning it (after an I/O error).
     pub fn discard(&mut self) {
         self.broken = true;
+    }
+
+    /// Marks the work done: the connection has nothing pending and may go
+    /// back to the pool. A lease dropped without this (its future was
+    /// cancelled mid-statement) closes its connection instead.
+    pub fn finish(&mut self) {
+        self.finished = true;
     }
 }
 
@@ -168,7 +179,7 @@ impl<C: Connection> DerefMut for Lease<'_, C> {
 impl<C: Connection> Drop for Lease<'_, C> {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
-            if !self.broken {
+            if self.finished && !self.broken {
                 self.pool.idle().push((conn, Instant::now()));
             }
         }
@@ -198,6 +209,7 @@ mod tests {
                 .execute(&mut *conn)
                 .await
                 .unwrap();
+            conn.finish();
         }
         assert_eq!(pool.idle_count(), 1);
         // An in-memory database lives as long as its connection: the table is
@@ -213,9 +225,10 @@ mod tests {
     #[tokio::test]
     async fn the_pool_waits_at_most_the_timeout_for_a_free_connection() {
         let pool = pool(1);
-        let held = pool.acquire().await.unwrap();
+        let mut held = pool.acquire().await.unwrap();
         let err = pool.acquire().await.unwrap_err();
         assert!(matches!(err, sqlx::Error::PoolTimedOut), "{err:?}");
+        held.finish();
         drop(held);
         assert!(
             pool.acquire().await.is_ok(),
@@ -227,6 +240,7 @@ mod tests {
     async fn a_discarded_connection_is_not_reused() {
         let pool = pool(1);
         let mut conn = pool.acquire().await.unwrap();
+        conn.finish();
         conn.discard();
         drop(conn);
         assert_eq!(pool.idle_count(), 0);
@@ -237,9 +251,24 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_closed_pool_refuses_leases() {
+    async fn a_lease_dropped_before_its_work_finished_closes_its_connection() {
         let pool = pool(1);
         drop(pool.acquire().await.unwrap());
+        assert_eq!(
+            pool.idle_count(),
+            0,
+            "unfinished work may hold locks: not reused"
+        );
+        assert!(pool.acquire().await.is_ok(), "the slot is free again");
+    }
+
+    #[tokio::test]
+    async fn a_closed_pool_refuses_leases() {
+        let pool = pool(1);
+        let mut conn = pool.acquire().await.unwrap();
+        conn.finish();
+        drop(conn);
+        assert_eq!(pool.idle_count(), 1);
         pool.close().await;
         assert_eq!(pool.idle_count(), 0);
         assert!(matches!(pool.acquire().await, Err(sqlx::Error::PoolClosed)));
