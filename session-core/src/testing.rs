@@ -863,3 +863,26 @@ pub async fn concurrent_touches_and_writes_of_one_session_all_succeed(
         "the latest touch wins, none moves it back"
     );
 }
+
+/// Sequential requests through a SQL store with its own pool reuse one
+/// connection: every statement hands its connection back (a missed hand-back
+/// would open a connection per statement).
+#[cfg(feature = "sql")]
+pub async fn sequential_requests_reuse_one_connection<B: crate::store::sql::Backend>(
+    store: Arc<crate::store::sql::SqlStore<B>>,
+) {
+    let manager = manager(store.clone());
+    let cookie = login(&manager, 7).await;
+    for _ in 0..5 {
+        let mut h = manager.open::<Cart>(Some(&cookie));
+        *h.visits_mut().await.unwrap() += 1;
+        flush(&mut h).await.unwrap();
+    }
+    let check = manager.open::<Cart>(Some(&cookie));
+    assert_eq!(*check.visits().await.unwrap(), 5);
+    assert_eq!(
+        store.idle_connections(),
+        Some(1),
+        "every statement went back to the pool and the next one reused it"
+    );
+}

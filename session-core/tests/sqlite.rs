@@ -98,23 +98,7 @@ async fn the_file_and_tables_are_created() {
 
 #[tokio::test]
 async fn sequential_requests_reuse_one_connection() {
-    use session_core::state::flush;
-    use session_core::testing::Cart;
-    use session_core::SessionManager;
-    use std::sync::Arc;
-
-    let store = Arc::new(store().await);
-    let manager = SessionManager::new(store.clone(), Config::default()).unwrap();
-    let cookie = session_core::testing::login(&manager, 7).await;
-    for _ in 0..5 {
-        let mut h = manager.open::<Cart>(Some(&cookie));
-        *h.visits_mut().await.unwrap() += 1;
-        flush(&mut h).await.unwrap();
-    }
-    assert_eq!(
-        store.idle_connections(),
-        Some(1),
-        "every statement went back to the pool and the next one reused it"
-    );
+    let store = std::sync::Arc::new(store().await);
+    session_core::testing::sequential_requests_reuse_one_connection(store.clone()).await;
     teardown(&store).await;
 }

@@ -233,6 +233,29 @@ async fn prepare<B: session_core::store::sql::Backend>(
 }
 
 #[cfg(any(feature = "mysql", feature = "sqlite"))]
+/// Finishes opening a SQL store from its `connect`: tables, then the
+/// closer that shuts its connections at shutdown.
+#[cfg(any(feature = "mysql", feature = "sqlite"))]
+async fn open_sql<B: session_core::store::sql::Backend>(
+    connected: session_core::Result<session_core::store::sql::SqlStore<B>>,
+    config: &Config,
+    location: String,
+    kind: &'static str,
+    closer: fn(Arc<session_core::store::sql::SqlStore<B>>) -> Closer,
+) -> Result<Opened, String> {
+    let store = connected
+        .map_err(|e| format!("cannot open the session store at {location}: {}", chain(&e)))?;
+    prepare(&store, config, &location).await?;
+    let store = Arc::new(store);
+    Ok(Opened {
+        store: store.clone(),
+        kind,
+        location,
+        development_only: false,
+        closer: closer(store),
+    })
+}
+
 fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
@@ -353,39 +376,13 @@ async fn open_url(config: &Config, profile: &str) -> Result<Opened, String> {
         }),
         #[cfg(feature = "mysql")]
         StoreChoice::MySql => {
-            let store = session_core::store::mysql::MySqlStore::connect(url, config)
-                .await
-                .map_err(|e| {
-                    format!("cannot open the session store at {location}: {}", chain(&e))
-                })?;
-            prepare(&store, config, &location).await?;
-            let store = Arc::new(store);
-            let closer = Closer::MySql(store.clone());
-            Ok(Opened {
-                store,
-                kind: "mysql",
-                location,
-                development_only: false,
-                closer,
-            })
+            let store = session_core::store::mysql::MySqlStore::connect(url, config).await;
+            open_sql(store, config, location, "mysql", Closer::MySql).await
         }
         #[cfg(feature = "sqlite")]
         StoreChoice::Sqlite => {
-            let store = session_core::store::sqlite::SqliteStore::connect(url, config)
-                .await
-                .map_err(|e| {
-                    format!("cannot open the session store at {location}: {}", chain(&e))
-                })?;
-            prepare(&store, config, &location).await?;
-            let store = Arc::new(store);
-            let closer = Closer::Sqlite(store.clone());
-            Ok(Opened {
-                store,
-                kind: "sqlite",
-                location,
-                development_only: false,
-                closer,
-            })
+            let store = session_core::store::sqlite::SqliteStore::connect(url, config).await;
+            open_sql(store, config, location, "sqlite", Closer::Sqlite).await
         }
         #[allow(unreachable_patterns)]
         _ => unreachable!("`select` refuses stores that are not compiled in"),

@@ -13,8 +13,6 @@
 //! # Ok(()) }
 //! ```
 
-use std::time::Duration;
-
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlDatabaseError, MySqlPool};
 
 use crate::config::Config;
@@ -77,16 +75,7 @@ impl SqlStore<MySqlBackend> {
         let options: MySqlConnectOptions = url
             .parse()
             .map_err(|e| Error::config(format!("invalid MySQL `url`: {e}")))?;
-        let pool: ConnPool<MySqlConnection> = ConnPool::new(
-            options,
-            config.max_connections,
-            Duration::from_secs(config.connect_timeout),
-        );
-        // One real round trip now, so an unreachable server refuses launch.
-        pool.acquire()
-            .await
-            .map_err(|e| Error::Unavailable(Box::new(e)))?
-            .finish();
+        let pool = ConnPool::<MySqlConnection>::open(options, config).await?;
         SqlStore::from_backend(MySqlBackend {
             conns: Conns::Own(pool),
         })

@@ -62,6 +62,30 @@ impl<C: Connection> ConnPool<C> {
         }
     }
 
+    /// A pool sized and timed by `config` (`max_connections`,
+    /// `connect_timeout`), after one real round trip: an unreachable
+    /// database is reported now, not on the first request. The first
+    /// connection stays open for reuse.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`](crate::Error::Unavailable) with the driver's
+    /// error.
+    pub async fn open(
+        options: <C as Connection>::Options,
+        config: &crate::Config,
+    ) -> crate::Result<Self> {
+        let pool = Self::new(
+            options,
+            config.max_connections,
+            Duration::from_secs(config.connect_timeout),
+        );
+        pool.acquire()
+            .await
+            .map_err(|e| crate::Error::Unavailable(Box::new(e)))?
+            .finish();
+        Ok(pool)
+    }
+
     fn idle(&self) -> std::sync::MutexGuard<'_, Vec<(C, Instant)>> {
         // Every critical section is one push or pop: a poisoned lock holds
         // a consistent vector.

@@ -76,16 +76,7 @@ impl SqlStore<SqliteBackend> {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
-        let pool: ConnPool<SqliteConnection> = ConnPool::new(
-            options,
-            config.max_connections,
-            Duration::from_secs(config.connect_timeout),
-        );
-        // Opening one connection creates the file and proves it writable.
-        pool.acquire()
-            .await
-            .map_err(|e| Error::Unavailable(Box::new(e)))?
-            .finish();
+        let pool = ConnPool::<SqliteConnection>::open(options, config).await?;
         SqlStore::from_backend(SqliteBackend {
             conns: Conns::Own(pool),
         })
