@@ -112,6 +112,11 @@ pub struct Config {
     /// Do not persist changes made by a request whose response is a 5xx.
     /// Default `true`.
     pub skip_on_server_error: bool,
+    /// The most sessions the memory store holds (`url = "memory"`). At the
+    /// cap, dead sessions are dropped first; if it is still full, a new
+    /// session is refused with a 503 and existing ones are kept. Default
+    /// 100 000.
+    pub memory_max_sessions: usize,
 }
 
 impl Default for Config {
@@ -138,6 +143,7 @@ impl Default for Config {
             max_connections: 10,
             connect_timeout: 5,
             skip_on_server_error: true,
+            memory_max_sessions: crate::store::memory_default_capacity(),
         }
     }
 }
@@ -159,8 +165,30 @@ impl Config {
                 self.cookie_name
             )));
         }
+        if let Some(rest) = self.cookie_name.strip_prefix("__Host-") {
+            if rest.is_empty() || !self.secure || self.path != "/" || self.domain.is_some() {
+                return Err(Error::config(format!(
+                    "a `__Host-` cookie (`cookie_name = {:?}`) requires `secure = true`, \
+                     `path = \"/\"` and no `domain` (browsers refuse it otherwise)",
+                    self.cookie_name
+                )));
+            }
+        }
+        if self.cookie_name.starts_with("__Secure-") && !self.secure {
+            return Err(Error::config(format!(
+                "a `__Secure-` cookie (`cookie_name = {:?}`) requires `secure = true`",
+                self.cookie_name
+            )));
+        }
         if self.ttl == 0 {
             return Err(Error::config("`ttl` must be at least 1 second"));
+        }
+        if self.touch_after >= self.ttl {
+            return Err(Error::config(format!(
+                "`touch_after` ({}) must be less than `ttl` ({}): a session is touched at most \
+                 once per `touch_after`, so an active session would expire between touches",
+                self.touch_after, self.ttl
+            )));
         }
         if self.max_lifetime == 0 {
             return Err(Error::config("`max_lifetime` must be at least 1 second"));

@@ -44,5 +44,5 @@ pub use config::Config;
 pub use error::{BoxError, Error, Result};
 pub use manager::SessionManager;
 pub use schema::{FieldDef, SessionData, SessionHandle};
-pub use state::SessionState;
+pub use state::{RequestSession, SessionState};
 pub use token::{StoreKey, Token};

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::error::Result;
-use crate::schema::{SessionData, SessionHandle};
-use crate::state::SessionState;
+use crate::schema::SessionData;
+use crate::state::RequestSession;
 use crate::store::{SessionStore, Timestamp};
 use crate::token::Token;
 
@@ -61,18 +61,30 @@ impl SessionManager {
         &self.inner.config
     }
 
-    /// A typed handle for one request, from the request's cookie value (if
-    /// any). Never touches the store: a malformed cookie is treated as no
-    /// cookie, and an unknown one is found out on first use.
+    /// The session of one request, from the request's cookie value (if
+    /// any); every session type the request uses opens from it, so they
+    /// share one token. Never touches the store: a malformed cookie is
+    /// treated as no cookie, and an unknown one is found out on first use.
+    pub fn begin(&self, cookie: Option<&str>) -> RequestSession {
+        self.begin_at(cookie, now())
+    }
+
+    /// [`begin`](Self::begin) at a given instant (for tests of expiry).
+    #[doc(hidden)]
+    pub fn begin_at(&self, cookie: Option<&str>, now: Timestamp) -> RequestSession {
+        RequestSession::new(self.clone(), cookie.and_then(Token::parse), now)
+    }
+
+    /// A typed handle for a request that uses one session type:
+    /// [`begin`](Self::begin) then [`RequestSession::open`].
     pub fn open<T: SessionData>(&self, cookie: Option<&str>) -> T::Handle {
-        self.open_at::<T>(cookie, now())
+        self.begin(cookie).open::<T>()
     }
 
     /// [`open`](Self::open) at a given instant (for tests of expiry).
     #[doc(hidden)]
     pub fn open_at<T: SessionData>(&self, cookie: Option<&str>, now: Timestamp) -> T::Handle {
-        let token = cookie.and_then(Token::parse);
-        T::Handle::from_state(SessionState::new::<T>(self.clone(), token, now))
+        self.begin_at(cookie, now).open::<T>()
     }
 }
 

@@ -1,6 +1,7 @@
-//! The session cookie, built from the configuration.
+//! The session cookie: read from the request, built from the configuration.
 
 use rocket::http::{Cookie, SameSite as RocketSameSite};
+use rocket::Request;
 use rocket::time::{Duration, OffsetDateTime};
 use session_core::config::{Config, SameSite};
 use session_core::state::CookieAction;
@@ -39,4 +40,39 @@ pub(crate) fn render(config: &Config, action: &CookieAction) -> Cookie<'static> 
         }
     }
     cookie.build()
+}
+
+/// The session cookie's value, from every `Cookie` header of the request.
+///
+/// Rocket's cookie jar keeps the last of several cookies with one name; a
+/// sibling subdomain can plant such a second cookie (`Domain=.example.com`),
+/// and the browser sends both in an order the server cannot trust. So when
+/// the request carries several different values under the session's name,
+/// none is used: the request starts a fresh session, and a warning names
+/// the fix (a `__Host-` cookie name, which no other host can set).
+pub(crate) fn read(req: &Request<'_>, name: &str) -> Option<String> {
+    let mut found: Option<&str> = None;
+    for header in req.headers().get("Cookie") {
+        for pair in header.split(';') {
+            let Some((n, v)) = pair.split_once('=') else {
+                continue;
+            };
+            if n.trim() != name {
+                continue;
+            }
+            let v = v.trim().trim_matches('"');
+            match found {
+                Some(seen) if seen != v => {
+                    rocket::warn!(
+                        "the request carries several `{name}` cookies with different values \
+                         (one may have been set by another subdomain); none is used. Name the \
+                         cookie `__Host-{name}` so no other host can set it"
+                    );
+                    return None;
+                }
+                _ => found = Some(v),
+            }
+        }
+    }
+    found.map(str::to_string)
 }

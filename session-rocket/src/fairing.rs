@@ -35,8 +35,10 @@ pub const MEMORY_WARNING: &str =
 /// - **Response**: writes each request's changed fields and sets the cookie.
 ///   Nothing is persisted for a 5xx response unless
 ///   `skip_on_server_error = false`. If the write fails, the response becomes
-///   a 503 (store unreachable) or 500, and the cause is logged: the client is
-///   never told a change worked when it did not.
+///   a 503 (store unreachable) or 500, and the cause is logged; if a
+///   concurrent request ended the session (a logout in another tab) and this
+///   request's changes were dropped, it becomes a 409. The client is never
+///   told a change worked when it did not.
 /// - **Shutdown**: stops the cleanup task and closes any pool it opened.
 ///
 /// ```no_run
@@ -368,7 +370,9 @@ async fn open_url(config: &Config, profile: &str) -> Result<Opened, String> {
     match kind {
         #[cfg(feature = "memory")]
         StoreChoice::Memory { development_only } => Ok(Opened {
-            store: Arc::new(session_core::store::memory::MemoryStore::new()),
+            store: Arc::new(session_core::store::memory::MemoryStore::with_capacity(
+                config.memory_max_sessions,
+            )),
             kind: "memory",
             location,
             development_only,
@@ -465,6 +469,7 @@ impl Fairing for Sessions {
                 state.manager.store().clone(),
                 Duration::from_secs(config.cleanup_interval),
                 config.cleanup_batch.max(1),
+                config.max_lifetime,
             ));
             *state.cleanup.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
         }
@@ -476,22 +481,30 @@ impl Fairing for Sessions {
         };
         let config = state.manager.config();
         let persist = !(config.skip_on_server_error && res.status().class().is_server_error());
-        let (cookies, error) = Registry::of(req).finish(persist).await;
-        if let Some(error) = error {
+        let finished = Registry::of(req).finish(persist).await;
+        if let Some(error) = finished.error {
             log_error("could not save the session", &error);
             let status = if error.is_unavailable() {
                 Status::ServiceUnavailable
             } else {
                 Status::InternalServerError
             };
-            let body = format!("{status}: the session could not be saved");
-            res.set_status(status);
-            res.remove_header("Set-Cookie");
-            res.set_header(ContentType::Plain);
-            res.set_sized_body(body.len(), std::io::Cursor::new(body));
+            replace_body(res, status, "the session could not be saved");
             return;
         }
-        for action in &cookies {
+        if finished.interrupted {
+            rocket::warn!(
+                "the session ended while this request ran (a concurrent logout, expiry or \
+                 regenerate); its changes were not saved"
+            );
+            replace_body(
+                res,
+                Status::Conflict,
+                "the session ended while this request ran; its changes were not saved",
+            );
+            return;
+        }
+        if let Some(action) = &finished.cookie {
             res.adjoin_header(cookie::render(config, action));
         }
     }
@@ -516,6 +529,16 @@ impl Fairing for Sessions {
             Closer::Sqlite(store) => store.close().await,
         }
     }
+}
+
+/// Replaces a response by a short plain-text error: the client is never
+/// told a change worked when it did not.
+fn replace_body(res: &mut Response<'_>, status: Status, message: &str) {
+    let body = format!("{status}: {message}");
+    res.set_status(status);
+    res.remove_header("Set-Cookie");
+    res.set_header(ContentType::Plain);
+    res.set_sized_body(body.len(), std::io::Cursor::new(body));
 }
 
 #[cfg(test)]

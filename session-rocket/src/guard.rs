@@ -11,7 +11,7 @@ use rocket::http::Status;
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::{Ignite, Rocket, Sentinel};
 use session_core::state::{flush, CookieAction, Outcome as Flushed};
-use session_core::{SessionData, SessionHandle};
+use session_core::{RequestSession, SessionData, SessionHandle};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::error::SessionError;
@@ -35,7 +35,14 @@ use crate::fairing::SessionsState;
 ///
 /// Several `Session<T>` guards in one request (a `User` guard built on the
 /// session, then the handler's own) share one state, so the store is read at
-/// most once per request. They must not be alive at the same time: the
+/// most once per request. Guards of different session types on one request
+/// (`Session<Shop>` and `Session<Prefs>`) share one session: one token, one
+/// cookie, and every type's changes are kept. A stored name used by two
+/// types is one field, so give such fields the same type.
+///
+/// A guard must not outlive its handler (moved into a spawned task or a
+/// streaming body): its changes could not be saved, so such a response
+/// becomes a 500 with the cause in the log, never a silent success. They must not be alive at the same time: the
 /// second fails with [`SessionError::AlreadyBorrowed`] (a 500) instead of
 /// deadlocking. Rocket evaluates guards in parameter order, so list a guard
 /// built on the session before the handler's own `Session<T>`:
@@ -122,12 +129,14 @@ impl<'r, T: SessionData> FromRequest<'r> for Session<T> {
         let Some(sessions) = req.rocket().state::<SessionsState>() else {
             return Outcome::Error((Status::InternalServerError, SessionError::NotAttached));
         };
-        let registry = req.local_cache(Registry::default);
+        let registry = Registry::of(req);
         let slot = req.local_cache(|| {
-            let config = sessions.manager().config();
-            let cookie = req.cookies().get(&config.cookie_name).map(|c| c.value());
-            let handle = sessions.manager().open::<T>(cookie);
-            let cell = Arc::new(Mutex::new(handle));
+            let request = registry.request(|| {
+                let config = sessions.manager().config();
+                let cookie = crate::cookie::read(req, &config.cookie_name);
+                sessions.manager().begin(cookie.as_deref())
+            });
+            let cell = Arc::new(Mutex::new(request.open::<T>()));
             registry.register(cell.clone());
             SessionSlot::<T>(cell)
         });
@@ -160,11 +169,11 @@ impl<T: SessionData> Sentinel for Session<T> {
 }
 
 type FinishFuture<'a> =
-    Pin<Box<dyn Future<Output = Result<Option<CookieAction>, session_core::Error>> + Send + 'a>>;
+    Pin<Box<dyn Future<Output = Result<Flushed, session_core::Error>> + Send + 'a>>;
 
 /// One session type's state, seen by the fairing without its type.
 trait Finish: Send + Sync {
-    /// Flushes (when `persist`) and returns the cookie the response needs.
+    /// Flushes (when `persist`).
     fn finish(&self, persist: bool) -> FinishFuture<'_>;
 }
 
@@ -172,26 +181,47 @@ impl<H: SessionHandle> Finish for Mutex<H> {
     fn finish(&self, persist: bool) -> FinishFuture<'_> {
         Box::pin(async move {
             let Ok(mut handle) = self.try_lock() else {
-                rocket::warn!(
-                    "a `Session` guard outlived its handler (kept in a responder?); its changes were not saved"
-                );
-                return Ok(None);
+                return Err(session_core::Error::Backend(
+                    "a `Session` guard outlived its handler (moved into a spawned task or a \
+                     streaming body?): its changes cannot be saved; finish with the session \
+                     before the handler returns"
+                        .into(),
+                ));
             };
             if persist {
-                flush(&mut *handle).await?;
+                flush(&mut *handle).await
+            } else {
+                Ok(Flushed::Unchanged)
             }
-            Ok(SessionHandle::state_mut(&mut *handle).take_cookie_action())
         })
     }
 }
 
-/// Every session state opened in one request.
+/// What the fairing does with a request once every session type is
+/// flushed.
+pub(crate) struct Finished {
+    /// The cookie the response needs.
+    pub(crate) cookie: Option<CookieAction>,
+    /// The first error.
+    pub(crate) error: Option<session_core::Error>,
+    /// A concurrent request ended the session and this request's changes
+    /// were dropped.
+    pub(crate) interrupted: bool,
+}
+
+/// Every session state opened in one request, and the request's session
+/// they share.
 #[derive(Default)]
 pub(crate) struct Registry {
+    request: std::sync::OnceLock<RequestSession>,
     entries: StdMutex<Vec<Arc<dyn Finish>>>,
 }
 
 impl Registry {
+    fn request(&self, begin: impl FnOnce() -> RequestSession) -> &RequestSession {
+        self.request.get_or_init(begin)
+    }
+
     fn register(&self, entry: Arc<dyn Finish>) {
         self.lock().push(entry);
     }
@@ -202,24 +232,24 @@ impl Registry {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Flushes every state; returns the cookies to send and the first error.
-    pub(crate) async fn finish(
-        &self,
-        persist: bool,
-    ) -> (Vec<CookieAction>, Option<session_core::Error>) {
+    /// Flushes every state; returns the cookie to send and the first error.
+    pub(crate) async fn finish(&self, persist: bool) -> Finished {
         let entries = std::mem::take(&mut *self.lock());
-        let mut cookies = Vec::new();
-        let mut first_error = None;
+        let mut finished = Finished {
+            cookie: None,
+            error: None,
+            interrupted: false,
+        };
         for entry in entries {
             match entry.finish(persist).await {
-                Ok(Some(action)) => cookies.push(action),
-                Ok(None) => {}
+                Ok(outcome) => finished.interrupted |= outcome == Flushed::Interrupted,
                 Err(error) => {
-                    first_error.get_or_insert(error);
+                    finished.error.get_or_insert(error);
                 }
             }
         }
-        (cookies, first_error)
+        finished.cookie = self.request.get().and_then(RequestSession::take_cookie_action);
+        finished
     }
 
     /// The registry of this request.

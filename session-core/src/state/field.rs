@@ -1,6 +1,7 @@
 //! One field's decoded value, materialised on first use.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::OnceLock;
 
 use serde::de::DeserializeOwned;
@@ -18,6 +19,8 @@ use crate::state::{Change, Known, SessionState};
 /// `set_x` get plain `&mut` access.
 pub struct Slot<T> {
     value: OnceLock<T>,
+    /// The value is the fallback for stored bytes that did not decode.
+    fell_back: AtomicBool,
 }
 
 impl<T> Slot<T> {
@@ -25,6 +28,7 @@ impl<T> Slot<T> {
     pub const fn new() -> Self {
         Slot {
             value: OnceLock::new(),
+            fell_back: AtomicBool::new(false),
         }
     }
 }
@@ -62,13 +66,19 @@ where
         if let Some(value) = self.value.get() {
             return Ok(value);
         }
-        let value = state.decode::<C, T>(index, default).await?;
-        Ok(self.value.get_or_init(|| value))
+        let (value, fell_back) = state.decode::<C, T>(index, default).await?;
+        let value = self.value.get_or_init(|| value);
+        if fell_back {
+            self.fell_back.store(true, Relaxed);
+        }
+        Ok(value)
     }
 
     /// The value, mutably: loads and decodes like [`get`](Self::get), then
     /// marks the field written. Flush compares the bytes, so a borrow that
-    /// changes nothing writes nothing.
+    /// changes nothing writes nothing; that includes a field whose stored
+    /// bytes no longer decode, whose bytes stay as they are until the value
+    /// really changes.
     ///
     /// # Errors
     /// As [`get`](Self::get).
@@ -79,15 +89,21 @@ where
         default: fn() -> T,
     ) -> Result<&mut T> {
         if self.value.get().is_none() {
-            let value = state.decode::<C, T>(index, default).await?;
+            let (value, fell_back) = state.decode::<C, T>(index, default).await?;
             self.value = OnceLock::from(value);
+            *self.fell_back.get_mut() = fell_back;
         }
-        if state.change(index) == Change::Clean {
-            if let (Known::Absent, Some(value)) = (state.known(index), self.value.get()) {
-                if let Ok(bytes) = C::encode(value) {
-                    state.set_baseline(index, bytes);
-                }
-            }
+        let fell_back = *self.fell_back.get_mut();
+        if fell_back {
+            state.set_undecodable(index);
+        }
+        if state.change(index) == Change::Clean
+            && (fell_back || state.known(index) == Known::Absent)
+        {
+            // The value this borrow starts from is not the stored bytes:
+            // remember its encoding, so leaving it as it is writes nothing.
+            let baseline = self.value.get().and_then(|v| C::encode(v).ok());
+            state.set_baseline(index, baseline);
         }
         state.mark(index, Change::Written);
         Ok(self.filled())
@@ -96,12 +112,17 @@ where
     /// Replaces the value without loading anything (a blind write).
     pub fn set(&mut self, state: &mut SessionState, index: usize, value: T) {
         self.value = OnceLock::from(value);
+        *self.fell_back.get_mut() = false;
+        // An explicit set is a change, even to the value a borrow started
+        // from.
+        state.set_baseline(index, None);
         state.mark(index, Change::Written);
     }
 
     /// Resets the value to `default` and deletes the stored field at flush.
     pub fn remove(&mut self, state: &mut SessionState, index: usize, default: fn() -> T) {
         self.value = OnceLock::from(default());
+        *self.fell_back.get_mut() = false;
         state.mark(index, Change::Removed);
     }
 

@@ -2,13 +2,14 @@
 //!
 //! [`SessionState::plan`] is pure: it encodes the written fields, drops those
 //! whose bytes equal what is stored, checks the size limits and decides the
-//! expiry. [`SessionState::apply`] performs the plan with as few store calls
-//! as the target allows and records the cookie the response needs.
+//! expiry. [`SessionState::apply`] performs the plan in one store call (two
+//! when a write to a cookie that names nothing becomes a new session) and
+//! records the cookie the response needs.
 
 use crate::error::{BoxError, Error, Result};
 use crate::schema::SessionHandle;
-use crate::state::{Change, Known, SessionState, Stored};
-use crate::store::{Changes, ExpiryUpdate, Saved};
+use crate::state::{Change, CookieAction, Known, SessionState, Stage, Times};
+use crate::store::{Changes, ExpiryUpdate, NewSession, Rename, Saved, PREVIOUS_KEY_GRACE};
 use crate::token::{StoreKey, Token};
 
 /// How many times creation retries with a fresh token when the key is taken
@@ -16,36 +17,38 @@ use crate::token::{StoreKey, Token};
 const CREATE_ATTEMPTS: usize = 3;
 
 /// Where a flush writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Target {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Target {
     /// Nothing: the session was destroyed or ended in this request.
     Done,
-    /// A new session is created if anything was written.
+    /// A new session is created if any field was written.
     New,
-    /// An existing session is updated.
-    Existing(StoreKey),
-    /// An existing session moves to a fresh token, then is updated.
-    Rekey {
-        /// The key it lives under now.
-        from: StoreKey,
-    },
+    /// An existing session is updated; `verified` when it was seen alive in
+    /// this request (otherwise this is a blind write to the cookie's key).
+    Existing { key: StoreKey, verified: bool },
+    /// An existing session moves to a fresh token, with this request's
+    /// changes, in one transaction.
+    Rekey { from: StoreKey, to: Token },
 }
 
-/// The result of [`SessionState::plan`]: exactly what a flush will send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FlushPlan {
-    /// Where the changes go.
-    pub target: Target,
-    /// The changed fields, removed fields and expiry update.
-    pub changes: Changes,
+/// Exactly what a flush will send.
+#[derive(Debug)]
+pub(crate) struct FlushPlan {
+    pub(crate) target: Target,
+    pub(crate) changes: Changes,
     upserted: Vec<usize>,
     removed: Vec<usize>,
 }
 
 impl FlushPlan {
     /// A plan that writes nothing at all.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.changes.is_empty() && !matches!(self.target, Target::Rekey { .. })
+    }
+
+    fn changes_fields(&self) -> bool {
+        !self.changes.upsert.is_empty() || !self.changes.remove.is_empty()
     }
 }
 
@@ -58,23 +61,10 @@ pub enum Outcome {
     Created,
     /// An existing session was updated (or moved to a new token).
     Saved,
-    /// The session was destroyed by a concurrent request; nothing was
-    /// written and the cookie is being removed.
+    /// A concurrent request ended the session (a logout, an expiry, or a
+    /// regenerate that took this request's token) while this one ran;
+    /// this request's changes were dropped and nothing was written.
     Interrupted,
-}
-
-/// The cookie a response must carry after the flush.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CookieAction {
-    /// Set the cookie to this token, expiring in `max_age` seconds.
-    Set {
-        /// The session's token.
-        token: Token,
-        /// Seconds until the session expires.
-        max_age: i64,
-    },
-    /// Remove the cookie.
-    Remove,
 }
 
 /// Plans and applies the flush of a typed handle.
@@ -89,32 +79,56 @@ pub async fn flush<H: SessionHandle>(handle: &mut H) -> Result<Outcome> {
     handle.state_mut().apply(plan).await
 }
 
+fn secs(s: u64) -> i64 {
+    i64::try_from(s).unwrap_or(i64::MAX / 2)
+}
+
 impl SessionState {
+    /// Nothing in this request can need a store call or a cookie from this
+    /// handle: no field written, nothing loaded by it, and nothing pending
+    /// on the request's session. The flush of an unused guard stops here.
+    fn is_untouched(&self) -> bool {
+        if self.has_field_changes() || self.record.initialized() {
+            return false;
+        }
+        let life = self.request.life();
+        life.expiry.is_none()
+            && life.pending_error.is_none()
+            && !matches!(life.stage, Stage::Moving { .. })
+    }
+
     /// Computes what a flush would write. Pure: no I/O, no state change.
-    ///
-    /// `encode(i)` returns field `i`'s bytes if the field was materialised.
-    ///
-    /// # Errors
-    /// [`Error::Encode`], [`Error::FieldTooLarge`], [`Error::SessionTooLarge`].
-    pub fn plan(
+    pub(crate) fn plan(
         &self,
         encode: impl Fn(usize) -> Option<Result<Vec<u8>, BoxError>>,
     ) -> Result<FlushPlan> {
+        let target = match &self.request.life().stage {
+            Stage::Destroyed | Stage::Ended => Target::Done,
+            Stage::Absent => Target::New,
+            Stage::Unverified { key, .. } => Target::Existing {
+                key: *key,
+                verified: false,
+            },
+            Stage::Live { key, .. } => Target::Existing {
+                key: *key,
+                verified: true,
+            },
+            Stage::Moving { from, to, .. } => Target::Rekey {
+                from: *from,
+                to: to.clone(),
+            },
+        };
         let mut plan = FlushPlan {
-            target: Target::Done,
+            target,
             changes: Changes::default(),
             upserted: Vec::new(),
             removed: Vec::new(),
         };
-        if self.destroyed || self.ended {
+        if self.is_destroyed() {
+            // `destroy` drops this request's changes by design.
             return Ok(plan);
         }
-        plan.target = match (self.live_key(), self.rekey) {
-            (None, _) => Target::New,
-            (Some(from), true) => Target::Rekey { from },
-            (Some(key), false) => Target::Existing(key),
-        };
-        let config = self.manager.config();
+        let config = self.request.manager().config();
         let mut size = 0usize;
         for (index, field) in self.schema.iter().enumerate() {
             let known = self.known(index);
@@ -138,11 +152,13 @@ impl SessionState {
                         });
                     }
                     size += bytes.len();
-                    let unchanged = match known {
-                        Known::Bytes(stored) => stored == bytes.as_slice(),
-                        Known::Absent => self.baseline(index) == Some(bytes.as_slice()),
-                        Known::Unknown => false,
-                    };
+                    // Unchanged: equal to the stored bytes, or to the value
+                    // a mutable borrow started from when that was not the
+                    // stored bytes (an absent field's default, or an
+                    // undecodable field's fallback, whose stored bytes stay
+                    // until the app really changes the value).
+                    let unchanged = self.baseline(index) == Some(bytes.as_slice())
+                        || matches!(known, Known::Bytes(stored) if stored == bytes.as_slice());
                     if !unchanged {
                         plan.changes.upsert.push((field.name, bytes));
                         plan.upserted.push(index);
@@ -162,139 +178,152 @@ impl SessionState {
                 limit: config.max_session_bytes,
             });
         }
-        if plan.target != Target::New {
+        if matches!(plan.target, Target::Existing { .. } | Target::Rekey { .. }) {
             plan.changes.expiry = self.expiry_update();
         }
         Ok(plan)
     }
 
     /// Performs a plan made by [`plan`](Self::plan) on this state.
-    ///
-    /// # Errors
-    /// Store errors; a failed OS random source.
-    pub async fn apply(&mut self, plan: FlushPlan) -> Result<Outcome> {
-        if let Some(error) = self.pending_error.take() {
+    async fn apply(&mut self, mut plan: FlushPlan) -> Result<Outcome> {
+        if let Some(error) = self.request.life().pending_error.take() {
             return Err(error);
         }
-        let outcome = match plan.target {
-            Target::Done => return Ok(Outcome::Unchanged),
-            Target::New => self.create(&plan).await?,
-            Target::Rekey { from } => {
-                let token = self.current_token()?;
-                let to = token.store_key();
-                let moved = self
-                    .manager
-                    .store()
-                    .rename(&from, &to, self.validity())
-                    .await?;
-                if moved {
-                    self.stored = Stored::Key(to);
-                    self.rekey = false;
-                    self.token_is_fresh = false;
-                    match self.update(to, &plan).await? {
-                        Outcome::Interrupted => Outcome::Interrupted,
-                        _ => {
-                            self.set_cookie(token, plan.changes.expiry);
-                            Outcome::Saved
-                        }
-                    }
-                } else {
-                    // The old session vanished; what this request wrote
-                    // becomes a new session under the fresh token.
-                    self.stored = Stored::Nowhere;
-                    self.create(&plan).await?
-                }
+        for &index in &plan.upserted {
+            if self.is_undecodable(index) {
+                tracing::warn!(
+                    field = self.schema[index].name,
+                    "overwriting a stored session field that no longer decoded: its previous bytes are replaced"
+                );
             }
-            Target::Existing(key) => {
-                let outcome = self.update(key, &plan).await?;
-                let refresh = plan.changes.expiry.is_some()
-                    || (self.manager.config().rolling && self.loaded().is_some());
-                if outcome != Outcome::Interrupted && refresh {
-                    if let Some(token) = self.token.clone() {
-                        self.set_cookie(token, plan.changes.expiry);
-                    }
-                }
-                outcome
-            }
-        };
-        if matches!(outcome, Outcome::Created | Outcome::Saved) {
-            self.commit(&plan);
         }
-        Ok(outcome)
+        let store = self.request.manager().store().clone();
+        let at = self.request.validity();
+        match plan.target.clone() {
+            Target::Done => Ok(self.dropped(&plan)),
+            Target::New => self.create(&plan, None).await,
+            Target::Existing { key, verified } => {
+                if plan.changes.is_empty() {
+                    self.refresh_cookie(None);
+                    return Ok(Outcome::Unchanged);
+                }
+                match store.save(&key, &plan.changes, at).await? {
+                    Saved::Saved => {
+                        self.mark_live();
+                        self.commit(&plan);
+                        self.refresh_cookie(plan.changes.expiry);
+                        Ok(Outcome::Saved)
+                    }
+                    // A blind write to a cookie that names nothing (unknown,
+                    // expired, logged out elsewhere): the write starts a new
+                    // session under a fresh token, as it would with no cookie.
+                    Saved::Gone if !verified => {
+                        self.request.life().stage = Stage::Absent;
+                        self.create(&plan, None).await
+                    }
+                    Saved::Gone | Saved::Moved => {
+                        self.request.life().stage = Stage::Ended;
+                        Ok(self.dropped(&plan))
+                    }
+                }
+            }
+            Target::Rekey { from, to } => {
+                plan.changes.rename = Some(Rename {
+                    to: to.store_key(),
+                    previous_until: at.now.saturating_add(PREVIOUS_KEY_GRACE),
+                });
+                match store.save(&from, &plan.changes, at).await? {
+                    Saved::Saved => {
+                        let key = to.store_key();
+                        self.request.life().stage = Stage::Live {
+                            token: to.clone(),
+                            key,
+                        };
+                        self.commit(&plan);
+                        let expires_at = self.expires_at_after(plan.changes.expiry);
+                        self.set_cookie(to, expires_at);
+                        Ok(Outcome::Saved)
+                    }
+                    // The old session is gone: what this request wrote
+                    // becomes a new session under the fresh token.
+                    Saved::Gone | Saved::Moved => {
+                        self.request.life().stage = Stage::Absent;
+                        self.create(&plan, Some(to)).await
+                    }
+                }
+            }
+        }
+    }
+
+    /// The outcome of changes that could not be written because the session
+    /// ended: interrupted if they changed fields, unchanged otherwise.
+    fn dropped(&self, plan: &FlushPlan) -> Outcome {
+        let ended = matches!(self.request.life().stage, Stage::Ended);
+        if ended && plan.changes_fields() {
+            tracing::warn!(
+                "session ended while this request ran (a concurrent logout, expiry or regenerate); its changes were dropped"
+            );
+            Outcome::Interrupted
+        } else {
+            Outcome::Unchanged
+        }
+    }
+
+    fn mark_live(&self) {
+        let mut life = self.request.life();
+        life.stage = match std::mem::replace(&mut life.stage, Stage::Absent) {
+            Stage::Unverified { token, key } => Stage::Live { token, key },
+            other => other,
+        };
     }
 
     /// Creates a new session holding the plan's fields, with a fresh token
     /// (never the cookie's: an unknown cookie may be an attacker's choice).
-    async fn create(&mut self, plan: &FlushPlan) -> Result<Outcome> {
+    async fn create(&mut self, plan: &FlushPlan, mut fresh: Option<Token>) -> Result<Outcome> {
         if plan.changes.upsert.is_empty() {
-            if self.had_cookie && self.cookie.is_none() {
-                // The cookie names nothing; tell the browser to drop it.
-                self.cookie = Some(CookieAction::Remove);
-            }
-            self.rekey = false;
             return Ok(Outcome::Unchanged);
         }
-        let config = self.manager.config();
-        let lifetime = config.ttl.min(config.max_lifetime);
-        let default_expiry = self
-            .now
-            .saturating_add(i64::try_from(lifetime).unwrap_or(i64::MAX / 2));
-        let max_expiry = self
-            .now
-            .saturating_add(i64::try_from(config.max_lifetime).unwrap_or(i64::MAX / 2));
-        let expires_at = self.expiry.map_or(default_expiry, |at| at.min(max_expiry));
+        let config = self.request.manager().config();
+        let now = self.request.now();
+        let idle_timeout = self
+            .request
+            .life()
+            .expiry
+            .unwrap_or_else(|| secs(config.ttl));
+        let session = NewSession {
+            created_at: now,
+            expires_at: now.saturating_add(idle_timeout.min(secs(config.max_lifetime))),
+            idle_timeout,
+        };
+        let store = self.request.manager().store().clone();
         for _ in 0..CREATE_ATTEMPTS {
-            if !self.token_is_fresh {
-                self.token = Some(Token::generate()?);
-                self.token_is_fresh = true;
-            }
-            let token = self.current_token()?;
+            let token = match fresh.take() {
+                Some(token) => token,
+                None => Token::generate()?,
+            };
             let key = token.store_key();
-            let created = self
-                .manager
-                .store()
-                .create(&key, self.now, expires_at, &plan.changes.upsert)
-                .await?;
-            if created {
-                self.stored = Stored::Key(key);
-                self.token_is_fresh = false;
-                self.rekey = false;
-                self.cookie = Some(CookieAction::Set {
-                    token,
-                    max_age: expires_at - self.now,
-                });
+            if store.create(&key, session, &plan.changes.upsert).await? {
+                {
+                    let mut life = self.request.life();
+                    life.stage = Stage::Live {
+                        token: token.clone(),
+                        key,
+                    };
+                    life.times = Some(Times {
+                        created_at: session.created_at,
+                        expires_at: session.expires_at,
+                        idle_timeout,
+                    });
+                }
+                self.commit(plan);
+                self.set_cookie(token, session.expires_at);
                 return Ok(Outcome::Created);
             }
             tracing::warn!("generated session key already taken; retrying with a fresh token");
-            self.token_is_fresh = false;
         }
         Err(Error::Backend(
             "could not find a free session key after several attempts".into(),
         ))
-    }
-
-    async fn update(&mut self, key: StoreKey, plan: &FlushPlan) -> Result<Outcome> {
-        if plan.changes.is_empty() {
-            return Ok(Outcome::Unchanged);
-        }
-        match self
-            .manager
-            .store()
-            .save(&key, &plan.changes, self.validity())
-            .await?
-        {
-            Saved::Saved => Ok(Outcome::Saved),
-            Saved::Gone => {
-                tracing::warn!(
-                    ?key,
-                    "session ended while this request ran (a concurrent logout or expiry); its changes were dropped"
-                );
-                self.ended = true;
-                self.stored = Stored::Nowhere;
-                self.cookie = Some(CookieAction::Remove);
-                Ok(Outcome::Interrupted)
-            }
-        }
     }
 
     /// Makes the state reflect what was just stored, so a second flush in
@@ -310,60 +339,76 @@ impl SessionState {
         for field in self.fields.iter_mut() {
             field.change = Change::Clean;
         }
-        if let Some(update) = plan.changes.expiry {
-            let at = match update {
-                ExpiryUpdate::Extend(at) | ExpiryUpdate::Set(at) => at,
-            };
-            if let Some(Some(loaded)) = self.record.get_mut() {
-                loaded.expires_at = at;
+        let expires_at = self.expires_at_after(plan.changes.expiry);
+        let mut life = self.request.life();
+        if let (Some(update), Some(times)) = (plan.changes.expiry, life.times.as_mut()) {
+            times.expires_at = expires_at;
+            if let ExpiryUpdate::Set { idle_timeout, .. } = update {
+                times.idle_timeout = idle_timeout;
             }
         }
-        self.expiry = None;
+        life.expiry = None;
     }
 
-    fn set_cookie(&mut self, token: Token, update: Option<ExpiryUpdate>) {
-        let expires_at = match update {
-            Some(ExpiryUpdate::Extend(at) | ExpiryUpdate::Set(at)) => at,
-            None => match self.loaded() {
-                Some(loaded) => loaded.expires_at,
-                None => self.now.saturating_add(
-                    i64::try_from(self.manager.config().ttl).unwrap_or(i64::MAX / 2),
-                ),
-            },
+    /// The session's expiry after an update, as far as this request knows.
+    fn expires_at_after(&self, update: Option<ExpiryUpdate>) -> i64 {
+        let config = self.request.manager().config();
+        let now = self.request.now();
+        let times = self.request.life().times;
+        let cap = times.map(|t| t.created_at.saturating_add(secs(config.max_lifetime)));
+        let at = match (update, times) {
+            (Some(update), _) => update.expires_at(),
+            (None, Some(times)) => times.expires_at,
+            (None, None) => now.saturating_add(secs(config.ttl)),
         };
-        self.cookie = Some(CookieAction::Set {
-            token,
-            max_age: expires_at - self.now,
-        });
+        cap.map_or(at, |cap| at.min(cap))
     }
 
-    fn current_token(&self) -> Result<Token> {
-        self.token
-            .clone()
-            .ok_or_else(|| Error::Backend("session has no token to store under".into()))
+    /// After a save: the cookie follows a changed expiry, and with `rolling`
+    /// every response that read the session carries it.
+    fn refresh_cookie(&mut self, update: Option<ExpiryUpdate>) {
+        let rolling = self.request.manager().config().rolling && self.request.life().loaded;
+        if update.is_none() && !rolling {
+            return;
+        }
+        let token = match &self.request.life().stage {
+            Stage::Live { token, .. } | Stage::Unverified { token, .. } => token.clone(),
+            _ => return,
+        };
+        let expires_at = self.expires_at_after(update);
+        self.set_cookie(token, expires_at);
+    }
+
+    fn set_cookie(&self, token: Token, expires_at: i64) {
+        let max_age = expires_at - self.request.now();
+        self.request.life().cookie = Some(CookieAction::Set { token, max_age });
     }
 
     /// The expiry change this request makes to an existing session: an
     /// explicit `set_expiry`, or a touch once `touch_after` has passed since
-    /// the last one. `None` when the session was not loaded (a blind write
-    /// does not know the expiry, and does not need to move it).
+    /// the last one, sliding by the session's own idle timeout. `None` when
+    /// the session was not read (a blind write does not need to move it).
     fn expiry_update(&self) -> Option<ExpiryUpdate> {
-        let config = self.manager.config();
-        let secs = |s: u64| i64::try_from(s).unwrap_or(i64::MAX / 2);
-        let loaded = self.loaded();
-        let cap = loaded
-            .map_or(self.now, |l| l.created_at)
-            .saturating_add(secs(config.max_lifetime));
-        if let Some(at) = self.expiry {
-            return Some(ExpiryUpdate::Set(at.min(cap)));
+        let config = self.request.manager().config();
+        let now = self.request.now();
+        let life = self.request.life();
+        if let Some(seconds) = life.expiry {
+            return Some(ExpiryUpdate::Set {
+                expires_at: now.saturating_add(seconds),
+                idle_timeout: seconds,
+            });
         }
-        let loaded = loaded?;
-        // The last touch set expires_at to (then + ttl).
-        let last_touch = loaded.expires_at - secs(config.ttl);
-        if self.now - last_touch < secs(config.touch_after) {
+        let times = life.times?;
+        let timeout = times.idle_timeout.max(1);
+        // The last touch set expires_at to (then + timeout). A session with
+        // a short timeout of its own is touched at least twice per timeout.
+        let last_touch = times.expires_at - timeout;
+        let touch_after = secs(config.touch_after).min(timeout / 2);
+        if now - last_touch < touch_after {
             return None;
         }
-        let at = self.now.saturating_add(secs(config.ttl)).min(cap);
-        (at > loaded.expires_at).then_some(ExpiryUpdate::Extend(at))
+        let cap = times.created_at.saturating_add(secs(config.max_lifetime));
+        let at = now.saturating_add(timeout).min(cap);
+        (at > times.expires_at).then_some(ExpiryUpdate::Extend(at))
     }
 }

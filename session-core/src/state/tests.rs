@@ -1,5 +1,5 @@
 //! Unit tests of the per-request state and its flush plan, through the
-//! hand-written [`Cart`] session type.
+//! [`Cart`] session type of the test suite.
 
 use std::sync::Arc;
 
@@ -26,7 +26,7 @@ async fn existing(manager: &SessionManager) -> String {
     h.set_visits(3);
     h.cart_mut().await.unwrap().push("apple".into());
     assert_eq!(flush(&mut h).await.unwrap(), Outcome::Created);
-    match h.state_mut().take_cookie_action() {
+    match h.request().take_cookie_action() {
         Some(super::CookieAction::Set { token, .. }) => token.to_cookie_value(),
         other => panic!("{other:?}"),
     }
@@ -76,7 +76,7 @@ async fn a_mut_access_that_leaves_the_bytes_equal_writes_nothing() {
     assert!(plan(&fresh).changes.upsert.is_empty());
     assert_eq!(flush(&mut fresh).await.unwrap(), Outcome::Unchanged);
     assert_eq!(
-        fresh.state_mut().take_cookie_action(),
+        fresh.request().take_cookie_action(),
         None,
         "nothing stored, no cookie"
     );
@@ -138,7 +138,7 @@ async fn a_deferred_field_is_not_part_of_the_first_load() {
     h.set_history(vec!["/a".into(), "/b".into()]);
     h.set_visits(1);
     flush(&mut h).await.unwrap();
-    let cookie = match h.state_mut().take_cookie_action() {
+    let cookie = match h.request().take_cookie_action() {
         Some(super::CookieAction::Set { token, .. }) => token.to_cookie_value(),
         other => panic!("{other:?}"),
     };
@@ -207,8 +207,11 @@ async fn undecodable_fields_fall_back_or_fail_as_configured() {
     store
         .create(
             &key.store_key(),
-            now,
-            now + 86_400,
+            crate::store::NewSession {
+                created_at: now,
+                expires_at: now + 86_400,
+                idle_timeout: 86_400,
+            },
             &[
                 ("visits", b"\"not a number\"".to_vec()),
                 ("user", b"5".to_vec()),
@@ -263,7 +266,7 @@ async fn touch_happens_only_after_touch_after() {
     assert_eq!(flush(&mut h).await.unwrap(), Outcome::Saved);
     assert!(
         matches!(
-            h.state_mut().take_cookie_action(),
+            h.request().take_cookie_action(),
             Some(super::CookieAction::Set { .. })
         ),
         "a touch refreshes the cookie's Max-Age"
@@ -280,7 +283,7 @@ async fn an_unknown_cookie_never_becomes_the_session_id() {
     assert!(h.state().is_new());
     h.set_user(Some(1));
     assert_eq!(flush(&mut h).await.unwrap(), Outcome::Created);
-    match h.state_mut().take_cookie_action() {
+    match h.request().take_cookie_action() {
         Some(super::CookieAction::Set { token, .. }) => {
             assert_ne!(token.to_cookie_value(), planted)
         }

@@ -4,14 +4,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::manager::now;
-use crate::store::SessionStore;
+use crate::store::{SessionStore, Validity};
 
 /// Deletes expired sessions every `interval`, `batch` at a time, until a
 /// batch comes back short. Errors are logged and the loop keeps going: a
 /// database restart must not end cleanup for the life of the process.
 /// Reads never return expired sessions anyway, so cleanup is only about
 /// space. Run it with `tokio::spawn` and abort the task at shutdown.
-pub async fn run(store: Arc<dyn SessionStore>, interval: Duration, batch: u32) {
+/// Sessions past `max_lifetime` (seconds) are deleted too, whatever their
+/// idle expiry.
+pub async fn run(store: Arc<dyn SessionStore>, interval: Duration, batch: u32, max_lifetime: u64) {
+    let max_lifetime = i64::try_from(max_lifetime).unwrap_or(i64::MAX / 2);
     // The first pass waits one interval: a fleet restarting at once does not
     // hit the database with cleanups on top of its warm-up traffic.
     let start = tokio::time::Instant::now() + interval;
@@ -21,7 +24,12 @@ pub async fn run(store: Arc<dyn SessionStore>, interval: Duration, batch: u32) {
         ticker.tick().await;
         let mut total = 0u64;
         loop {
-            match store.delete_expired(now(), batch).await {
+            let now = now();
+            let at = Validity {
+                now,
+                created_after: now.saturating_sub(max_lifetime),
+            };
+            match store.delete_expired(at, batch).await {
                 Ok(n) => {
                     total += n;
                     if n < u64::from(batch) {
@@ -49,8 +57,16 @@ mod tests {
 
     use crate::manager::now;
     use crate::store::memory::MemoryStore;
-    use crate::store::SessionStore;
+    use crate::store::{NewSession, SessionStore};
     use crate::token::Token;
+
+    fn new(created_at: i64, expires_at: i64) -> NewSession {
+        NewSession {
+            created_at,
+            expires_at,
+            idle_timeout: 60,
+        }
+    }
 
     #[tokio::test]
     async fn cleanup_deletes_expired_sessions_in_batches_and_keeps_live_ones() {
@@ -58,11 +74,14 @@ mod tests {
         let t = now();
         for _ in 0..7 {
             let key = Token::generate().unwrap().store_key();
-            store.create(&key, t - 10, t - 1, &[]).await.unwrap();
+            store.create(&key, new(t - 10, t - 1), &[]).await.unwrap();
         }
+        // Past `max_lifetime` (100 s) although its idle expiry is ahead.
+        let too_old = Token::generate().unwrap().store_key();
+        store.create(&too_old, new(t - 500, t + 3600), &[]).await.unwrap();
         let live = Token::generate().unwrap().store_key();
-        store.create(&live, t, t + 3600, &[]).await.unwrap();
-        let task = tokio::spawn(super::run(store.clone(), Duration::from_millis(5), 2));
+        store.create(&live, new(t, t + 3600), &[]).await.unwrap();
+        let task = tokio::spawn(super::run(store.clone(), Duration::from_millis(5), 2, 100));
         // bounded wait for the first pass: behaviour, not timing, is asserted
         for _ in 0..200 {
             if store.len() == 1 {
@@ -74,11 +93,11 @@ mod tests {
         assert_eq!(
             store.len(),
             1,
-            "every expired session is gone, in batches of 2"
+            "every expired session is gone, in batches of 2, the one past max_lifetime too"
         );
         let at = crate::store::Validity {
             now: t,
-            created_after: 0,
+            created_after: t - 100,
         };
         assert!(store.load(&live, &[], at).await.unwrap().is_some());
     }

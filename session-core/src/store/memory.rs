@@ -3,22 +3,35 @@
 //! Everything lives in one process and vanishes on restart; it is not shared
 //! between instances. A `std` mutex guards the map: it is never held across
 //! an `.await`, and every operation is a few map lookups.
+//!
+//! The store holds at most [`capacity`](MemoryStore::with_capacity)
+//! sessions (`memory_max_sessions` in the configuration, default
+//! [`DEFAULT_CAPACITY`]). When a new session would pass it, the sessions
+//! that are no longer alive are dropped first; if the store is still full,
+//! the new session is refused with [`Error::Unavailable`] (a 503 in a web
+//! app) and nothing else is touched: existing sessions are never evicted to
+//! make room.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::store::{
-    Changes, Counters, ExpiryUpdate, Record, Saved, SessionStore, StoreStats, Timestamp, Validity,
+    Changes, Counters, ExpiryUpdate, NewSession, Record, Saved, SessionStore, StoreStats,
+    Timestamp, Validity,
 };
 use crate::token::StoreKey;
+
+/// The default cap on the number of sessions a [`MemoryStore`] holds.
+pub const DEFAULT_CAPACITY: usize = super::memory_default_capacity();
 
 #[derive(Debug)]
 struct Entry {
     created_at: Timestamp,
     expires_at: Timestamp,
+    idle_timeout: Timestamp,
     fields: HashMap<String, Vec<u8>>,
 }
 
@@ -26,6 +39,17 @@ impl Entry {
     fn alive(&self, at: Validity) -> bool {
         at.admits(self.created_at, self.expires_at)
     }
+
+    fn cap(&self, at: Validity, expires_at: Timestamp) -> Timestamp {
+        expires_at.min(self.created_at.saturating_add(at.max_lifetime()))
+    }
+}
+
+#[derive(Debug, Default)]
+struct Map {
+    sessions: HashMap<StoreKey, Entry>,
+    /// Previous key → (current key, until when it still reaches it).
+    previous: HashMap<StoreKey, (StoreKey, Timestamp)>,
 }
 
 /// Sessions in a `HashMap`, honouring expiry, safe under concurrent use.
@@ -34,23 +58,40 @@ impl Entry {
 /// use std::sync::Arc;
 /// use session_core::store::{memory::MemoryStore, SessionStore};
 ///
-/// let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::new());
+/// let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::with_capacity(1_000));
 /// ```
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryStore {
-    sessions: Mutex<HashMap<StoreKey, Entry>>,
+    map: Mutex<Map>,
+    capacity: usize,
     counters: Counters,
 }
 
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore::with_capacity(DEFAULT_CAPACITY)
+    }
+}
+
 impl MemoryStore {
-    /// An empty store.
+    /// An empty store holding at most [`DEFAULT_CAPACITY`] sessions.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// An empty store holding at most `capacity` sessions (see the module
+    /// docs for what happens at the cap).
+    pub fn with_capacity(capacity: usize) -> Self {
+        MemoryStore {
+            map: Mutex::new(Map::default()),
+            capacity,
+            counters: Counters::default(),
+        }
+    }
+
     /// Number of sessions held, expired ones included (until cleanup).
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().sessions.len()
     }
 
     /// Whether the store holds no session.
@@ -58,10 +99,11 @@ impl MemoryStore {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<StoreKey, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Map> {
         // A panic while holding this lock cannot leave the map half-updated
-        // (every mutation is a single insert/remove), so poisoning is ignored.
-        self.sessions
+        // (every mutation completes before anything can panic), so
+        // poisoning is ignored.
+        self.map
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -72,9 +114,10 @@ impl SessionStore for MemoryStore {
     async fn load(&self, key: &StoreKey, skip: &[&str], at: Validity) -> Result<Option<Record>> {
         self.counters.statement();
         let map = self.lock();
-        Ok(map.get(key).filter(|e| e.alive(at)).map(|e| Record {
+        Ok(map.sessions.get(key).filter(|e| e.alive(at)).map(|e| Record {
             created_at: e.created_at,
             expires_at: e.expires_at,
+            idle_timeout: e.idle_timeout,
             fields: e
                 .fields
                 .iter()
@@ -93,6 +136,7 @@ impl SessionStore for MemoryStore {
         self.counters.statement();
         let map = self.lock();
         Ok(map
+            .sessions
             .get(key)
             .filter(|e| e.alive(at))
             .and_then(|e| e.fields.get(name).cloned()))
@@ -101,14 +145,28 @@ impl SessionStore for MemoryStore {
     async fn create(
         &self,
         key: &StoreKey,
-        created_at: Timestamp,
-        expires_at: Timestamp,
+        session: NewSession,
         fields: &[(&'static str, Vec<u8>)],
     ) -> Result<bool> {
         self.counters.statement();
         let mut map = self.lock();
-        if map.contains_key(key) {
+        if map.sessions.contains_key(key) {
             return Ok(false);
+        }
+        if map.sessions.len() >= self.capacity {
+            let now = session.created_at;
+            map.sessions.retain(|_, e| e.expires_at > now);
+            map.previous.retain(|_, (_, until)| *until > now);
+            if map.sessions.len() >= self.capacity {
+                return Err(Error::Unavailable(
+                    format!(
+                        "the memory session store is full ({} sessions, `memory_max_sessions`); \
+                         use a mysql:// or sqlite:// store for real traffic",
+                        self.capacity
+                    )
+                    .into(),
+                ));
+            }
         }
         self.counters
             .wrote(fields.iter().map(|(_, v)| v.as_slice()));
@@ -116,11 +174,12 @@ impl SessionStore for MemoryStore {
             .iter()
             .map(|(name, value)| (name.to_string(), value.clone()))
             .collect();
-        map.insert(
+        map.sessions.insert(
             *key,
             Entry {
-                created_at,
-                expires_at,
+                created_at: session.created_at,
+                expires_at: session.expires_at,
+                idle_timeout: session.idle_timeout,
                 fields,
             },
         );
@@ -129,8 +188,27 @@ impl SessionStore for MemoryStore {
 
     async fn save(&self, key: &StoreKey, changes: &Changes, at: Validity) -> Result<Saved> {
         self.counters.statement();
-        let mut map = self.lock();
-        let Some(entry) = map.get_mut(key).filter(|e| e.alive(at)) else {
+        let mut guard = self.lock();
+        let map = &mut *guard;
+        if !map.sessions.get(key).is_some_and(|e| e.alive(at)) {
+            let moved = map
+                .previous
+                .get(key)
+                .is_some_and(|(_, until)| *until > at.now);
+            return Ok(if moved { Saved::Moved } else { Saved::Gone });
+        }
+        let mut key = *key;
+        if let Some(rename) = changes.rename {
+            if map.sessions.contains_key(&rename.to) {
+                return Err(Error::Backend("the new session key is taken".into()));
+            }
+            if let Some(entry) = map.sessions.remove(&key) {
+                map.sessions.insert(rename.to, entry);
+            }
+            map.previous.insert(key, (rename.to, rename.previous_until));
+            key = rename.to;
+        }
+        let Some(entry) = map.sessions.get_mut(&key) else {
             return Ok(Saved::Gone);
         };
         self.counters
@@ -142,46 +220,48 @@ impl SessionStore for MemoryStore {
             entry.fields.remove(*name);
         }
         match changes.expiry {
-            Some(ExpiryUpdate::Extend(t)) => entry.expires_at = entry.expires_at.max(t),
-            Some(ExpiryUpdate::Set(t)) => entry.expires_at = t,
+            Some(ExpiryUpdate::Extend(t)) => {
+                entry.expires_at = entry.cap(at, entry.expires_at.max(t));
+            }
+            Some(ExpiryUpdate::Set {
+                expires_at,
+                idle_timeout,
+            }) => {
+                entry.expires_at = entry.cap(at, expires_at);
+                entry.idle_timeout = idle_timeout;
+            }
             None => {}
         }
         Ok(Saved::Saved)
     }
 
-    async fn rename(&self, from: &StoreKey, to: &StoreKey, at: Validity) -> Result<bool> {
+    async fn destroy(&self, key: &StoreKey, now: Timestamp) -> Result<()> {
         self.counters.statement();
         let mut map = self.lock();
-        if map.contains_key(to) || !map.get(from).is_some_and(|e| e.alive(at)) {
-            return Ok(false);
-        }
-        match map.remove(from) {
-            Some(entry) => {
-                map.insert(*to, entry);
-                Ok(true)
+        if map.sessions.remove(key).is_none() {
+            if let Some((current, until)) = map.previous.get(key).copied() {
+                if until > now {
+                    map.sessions.remove(&current);
+                }
             }
-            None => Ok(false),
         }
-    }
-
-    async fn destroy(&self, key: &StoreKey) -> Result<()> {
-        self.counters.statement();
-        self.lock().remove(key);
         Ok(())
     }
 
-    async fn delete_expired(&self, now: Timestamp, batch: u32) -> Result<u64> {
+    async fn delete_expired(&self, at: Validity, batch: u32) -> Result<u64> {
         self.counters.statement();
         let mut map = self.lock();
         let expired: Vec<StoreKey> = map
+            .sessions
             .iter()
-            .filter(|(_, e)| e.expires_at <= now)
+            .filter(|(_, e)| !e.alive(at))
             .map(|(k, _)| *k)
             .take(batch as usize)
             .collect();
         for key in &expired {
-            map.remove(key);
+            map.sessions.remove(key);
         }
+        map.previous.retain(|_, (_, until)| *until > at.now);
         Ok(expired.len() as u64)
     }
 

@@ -13,6 +13,10 @@
 //!   [`save`](SessionStore::save), never upserted. If the session is gone when
 //!   a save arrives (a concurrent logout), the save writes nothing and
 //!   returns [`Saved::Gone`]: a logout is never undone by a slower request.
+//! - A save is all or nothing, the regenerate it may carry included.
+//! - A regenerated session's previous key reaches it for
+//!   [`destroy`](SessionStore::destroy) during [`PREVIOUS_KEY_GRACE`], and
+//!   for nothing else: a save with it reports [`Saved::Moved`].
 //! - Two saves that change different fields of one session both keep their
 //!   change; two that add the same new field do not fail.
 //!
@@ -20,65 +24,94 @@
 //! this; run it against any store you write.
 //!
 //! # A custom store
+//! A store keeps, per session, its timestamps and named byte strings, and
+//! for a regenerated session its previous key until the grace ends. This
+//! one is complete but for `max_lifetime` caps and capacity (see
+//! [`memory`] for the full version):
+//!
 //! ```
 //! use std::collections::HashMap;
 //! use std::sync::Mutex;
-//! use session_core::store::{Changes, Record, Saved, SessionStore, Validity, ExpiryUpdate};
+//! use session_core::store::{Changes, ExpiryUpdate, NewSession, Record, Saved, SessionStore, Validity};
 //! use session_core::{Result, StoreKey};
 //!
 //! #[derive(Debug, Default)]
-//! struct TinyStore(Mutex<HashMap<StoreKey, (i64, i64, HashMap<String, Vec<u8>>)>>);
+//! struct Tiny {
+//!     sessions: HashMap<StoreKey, (NewSession, HashMap<String, Vec<u8>>)>,
+//!     previous: HashMap<StoreKey, (StoreKey, i64)>,
+//! }
+//!
+//! #[derive(Debug, Default)]
+//! struct TinyStore(Mutex<Tiny>);
+//!
+//! fn alive(s: &NewSession, at: Validity) -> bool {
+//!     at.admits(s.created_at, s.expires_at)
+//! }
 //!
 //! #[session_core::async_trait]
 //! impl SessionStore for TinyStore {
 //!     async fn load(&self, key: &StoreKey, skip: &[&str], at: Validity) -> Result<Option<Record>> {
-//!         let map = self.0.lock().unwrap();
-//!         Ok(map.get(key).filter(|s| at.admits(s.0, s.1)).map(|(created_at, expires_at, fields)| Record {
-//!             created_at: *created_at,
-//!             expires_at: *expires_at,
+//!         let t = self.0.lock().unwrap();
+//!         Ok(t.sessions.get(key).filter(|(s, _)| alive(s, at)).map(|(s, fields)| Record {
+//!             created_at: s.created_at,
+//!             expires_at: s.expires_at,
+//!             idle_timeout: s.idle_timeout,
 //!             fields: fields.iter().filter(|(n, _)| !skip.contains(&n.as_str()))
 //!                 .map(|(n, v)| (n.clone(), v.clone())).collect(),
 //!         }))
 //!     }
 //!     async fn load_field(&self, key: &StoreKey, name: &str, at: Validity) -> Result<Option<Vec<u8>>> {
-//!         let map = self.0.lock().unwrap();
-//!         Ok(map.get(key).filter(|s| at.admits(s.0, s.1)).and_then(|s| s.2.get(name).cloned()))
+//!         let t = self.0.lock().unwrap();
+//!         Ok(t.sessions.get(key).filter(|(s, _)| alive(s, at)).and_then(|(_, f)| f.get(name).cloned()))
 //!     }
-//!     async fn create(&self, key: &StoreKey, created_at: i64, expires_at: i64, fields: &[(&'static str, Vec<u8>)]) -> Result<bool> {
-//!         let mut map = self.0.lock().unwrap();
-//!         if map.contains_key(key) { return Ok(false); }
+//!     async fn create(&self, key: &StoreKey, session: NewSession, fields: &[(&'static str, Vec<u8>)]) -> Result<bool> {
+//!         let mut t = self.0.lock().unwrap();
+//!         if t.sessions.contains_key(key) { return Ok(false); }
 //!         let fields = fields.iter().map(|(n, v)| (n.to_string(), v.clone())).collect();
-//!         map.insert(*key, (created_at, expires_at, fields));
+//!         t.sessions.insert(*key, (session, fields));
 //!         Ok(true)
 //!     }
 //!     async fn save(&self, key: &StoreKey, changes: &Changes, at: Validity) -> Result<Saved> {
-//!         let mut map = self.0.lock().unwrap();
-//!         let Some(s) = map.get_mut(key).filter(|s| at.admits(s.0, s.1)) else { return Ok(Saved::Gone) };
-//!         for (n, v) in &changes.upsert { s.2.insert(n.to_string(), v.clone()); }
-//!         for n in &changes.remove { s.2.remove(*n); }
+//!         let mut t = self.0.lock().unwrap();
+//!         if !t.sessions.get(key).is_some_and(|(s, _)| alive(s, at)) {
+//!             let moved = t.previous.get(key).is_some_and(|p| p.1 > at.now);
+//!             return Ok(if moved { Saved::Moved } else { Saved::Gone });
+//!         }
+//!         let mut key = *key;
+//!         if let Some(rename) = changes.rename {
+//!             let session = t.sessions.remove(&key).unwrap();
+//!             t.sessions.insert(rename.to, session);
+//!             t.previous.insert(key, (rename.to, rename.previous_until));
+//!             key = rename.to;
+//!         }
+//!         let (s, fields) = t.sessions.get_mut(&key).unwrap();
+//!         for (n, v) in &changes.upsert { fields.insert(n.to_string(), v.clone()); }
+//!         for n in &changes.remove { fields.remove(*n); }
 //!         match changes.expiry {
-//!             Some(ExpiryUpdate::Extend(t)) => s.1 = s.1.max(t),
-//!             Some(ExpiryUpdate::Set(t)) => s.1 = t,
+//!             Some(ExpiryUpdate::Extend(at)) => s.expires_at = s.expires_at.max(at),
+//!             Some(ExpiryUpdate::Set { expires_at, idle_timeout }) => {
+//!                 s.expires_at = expires_at;
+//!                 s.idle_timeout = idle_timeout;
+//!             }
 //!             None => {}
 //!         }
 //!         Ok(Saved::Saved)
 //!     }
-//!     async fn rename(&self, from: &StoreKey, to: &StoreKey, at: Validity) -> Result<bool> {
-//!         let mut map = self.0.lock().unwrap();
-//!         match map.remove(from) {
-//!             Some(s) if at.admits(s.0, s.1) => { map.insert(*to, s); Ok(true) }
-//!             _ => Ok(false),
-//!         }
-//!     }
-//!     async fn destroy(&self, key: &StoreKey) -> Result<()> {
-//!         self.0.lock().unwrap().remove(key);
+//!     async fn destroy(&self, key: &StoreKey, now: i64) -> Result<()> {
+//!         let mut t = self.0.lock().unwrap();
+//!         let current = match t.previous.get(key) {
+//!             Some(&(current, until)) if until > now => current,
+//!             _ => *key,
+//!         };
+//!         t.sessions.remove(key);
+//!         t.sessions.remove(&current);
 //!         Ok(())
 //!     }
-//!     async fn delete_expired(&self, now: i64, _batch: u32) -> Result<u64> {
-//!         let mut map = self.0.lock().unwrap();
-//!         let before = map.len();
-//!         map.retain(|_, s| s.1 > now);
-//!         Ok((before - map.len()) as u64)
+//!     async fn delete_expired(&self, at: Validity, _batch: u32) -> Result<u64> {
+//!         let mut t = self.0.lock().unwrap();
+//!         let before = t.sessions.len();
+//!         t.sessions.retain(|_, (s, _)| alive(s, at));
+//!         Ok((before - t.sessions.len()) as u64)
 //!     }
 //! }
 //! ```
@@ -106,10 +139,23 @@ pub mod mysql;
 pub mod sqlite;
 
 pub use names::validate_prefix;
+
+/// The memory store's default capacity, also without the `memory` feature
+/// (the setting exists either way).
+pub(crate) const fn memory_default_capacity() -> usize {
+    100_000
+}
 pub use stats::{Counters, StoreStats};
 
 /// Seconds since the Unix epoch, UTC.
 pub type Timestamp = i64;
+
+/// How long a regenerated session's previous key still reaches it, for
+/// [`destroy`](SessionStore::destroy) only: a logout sent by a tab that did
+/// not yet see the new cookie still ends the session. Reads and writes with
+/// the previous key are refused at once, so a token planted before login
+/// (session fixation) is worthless after it.
+pub const PREVIOUS_KEY_GRACE: Timestamp = 60;
 
 /// The instant a request runs at and the oldest creation time still allowed
 /// (`now - max_lifetime`). A session is alive when
@@ -127,6 +173,12 @@ impl Validity {
     pub fn admits(&self, created_at: Timestamp, expires_at: Timestamp) -> bool {
         expires_at > self.now && created_at > self.created_after
     }
+
+    /// The absolute lifetime, `now - created_after`: no expiry a store
+    /// writes may pass `created_at + max_lifetime()`.
+    pub fn max_lifetime(&self) -> Timestamp {
+        self.now - self.created_after
+    }
 }
 
 /// A loaded session: its timestamps and the raw bytes of its non-deferred
@@ -137,23 +189,66 @@ pub struct Record {
     pub created_at: Timestamp,
     /// When the session expires unless touched.
     pub expires_at: Timestamp,
+    /// The session's own idle timeout in seconds: `ttl` unless the app
+    /// chose another with `set_expiry`. A touch slides the expiry by it.
+    pub idle_timeout: Timestamp,
     /// `(stored name, bytes)` of every stored field the load did not skip.
     pub fields: Vec<(String, Vec<u8>)>,
 }
 
-/// How a save moves the session's expiry.
+/// The timestamps a new session is created with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewSession {
+    /// When the session is created.
+    pub created_at: Timestamp,
+    /// When it expires unless touched.
+    pub expires_at: Timestamp,
+    /// Its idle timeout in seconds (see [`Record::idle_timeout`]).
+    pub idle_timeout: Timestamp,
+}
+
+/// How a save moves the session's expiry. Every expiry a store writes is
+/// capped at `created_at + max_lifetime` ([`Validity::max_lifetime`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExpiryUpdate {
     /// Move `expires_at` to this instant if that is later (a touch): a touch
     /// never shortens a session.
     Extend(Timestamp),
-    /// Set `expires_at` to exactly this (an explicit `set_expiry`).
-    Set(Timestamp),
+    /// Set `expires_at` to exactly this and make `idle_timeout` the
+    /// session's idle timeout from now on (an explicit `set_expiry`).
+    Set {
+        /// The new expiry.
+        expires_at: Timestamp,
+        /// The session's idle timeout in seconds from now on.
+        idle_timeout: Timestamp,
+    },
+}
+
+impl ExpiryUpdate {
+    /// The expiry this update asks for, before the `max_lifetime` cap.
+    pub fn expires_at(&self) -> Timestamp {
+        match *self {
+            ExpiryUpdate::Extend(at) | ExpiryUpdate::Set { expires_at: at, .. } => at,
+        }
+    }
+}
+
+/// A regenerate: the session moves to a new key before the rest of the
+/// save is applied, in the same transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rename {
+    /// The key the session lives under from now on.
+    pub to: StoreKey,
+    /// Until when the previous key still reaches the session for
+    /// [`destroy`](SessionStore::destroy) (never for reads or writes).
+    pub previous_until: Timestamp,
 }
 
 /// What one request changed in an existing session.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Changes {
+    /// Move the session to a new key first (regenerate).
+    pub rename: Option<Rename>,
     /// Fields to write: `(stored name, encoded bytes)`.
     pub upsert: Vec<(&'static str, Vec<u8>)>,
     /// Fields to delete.
@@ -165,7 +260,10 @@ pub struct Changes {
 impl Changes {
     /// Nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.upsert.is_empty() && self.remove.is_empty() && self.expiry.is_none()
+        self.rename.is_none()
+            && self.upsert.is_empty()
+            && self.remove.is_empty()
+            && self.expiry.is_none()
     }
 }
 
@@ -174,9 +272,12 @@ impl Changes {
 pub enum Saved {
     /// The changes are stored.
     Saved,
-    /// The session no longer exists (destroyed or expired); nothing was
-    /// written.
+    /// The session no longer exists (destroyed or expired, or the key never
+    /// named one); nothing was written.
     Gone,
+    /// The key was replaced by a regenerate in another request moments ago
+    /// (within [`PREVIOUS_KEY_GRACE`]); nothing was written.
+    Moved,
 }
 
 /// A session store. Object-safe: the runtime holds it as
@@ -188,38 +289,40 @@ pub enum Saved {
 #[async_trait]
 pub trait SessionStore: Debug + Send + Sync + 'static {
     /// Loads a live session without the fields named in `skip` (the deferred
-    /// ones). `None` when there is no such session or it has expired.
+    /// ones). `None` when there is no such session, it has expired, or `key`
+    /// is only its previous key.
     async fn load(&self, key: &StoreKey, skip: &[&str], at: Validity) -> Result<Option<Record>>;
 
     /// Loads one field of a live session (a deferred field's own query).
     async fn load_field(&self, key: &StoreKey, name: &str, at: Validity)
         -> Result<Option<Vec<u8>>>;
 
-    /// Inserts a new session with its first fields. `Ok(false)` when the key
-    /// is taken (the caller retries with a fresh token); never overwrites.
+    /// Inserts a new session with its first fields, all or nothing.
+    /// `Ok(false)` when the key is taken (the caller retries with a fresh
+    /// token); never overwrites.
     async fn create(
         &self,
         key: &StoreKey,
-        created_at: Timestamp,
-        expires_at: Timestamp,
+        session: NewSession,
         fields: &[(&'static str, Vec<u8>)],
     ) -> Result<bool>;
 
-    /// Applies a request's changes to a live session, atomically per
-    /// statement and only if the session still exists.
+    /// Applies a request's changes to a live session, all or nothing, and
+    /// only if the session is still alive under `key`: first the
+    /// [`rename`](Changes::rename), then the expiry, the upserts and the
+    /// removals, under the new key. Reports [`Saved::Gone`] or
+    /// [`Saved::Moved`] when nothing was written.
     async fn save(&self, key: &StoreKey, changes: &Changes, at: Validity) -> Result<Saved>;
 
-    /// Moves a live session to a new key, keeping its data (regenerate).
-    /// `Ok(false)` when there was no live session under `from`.
-    async fn rename(&self, from: &StoreKey, to: &StoreKey, at: Validity) -> Result<bool>;
+    /// Deletes the session under `key`, or the one that `key` named before a
+    /// regenerate still within its grace (`previous_until > now`), with all
+    /// its fields. Deleting a missing session is not an error.
+    async fn destroy(&self, key: &StoreKey, now: Timestamp) -> Result<()>;
 
-    /// Deletes a session and all its fields. Deleting a missing session is
-    /// not an error.
-    async fn destroy(&self, key: &StoreKey) -> Result<()>;
-
-    /// Deletes at most `batch` sessions that expired at or before `now`;
-    /// returns how many. Safe to run from several processes at once.
-    async fn delete_expired(&self, now: Timestamp, batch: u32) -> Result<u64>;
+    /// Deletes at most `batch` sessions that are no longer alive at `at`
+    /// (idle-expired or past `max_lifetime`); returns how many. Safe to run
+    /// from several processes at once.
+    async fn delete_expired(&self, at: Validity, batch: u32) -> Result<u64>;
 
     /// Work counters since the store was built.
     fn stats(&self) -> StoreStats {

@@ -34,6 +34,10 @@ mod codes {
     pub const NO_QUORUM: u16 = 1047;
     /// `ER_QUERY_INTERRUPTED`.
     pub const QUERY_INTERRUPTED: u16 = 1317;
+    /// `ER_NO_REFERENCED_ROW_2`: the field upsert found its session row
+    /// deleted (READ COMMITTED lets a concurrent destroy slip in between
+    /// the upsert's read and its insert).
+    pub const NO_REFERENCED_ROW: u16 = 1452;
 }
 
 /// The session store on MySQL or MariaDB.
@@ -100,6 +104,7 @@ fn classify(error: &sqlx::Error) -> ErrorClass {
                 .map(|e| e.number())
             {
                 Some(codes::DEADLOCK | codes::LOCK_WAIT_TIMEOUT) => ErrorClass::Retry,
+                Some(codes::NO_REFERENCED_ROW) => ErrorClass::Gone,
                 Some(
                     codes::TOO_MANY_CONNECTIONS
                     | codes::SERVER_SHUTDOWN
@@ -123,8 +128,11 @@ sqlx_backend! {
     // (where `VALUES(col)` is deprecated) and MariaDB.
     upsert: "ON DUPLICATE KEY UPDATE value = v.value",
     greatest: "GREATEST",
+    least: "LEAST",
     // `ascii_bin` columns arrive as binary.
     name_bytes: "f.name",
+    columns: "SELECT CAST(column_name AS BINARY) FROM information_schema.columns \
+              WHERE table_schema = DATABASE() AND table_name = ? ORDER BY ordinal_position",
     schema: include_str!("schema.sql"),
     classify: classify,
 }

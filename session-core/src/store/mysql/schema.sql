@@ -13,9 +13,17 @@ CREATE TABLE IF NOT EXISTS `sessions` (
   -- Unix seconds.
   `created_at` BIGINT NOT NULL,
   `expires_at` BIGINT NOT NULL,
+  -- The session's own idle timeout in seconds (`ttl`, or its `set_expiry`).
+  `idle_timeout` BIGINT NOT NULL,
+  -- After a regenerate: the previous token's SHA-256, which reaches the
+  -- session for a logout (never for reads or writes) until `previous_until`.
+  `previous_hash` BINARY(32) NULL,
+  `previous_until` BIGINT NOT NULL DEFAULT 0,
   PRIMARY KEY (`pk`),
   UNIQUE KEY `sessions_token_hash` (`token_hash`),
-  KEY `sessions_expires_at` (`expires_at`)
+  KEY `sessions_previous_hash` (`previous_hash`),
+  KEY `sessions_expires_at` (`expires_at`),
+  KEY `sessions_created_at` (`created_at`)
 ) ENGINE = InnoDB;
 
 CREATE TABLE IF NOT EXISTS `session_fields` (

@@ -17,7 +17,9 @@ macro_rules! sqlx_backend {
         name: $name:expr,
         upsert: $upsert:expr,
         greatest: $greatest:expr,
+        least: $least:expr,
         name_bytes: $name_bytes:expr,
+        columns: $columns:expr,
         schema: $schema:expr,
         classify: $classify:path $(,)?
     ) => {
@@ -112,7 +114,16 @@ macro_rules! sqlx_backend {
             // Every transaction here starts with a write, so it takes its
             // write locks at its first statement.
             let mut tx = conn.begin().await?;
-            let affected = run_all(&mut tx, stmts, first_must_match).await?;
+            let affected = match run_all(&mut tx, stmts, first_must_match).await {
+                Ok(affected) => affected,
+                Err(error) => {
+                    // Roll back now rather than when the connection is next
+                    // used: its row locks go at once. If even that fails,
+                    // the original error is the one to report.
+                    let _ = tx.rollback().await;
+                    return Err(error);
+                }
+            };
             match affected {
                 Some(_) => tx.commit().await?,
                 None => tx.rollback().await?,
@@ -125,7 +136,9 @@ macro_rules! sqlx_backend {
             const NAME: &'static str = $name;
             const UPSERT: &'static str = $upsert;
             const GREATEST: &'static str = $greatest;
+            const LEAST: &'static str = $least;
             const NAME_BYTES: &'static str = $name_bytes;
+            const COLUMNS: &'static str = $columns;
             const SCHEMA: &'static str = $schema;
 
             async fn execute(
@@ -146,7 +159,7 @@ macro_rules! sqlx_backend {
             async fn fetch_session(
                 &self,
                 stmt: &$crate::store::sql::Stmt<'_>,
-            ) -> Result<Vec<(i64, i64, Option<String>, Option<Vec<u8>>)>, sqlx::Error> {
+            ) -> Result<Vec<$crate::store::sql::SessionRow>, sqlx::Error> {
                 use sqlx::Row as _;
                 let mut lease = self.lease().await?;
                 let result = bind(stmt).fetch_all(&mut *lease).await;
@@ -155,12 +168,18 @@ macro_rules! sqlx_backend {
                     .iter()
                     .map(|r| {
                         // Names are read as bytes (see `NAME_BYTES`).
-                        let name: Option<Vec<u8>> = r.try_get(2)?;
+                        let name: Option<Vec<u8>> = r.try_get(3)?;
                         let name = name
                             .map(String::from_utf8)
                             .transpose()
                             .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-                        Ok((r.try_get(0)?, r.try_get(1)?, name, r.try_get(3)?))
+                        let value: Option<Vec<u8>> = r.try_get(4)?;
+                        Ok($crate::store::sql::SessionRow {
+                            created_at: r.try_get(0)?,
+                            expires_at: r.try_get(1)?,
+                            idle_timeout: r.try_get(2)?,
+                            field: name.zip(value),
+                        })
                     })
                     .collect()
             }
@@ -168,12 +187,12 @@ macro_rules! sqlx_backend {
             async fn fetch_bytes(
                 &self,
                 stmt: &$crate::store::sql::Stmt<'_>,
-            ) -> Result<Option<Vec<u8>>, sqlx::Error> {
+            ) -> Result<Vec<Vec<u8>>, sqlx::Error> {
                 use sqlx::Row as _;
                 let mut lease = self.lease().await?;
-                let result = bind(stmt).fetch_optional(&mut *lease).await;
+                let result = bind(stmt).fetch_all(&mut *lease).await;
                 Self::check(&mut lease, &result);
-                result?.map(|r| r.try_get(0)).transpose()
+                result?.iter().map(|r| r.try_get(0)).collect()
             }
 
             async fn fetch_ints(

@@ -3,10 +3,12 @@
 //! keeps only its driver calls, its conflict clause and its error codes.
 //!
 //! # Layout
-//! - `{prefix}sessions(pk, token_hash UNIQUE, created_at, expires_at INDEX)`:
-//!   `token_hash` is the SHA-256 of the cookie's token, so the table holds no
-//!   usable token. The internal `pk` never changes, so regenerate is one
-//!   `UPDATE` of `token_hash` and field rows are never rewritten.
+//! - `{prefix}sessions(pk, token_hash UNIQUE, created_at, expires_at,
+//!   idle_timeout, previous_hash, previous_until)`: `token_hash` is the
+//!   SHA-256 of the cookie's token, so the table holds no usable token. The
+//!   internal `pk` never changes, so regenerate is one `UPDATE` of
+//!   `token_hash` (which keeps the previous hash for a short grace, for a
+//!   logout only) and field rows are never rewritten.
 //! - `{prefix}session_fields(session_pk, name, value, PRIMARY KEY(session_pk, name))`,
 //!   with a foreign key to `sessions` `ON DELETE CASCADE`: destroy is one
 //!   `DELETE`.
@@ -20,173 +22,50 @@
 //!   to a destroyed session inserts nothing and reports it: a logout is never
 //!   undone, without locks (`GET_LOCK` and `FOR UPDATE` are node-local on a
 //!   multi-primary cluster);
-//! - a save that needs more than one statement (removed fields, an expiry
-//!   touch) runs them in one short transaction. Every write is retried whole
-//!   on deadlock and lock-wait timeout (MySQL 1213/1205, SQLite BUSY), which
-//!   per-field upserts make safe.
+//! - a save that needs more than one statement (a regenerate, removed
+//!   fields, an expiry touch) runs them in one short transaction, all or
+//!   nothing. Every write is retried whole on deadlock and lock-wait timeout
+//!   (MySQL 1213/1205, SQLite BUSY), which per-field upserts make safe. A
+//!   foreign-key miss (the session deleted between the upsert's read and
+//!   its insert, possible under READ COMMITTED) reports the session gone,
+//!   the same outcome as under REPEATABLE READ.
+//!
+//! # Sharing a database with other software
+//! [`create_tables`](SqlStore::create_tables) and [`check`](SqlStore::check)
+//! first look at tables that already exist under the store's names: a
+//! `sessions` table of another library (express-mysql-session, Laravel,
+//! Rails and Django all use that name) is reported by name with the columns
+//! found, and the fix (`table_prefix`), instead of failing later with a
+//! foreign-key error.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
 use crate::error::{BoxError, Error, Result};
 use crate::store::{
-    validate_prefix, Changes, Counters, ExpiryUpdate, Record, Saved, SessionStore, StoreStats,
-    Timestamp, Validity,
+    Changes, Counters, NewSession, Record, Saved, SessionStore, StoreStats, Timestamp, Validity,
 };
 use crate::token::StoreKey;
 
+mod backend;
 mod driver;
 pub mod pool;
+mod statements;
+
+pub use backend::{Affected, Arg, Backend, Conns, ErrorClass, SessionRow, Stmt};
 pub(crate) use driver::sqlx_backend;
-
-/// Where a SQL store's connections come from.
-#[derive(Debug)]
-pub enum Conns<DB: sqlx::Database, C: sqlx::Connection> {
-    /// The store's own pool (see [`pool`]): opened by `connect`.
-    Own(pool::ConnPool<C>),
-    /// A sqlx pool shared with the application.
-    Shared(sqlx::Pool<DB>),
-}
-
-/// A statement argument.
-#[derive(Debug, Clone, Copy)]
-pub enum Arg<'a> {
-    /// An integer (timestamps, limits, primary keys).
-    Int(i64),
-    /// A string (field names).
-    Text(&'a str),
-    /// Bytes (hashes, field values).
-    Bytes(&'a [u8]),
-}
-
-/// One statement with its arguments.
-#[derive(Debug)]
-pub struct Stmt<'a> {
-    /// The SQL text, `?` placeholders.
-    pub sql: String,
-    /// The arguments, in placeholder order.
-    pub args: Vec<Arg<'a>>,
-}
-
-/// How a driver error should be handled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    /// Deadlock, lock-wait timeout, busy database: retry the transaction.
-    Retry,
-    /// The server is unreachable or the pool timed out: 503.
-    Unavailable,
-    /// A unique key was violated.
-    Duplicate,
-    /// Anything else: 500.
-    Other,
-}
-
-/// A rows-affected count per statement, or `None` when the batch stopped
-/// early because its first statement matched nothing.
-pub type Affected = Option<Vec<u64>>;
-
-/// The driver half of a SQL store: the few calls that differ between
-/// databases. Everything else is [`SqlStore`].
-#[async_trait]
-pub trait Backend: fmt::Debug + Send + Sync + 'static {
-    /// The dialect's name, for logs.
-    const NAME: &'static str;
-    /// The conflict clause that turns the field insert into an upsert.
-    const UPSERT: &'static str;
-    /// The function returning the larger of two values.
-    const GREATEST: &'static str;
-    /// `f.name` as a byte string (MySQL reports an `ascii_bin` column as
-    /// binary already; SQLite needs a cast), so one decoder serves both.
-    const NAME_BYTES: &'static str;
-    /// The table DDL with the default names (`sessions`, `session_fields`).
-    const SCHEMA: &'static str;
-
-    /// Runs statements: one alone in autocommit, several in one
-    /// transaction. If `first_must_match` and the first statement affects no
-    /// row, the transaction is rolled back and `None` returned.
-    async fn execute(
-        &self,
-        stmts: &[Stmt<'_>],
-        first_must_match: bool,
-    ) -> Result<Affected, sqlx::Error>;
-
-    /// Rows of `(created_at, expires_at, name, value)` from the load query.
-    async fn fetch_session(
-        &self,
-        stmt: &Stmt<'_>,
-    ) -> Result<Vec<(i64, i64, Option<String>, Option<Vec<u8>>)>, sqlx::Error>;
-
-    /// The single bytes column of at most one row.
-    async fn fetch_bytes(&self, stmt: &Stmt<'_>) -> Result<Option<Vec<u8>>, sqlx::Error>;
-
-    /// A single integer column.
-    async fn fetch_ints(&self, stmt: &Stmt<'_>) -> Result<Vec<i64>, sqlx::Error>;
-
-    /// Runs DDL, statement by statement.
-    async fn run_ddl(&self, statements: &[String]) -> Result<(), sqlx::Error>;
-
-    /// Closes the connections the store opened itself.
-    async fn close(&self);
-
-    /// Idle connections in the store's own pool; `None` for a shared pool.
-    fn idle_connections(&self) -> Option<usize>;
-
-    /// Classifies a driver error.
-    fn classify(error: &sqlx::Error) -> ErrorClass;
-}
+pub use statements::TableNames;
+use statements::{list, Statements, FIELDS_COLUMNS, SESSIONS_COLUMNS};
 
 /// How often and how long a write is retried on deadlock or busy errors.
 const RETRIES: u32 = 5;
 const RETRY_BASE: Duration = Duration::from_millis(5);
 
-/// The table names, checked once.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableNames {
-    prefix: String,
-    sessions: String,
-    fields: String,
-}
-
-impl TableNames {
-    /// Names with a prefix of ASCII letters, digits and `_`.
-    ///
-    /// # Errors
-    /// [`Error::Config`] for any other prefix.
-    pub fn new(prefix: &str) -> Result<Self> {
-        validate_prefix(prefix)?;
-        Ok(TableNames {
-            prefix: prefix.to_string(),
-            sessions: format!("`{prefix}sessions`"),
-            fields: format!("`{prefix}session_fields`"),
-        })
-    }
-
-    /// The prefix.
-    pub fn prefix(&self) -> &str {
-        &self.prefix
-    }
-
-    /// The DDL for these names, split into statements: every table, index
-    /// and constraint name in the shipped schema starts with `` `sessions``
-    /// or `` `session_fields``, so the prefix goes right after the backquote.
-    fn ddl(&self, schema: &str) -> Vec<String> {
-        // Comments go first: they may contain `;`.
-        let code: String = schema
-            .lines()
-            .filter(|l| !l.trim_start().starts_with("--"))
-            .map(|l| format!("{l}\n"))
-            .collect();
-        let p = &self.prefix;
-        code.replace("`sessions", &format!("`{p}sessions"))
-            .replace("`session_fields", &format!("`{p}session_fields"))
-            .split(';')
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect()
-    }
-}
+/// The columns of the first release's `sessions` table, which lacks the
+/// columns added since.
+const FIRST_LAYOUT: &[&str] = &["pk", "token_hash", "created_at", "expires_at"];
 
 /// A session store on a SQL database; see the module docs for the layout
 /// and statements. Use it through [`MySqlStore`](super::mysql::MySqlStore)
@@ -194,6 +73,7 @@ impl TableNames {
 pub struct SqlStore<B> {
     pub(crate) backend: B,
     names: TableNames,
+    sql: Statements,
     counters: Counters,
 }
 
@@ -207,17 +87,13 @@ impl<B: Backend> fmt::Debug for SqlStore<B> {
     }
 }
 
-fn placeholders(out: &mut String, n: usize) {
-    for i in 0..n {
-        out.push_str(if i == 0 { "?" } else { ", ?" });
-    }
-}
-
 impl<B: Backend> SqlStore<B> {
     pub(crate) fn from_backend(backend: B) -> Self {
+        let names = TableNames::new("").unwrap_or_else(|_| unreachable!("empty prefix is valid"));
         SqlStore {
             backend,
-            names: TableNames::new("").unwrap_or_else(|_| unreachable!("empty prefix is valid")),
+            sql: Statements::new::<B>(&names),
+            names,
             counters: Counters::default(),
         }
     }
@@ -228,6 +104,7 @@ impl<B: Backend> SqlStore<B> {
     /// [`Error::Config`] unless the prefix is ASCII letters, digits and `_`.
     pub fn with_table_prefix(mut self, prefix: &str) -> Result<Self> {
         self.names = TableNames::new(prefix)?;
+        self.sql = Statements::new::<B>(&self.names);
         Ok(self)
     }
 
@@ -243,13 +120,16 @@ impl<B: Backend> SqlStore<B> {
     }
 
     /// Creates the tables when they are missing (`CREATE TABLE IF NOT
-    /// EXISTS`; never drops or alters anything).
+    /// EXISTS`; never drops or alters anything), after checking that tables
+    /// already there under these names have the store's layout.
     ///
     /// # Errors
-    /// The driver's error, e.g. when the user lacks the CREATE privilege
-    /// (then run the shipped `.sql` file instead and set
+    /// [`Error::Config`] naming a table of another layout, the columns found
+    /// and the fix; the driver's error, e.g. when the user lacks the CREATE
+    /// privilege (then run [`schema_sql`](Self::schema_sql) once and set
     /// `create_tables = false`).
     pub async fn create_tables(&self) -> Result<()> {
+        self.check_layout().await?;
         let ddl = self.names.ddl(B::SCHEMA);
         self.backend
             .run_ddl(&ddl)
@@ -261,12 +141,8 @@ impl<B: Backend> SqlStore<B> {
     /// test; never called by the library.
     #[doc(hidden)]
     pub async fn drop_tables(&self) -> Result<()> {
-        let ddl = [
-            format!("DROP TABLE IF EXISTS {}", self.names.fields),
-            format!("DROP TABLE IF EXISTS {}", self.names.sessions),
-        ];
         self.backend
-            .run_ddl(&ddl)
+            .run_ddl(self.sql.drop())
             .await
             .map_err(|e| map_error::<B>(e))
     }
@@ -283,108 +159,76 @@ impl<B: Backend> SqlStore<B> {
         self.backend.idle_connections()
     }
 
-    /// Checks that the tables exist and are readable, with one cheap query.
+    /// Checks that both tables exist with the store's layout and are
+    /// readable.
     ///
     /// # Errors
-    /// The driver's error: unreachable server, missing table, no privilege.
+    /// [`Error::Config`] for a table of another layout; the driver's error:
+    /// unreachable server, missing table, no privilege.
     pub async fn check(&self) -> Result<()> {
-        let stmt = Stmt {
-            sql: format!("SELECT pk FROM {} WHERE pk = 0", self.names.sessions),
-            args: Vec::new(),
-        };
+        self.check_layout().await?;
         self.backend
-            .fetch_ints(&stmt)
+            .fetch_ints(&self.sql.probe())
             .await
             .map(drop)
             .map_err(|e| map_error::<B>(e))
     }
 
-    fn load_stmt<'a>(&self, key: &'a StoreKey, skip: &'a [&str], at: Validity) -> Stmt<'a> {
-        let mut sql = format!(
-            "SELECT s.created_at, s.expires_at, {}, f.value FROM {} s LEFT JOIN {} f ON f.session_pk = s.pk",
-            B::NAME_BYTES, self.names.sessions, self.names.fields
-        );
-        let mut args: Vec<Arg<'a>> = Vec::with_capacity(skip.len() + 3);
-        if !skip.is_empty() {
-            sql.push_str(" AND f.name NOT IN (");
-            placeholders(&mut sql, skip.len());
-            sql.push(')');
-            args.extend(skip.iter().map(|s| Arg::Text(s)));
-        }
-        sql.push_str(" WHERE s.token_hash = ? AND s.expires_at > ? AND s.created_at > ?");
-        args.extend([
-            Arg::Bytes(key.as_bytes()),
-            Arg::Int(at.now),
-            Arg::Int(at.created_after),
-        ]);
-        Stmt { sql, args }
-    }
-
-    fn upsert_stmt<'a>(
-        &self,
-        key: &'a StoreKey,
-        fields: &'a [(&'static str, Vec<u8>)],
-        at: Validity,
-    ) -> Stmt<'a> {
-        let mut sql = format!(
-            "INSERT INTO {} (session_pk, name, value) SELECT s.pk, v.name, v.value FROM {} s CROSS JOIN (",
-            self.names.fields, self.names.sessions
-        );
-        let mut args = Vec::with_capacity(fields.len() * 2 + 3);
-        for (i, (name, value)) in fields.iter().enumerate() {
-            sql.push_str(if i == 0 {
-                "SELECT ? AS name, ? AS value"
+    /// Refuses tables that exist under the store's names with another
+    /// layout; missing tables pass (creating them is the next step).
+    async fn check_layout(&self) -> Result<()> {
+        for (table, expected) in [
+            (&self.names.sessions, SESSIONS_COLUMNS),
+            (&self.names.fields, FIELDS_COLUMNS),
+        ] {
+            let stmt = Stmt {
+                sql: B::COLUMNS.into(),
+                args: vec![Arg::Text(table)],
+            };
+            let found: Vec<String> = self
+                .backend
+                .fetch_bytes(&stmt)
+                .await
+                .map_err(|e| map_error::<B>(e))?
+                .into_iter()
+                .map(|c| String::from_utf8_lossy(&c).to_ascii_lowercase())
+                .collect();
+            let missing: Vec<String> = expected
+                .iter()
+                .filter(|c| !found.iter().any(|f| f == *c))
+                .map(|c| (*c).to_string())
+                .collect();
+            if found.is_empty() || missing.is_empty() {
+                continue;
+            }
+            let hint = if found.iter().map(String::as_str).eq(FIRST_LAYOUT.iter().copied()) {
+                "it was created by session-rocket 0.1.0, before sessions kept their own idle \
+                 timeout and a regenerated session's previous key; add the columns with the \
+                 statements of `schema_sql()` for this table (or drop both session tables, \
+                 which logs everyone out)"
+                    .to_string()
             } else {
-                " UNION ALL SELECT ?, ?"
-            });
-            args.push(Arg::Text(name));
-            args.push(Arg::Bytes(value));
+                format!(
+                    "it belongs to other software (express-mysql-session, Laravel, Rails and \
+                     Django all use such names): set `table_prefix` (e.g. `table_prefix = \"rs_\"`) \
+                     so the sessions get tables of their own, `{}sessions` and `{}session_fields`",
+                    if self.names.prefix().is_empty() { "rs_" } else { self.names.prefix() },
+                    if self.names.prefix().is_empty() { "rs_" } else { self.names.prefix() },
+                )
+            };
+            return Err(Error::config(format!(
+                "table `{table}` already exists with another layout: found columns ({}), \
+                 missing ({}); {hint}",
+                list(&found),
+                list(&missing),
+            )));
         }
-        let _ = write!(
-            sql,
-            ") v WHERE s.token_hash = ? AND s.expires_at > ? AND s.created_at > ? {}",
-            B::UPSERT
-        );
-        args.extend([
-            Arg::Bytes(key.as_bytes()),
-            Arg::Int(at.now),
-            Arg::Int(at.created_after),
-        ]);
-        Stmt { sql, args }
+        Ok(())
     }
 
-    fn remove_stmt<'a>(&self, key: &'a StoreKey, names: &'a [&'static str]) -> Stmt<'a> {
-        let mut sql = format!(
-            "DELETE FROM {} WHERE session_pk = (SELECT pk FROM {} WHERE token_hash = ?) AND name IN (",
-            self.names.fields, self.names.sessions
-        );
-        placeholders(&mut sql, names.len());
-        sql.push(')');
-        let mut args = vec![Arg::Bytes(key.as_bytes())];
-        args.extend(names.iter().map(|n| Arg::Text(n)));
-        Stmt { sql, args }
-    }
-
-    fn expiry_stmt<'a>(&self, key: &'a StoreKey, update: ExpiryUpdate, at: Validity) -> Stmt<'a> {
-        let (set, t) = match update {
-            ExpiryUpdate::Extend(t) => (format!("{}(expires_at, ?)", B::GREATEST), t),
-            ExpiryUpdate::Set(t) => ("?".to_string(), t),
-        };
-        Stmt {
-            sql: format!(
-                "UPDATE {} SET expires_at = {set} WHERE token_hash = ? AND expires_at > ? AND created_at > ?",
-                self.names.sessions
-            ),
-            args: vec![
-                Arg::Int(t),
-                Arg::Bytes(key.as_bytes()),
-                Arg::Int(at.now),
-                Arg::Int(at.created_after),
-            ],
-        }
-    }
-
-    /// Runs a write, retrying it whole on deadlock / busy errors.
+    /// Runs a write, retrying it whole on deadlock / busy errors. A
+    /// foreign-key miss (see [`ErrorClass::Gone`]) is `Ok(None)`, like a
+    /// first statement that matched nothing.
     async fn write(&self, stmts: &[Stmt<'_>], first_must_match: bool) -> Result<Affected> {
         let mut attempt = 0;
         loop {
@@ -398,6 +242,7 @@ impl<B: Backend> SqlStore<B> {
                     tracing::debug!(error = %e, attempt, "session write hit a deadlock or lock timeout; retrying");
                     tokio::time::sleep(RETRY_BASE * 2u32.pow(attempt)).await;
                 }
+                Err(e) if B::classify(&e) == ErrorClass::Gone => return Ok(None),
                 Err(e) => return Err(map_error::<B>(e)),
             }
         }
@@ -418,27 +263,25 @@ pub(crate) fn map_error<B: Backend>(error: sqlx::Error) -> Error {
     let source: BoxError = Box::new(error);
     match class {
         ErrorClass::Unavailable | ErrorClass::Retry => Error::Unavailable(source),
-        ErrorClass::Duplicate | ErrorClass::Other => Error::Backend(source),
+        ErrorClass::Duplicate | ErrorClass::Gone | ErrorClass::Other => Error::Backend(source),
     }
 }
 
 #[async_trait]
 impl<B: Backend> SessionStore for SqlStore<B> {
     async fn load(&self, key: &StoreKey, skip: &[&str], at: Validity) -> Result<Option<Record>> {
-        let stmt = self.load_stmt(key, skip, at);
+        let stmt = self.sql.load(key, skip, at);
         let rows = self.read(self.backend.fetch_session(&stmt)).await?;
-        let mut rows = rows.into_iter();
-        let Some((created_at, expires_at, name, value)) = rows.next() else {
+        let Some(first) = rows.first() else {
             return Ok(None);
         };
-        let mut fields = Vec::with_capacity(rows.len() + 1);
-        let first = name.zip(value);
-        fields.extend(first);
-        fields.extend(rows.filter_map(|(_, _, name, value)| name.zip(value)));
+        let (created_at, expires_at, idle_timeout) =
+            (first.created_at, first.expires_at, first.idle_timeout);
         Ok(Some(Record {
             created_at,
             expires_at,
-            fields,
+            idle_timeout,
+            fields: rows.into_iter().filter_map(|r| r.field).collect(),
         }))
     }
 
@@ -448,40 +291,32 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         name: &str,
         at: Validity,
     ) -> Result<Option<Vec<u8>>> {
-        let stmt = Stmt {
-            sql: format!(
-                "SELECT f.value FROM {} s JOIN {} f ON f.session_pk = s.pk AND f.name = ? WHERE s.token_hash = ? AND s.expires_at > ? AND s.created_at > ?",
-                self.names.sessions, self.names.fields
-            ),
-            args: vec![
-                Arg::Text(name),
-                Arg::Bytes(key.as_bytes()),
-                Arg::Int(at.now),
-                Arg::Int(at.created_after),
-            ],
-        };
-        self.read(self.backend.fetch_bytes(&stmt)).await
+        let stmt = self.sql.load_field(key, name, at);
+        Ok(self
+            .read(self.backend.fetch_bytes(&stmt))
+            .await?
+            .into_iter()
+            .next())
     }
 
     async fn create(
         &self,
         key: &StoreKey,
-        created_at: Timestamp,
-        expires_at: Timestamp,
+        session: NewSession,
         fields: &[(&'static str, Vec<u8>)],
     ) -> Result<bool> {
-        let insert = Stmt {
-            sql: format!(
-                "INSERT INTO {} (token_hash, created_at, expires_at) VALUES (?, ?, ?)",
-                self.names.sessions
-            ),
-            args: vec![
-                Arg::Bytes(key.as_bytes()),
-                Arg::Int(created_at),
-                Arg::Int(expires_at),
-            ],
+        // The session row and its fields in one transaction: all or
+        // nothing. The token is known to no one else yet, so the fields go
+        // in with the same upsert a save uses.
+        let at = Validity {
+            now: session.created_at - 1,
+            created_after: session.created_at - 1,
         };
-        match self.write(std::slice::from_ref(&insert), false).await {
+        let mut stmts = vec![self.sql.insert(key, session)];
+        if !fields.is_empty() {
+            stmts.push(self.sql.upsert(key, fields, at));
+        }
+        match self.write(&stmts, false).await {
             Ok(_) => {}
             Err(Error::Backend(source))
                 if source
@@ -492,101 +327,78 @@ impl<B: Backend> SessionStore for SqlStore<B> {
             }
             Err(e) => return Err(e),
         }
-        if !fields.is_empty() {
-            // The session row is committed and its token is known to no one
-            // else yet, so the fields go in with the same upsert a save uses.
-            let at = Validity {
-                now: created_at - 1,
-                created_after: created_at - 1,
-            };
-            self.write(&[self.upsert_stmt(key, fields, at)], false)
-                .await?;
-            self.counters
-                .wrote(fields.iter().map(|(_, v)| v.as_slice()));
-        }
+        self.counters
+            .wrote(fields.iter().map(|(_, v)| v.as_slice()));
         Ok(true)
     }
 
     async fn save(&self, key: &StoreKey, changes: &Changes, at: Validity) -> Result<Saved> {
-        // The expiry update goes first: it takes the session row's exclusive
-        // lock before the upsert takes its shared one. The other order lets
-        // two saves of one session each hold the shared lock and wait for
-        // the exclusive one: a deadlock (seen in the benchmark's 1-session
-        // `bump` run). Both statements match only a live session, so
-        // whichever comes first tells whether the session is gone.
-        let mut stmts = Vec::with_capacity(3);
+        // A regenerate goes first, so everything after it names the new key.
+        // The expiry update comes before the upsert: it takes the session
+        // row's exclusive lock before the upsert takes its shared one. The
+        // other order lets two saves of one session each hold the shared
+        // lock and wait for the exclusive one: a deadlock (seen in the
+        // benchmark's 1-session `bump` run). Each of the three matches only
+        // a live session, so whichever comes first tells whether it is gone.
+        let mut stmts = Vec::with_capacity(4);
+        let mut current = key;
+        if let Some(rename) = &changes.rename {
+            stmts.push(self.sql.rename(key, &rename.to, rename.previous_until, at));
+            current = &rename.to;
+        }
         if let Some(update) = changes.expiry {
-            stmts.push(self.expiry_stmt(key, update, at));
+            stmts.push(self.sql.expiry(current, update, at));
         }
         if !changes.upsert.is_empty() {
-            stmts.push(self.upsert_stmt(key, &changes.upsert, at));
+            stmts.push(self.sql.upsert(current, &changes.upsert, at));
         }
         if !changes.remove.is_empty() {
-            stmts.push(self.remove_stmt(key, &changes.remove));
+            stmts.push(self.sql.remove(current, &changes.remove));
         }
         if stmts.is_empty() {
             return Ok(Saved::Saved);
         }
-        // The first statement is an upsert or an expiry update, both of which
-        // match only a live session; a removal alone cannot resurrect
-        // anything, so it need not match.
-        let must_match = !changes.upsert.is_empty() || changes.expiry.is_some();
+        // A removal alone cannot resurrect anything, so it need not match.
+        let must_match =
+            changes.rename.is_some() || !changes.upsert.is_empty() || changes.expiry.is_some();
         match self.write(&stmts, must_match).await? {
-            None => Ok(Saved::Gone),
             Some(_) => {
                 self.counters
                     .wrote(changes.upsert.iter().map(|(_, v)| v.as_slice()));
                 Ok(Saved::Saved)
             }
+            // Only on this failure path: was the key just regenerated away?
+            None => {
+                let moved = self
+                    .read(self.backend.fetch_ints(&self.sql.moved(key, at.now)))
+                    .await?;
+                Ok(if moved.is_empty() {
+                    Saved::Gone
+                } else {
+                    Saved::Moved
+                })
+            }
         }
     }
 
-    async fn rename(&self, from: &StoreKey, to: &StoreKey, at: Validity) -> Result<bool> {
-        let stmt = Stmt {
-            sql: format!(
-                "UPDATE {} SET token_hash = ? WHERE token_hash = ? AND expires_at > ? AND created_at > ?",
-                self.names.sessions
-            ),
-            args: vec![
-                Arg::Bytes(to.as_bytes()),
-                Arg::Bytes(from.as_bytes()),
-                Arg::Int(at.now),
-                Arg::Int(at.created_after),
-            ],
-        };
-        Ok(self.write(&[stmt], true).await?.is_some())
+    async fn destroy(&self, key: &StoreKey, now: Timestamp) -> Result<()> {
+        self.write(&[self.sql.destroy(key, now)], false)
+            .await
+            .map(drop)
     }
 
-    async fn destroy(&self, key: &StoreKey) -> Result<()> {
-        let stmt = Stmt {
-            sql: format!("DELETE FROM {} WHERE token_hash = ?", self.names.sessions),
-            args: vec![Arg::Bytes(key.as_bytes())],
-        };
-        self.write(&[stmt], false).await.map(drop)
-    }
-
-    async fn delete_expired(&self, now: Timestamp, batch: u32) -> Result<u64> {
-        // Pick a batch by the expiry index, then delete by primary key,
-        // re-checking the expiry in case a request touched a session in
-        // between. Small batches keep locks short; several instances may run
-        // this at once, at worst deleting the same rows twice (a no-op).
-        let select = Stmt {
-            sql: format!(
-                "SELECT pk FROM {} WHERE expires_at <= ? ORDER BY expires_at LIMIT ?",
-                self.names.sessions
-            ),
-            args: vec![Arg::Int(now), Arg::Int(i64::from(batch))],
-        };
-        let pks = self.read(self.backend.fetch_ints(&select)).await?;
+    async fn delete_expired(&self, at: Validity, batch: u32) -> Result<u64> {
+        // Pick a batch of dead sessions, then delete them by primary key,
+        // re-checking they are dead in case a request touched one in
+        // between. Small batches keep locks short; several instances may
+        // run this at once, at worst deleting the same rows twice (a no-op).
+        let pks = self
+            .read(self.backend.fetch_ints(&self.sql.expired(at, batch)))
+            .await?;
         if pks.is_empty() {
             return Ok(0);
         }
-        let mut sql = format!("DELETE FROM {} WHERE pk IN (", self.names.sessions);
-        placeholders(&mut sql, pks.len());
-        sql.push_str(") AND expires_at <= ?");
-        let mut args: Vec<Arg<'_>> = pks.iter().map(|pk| Arg::Int(*pk)).collect();
-        args.push(Arg::Int(now));
-        let affected = self.write(&[Stmt { sql, args }], false).await?;
+        let affected = self.write(&[self.sql.delete(&pks, at)], false).await?;
         Ok(affected.and_then(|a| a.first().copied()).unwrap_or(0))
     }
 

@@ -34,6 +34,9 @@ mod codes {
     pub const LOCKED: i64 = 6;
     /// `SQLITE_CANTOPEN`.
     pub const CANTOPEN: i64 = 14;
+    /// `SQLITE_CONSTRAINT_FOREIGNKEY` (an extended code): the field upsert
+    /// found its session row deleted.
+    pub const CONSTRAINT_FOREIGNKEY: i64 = 787;
 }
 
 /// How long a writer waits for the lock before SQLite reports BUSY.
@@ -94,12 +97,12 @@ fn classify(error: &sqlx::Error) -> ErrorClass {
             if db.is_unique_violation() {
                 return ErrorClass::Duplicate;
             }
+            let code = db.code().and_then(|c| c.parse::<i64>().ok());
+            if code == Some(codes::CONSTRAINT_FOREIGNKEY) {
+                return ErrorClass::Gone;
+            }
             // Extended codes carry the primary code in their low byte.
-            let primary = db
-                .code()
-                .and_then(|c| c.parse::<i64>().ok())
-                .map(|c| c & 0xff);
-            match primary {
+            match code.map(|c| c & 0xff) {
                 Some(codes::BUSY | codes::LOCKED) => ErrorClass::Retry,
                 Some(codes::CANTOPEN) => ErrorClass::Unavailable,
                 _ => ErrorClass::Other,
@@ -117,7 +120,9 @@ sqlx_backend! {
     name: "sqlite",
     upsert: "ON CONFLICT (session_pk, name) DO UPDATE SET value = excluded.value",
     greatest: "MAX",
+    least: "MIN",
     name_bytes: "CAST(f.name AS BLOB)",
+    columns: "SELECT CAST(name AS BLOB) FROM pragma_table_info(?) ORDER BY cid",
     schema: include_str!("schema.sql"),
     classify: classify,
 }

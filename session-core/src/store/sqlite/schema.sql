@@ -5,15 +5,26 @@
 -- Foreign keys must be on (sqlx turns them on for every connection).
 
 CREATE TABLE IF NOT EXISTS `sessions` (
-  `pk` INTEGER PRIMARY KEY,
+  -- AUTOINCREMENT: a destroyed session's key is never handed out again.
+  `pk` INTEGER PRIMARY KEY AUTOINCREMENT,
   -- SHA-256 of the cookie's token: a copy of this table lets no one log in.
   `token_hash` BLOB NOT NULL UNIQUE,
   -- Unix seconds.
   `created_at` INTEGER NOT NULL,
-  `expires_at` INTEGER NOT NULL
+  `expires_at` INTEGER NOT NULL,
+  -- The session's own idle timeout in seconds (`ttl`, or its `set_expiry`).
+  `idle_timeout` INTEGER NOT NULL,
+  -- After a regenerate: the previous token's SHA-256, which reaches the
+  -- session for a logout (never for reads or writes) until `previous_until`.
+  `previous_hash` BLOB NULL,
+  `previous_until` INTEGER NOT NULL DEFAULT 0
 );
 
+CREATE INDEX IF NOT EXISTS `sessions_previous_hash` ON `sessions` (`previous_hash`);
+
 CREATE INDEX IF NOT EXISTS `sessions_expires_at` ON `sessions` (`expires_at`);
+
+CREATE INDEX IF NOT EXISTS `sessions_created_at` ON `sessions` (`created_at`);
 
 CREATE TABLE IF NOT EXISTS `session_fields` (
   `session_pk` INTEGER NOT NULL REFERENCES `sessions` (`pk`) ON DELETE CASCADE,

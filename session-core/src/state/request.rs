@@ -1,0 +1,277 @@
+//! One request's session identity, shared by every session type the
+//! request opens: one token per browser, one lifecycle, one cookie.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use crate::error::{Error, Result};
+use crate::manager::SessionManager;
+use crate::schema::{SessionData, SessionHandle};
+use crate::state::SessionState;
+use crate::store::{Timestamp, Validity};
+use crate::token::{StoreKey, Token};
+
+/// Where a request's session stands. Every transition is made by one of
+/// the session's operations; the docs of each say which.
+#[derive(Debug)]
+pub(crate) enum Stage {
+    /// No stored session backs the request: it had no usable cookie, the
+    /// cookie named nothing alive (known after a read), or a regenerate
+    /// found the old session gone. The first write creates a session under
+    /// a fresh token.
+    Absent,
+    /// The cookie's session, not checked against the store yet. A write
+    /// goes to it blind; if it turns out not to exist, the write creates a
+    /// fresh session instead.
+    Unverified { token: Token, key: StoreKey },
+    /// A session known to be alive in this request: read, created or
+    /// written under `key`.
+    Live { token: Token, key: StoreKey },
+    /// `regenerate()` was called: the session moves from `from` to `to` in
+    /// the same transaction as this request's other changes.
+    Moving {
+        from: StoreKey,
+        /// Whether `from` was seen alive in this request.
+        verified: bool,
+        to: Token,
+    },
+    /// `destroy()` succeeded in this request.
+    Destroyed,
+    /// A concurrent request ended the session (a logout, an expiry, or a
+    /// regenerate that took its token) while this one ran.
+    Ended,
+}
+
+/// The session's timestamps, from the first read or the creation.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Times {
+    pub(crate) created_at: Timestamp,
+    pub(crate) expires_at: Timestamp,
+    pub(crate) idle_timeout: Timestamp,
+}
+
+/// The cookie a response must carry after the flush.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CookieAction {
+    /// Set the cookie to this token, expiring in `max_age` seconds.
+    Set {
+        /// The session's token.
+        token: Token,
+        /// Seconds until the session expires.
+        max_age: i64,
+    },
+    /// Remove the cookie: this request destroyed the session.
+    Remove,
+}
+
+#[derive(Debug)]
+pub(crate) struct Life {
+    pub(crate) stage: Stage,
+    pub(crate) times: Option<Times>,
+    /// `set_expiry(seconds)` not yet written.
+    pub(crate) expiry: Option<Timestamp>,
+    pub(crate) pending_error: Option<Error>,
+    pub(crate) cookie: Option<CookieAction>,
+    /// The session was read in this request (for `rolling` cookies).
+    pub(crate) loaded: bool,
+}
+
+struct Shared {
+    manager: SessionManager,
+    now: Timestamp,
+    /// The key of the cookie the request carried, if it was well-formed.
+    cookie_key: Option<StoreKey>,
+    life: Mutex<Life>,
+}
+
+/// The session of one request, shared by every session type it opens
+/// (`Session<Shop>` and `Session<Prefs>` on one request see one token and
+/// write one session). Cheap to clone. Web integrations create one per
+/// request with [`SessionManager::begin`], open typed handles from it, and
+/// after flushing them take the one cookie the response needs.
+#[derive(Clone)]
+pub struct RequestSession {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for RequestSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestSession")
+            .field("stage", &self.life().stage)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RequestSession {
+    pub(crate) fn new(manager: SessionManager, token: Option<Token>, now: Timestamp) -> Self {
+        let (stage, cookie_key) = match token {
+            Some(token) => {
+                let key = token.store_key();
+                (Stage::Unverified { token, key }, Some(key))
+            }
+            None => (Stage::Absent, None),
+        };
+        RequestSession {
+            shared: Arc::new(Shared {
+                manager,
+                now,
+                cookie_key,
+                life: Mutex::new(Life {
+                    stage,
+                    times: None,
+                    expiry: None,
+                    pending_error: None,
+                    cookie: None,
+                    loaded: false,
+                }),
+            }),
+        }
+    }
+
+    /// A typed handle on this request's session.
+    pub fn open<T: SessionData>(&self) -> T::Handle {
+        T::Handle::from_state(SessionState::new::<T>(self.clone()))
+    }
+
+    /// The cookie the response must carry, once every handle is flushed.
+    pub fn take_cookie_action(&self) -> Option<CookieAction> {
+        self.life().cookie.take()
+    }
+
+    pub(crate) fn manager(&self) -> &SessionManager {
+        &self.shared.manager
+    }
+
+    pub(crate) fn now(&self) -> Timestamp {
+        self.shared.now
+    }
+
+    pub(crate) fn had_cookie(&self) -> bool {
+        self.shared.cookie_key.is_some()
+    }
+
+    pub(crate) fn life(&self) -> MutexGuard<'_, Life> {
+        // Never held across an `.await`; every update completes before
+        // anything can panic.
+        self.shared
+            .life
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn validity(&self) -> Validity {
+        let config = self.manager().config();
+        let max_lifetime = i64::try_from(config.max_lifetime).unwrap_or(i64::MAX / 2);
+        Validity {
+            now: self.now(),
+            created_after: self.now().saturating_sub(max_lifetime),
+        }
+    }
+
+    /// The key reads go to: the session this request may have.
+    pub(crate) fn read_key(&self) -> Option<StoreKey> {
+        match &self.life().stage {
+            Stage::Unverified { key, .. } | Stage::Live { key, .. } => Some(*key),
+            Stage::Moving { from, .. } => Some(*from),
+            Stage::Absent | Stage::Destroyed | Stage::Ended => None,
+        }
+    }
+
+    /// Records what a read of the session found.
+    pub(crate) fn loaded(&self, times: Option<Times>) {
+        let mut life = self.life();
+        match times {
+            Some(times) => {
+                life.loaded = true;
+                life.times.get_or_insert(times);
+                let stage = std::mem::replace(&mut life.stage, Stage::Absent);
+                life.stage = match stage {
+                    Stage::Unverified { token, key } => Stage::Live { token, key },
+                    Stage::Moving { from, to, .. } => Stage::Moving {
+                        from,
+                        verified: true,
+                        to,
+                    },
+                    other => other,
+                };
+            }
+            None => {
+                life.stage = match life.stage {
+                    Stage::Live { .. } => Stage::Ended,
+                    Stage::Destroyed => Stage::Destroyed,
+                    Stage::Ended => Stage::Ended,
+                    _ => Stage::Absent,
+                };
+            }
+        }
+    }
+
+    pub(crate) fn id(&self) -> Option<StoreKey> {
+        match &self.life().stage {
+            Stage::Unverified { key, .. } | Stage::Live { key, .. } => Some(*key),
+            Stage::Moving { to, .. } => Some(to.store_key()),
+            Stage::Absent | Stage::Destroyed | Stage::Ended => None,
+        }
+    }
+
+    pub(crate) fn regenerate(&self) {
+        let mut life = self.life();
+        let to = match Token::generate() {
+            Ok(token) => token,
+            Err(e) => {
+                life.pending_error = Some(e);
+                return;
+            }
+        };
+        life.stage = match std::mem::replace(&mut life.stage, Stage::Absent) {
+            Stage::Unverified { key, .. } => Stage::Moving {
+                from: key,
+                verified: false,
+                to,
+            },
+            Stage::Live { key, .. } => Stage::Moving {
+                from: key,
+                verified: true,
+                to,
+            },
+            Stage::Moving { from, verified, .. } => Stage::Moving { from, verified, to },
+            // Nothing to move: a new session always gets a fresh token.
+            other => other,
+        };
+    }
+
+    pub(crate) fn set_expiry(&self, seconds: u64) {
+        let seconds = i64::try_from(seconds).unwrap_or(i64::MAX / 2).max(1);
+        self.life().expiry = Some(seconds);
+    }
+
+    pub(crate) async fn destroy(&self) -> Result<()> {
+        let now = self.now();
+        let (current, destroyed) = {
+            let life = self.life();
+            let current = match &life.stage {
+                Stage::Unverified { key, .. } | Stage::Live { key, .. } => Some(*key),
+                Stage::Moving { from, .. } => Some(*from),
+                _ => None,
+            };
+            (current, matches!(life.stage, Stage::Destroyed))
+        };
+        if destroyed {
+            return Ok(());
+        }
+        let store = self.manager().store();
+        if let Some(key) = current {
+            store.destroy(&key, now).await?;
+        }
+        // The cookie's key too when the request no longer names it: after a
+        // concurrent regenerate it still reaches the session for a logout.
+        if let Some(key) = self.shared.cookie_key.filter(|k| Some(*k) != current) {
+            store.destroy(&key, now).await?;
+        }
+        let mut life = self.life();
+        life.stage = Stage::Destroyed;
+        life.expiry = None;
+        life.cookie = self.had_cookie().then_some(CookieAction::Remove);
+        Ok(())
+    }
+}

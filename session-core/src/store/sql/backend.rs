@@ -1,0 +1,126 @@
+//! The driver contract of the SQL stores: what a database must provide for
+//! [`SqlStore`](super::SqlStore) to run on it.
+
+use std::fmt;
+
+use async_trait::async_trait;
+
+use super::pool;
+
+/// Where a SQL store's connections come from.
+#[derive(Debug)]
+pub enum Conns<DB: sqlx::Database, C: sqlx::Connection> {
+    /// The store's own pool (see [`pool`]): opened by `connect`.
+    Own(pool::ConnPool<C>),
+    /// A sqlx pool shared with the application.
+    Shared(sqlx::Pool<DB>),
+}
+
+/// A statement argument.
+#[derive(Debug, Clone, Copy)]
+pub enum Arg<'a> {
+    /// An integer (timestamps, limits, primary keys).
+    Int(i64),
+    /// A string (field and table names).
+    Text(&'a str),
+    /// Bytes (hashes, field values).
+    Bytes(&'a [u8]),
+}
+
+/// One statement with its arguments.
+#[derive(Debug)]
+pub struct Stmt<'a> {
+    /// The SQL text, `?` placeholders: borrowed from the statements built
+    /// once per store, or built for a variable number of arguments.
+    pub sql: std::borrow::Cow<'a, str>,
+    /// The arguments, in placeholder order.
+    pub args: Vec<Arg<'a>>,
+}
+
+/// How a driver error should be handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Deadlock, lock-wait timeout, busy database: retry the transaction.
+    Retry,
+    /// The server is unreachable or the pool timed out: 503.
+    Unavailable,
+    /// A unique key was violated.
+    Duplicate,
+    /// A foreign key found no session row: the session was deleted between
+    /// the statement's read and its insert (READ COMMITTED). The save
+    /// reports the session gone, exactly as under REPEATABLE READ.
+    Gone,
+    /// Anything else: 500.
+    Other,
+}
+
+/// A rows-affected count per statement, or `None` when the batch stopped
+/// early because its first statement matched nothing.
+pub type Affected = Option<Vec<u64>>;
+
+/// One row of the load query: the session's timestamps and one field (none
+/// when the session has no field).
+#[derive(Debug)]
+pub struct SessionRow {
+    /// `created_at`.
+    pub created_at: i64,
+    /// `expires_at`.
+    pub expires_at: i64,
+    /// `idle_timeout`.
+    pub idle_timeout: i64,
+    /// The field's name and bytes.
+    pub field: Option<(String, Vec<u8>)>,
+}
+
+/// The driver half of a SQL store: the few calls that differ between
+/// databases. Everything else is [`SqlStore`](super::SqlStore).
+#[async_trait]
+pub trait Backend: fmt::Debug + Send + Sync + 'static {
+    /// The dialect's name, for logs.
+    const NAME: &'static str;
+    /// The conflict clause that turns the field insert into an upsert.
+    const UPSERT: &'static str;
+    /// The functions returning the larger and the smaller of two values.
+    const GREATEST: &'static str;
+    /// See [`GREATEST`](Self::GREATEST).
+    const LEAST: &'static str;
+    /// `f.name` as a byte string (MySQL reports an `ascii_bin` column as
+    /// binary already; SQLite needs a cast), so one decoder serves both.
+    const NAME_BYTES: &'static str;
+    /// A query listing a table's column names as byte strings, with the
+    /// table name as its one argument; no rows when the table is missing.
+    const COLUMNS: &'static str;
+    /// The table DDL with the default names (`sessions`, `session_fields`).
+    const SCHEMA: &'static str;
+
+    /// Runs statements: one alone in autocommit, several in one
+    /// transaction. If `first_must_match` and the first statement affects no
+    /// row, the transaction is rolled back and `None` returned. A failed
+    /// transaction is rolled back before the connection is reused.
+    async fn execute(
+        &self,
+        stmts: &[Stmt<'_>],
+        first_must_match: bool,
+    ) -> Result<Affected, sqlx::Error>;
+
+    /// The rows of the load query.
+    async fn fetch_session(&self, stmt: &Stmt<'_>) -> Result<Vec<SessionRow>, sqlx::Error>;
+
+    /// The single bytes column of every row.
+    async fn fetch_bytes(&self, stmt: &Stmt<'_>) -> Result<Vec<Vec<u8>>, sqlx::Error>;
+
+    /// A single integer column.
+    async fn fetch_ints(&self, stmt: &Stmt<'_>) -> Result<Vec<i64>, sqlx::Error>;
+
+    /// Runs DDL, statement by statement.
+    async fn run_ddl(&self, statements: &[String]) -> Result<(), sqlx::Error>;
+
+    /// Closes the connections the store opened itself.
+    async fn close(&self);
+
+    /// Idle connections in the store's own pool; `None` for a shared pool.
+    fn idle_connections(&self) -> Option<usize>;
+
+    /// Classifies a driver error.
+    fn classify(error: &sqlx::Error) -> ErrorClass;
+}

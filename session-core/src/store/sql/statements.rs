@@ -1,0 +1,363 @@
+//! The SQL text of every statement, built once per set of table names.
+//!
+//! The session-is-alive predicate is [`alive`]; every statement that reads
+//! or writes a session through its token hash includes it, so no statement
+//! can see or revive a session past its idle expiry or its `max_lifetime`.
+//!
+//! MySQL connections from sqlx set `CLIENT_FOUND_ROWS`, so an `UPDATE` that
+//! matches a row but leaves it unchanged (a touch to the same second) still
+//! reports one row: "matched", not "changed", is what the store tests.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use crate::error::Result;
+use crate::store::{validate_prefix, ExpiryUpdate, Validity};
+use crate::token::StoreKey;
+
+use super::backend::{Arg, Backend, Stmt};
+
+/// The columns the store needs, per table.
+pub(crate) const SESSIONS_COLUMNS: &[&str] = &[
+    "pk",
+    "token_hash",
+    "created_at",
+    "expires_at",
+    "idle_timeout",
+    "previous_hash",
+    "previous_until",
+];
+/// See [`SESSIONS_COLUMNS`].
+pub(crate) const FIELDS_COLUMNS: &[&str] = &["session_pk", "name", "value"];
+
+/// The session-is-alive predicate on the sessions table under `alias`
+/// (`"s."` or `""`), with its two arguments.
+fn alive(alias: &str) -> String {
+    format!("{alias}expires_at > ? AND {alias}created_at > ?")
+}
+
+fn alive_args<'a>(at: Validity) -> [Arg<'a>; 2] {
+    [Arg::Int(at.now), Arg::Int(at.created_after)]
+}
+
+fn placeholders(out: &mut String, n: usize) {
+    for i in 0..n {
+        out.push_str(if i == 0 { "?" } else { ", ?" });
+    }
+}
+
+/// The table names, checked once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableNames {
+    prefix: String,
+    pub(crate) sessions: String,
+    pub(crate) fields: String,
+}
+
+impl TableNames {
+    /// Names with a prefix of ASCII letters, digits and `_`.
+    ///
+    /// # Errors
+    /// [`Error::Config`](crate::Error::Config) for any other prefix.
+    pub fn new(prefix: &str) -> Result<Self> {
+        validate_prefix(prefix)?;
+        Ok(TableNames {
+            prefix: prefix.to_string(),
+            sessions: format!("{prefix}sessions"),
+            fields: format!("{prefix}session_fields"),
+        })
+    }
+
+    /// The prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The sessions table's name, unquoted.
+    pub fn sessions(&self) -> &str {
+        &self.sessions
+    }
+
+    /// The fields table's name, unquoted.
+    pub fn fields(&self) -> &str {
+        &self.fields
+    }
+
+    /// The DDL for these names, split into statements: every table, index
+    /// and constraint name in the shipped schema starts with `` `sessions``
+    /// or `` `session_fields``, so the prefix goes right after the backquote.
+    pub(crate) fn ddl(&self, schema: &str) -> Vec<String> {
+        // Comments go first: they may contain `;`.
+        let code: String = schema
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("--"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let p = &self.prefix;
+        code.replace("`sessions", &format!("`{p}sessions"))
+            .replace("`session_fields", &format!("`{p}session_fields"))
+            .split(';')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+}
+
+/// Every statement's fixed text for one set of table names and one dialect.
+#[derive(Debug)]
+pub(crate) struct Statements {
+    load_head: String,
+    load_where: String,
+    load_field: String,
+    insert: String,
+    upsert_head: String,
+    upsert_tail: String,
+    remove_head: String,
+    rename: String,
+    extend: String,
+    set_expiry: String,
+    moved: String,
+    destroy: String,
+    expired: String,
+    delete_head: String,
+    probe: String,
+    drop: [String; 2],
+}
+
+impl Statements {
+    pub(crate) fn new<B: Backend>(names: &TableNames) -> Self {
+        let (s, f) = (
+            format!("`{}`", names.sessions),
+            format!("`{}`", names.fields),
+        );
+        let (greatest, least) = (B::GREATEST, B::LEAST);
+        Statements {
+            load_head: format!(
+                "SELECT s.created_at, s.expires_at, s.idle_timeout, {}, f.value FROM {s} s LEFT JOIN {f} f ON f.session_pk = s.pk",
+                B::NAME_BYTES
+            ),
+            load_where: format!(" WHERE s.token_hash = ? AND {}", alive("s.")),
+            load_field: format!(
+                "SELECT f.value FROM {s} s JOIN {f} f ON f.session_pk = s.pk AND f.name = ? WHERE s.token_hash = ? AND {}",
+                alive("s.")
+            ),
+            insert: format!(
+                "INSERT INTO {s} (token_hash, created_at, expires_at, idle_timeout) VALUES (?, ?, ?, ?)"
+            ),
+            upsert_head: format!(
+                "INSERT INTO {f} (session_pk, name, value) SELECT s.pk, v.name, v.value FROM {s} s CROSS JOIN ("
+            ),
+            upsert_tail: format!(
+                ") v WHERE s.token_hash = ? AND {} {}",
+                alive("s."),
+                B::UPSERT
+            ),
+            remove_head: format!(
+                "DELETE FROM {f} WHERE session_pk = (SELECT pk FROM {s} WHERE token_hash = ?) AND name IN ("
+            ),
+            // MySQL applies SET assignments left to right, SQLite from the
+            // old row: both copy the old hash before replacing it.
+            rename: format!(
+                "UPDATE {s} SET previous_hash = token_hash, previous_until = ?, token_hash = ? WHERE token_hash = ? AND {}",
+                alive("")
+            ),
+            extend: format!(
+                "UPDATE {s} SET expires_at = {least}({greatest}(expires_at, ?), created_at + ?) WHERE token_hash = ? AND {}",
+                alive("")
+            ),
+            set_expiry: format!(
+                "UPDATE {s} SET expires_at = {least}(?, created_at + ?), idle_timeout = ? WHERE token_hash = ? AND {}",
+                alive("")
+            ),
+            moved: format!("SELECT pk FROM {s} WHERE previous_hash = ? AND previous_until > ?"),
+            destroy: format!(
+                "DELETE FROM {s} WHERE token_hash = ? OR (previous_hash = ? AND previous_until > ?)"
+            ),
+            expired: format!(
+                "SELECT pk FROM {s} WHERE expires_at <= ? OR created_at <= ? LIMIT ?"
+            ),
+            delete_head: format!("DELETE FROM {s} WHERE pk IN ("),
+            probe: format!(
+                "SELECT s.pk FROM {s} s LEFT JOIN {f} f ON f.session_pk = s.pk AND f.name = '' WHERE s.pk = 0 AND s.previous_until = 0 AND s.idle_timeout = 0"
+            ),
+            drop: [
+                format!("DROP TABLE IF EXISTS {f}"),
+                format!("DROP TABLE IF EXISTS {s}"),
+            ],
+        }
+    }
+
+    pub(crate) fn load<'a>(&'a self, key: &'a StoreKey, skip: &'a [&str], at: Validity) -> Stmt<'a> {
+        let mut sql = self.load_head.clone();
+        let mut args: Vec<Arg<'a>> = Vec::with_capacity(skip.len() + 3);
+        if !skip.is_empty() {
+            sql.push_str(" AND f.name NOT IN (");
+            placeholders(&mut sql, skip.len());
+            sql.push(')');
+            args.extend(skip.iter().map(|s| Arg::Text(s)));
+        }
+        sql.push_str(&self.load_where);
+        args.push(Arg::Bytes(key.as_bytes()));
+        args.extend(alive_args(at));
+        Stmt { sql: sql.into(), args }
+    }
+
+    pub(crate) fn load_field<'a>(&'a self, key: &'a StoreKey, name: &'a str, at: Validity) -> Stmt<'a> {
+        let mut args = vec![Arg::Text(name), Arg::Bytes(key.as_bytes())];
+        args.extend(alive_args(at));
+        Stmt {
+            sql: Cow::Borrowed(&self.load_field),
+            args,
+        }
+    }
+
+    pub(crate) fn insert<'a>(&'a self,
+        key: &'a StoreKey,
+        session: crate::store::NewSession,
+    ) -> Stmt<'a> {
+        Stmt {
+            sql: Cow::Borrowed(&self.insert),
+            args: vec![
+                Arg::Bytes(key.as_bytes()),
+                Arg::Int(session.created_at),
+                Arg::Int(session.expires_at),
+                Arg::Int(session.idle_timeout),
+            ],
+        }
+    }
+
+    pub(crate) fn upsert<'a>(&'a self,
+        key: &'a StoreKey,
+        fields: &'a [(&'static str, Vec<u8>)],
+        at: Validity,
+    ) -> Stmt<'a> {
+        let mut sql = self.upsert_head.clone();
+        let mut args = Vec::with_capacity(fields.len() * 2 + 3);
+        for (i, (name, value)) in fields.iter().enumerate() {
+            sql.push_str(if i == 0 {
+                "SELECT ? AS name, ? AS value"
+            } else {
+                " UNION ALL SELECT ?, ?"
+            });
+            args.push(Arg::Text(name));
+            args.push(Arg::Bytes(value));
+        }
+        sql.push_str(&self.upsert_tail);
+        args.push(Arg::Bytes(key.as_bytes()));
+        args.extend(alive_args(at));
+        Stmt { sql: sql.into(), args }
+    }
+
+    pub(crate) fn remove<'a>(&'a self, key: &'a StoreKey, names: &'a [&'static str]) -> Stmt<'a> {
+        let mut sql = self.remove_head.clone();
+        placeholders(&mut sql, names.len());
+        sql.push(')');
+        let mut args = vec![Arg::Bytes(key.as_bytes())];
+        args.extend(names.iter().map(|n| Arg::Text(n)));
+        Stmt { sql: sql.into(), args }
+    }
+
+    pub(crate) fn rename<'a>(&'a self,
+        from: &'a StoreKey,
+        to: &'a StoreKey,
+        previous_until: i64,
+        at: Validity,
+    ) -> Stmt<'a> {
+        let mut args = vec![
+            Arg::Int(previous_until),
+            Arg::Bytes(to.as_bytes()),
+            Arg::Bytes(from.as_bytes()),
+        ];
+        args.extend(alive_args(at));
+        Stmt {
+            sql: Cow::Borrowed(&self.rename),
+            args,
+        }
+    }
+
+    pub(crate) fn expiry<'a>(&'a self, key: &'a StoreKey, update: ExpiryUpdate, at: Validity) -> Stmt<'a> {
+        let (sql, mut args) = match update {
+            ExpiryUpdate::Extend(t) => (
+                Cow::Borrowed(self.extend.as_str()),
+                vec![Arg::Int(t), Arg::Int(at.max_lifetime())],
+            ),
+            ExpiryUpdate::Set {
+                expires_at,
+                idle_timeout,
+            } => (
+                Cow::Borrowed(self.set_expiry.as_str()),
+                vec![
+                    Arg::Int(expires_at),
+                    Arg::Int(at.max_lifetime()),
+                    Arg::Int(idle_timeout),
+                ],
+            ),
+        };
+        args.push(Arg::Bytes(key.as_bytes()));
+        args.extend(alive_args(at));
+        Stmt { sql: sql.into(), args }
+    }
+
+    pub(crate) fn moved<'a>(&'a self, key: &'a StoreKey, now: i64) -> Stmt<'a> {
+        Stmt {
+            sql: Cow::Borrowed(&self.moved),
+            args: vec![Arg::Bytes(key.as_bytes()), Arg::Int(now)],
+        }
+    }
+
+    pub(crate) fn destroy<'a>(&'a self, key: &'a StoreKey, now: i64) -> Stmt<'a> {
+        Stmt {
+            sql: Cow::Borrowed(&self.destroy),
+            args: vec![
+                Arg::Bytes(key.as_bytes()),
+                Arg::Bytes(key.as_bytes()),
+                Arg::Int(now),
+            ],
+        }
+    }
+
+    pub(crate) fn expired(&self, at: Validity, batch: u32) -> Stmt<'_> {
+        Stmt {
+            sql: Cow::Borrowed(&self.expired),
+            args: vec![
+                Arg::Int(at.now),
+                Arg::Int(at.created_after),
+                Arg::Int(i64::from(batch)),
+            ],
+        }
+    }
+
+    /// Deletes the picked sessions, re-checking they are dead in case a
+    /// request touched one in between.
+    pub(crate) fn delete(&self, pks: &[i64], at: Validity) -> Stmt<'static> {
+        let mut sql = self.delete_head.clone();
+        placeholders(&mut sql, pks.len());
+        sql.push_str(") AND NOT (");
+        sql.push_str(&alive(""));
+        sql.push(')');
+        let mut args: Vec<Arg<'_>> = pks.iter().map(|pk| Arg::Int(*pk)).collect();
+        args.extend(alive_args(at));
+        Stmt { sql: sql.into(), args }
+    }
+
+    /// One cheap query touching every column the store uses.
+    pub(crate) fn probe(&self) -> Stmt<'_> {
+        Stmt {
+            sql: Cow::Borrowed(&self.probe),
+            args: Vec::new(),
+        }
+    }
+
+    pub(crate) fn drop(&self) -> &[String; 2] {
+        &self.drop
+    }
+}
+
+/// Appends `, name` for each name.
+pub(crate) fn list(names: &[String]) -> String {
+    let mut out = String::new();
+    for (i, n) in names.iter().enumerate() {
+        let _ = write!(out, "{}{n}", if i == 0 { "" } else { ", " });
+    }
+    out
+}
