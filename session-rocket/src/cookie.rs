@@ -52,15 +52,17 @@ pub(crate) fn render(config: &Config, action: &CookieAction) -> Cookie<'static> 
 /// the fix (a `__Host-` cookie name, which no other host can set).
 pub(crate) fn read(req: &Request<'_>, name: &str) -> Option<String> {
     let mut found: Option<&str> = None;
-    for header in req.headers().get("Cookie") {
-        for pair in header.split(';') {
-            let Some((n, v)) = pair.split_once('=') else {
-                continue;
-            };
-            if n.trim() != name {
-                continue;
-            }
-            let v = v.trim().trim_matches('"');
+    let from_headers = req.headers().get("Cookie").flat_map(|h| h.split(';'));
+    // Rocket's jar holds one of the header values (or, for a local client,
+    // the only one).
+    let from_jar = req.cookies().get(name).map(|c| c.value());
+    let values = from_headers
+        .filter_map(|pair| pair.split_once('='))
+        .filter(|(n, _)| n.trim() == name)
+        .map(|(_, v)| v.trim().trim_matches('"'))
+        .chain(from_jar);
+    for v in values {
+        {
             match found {
                 Some(seen) if seen != v => {
                     rocket::warn!(

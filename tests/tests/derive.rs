@@ -62,7 +62,7 @@ impl Fixture {
         s.set_visits(1);
         s.set_history(vec!["/".into()]);
         assert_eq!(flush(&mut s).await.unwrap(), Outcome::Created);
-        match s.state_mut().take_cookie_action() {
+        match s.state().request().take_cookie_action() {
             Some(CookieAction::Set { token, .. }) => token.to_cookie_value(),
             other => panic!("expected a Set-Cookie, got {other:?}"),
         }
@@ -221,7 +221,7 @@ async fn session_methods_through_deref() {
     assert_ne!(s.id().unwrap(), old, "a new token");
     assert_eq!(flush(&mut s).await.unwrap(), Outcome::Saved);
     assert!(matches!(
-        s.state_mut().take_cookie_action(),
+        s.state().request().take_cookie_action(),
         Some(CookieAction::Set { .. })
     ));
 
