@@ -370,12 +370,19 @@ pub async fn rename_moves_data(store: Arc<dyn SessionStore>) {
         upsert: vec![("b", b"2".to_vec())],
         ..rename_to(to)
     };
-    assert_eq!(store.save(&from, &changes, at()).await.unwrap(), Saved::Saved);
+    assert_eq!(
+        store.save(&from, &changes, at()).await.unwrap(),
+        Saved::Saved
+    );
     assert!(store.load(&from, &[], at()).await.unwrap().is_none());
     assert_eq!(store.load_field(&from, "a", at()).await.unwrap(), None);
     let record = store.load(&to, &[], at()).await.unwrap().unwrap();
     assert_eq!(field(&record.fields, "a"), Some(&b"1"[..]));
-    assert_eq!(field(&record.fields, "b"), Some(&b"2"[..]), "the write went to the new key");
+    assert_eq!(
+        field(&record.fields, "b"),
+        Some(&b"2"[..]),
+        "the write went to the new key"
+    );
     assert_eq!(
         store.save(&key(), &rename_to(key()), at()).await.unwrap(),
         Saved::Gone,
@@ -397,7 +404,11 @@ pub async fn rename_is_all_or_nothing(store: Arc<dyn SessionStore>) {
         "moving onto a taken key fails"
     );
     let record = store.load(&from, &[], at()).await.unwrap().unwrap();
-    assert_eq!(field(&record.fields, "a"), Some(&b"1"[..]), "nothing half-written");
+    assert_eq!(
+        field(&record.fields, "a"),
+        Some(&b"1"[..]),
+        "nothing half-written"
+    );
     let other = store.load(&taken, &[], at()).await.unwrap().unwrap();
     assert_eq!(other.fields, vec![("other".to_string(), b"x".to_vec())]);
 }
@@ -407,21 +418,40 @@ pub async fn rename_is_all_or_nothing(store: Arc<dyn SessionStore>) {
 pub async fn previous_key_reaches_the_session_for_destroy_only(store: Arc<dyn SessionStore>) {
     let old = make(&*store, &[("user", b"1".to_vec())]).await;
     let new = key();
-    assert_eq!(store.save(&old, &rename_to(new), at()).await.unwrap(), Saved::Saved);
+    assert_eq!(
+        store.save(&old, &rename_to(new), at()).await.unwrap(),
+        Saved::Saved
+    );
     let write = Changes {
         upsert: vec![("cart", b"[1]".to_vec())],
         ..Changes::default()
     };
     assert_eq!(store.save(&old, &write, at()).await.unwrap(), Saved::Moved);
-    assert!(store.load(&old, &[], at()).await.unwrap().is_none(), "no reads with the old key");
+    assert!(
+        store.load(&old, &[], at()).await.unwrap().is_none(),
+        "no reads with the old key"
+    );
     let record = store.load(&new, &[], at()).await.unwrap().unwrap();
-    assert_eq!(field(&record.fields, "cart"), None, "the write with the old key was refused");
+    assert_eq!(
+        field(&record.fields, "cart"),
+        None,
+        "the write with the old key was refused"
+    );
     // After the grace, the old key reaches nothing.
-    store.destroy(&old, now() + PREVIOUS_KEY_GRACE + 1).await.unwrap();
-    assert!(store.load(&new, &[], at()).await.unwrap().is_some(), "grace is over");
+    store
+        .destroy(&old, now() + PREVIOUS_KEY_GRACE + 1)
+        .await
+        .unwrap();
+    assert!(
+        store.load(&new, &[], at()).await.unwrap().is_some(),
+        "grace is over"
+    );
     // Within it, a logout with the old key ends the session.
     store.destroy(&old, now()).await.unwrap();
-    assert!(store.load(&new, &[], at()).await.unwrap().is_none(), "logout with the old key");
+    assert!(
+        store.load(&new, &[], at()).await.unwrap().is_none(),
+        "logout with the old key"
+    );
     assert_eq!(store.save(&new, &write, at()).await.unwrap(), Saved::Gone);
 }
 
@@ -512,8 +542,14 @@ pub async fn expiry_updates_never_revive_a_dead_session(store: Arc<dyn SessionSt
             expiry: Some(update),
             ..Changes::default()
         };
-        assert_eq!(store.save(&dead, &changes, at()).await.unwrap(), Saved::Gone);
-        assert!(store.load(&dead, &[], at()).await.unwrap().is_none(), "{update:?} revived it");
+        assert_eq!(
+            store.save(&dead, &changes, at()).await.unwrap(),
+            Saved::Gone
+        );
+        assert!(
+            store.load(&dead, &[], at()).await.unwrap().is_none(),
+            "{update:?} revived it"
+        );
     }
     let then = Validity {
         now: t - 50,
@@ -548,7 +584,10 @@ pub async fn max_lifetime_bounds_writes_and_deferred_reads(store: Arc<dyn Sessio
         },
         rename_to(key()),
     ] {
-        assert_eq!(store.save(&old, &changes, too_old).await.unwrap(), Saved::Gone);
+        assert_eq!(
+            store.save(&old, &changes, too_old).await.unwrap(),
+            Saved::Gone
+        );
     }
     let young = Validity {
         now: t,
@@ -584,7 +623,10 @@ pub async fn expiry_is_capped_by_creation(store: Arc<dyn SessionStore>) {
         ..Changes::default()
     };
     assert_eq!(store.save(&key, &extend, v).await.unwrap(), Saved::Saved);
-    assert_eq!(store.load(&key, &[], v).await.unwrap().unwrap().expires_at, t + 100);
+    assert_eq!(
+        store.load(&key, &[], v).await.unwrap().unwrap().expires_at,
+        t + 100
+    );
 }
 
 /// Cleanup deletes sessions past `max_lifetime` even when their idle
@@ -592,7 +634,10 @@ pub async fn expiry_is_capped_by_creation(store: Arc<dyn SessionStore>) {
 pub async fn cleanup_honours_max_lifetime(store: Arc<dyn SessionStore>) {
     let t = now();
     let old = key();
-    assert!(store.create(&old, ns(t - 2000, t + 1000), &[("a", b"1".to_vec())]).await.unwrap());
+    assert!(store
+        .create(&old, ns(t - 2000, t + 1000), &[("a", b"1".to_vec())])
+        .await
+        .unwrap());
     let young = make(&*store, &[("a", b"1".to_vec())]).await;
     let v = Validity {
         now: t,
@@ -603,7 +648,10 @@ pub async fn cleanup_honours_max_lifetime(store: Arc<dyn SessionStore>) {
         now: t,
         created_after: t - 100_000,
     };
-    assert!(store.load(&old, &[], any).await.unwrap().is_none(), "the row is gone");
+    assert!(
+        store.load(&old, &[], any).await.unwrap().is_none(),
+        "the row is gone"
+    );
     assert!(store.load(&young, &[], v).await.unwrap().is_some());
 }
 
@@ -856,7 +904,11 @@ pub async fn destroy_wins_over_a_slower_request(store: Arc<dyn SessionStore>) {
     let fresh = cookie_token(&mut blind);
     assert_ne!(fresh, cookie);
     let check = m.open::<Cart>(Some(&fresh));
-    assert_eq!(*check.user().await.unwrap(), None, "nothing of the old session");
+    assert_eq!(
+        *check.user().await.unwrap(),
+        None,
+        "nothing of the old session"
+    );
     assert_eq!(*check.visits().await.unwrap(), 3);
     let check = m.open::<Cart>(Some(&cookie));
     assert_eq!(*check.user().await.unwrap(), None);
@@ -939,7 +991,10 @@ pub async fn writes_racing_a_destroy_never_resurrect(store: Arc<dyn SessionStore
         for w in writers {
             w.await.unwrap();
         }
-        assert!(before >= 8, "round {round}: writes landed before the logout");
+        assert!(
+            before >= 8,
+            "round {round}: writes landed before the logout"
+        );
         assert!(
             store.load(&key, &[], at()).await.unwrap().is_none(),
             "round {round}: a write resurrected the session"
@@ -1043,7 +1098,11 @@ pub async fn undecodable_field_keeps_its_bytes_until_changed(store: Arc<dyn Sess
     let t = now();
     let stored = br#""x""#.to_vec(); // a string where `cart` is now a list
     assert!(store
-        .create(&key_token.store_key(), ns(t, t + 3600), &[("cart", stored.clone())])
+        .create(
+            &key_token.store_key(),
+            ns(t, t + 3600),
+            &[("cart", stored.clone())]
+        )
         .await
         .unwrap());
     let cookie = key_token.to_cookie_value();
@@ -1056,7 +1115,11 @@ pub async fn undecodable_field_keeps_its_bytes_until_changed(store: Arc<dyn Sess
     let mut h = m.open::<Cart>(Some(&cookie));
     h.cart_mut().await.unwrap().retain(|_| true);
     assert_eq!(flush(&mut h).await.unwrap(), Outcome::Unchanged);
-    assert_eq!(cart_bytes(store.clone()).await, Some(stored.clone()), "untouched");
+    assert_eq!(
+        cart_bytes(store.clone()).await,
+        Some(stored.clone()),
+        "untouched"
+    );
 
     // read first, borrow after: the same
     let mut h = m.open::<Cart>(Some(&cookie));
@@ -1069,7 +1132,10 @@ pub async fn undecodable_field_keeps_its_bytes_until_changed(store: Arc<dyn Sess
     let mut h = m.open::<Cart>(Some(&cookie));
     h.cart_mut().await.unwrap().push("apple".into());
     assert_eq!(flush(&mut h).await.unwrap(), Outcome::Saved);
-    assert_eq!(cart_bytes(store.clone()).await, Some(br#"["apple"]"#.to_vec()));
+    assert_eq!(
+        cart_bytes(store.clone()).await,
+        Some(br#"["apple"]"#.to_vec())
+    );
 }
 
 /// Requests in flight with the token a regenerate just replaced: their
@@ -1100,7 +1166,11 @@ pub async fn requests_racing_a_regenerate(store: Arc<dyn SessionStore>) {
     );
     assert_eq!(blind.request().take_cookie_action(), None);
     let reader = m.open::<Cart>(Some(&old));
-    assert_eq!(*reader.user().await.unwrap(), None, "no reads with the old token");
+    assert_eq!(
+        *reader.user().await.unwrap(),
+        None,
+        "no reads with the old token"
+    );
 
     let check = m.open::<Cart>(Some(&new));
     assert_eq!(*check.user().await.unwrap(), Some(2));
@@ -1109,9 +1179,16 @@ pub async fn requests_racing_a_regenerate(store: Arc<dyn SessionStore>) {
 
     let mut logout = m.open::<Cart>(Some(&old));
     logout.destroy().await.unwrap();
-    assert_eq!(logout.request().take_cookie_action(), Some(CookieAction::Remove));
+    assert_eq!(
+        logout.request().take_cookie_action(),
+        Some(CookieAction::Remove)
+    );
     let check = m.open::<Cart>(Some(&new));
-    assert_eq!(*check.user().await.unwrap(), None, "the logout with the old token ended it");
+    assert_eq!(
+        *check.user().await.unwrap(),
+        None,
+        "the logout with the old token ended it"
+    );
 }
 
 /// `set_expiry` gives the session its own idle timeout: later requests
@@ -1148,7 +1225,11 @@ pub async fn a_session_keeps_its_own_expiry(store: Arc<dyn SessionStore>) {
     let t = now();
     let old_token = Token::generate().unwrap();
     assert!(store
-        .create(&old_token.store_key(), ns(t - 86_000, t + 100), &[("user", b"1".to_vec())])
+        .create(
+            &old_token.store_key(),
+            ns(t - 86_000, t + 100),
+            &[("user", b"1".to_vec())]
+        )
         .await
         .unwrap());
     let config = Config {
@@ -1159,8 +1240,16 @@ pub async fn a_session_keeps_its_own_expiry(store: Arc<dyn SessionStore>) {
     let mut h = capped.open::<Cart>(Some(&old_token.to_cookie_value()));
     h.set_expiry(30 * 86_400);
     assert_eq!(flush(&mut h).await.unwrap(), Outcome::Saved);
-    let record = store.load(&old_token.store_key(), &[], at()).await.unwrap().unwrap();
-    assert_eq!(record.expires_at, t - 86_000 + 86_400, "created_at + max_lifetime");
+    let record = store
+        .load(&old_token.store_key(), &[], at())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        record.expires_at,
+        t - 86_000 + 86_400,
+        "created_at + max_lifetime"
+    );
 }
 
 /// Two session types on one request with no cookie: one session, one

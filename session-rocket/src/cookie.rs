@@ -1,8 +1,8 @@
 //! The session cookie: read from the request, built from the configuration.
 
 use rocket::http::{Cookie, SameSite as RocketSameSite};
-use rocket::Request;
 use rocket::time::{Duration, OffsetDateTime};
+use rocket::Request;
 use session_core::config::{Config, SameSite};
 use session_core::state::CookieAction;
 

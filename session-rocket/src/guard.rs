@@ -248,7 +248,10 @@ impl Registry {
                 }
             }
         }
-        finished.cookie = self.request.get().and_then(RequestSession::take_cookie_action);
+        finished.cookie = self
+            .request
+            .get()
+            .and_then(RequestSession::take_cookie_action);
         finished
     }
 

@@ -268,7 +268,9 @@ pub use session_core::__private;
 pub use session_derive::Session;
 
 pub use session_core::config::{OnDecodeError, SameSite};
-pub use session_core::{codec, store, Config, SessionManager, SessionState, StoreKey};
+pub use session_core::{
+    codec, store, Config, RequestSession, SessionManager, SessionState, StoreKey, Token,
+};
 
 /// What the generated accessors return on failure; `?` turns it into a
 /// [`SessionError`] in a handler, and a custom guard can do the same with

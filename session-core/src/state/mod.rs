@@ -242,14 +242,30 @@ impl SessionState {
             .get_or_try_init(|| async {
                 let record = store.load(&key, self.deferred_names, at).await?;
                 match &record {
-                    Some(r) => self.request.loaded(Some(Times {
+                    Some(r) => self.request.loaded(Times {
                         created_at: r.created_at,
                         expires_at: r.expires_at,
                         idle_timeout: r.idle_timeout,
-                    })),
+                    }),
                     None => {
-                        tracing::debug!(?key, "session cookie names no live session; starting fresh");
-                        self.request.loaded(None);
+                        // A cookie a concurrent regenerate just replaced:
+                        // this request must neither write to the moved
+                        // session nor start one whose cookie would replace
+                        // the login's.
+                        let moved = self.request.had_cookie()
+                            && store.is_previous_key(&key, at.now).await?;
+                        if moved {
+                            tracing::debug!(
+                                ?key,
+                                "session cookie was just replaced by a regenerate"
+                            );
+                        } else {
+                            tracing::debug!(
+                                ?key,
+                                "session cookie names no live session; starting fresh"
+                            );
+                        }
+                        self.request.loaded_nothing(moved);
                     }
                 }
                 Ok::<_, Error>(record.map(|r| self.index_record(r.fields)))

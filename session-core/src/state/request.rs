@@ -177,33 +177,33 @@ impl RequestSession {
         }
     }
 
-    /// Records what a read of the session found.
-    pub(crate) fn loaded(&self, times: Option<Times>) {
+    /// Records that a read found the session alive.
+    pub(crate) fn loaded(&self, times: Times) {
         let mut life = self.life();
-        match times {
-            Some(times) => {
-                life.loaded = true;
-                life.times.get_or_insert(times);
-                let stage = std::mem::replace(&mut life.stage, Stage::Absent);
-                life.stage = match stage {
-                    Stage::Unverified { token, key } => Stage::Live { token, key },
-                    Stage::Moving { from, to, .. } => Stage::Moving {
-                        from,
-                        verified: true,
-                        to,
-                    },
-                    other => other,
-                };
-            }
-            None => {
-                life.stage = match life.stage {
-                    Stage::Live { .. } => Stage::Ended,
-                    Stage::Destroyed => Stage::Destroyed,
-                    Stage::Ended => Stage::Ended,
-                    _ => Stage::Absent,
-                };
-            }
-        }
+        life.loaded = true;
+        life.times.get_or_insert(times);
+        life.stage = match std::mem::replace(&mut life.stage, Stage::Absent) {
+            Stage::Unverified { token, key } => Stage::Live { token, key },
+            Stage::Moving { from, to, .. } => Stage::Moving {
+                from,
+                verified: true,
+                to,
+            },
+            other => other,
+        };
+    }
+
+    /// Records that a read found no live session; `moved` when the key was
+    /// just replaced by a regenerate in another request.
+    pub(crate) fn loaded_nothing(&self, moved: bool) {
+        let mut life = self.life();
+        life.stage = match life.stage {
+            Stage::Live { .. } => Stage::Ended,
+            Stage::Destroyed => Stage::Destroyed,
+            Stage::Ended => Stage::Ended,
+            _ if moved => Stage::Ended,
+            _ => Stage::Absent,
+        };
     }
 
     pub(crate) fn id(&self) -> Option<StoreKey> {

@@ -78,7 +78,10 @@ mod tests {
         }
         // Past `max_lifetime` (100 s) although its idle expiry is ahead.
         let too_old = Token::generate().unwrap().store_key();
-        store.create(&too_old, new(t - 500, t + 3600), &[]).await.unwrap();
+        store
+            .create(&too_old, new(t - 500, t + 3600), &[])
+            .await
+            .unwrap();
         let live = Token::generate().unwrap().store_key();
         store.create(&live, new(t, t + 3600), &[]).await.unwrap();
         let task = tokio::spawn(super::run(store.clone(), Duration::from_millis(5), 2, 100));

@@ -114,17 +114,21 @@ impl SessionStore for MemoryStore {
     async fn load(&self, key: &StoreKey, skip: &[&str], at: Validity) -> Result<Option<Record>> {
         self.counters.statement();
         let map = self.lock();
-        Ok(map.sessions.get(key).filter(|e| e.alive(at)).map(|e| Record {
-            created_at: e.created_at,
-            expires_at: e.expires_at,
-            idle_timeout: e.idle_timeout,
-            fields: e
-                .fields
-                .iter()
-                .filter(|(name, _)| !skip.contains(&name.as_str()))
-                .map(|(name, value)| (name.clone(), value.clone()))
-                .collect(),
-        }))
+        Ok(map
+            .sessions
+            .get(key)
+            .filter(|e| e.alive(at))
+            .map(|e| Record {
+                created_at: e.created_at,
+                expires_at: e.expires_at,
+                idle_timeout: e.idle_timeout,
+                fields: e
+                    .fields
+                    .iter()
+                    .filter(|(name, _)| !skip.contains(&name.as_str()))
+                    .map(|(name, value)| (name.clone(), value.clone()))
+                    .collect(),
+            }))
     }
 
     async fn load_field(
@@ -233,6 +237,12 @@ impl SessionStore for MemoryStore {
             None => {}
         }
         Ok(Saved::Saved)
+    }
+
+    async fn is_previous_key(&self, key: &StoreKey, now: Timestamp) -> Result<bool> {
+        self.counters.statement();
+        let map = self.lock();
+        Ok(map.previous.get(key).is_some_and(|(_, until)| *until > now))
     }
 
     async fn destroy(&self, key: &StoreKey, now: Timestamp) -> Result<()> {

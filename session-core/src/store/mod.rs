@@ -97,6 +97,9 @@
 //!         }
 //!         Ok(Saved::Saved)
 //!     }
+//!     async fn is_previous_key(&self, key: &StoreKey, now: i64) -> Result<bool> {
+//!         Ok(self.0.lock().unwrap().previous.get(key).is_some_and(|p| p.1 > now))
+//!     }
 //!     async fn destroy(&self, key: &StoreKey, now: i64) -> Result<()> {
 //!         let mut t = self.0.lock().unwrap();
 //!         let current = match t.previous.get(key) {
@@ -313,6 +316,13 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
     /// removals, under the new key. Reports [`Saved::Gone`] or
     /// [`Saved::Moved`] when nothing was written.
     async fn save(&self, key: &StoreKey, changes: &Changes, at: Validity) -> Result<Saved>;
+
+    /// Whether `key` is the previous key of a session regenerated within
+    /// its grace (`previous_until > now`). Asked only when a read with a
+    /// cookie found nothing, so a request racing a login neither starts a
+    /// session of its own (whose cookie would replace the new login's) nor
+    /// writes to the moved one.
+    async fn is_previous_key(&self, key: &StoreKey, now: Timestamp) -> Result<bool>;
 
     /// Deletes the session under `key`, or the one that `key` named before a
     /// regenerate still within its grace (`previous_until > now`), with all

@@ -201,7 +201,11 @@ impl<B: Backend> SqlStore<B> {
             if found.is_empty() || missing.is_empty() {
                 continue;
             }
-            let hint = if found.iter().map(String::as_str).eq(FIRST_LAYOUT.iter().copied()) {
+            let hint = if found
+                .iter()
+                .map(String::as_str)
+                .eq(FIRST_LAYOUT.iter().copied())
+            {
                 "it was created by session-rocket 0.1.0, before sessions kept their own idle \
                  timeout and a regenerated session's previous key; add the columns with the \
                  statements of `schema_sql()` for this table (or drop both session tables, \
@@ -368,17 +372,19 @@ impl<B: Backend> SessionStore for SqlStore<B> {
                 Ok(Saved::Saved)
             }
             // Only on this failure path: was the key just regenerated away?
-            None => {
-                let moved = self
-                    .read(self.backend.fetch_ints(&self.sql.moved(key, at.now)))
-                    .await?;
-                Ok(if moved.is_empty() {
-                    Saved::Gone
-                } else {
-                    Saved::Moved
-                })
-            }
+            None => Ok(if self.is_previous_key(key, at.now).await? {
+                Saved::Moved
+            } else {
+                Saved::Gone
+            }),
         }
+    }
+
+    async fn is_previous_key(&self, key: &StoreKey, now: Timestamp) -> Result<bool> {
+        let pks = self
+            .read(self.backend.fetch_ints(&self.sql.moved(key, now)))
+            .await?;
+        Ok(!pks.is_empty())
     }
 
     async fn destroy(&self, key: &StoreKey, now: Timestamp) -> Result<()> {

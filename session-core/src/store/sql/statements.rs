@@ -187,7 +187,12 @@ impl Statements {
         }
     }
 
-    pub(crate) fn load<'a>(&'a self, key: &'a StoreKey, skip: &'a [&str], at: Validity) -> Stmt<'a> {
+    pub(crate) fn load<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        skip: &'a [&str],
+        at: Validity,
+    ) -> Stmt<'a> {
         let mut sql = self.load_head.clone();
         let mut args: Vec<Arg<'a>> = Vec::with_capacity(skip.len() + 3);
         if !skip.is_empty() {
@@ -199,10 +204,18 @@ impl Statements {
         sql.push_str(&self.load_where);
         args.push(Arg::Bytes(key.as_bytes()));
         args.extend(alive_args(at));
-        Stmt { sql: sql.into(), args }
+        Stmt {
+            sql: sql.into(),
+            args,
+        }
     }
 
-    pub(crate) fn load_field<'a>(&'a self, key: &'a StoreKey, name: &'a str, at: Validity) -> Stmt<'a> {
+    pub(crate) fn load_field<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        name: &'a str,
+        at: Validity,
+    ) -> Stmt<'a> {
         let mut args = vec![Arg::Text(name), Arg::Bytes(key.as_bytes())];
         args.extend(alive_args(at));
         Stmt {
@@ -211,7 +224,8 @@ impl Statements {
         }
     }
 
-    pub(crate) fn insert<'a>(&'a self,
+    pub(crate) fn insert<'a>(
+        &'a self,
         key: &'a StoreKey,
         session: crate::store::NewSession,
     ) -> Stmt<'a> {
@@ -226,7 +240,8 @@ impl Statements {
         }
     }
 
-    pub(crate) fn upsert<'a>(&'a self,
+    pub(crate) fn upsert<'a>(
+        &'a self,
         key: &'a StoreKey,
         fields: &'a [(&'static str, Vec<u8>)],
         at: Validity,
@@ -245,7 +260,10 @@ impl Statements {
         sql.push_str(&self.upsert_tail);
         args.push(Arg::Bytes(key.as_bytes()));
         args.extend(alive_args(at));
-        Stmt { sql: sql.into(), args }
+        Stmt {
+            sql: sql.into(),
+            args,
+        }
     }
 
     pub(crate) fn remove<'a>(&'a self, key: &'a StoreKey, names: &'a [&'static str]) -> Stmt<'a> {
@@ -254,10 +272,14 @@ impl Statements {
         sql.push(')');
         let mut args = vec![Arg::Bytes(key.as_bytes())];
         args.extend(names.iter().map(|n| Arg::Text(n)));
-        Stmt { sql: sql.into(), args }
+        Stmt {
+            sql: sql.into(),
+            args,
+        }
     }
 
-    pub(crate) fn rename<'a>(&'a self,
+    pub(crate) fn rename<'a>(
+        &'a self,
         from: &'a StoreKey,
         to: &'a StoreKey,
         previous_until: i64,
@@ -275,7 +297,12 @@ impl Statements {
         }
     }
 
-    pub(crate) fn expiry<'a>(&'a self, key: &'a StoreKey, update: ExpiryUpdate, at: Validity) -> Stmt<'a> {
+    pub(crate) fn expiry<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        update: ExpiryUpdate,
+        at: Validity,
+    ) -> Stmt<'a> {
         let (sql, mut args) = match update {
             ExpiryUpdate::Extend(t) => (
                 Cow::Borrowed(self.extend.as_str()),
@@ -295,7 +322,10 @@ impl Statements {
         };
         args.push(Arg::Bytes(key.as_bytes()));
         args.extend(alive_args(at));
-        Stmt { sql: sql.into(), args }
+        Stmt {
+            sql: sql.into(),
+            args,
+        }
     }
 
     pub(crate) fn moved<'a>(&'a self, key: &'a StoreKey, now: i64) -> Stmt<'a> {
@@ -337,7 +367,10 @@ impl Statements {
         sql.push(')');
         let mut args: Vec<Arg<'_>> = pks.iter().map(|pk| Arg::Int(*pk)).collect();
         args.extend(alive_args(at));
-        Stmt { sql: sql.into(), args }
+        Stmt {
+            sql: sql.into(),
+            args,
+        }
     }
 
     /// One cheap query touching every column the store uses.
