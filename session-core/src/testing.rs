@@ -26,7 +26,7 @@ use crate::token::{StoreKey, Token};
 /// The session type the suite runs through, made by the real
 /// `#[derive(Session)]`: `user: Option<u64>`, `cart: Vec<String>`,
 /// `visits: u32`, and a deferred `history: Vec<String>`.
-#[derive(session_derive::Session)]
+#[derive(Debug, session_derive::Session)]
 #[session(crate = "crate")]
 pub struct Cart {
     /// The logged-in user.
@@ -42,7 +42,7 @@ pub struct Cart {
 
 /// A second session type, used with [`Cart`] on one request: `theme` of
 /// its own and `visits`, the same stored field as `Cart`'s.
-#[derive(session_derive::Session)]
+#[derive(Debug, session_derive::Session)]
 #[session(crate = "crate")]
 pub struct Prefs {
     /// A preference of its own.

@@ -112,3 +112,114 @@ async fn sequential_requests_reuse_one_connection() {
     session_core::testing::sequential_requests_reuse_one_connection(store.clone()).await;
     teardown(&store).await;
 }
+
+/// Item 7: under READ COMMITTED, a save racing a logout reports the session
+/// gone (never a foreign-key error), exactly as under REPEATABLE READ.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_committed_gives_the_same_outcomes() {
+    use sqlx::mysql::MySqlPoolOptions;
+    use std::sync::Arc;
+
+    let prefix = store().await.table_names().prefix().to_string();
+    let pool = MySqlPoolOptions::new()
+        .max_connections(10)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                sqlx::query("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                    .execute(&mut *conn)
+                    .await
+                    .map(drop)
+            })
+        })
+        .connect(&url())
+        .await
+        .unwrap();
+    let level: (String,) = sqlx::query_as("SELECT @@tx_isolation") // MariaDB's name; MySQL 8 says transaction_isolation
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(level.0, "READ-COMMITTED");
+    let store = Arc::new(MySqlStore::new(pool).with_table_prefix(&prefix).unwrap());
+    session_core::testing::writes_racing_a_destroy_never_resurrect(store.clone()).await;
+    session_core::testing::destroy_wins_over_a_slower_request(store.clone()).await;
+    session_core::testing::requests_racing_a_regenerate(store.clone()).await;
+    teardown(&store).await;
+}
+
+/// Item 3c: the rename and the field write of a regenerate are one
+/// transaction: when the write fails, the old token still works.
+#[tokio::test]
+async fn a_failed_write_undoes_its_regenerate() {
+    use session_core::store::{Changes, Rename, SessionStore, Validity};
+
+    let store = store().await;
+    let t = session_core::manager::now();
+    let from = Token::generate().unwrap().store_key();
+    let session = session_core::store::NewSession {
+        created_at: t,
+        expires_at: t + 60,
+        idle_timeout: 60,
+    };
+    assert!(store
+        .create(&from, session, &[("user", b"1".to_vec())])
+        .await
+        .unwrap());
+    let to = Token::generate().unwrap().store_key();
+    let at = Validity {
+        now: t,
+        created_after: t - 1000,
+    };
+    let too_long: &'static str = Box::leak("n".repeat(100).into_boxed_str());
+    let changes = Changes {
+        rename: Some(Rename {
+            to,
+            previous_until: t + 60,
+        }),
+        upsert: vec![(too_long, b"1".to_vec())],
+        ..Changes::default()
+    };
+    assert!(
+        store.save(&from, &changes, at).await.is_err(),
+        "a name over 64 characters fails"
+    );
+    assert!(
+        store.load(&from, &[], at).await.unwrap().is_some(),
+        "the old token still works"
+    );
+    assert!(
+        store.load(&to, &[], at).await.unwrap().is_none(),
+        "the move was rolled back"
+    );
+    teardown(&store).await;
+}
+
+/// Item 9: a `sessions` table of another layout is refused by name, with
+/// the columns found and the fix.
+#[tokio::test]
+async fn a_foreign_sessions_table_is_named_with_the_fix() {
+    let store = store().await;
+    let prefix = store.table_names().prefix().to_string();
+    teardown(&store).await;
+    let mut conn = raw_connection().await;
+    sqlx::query(&format!(
+        "CREATE TABLE `{prefix}sessions` (session_id VARCHAR(128) PRIMARY KEY, expires INT UNSIGNED, data MEDIUMTEXT)"
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let err = store.create_tables().await.unwrap_err().to_string();
+    let table = format!("`{prefix}sessions`");
+    for needle in [table.as_str(), "session_id, expires, data", "table_prefix"] {
+        assert!(err.contains(needle), "{needle:?} missing from: {err}");
+    }
+    assert!(store
+        .check()
+        .await
+        .unwrap_err()
+        .to_string()
+        .contains("table_prefix"));
+    sqlx::query(&format!("DROP TABLE `{prefix}sessions`"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+}

@@ -102,3 +102,42 @@ async fn sequential_requests_reuse_one_connection() {
     session_core::testing::sequential_requests_reuse_one_connection(store.clone()).await;
     teardown(&store).await;
 }
+
+/// Item 11: a destroyed session's primary key is never handed out again.
+#[tokio::test]
+async fn a_destroyed_sessions_key_is_never_reused() {
+    use session_core::store::{NewSession, SessionStore};
+    use sqlx::Connection as _;
+
+    let store = store().await;
+    let prefix = store.table_names().prefix().to_string();
+    let path = db_path(&prefix);
+    let t = session_core::manager::now();
+    let session = NewSession {
+        created_at: t,
+        expires_at: t + 60,
+        idle_timeout: 60,
+    };
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let mut pks = Vec::new();
+    for _ in 0..2 {
+        let key = Token::generate().unwrap().store_key();
+        assert!(store
+            .create(&key, session, &[("a", b"1".to_vec())])
+            .await
+            .unwrap());
+        let (pk,): (i64,) = sqlx::query_as(&format!(
+            "SELECT pk FROM `{prefix}sessions` WHERE token_hash = ?"
+        ))
+        .bind(key.as_bytes().as_slice())
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        pks.push(pk);
+        store.destroy(&key, t).await.unwrap();
+    }
+    assert_ne!(pks[0], pks[1], "AUTOINCREMENT");
+    teardown(&store).await;
+}

@@ -182,3 +182,40 @@ async fn create_tables_false_refuses_launch_when_tables_are_missing() {
     assert_eq!(failed_fairings(app(figment)).await, ["Sessions"]);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[rocket::async_test]
+async fn cookie_prefixes_and_touch_after_are_validated_at_launch() {
+    let memory = || figment("debug").merge(("sessions.url", "memory"));
+    let refused = [
+        memory()
+            .merge(("sessions.cookie_name", "__Host-session"))
+            .merge(("sessions.path", "/app")),
+        memory()
+            .merge(("sessions.cookie_name", "__Host-session"))
+            .merge(("sessions.domain", "example.com")),
+        memory()
+            .merge(("sessions.cookie_name", "__Host-session"))
+            .merge(("sessions.secure", false)),
+        memory()
+            .merge(("sessions.cookie_name", "__Secure-session"))
+            .merge(("sessions.secure", false)),
+        memory()
+            .merge(("sessions.ttl", 60))
+            .merge(("sessions.touch_after", 60)),
+    ];
+    for figment in refused {
+        assert_eq!(failed_fairings(app(figment)).await, ["Sessions"]);
+    }
+    let host = memory().merge(("sessions.cookie_name", "__Host-session"));
+    let client = Client::untracked(app(host))
+        .await
+        .expect("a valid __Host- cookie launches");
+    let response = client.get("/set/dark").dispatch().await;
+    let cookie = response
+        .headers()
+        .get_one("Set-Cookie")
+        .unwrap()
+        .to_string();
+    assert!(cookie.starts_with("__Host-session="), "{cookie}");
+    assert!(cookie.contains("Secure") && cookie.contains("Path=/") && !cookie.contains("Domain"));
+}

@@ -279,3 +279,40 @@ impl SessionStore for MemoryStore {
         self.counters.snapshot()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::MemoryStore;
+    use crate::store::{NewSession, SessionStore};
+    use crate::token::Token;
+
+    fn key() -> crate::token::StoreKey {
+        Token::generate().unwrap().store_key()
+    }
+
+    #[tokio::test]
+    async fn at_the_cap_dead_sessions_go_first_then_new_ones_are_refused() {
+        let store = MemoryStore::with_capacity(2);
+        let t = crate::manager::now();
+        let dead = NewSession {
+            created_at: t - 10,
+            expires_at: t - 1,
+            idle_timeout: 9,
+        };
+        let live = NewSession {
+            created_at: t,
+            expires_at: t + 60,
+            idle_timeout: 60,
+        };
+        assert!(store.create(&key(), dead, &[]).await.unwrap());
+        assert!(store.create(&key(), live, &[]).await.unwrap());
+        assert!(
+            store.create(&key(), live, &[]).await.unwrap(),
+            "the dead one made room"
+        );
+        let err = store.create(&key(), live, &[]).await.unwrap_err();
+        assert!(err.is_unavailable(), "a 503");
+        assert!(err.to_string().contains("unavailable"));
+        assert_eq!(store.len(), 2, "no live session was evicted");
+    }
+}
