@@ -323,7 +323,7 @@ impl Statements {
         args.push(Arg::Bytes(key.as_bytes()));
         args.extend(alive_args(at));
         Stmt {
-            sql: sql.into(),
+            sql,
             args,
         }
     }
