@@ -322,10 +322,7 @@ impl Statements {
         };
         args.push(Arg::Bytes(key.as_bytes()));
         args.extend(alive_args(at));
-        Stmt {
-            sql,
-            args,
-        }
+        Stmt { sql, args }
     }
 
     pub(crate) fn moved<'a>(&'a self, key: &'a StoreKey, now: i64) -> Stmt<'a> {
