@@ -300,9 +300,10 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
     async fn load_field(&self, key: &StoreKey, name: &str, at: Validity)
         -> Result<Option<Vec<u8>>>;
 
-    /// Inserts a new session with its first fields, all or nothing.
-    /// `Ok(false)` when the key is taken (the caller retries with a fresh
-    /// token); never overwrites.
+    /// Inserts a new session with its first fields. `Ok(false)` when the
+    /// key is taken (the caller retries with a fresh token); never
+    /// overwrites. On an error, a session row without fields may remain:
+    /// its token was never sent to anyone.
     async fn create(
         &self,
         key: &StoreKey,

@@ -309,18 +309,13 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         session: NewSession,
         fields: &[(&'static str, Vec<u8>)],
     ) -> Result<bool> {
-        // The session row and its fields in one transaction: all or
-        // nothing. The token is known to no one else yet, so the fields go
-        // in with the same upsert a save uses.
-        let at = Validity {
-            now: session.created_at - 1,
-            created_after: session.created_at - 1,
-        };
-        let mut stmts = vec![self.sql.insert(key, session)];
-        if !fields.is_empty() {
-            stmts.push(self.sql.upsert(key, fields, at));
-        }
-        match self.write(&stmts, false).await {
+        // Two autocommit statements, not a transaction: BEGIN and COMMIT
+        // would double a login's round trips, and all a failed second
+        // statement can leave is an empty session row whose token nobody
+        // ever received (the request fails, so no cookie is sent); cleanup
+        // deletes it when it expires. The token is known to no one else
+        // yet, so the fields go in with the same upsert a save uses.
+        match self.write(&[self.sql.insert(key, session)], false).await {
             Ok(_) => {}
             Err(Error::Backend(source))
                 if source
@@ -331,8 +326,16 @@ impl<B: Backend> SessionStore for SqlStore<B> {
             }
             Err(e) => return Err(e),
         }
-        self.counters
-            .wrote(fields.iter().map(|(_, v)| v.as_slice()));
+        if !fields.is_empty() {
+            let at = Validity {
+                now: session.created_at - 1,
+                created_after: session.created_at - 1,
+            };
+            self.write(&[self.sql.upsert(key, fields, at)], false)
+                .await?;
+            self.counters
+                .wrote(fields.iter().map(|(_, v)| v.as_slice()));
+        }
         Ok(true)
     }
 
