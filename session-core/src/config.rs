@@ -19,8 +19,10 @@ pub const MAX_FIELD_BYTES: usize = (1 << 24) - 1;
 #[serde(rename_all = "lowercase")]
 pub enum OnDecodeError {
     /// Log a warning and use the field's default. The stored bytes are left
-    /// alone until the field is written. The default: a deploy never locks
-    /// users out.
+    /// alone until the app really changes the value: a mutable borrow that
+    /// leaves the default as it is writes nothing, and overwriting the old
+    /// bytes logs a second warning. The default: a deploy never locks users
+    /// out.
     #[default]
     Default,
     /// Return [`Error::Decode`] to the handler.

@@ -104,7 +104,7 @@
 //! | changes one field of a loaded session | 2 (load + write) |
 //! | writes blindly with `set_x` | 1 |
 //! | logs in (new session with its fields) | 2 |
-//! | regenerates and writes | 2 (rename + write) |
+//! | regenerates and writes | 2 (rename + write, one transaction) |
 //! | destroys | 1 |
 //! | first reads a deferred field | +1 |
 //!
@@ -120,10 +120,10 @@
 //! | option | default | meaning |
 //! |---|---|---|
 //! | `url` | none | `mysql://…`, `sqlite://path.db` or `memory`; none means memory with a warning, and refusal outside the `debug` profile |
-//! | `cookie_name` | `"session"` | cookie name |
+//! | `cookie_name` | `"session"` | cookie name; `"__Host-session"` is recommended on HTTPS (checked at launch: `secure`, `path = "/"`, no `domain`) |
 //! | `ttl` | `86400` | idle timeout, seconds |
 //! | `max_lifetime` | `2592000` | absolute lifetime, seconds |
-//! | `touch_after` | `60` | expiry is pushed forward at most once per this many seconds |
+//! | `touch_after` | `60` | expiry is pushed forward at most once per this many seconds; less than `ttl` |
 //! | `rolling` | `false` | send the cookie on every response that used the session |
 //! | `secure` | `true` | `Secure` cookie (browsers accept it on `http://localhost`) |
 //! | `same_site` | `"lax"` | `"strict"`, `"lax"` or `"none"` (needs `secure`) |
@@ -136,10 +136,11 @@
 //! | `cleanup_batch` | `500` | sessions deleted per cleanup statement |
 //! | `max_field_bytes` | `65536` | largest encoded field (≤ 16 MiB − 1) |
 //! | `max_session_bytes` | `1048576` | largest session |
-//! | `on_decode_error` | `"default"` | a field that no longer decodes: `"default"` (warn, use the default) or `"error"` |
+//! | `on_decode_error` | `"default"` | a field that no longer decodes: `"default"` (warn, use the default; its stored bytes stay until the handler really changes the value, and overwriting them is logged) or `"error"` (a 500) |
 //! | `max_connections` | `10` | SQL pool size |
 //! | `connect_timeout` | `5` | seconds to wait for a connection before answering 503 |
 //! | `skip_on_server_error` | `true` | persist nothing for a 5xx response |
+//! | `memory_max_sessions` | `100000` | memory store cap: dead sessions go first, then new ones get a 503; live ones are never evicted |
 //!
 //! The same settings from the environment:
 //! `ROCKET_SESSIONS='{url="mysql://root@db/app",ttl=3600}'`, or one per
@@ -154,9 +155,14 @@
 //! and the cause is logged with its source chain. When the fairing's own
 //! write fails after the handler answered, the response is replaced by a
 //! 503 or 500: a client is never told a change worked when it did not.
-//! Handlers that must know use [`Session::save`]. Bad input never fails a
-//! request: a malformed, oversized, forged or expired cookie starts a fresh
-//! session (and a fresh id: an unknown token is never adopted).
+//! When a concurrent request ended the session while this one ran (a logout
+//! in another tab, an expiry, a login that replaced the token) and this
+//! request's changes were dropped, the response becomes a `409 Conflict`.
+//! A `Session<T>` kept past its handler (moved into a spawned task) turns
+//! the response into a 500. Handlers that must know use [`Session::save`].
+//! Bad input never fails a request: a malformed, oversized, forged or
+//! expired cookie starts a fresh session (and a fresh id: an unknown token
+//! is never adopted), and a write under it is stored there.
 //!
 //! # Stores
 //!
@@ -243,11 +249,24 @@
 //! default). Stores see only its SHA-256, so a leaked table or backup holds
 //! no usable token. Tokens are never chosen by the client: a cookie that
 //! names no live session is ignored and a new token is issued when
-//! something is stored. Call [`regenerate`](SessionState::regenerate) on
-//! login and privilege changes; [`destroy`](Session::destroy) deletes the
-//! session server-side, and the store refuses later writes to it, so a
-//! slower concurrent request cannot log the user back in. Expiry (idle and
-//! absolute) is enforced in every read, not only by cleanup.
+//! something is stored; several cookies of the session's name with
+//! different values (one may come from a sibling subdomain) are all
+//! ignored; use a `__Host-` name so no other host can set one. Call
+//! [`regenerate`](SessionState::regenerate) on login and privilege changes
+//! (the move and the request's writes are one transaction; a logout sent
+//! with the replaced token within 60 s still ends the session);
+//! [`destroy`](Session::destroy) deletes the session server-side, and the
+//! store refuses later writes to it, so a slower concurrent request cannot
+//! log the user back in. Only the request that destroyed a session removes
+//! the cookie. Expiry (idle and absolute) is enforced in every read and
+//! write, not only by cleanup, and [`set_expiry`](SessionState::set_expiry)
+//! gives a session its own idle timeout that later requests keep.
+//!
+//! # Several session types
+//!
+//! `Session<Shop>` and `Session<Prefs>` on one request are views of one
+//! session: one token, one cookie, and both types' changes are kept. A
+//! stored name that two types share is one field.
 
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
