@@ -128,10 +128,10 @@ def bulk_sessions(n, template_cookie, tpl=None):
     for _ in range(n):
         c, h = new_token()
         cookies.append(c)
-        parts.append("(UNHEX('%s'),%d,%d)" % (h, now, now + TTL))
+        parts.append("(UNHEX('%s'),%d,%d,%d)" % (h, now, now + TTL, TTL))
     lines = []
     for i in range(0, n, 2000):
-        lines.append("INSERT INTO `%ssessions` (token_hash, created_at, expires_at) VALUES %s;"
+        lines.append("INSERT INTO `%ssessions` (token_hash, created_at, expires_at, idle_timeout) VALUES %s;"
                      % (PREFIX, ",".join(parts[i:i + 2000])))
     lines.append("INSERT INTO `{p}session_fields` (session_pk, name, value) SELECT s.pk, f.name,"
                  " f.value FROM `{p}sessions` s JOIN `{p}session_fields` f ON f.session_pk = {t}"

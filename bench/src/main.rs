@@ -134,7 +134,7 @@ async fn diag_load(pool: &State<FloorPool>, cookies: &CookieJar<'_>) -> Result<S
     .map_err(|e| e.to_string())?;
     let mut conn = pool.0.acquire().await.map_err(|e| e.to_string())?;
     let rows = session_rocket::sqlx::query(
-        "SELECT s.created_at, s.expires_at, f.name, f.value FROM `bench_sessions` s \
+        "SELECT s.created_at, s.expires_at, s.idle_timeout, f.name, f.value FROM `bench_sessions` s \
          LEFT JOIN `bench_session_fields` f ON f.session_pk = s.pk \
          WHERE s.token_hash = ? AND s.expires_at > ? AND s.created_at > ?",
     )
@@ -149,8 +149,9 @@ async fn diag_load(pool: &State<FloorPool>, cookies: &CookieJar<'_>) -> Result<S
     for r in &rows {
         let _: i64 = r.try_get(0).map_err(|e| e.to_string())?;
         let _: i64 = r.try_get(1).map_err(|e| e.to_string())?;
-        let name: Option<Vec<u8>> = r.try_get(2).map_err(|e| e.to_string())?;
-        let value: Option<Vec<u8>> = r.try_get(3).map_err(|e| e.to_string())?;
+        let _: i64 = r.try_get(2).map_err(|e| e.to_string())?;
+        let name: Option<Vec<u8>> = r.try_get(3).map_err(|e| e.to_string())?;
+        let value: Option<Vec<u8>> = r.try_get(4).map_err(|e| e.to_string())?;
         n += name.map_or(0, |v| v.len()) + value.map_or(0, |v| v.len());
     }
     Ok(format!("{} {n}", rows.len()))
