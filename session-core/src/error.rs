@@ -78,6 +78,11 @@ pub enum Error {
     #[error("session was destroyed by a concurrent request; its changes were not saved")]
     Interrupted,
 
+    /// The store could not be opened or prepared at startup; the message
+    /// names where (password masked) and what failed.
+    #[error("{0}")]
+    Open(String, #[source] BoxError),
+
     /// A configuration value is invalid.
     #[error("invalid session configuration: {0}")]
     Config(String),

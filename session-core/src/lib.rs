@@ -27,7 +27,7 @@
 pub mod codec;
 pub mod config;
 pub mod error;
-pub mod manager;
+mod manager;
 pub mod schema;
 pub mod state;
 pub mod store;
@@ -42,6 +42,8 @@ pub mod __private;
 pub use async_trait::async_trait;
 pub use config::Config;
 pub use error::{BoxError, Error, Result};
+#[doc(hidden)]
+pub use manager::now;
 pub use manager::SessionManager;
 pub use schema::{FieldDef, SessionData, SessionHandle};
 pub use state::{RequestSession, SessionState};

@@ -88,6 +88,25 @@ impl SessionManager {
     }
 }
 
+impl SessionManager {
+    /// Starts the expired-session cleanup on the current Tokio runtime:
+    /// every `cleanup_interval` seconds (the first pass after one
+    /// interval), `cleanup_batch` sessions per statement, sessions past
+    /// `max_lifetime` included. `None` when `cleanup_interval = 0`. Abort
+    /// the task at shutdown; errors are logged and the next pass retries.
+    pub fn spawn_cleanup(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let config = self.config();
+        (config.cleanup_interval > 0).then(|| {
+            tokio::spawn(crate::store::cleanup::run(
+                self.store().clone(),
+                std::time::Duration::from_secs(config.cleanup_interval),
+                config.cleanup_batch.max(1),
+                config.max_lifetime,
+            ))
+        })
+    }
+}
+
 /// The current time in seconds since the Unix epoch.
 pub fn now() -> Timestamp {
     time::OffsetDateTime::now_utc().unix_timestamp()

@@ -109,7 +109,11 @@ async fn an_unreachable_server_is_unavailable() {
 #[tokio::test]
 async fn sequential_requests_reuse_one_connection() {
     let store = std::sync::Arc::new(store().await);
-    session_core::testing::sequential_requests_reuse_one_connection(store.clone()).await;
+    let idle = store.clone();
+    session_core::testing::sequential_requests_reuse_one_connection(store.clone(), move || {
+        idle.idle_connections()
+    })
+    .await;
     teardown(&store).await;
 }
 
@@ -153,7 +157,7 @@ async fn a_failed_write_undoes_its_regenerate() {
     use session_core::store::{Changes, Rename, SessionStore, Validity};
 
     let store = store().await;
-    let t = session_core::manager::now();
+    let t = session_core::now();
     let from = Token::generate().unwrap().store_key();
     let session = session_core::store::NewSession {
         created_at: t,

@@ -37,7 +37,7 @@ async fn store() -> SqliteStore {
 
 async fn teardown(store: &SqliteStore) {
     let path = db_path(store.table_names().prefix());
-    store.close().await;
+    session_core::store::SessionStore::close(store).await;
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
@@ -99,7 +99,11 @@ async fn the_file_and_tables_are_created() {
 #[tokio::test]
 async fn sequential_requests_reuse_one_connection() {
     let store = std::sync::Arc::new(store().await);
-    session_core::testing::sequential_requests_reuse_one_connection(store.clone()).await;
+    let idle = store.clone();
+    session_core::testing::sequential_requests_reuse_one_connection(store.clone(), move || {
+        idle.idle_connections()
+    })
+    .await;
     teardown(&store).await;
 }
 
@@ -112,7 +116,7 @@ async fn a_destroyed_sessions_key_is_never_reused() {
     let store = store().await;
     let prefix = store.table_names().prefix().to_string();
     let path = db_path(&prefix);
-    let t = session_core::manager::now();
+    let t = session_core::now();
     let session = NewSession {
         created_at: t,
         expires_at: t + 60,

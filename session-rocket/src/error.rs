@@ -54,11 +54,17 @@ impl<'r, 'o: 'r> Responder<'r, 'o> for SessionError {
 
 /// Logs an error with its whole source chain.
 pub(crate) fn log_error(context: &str, error: &(dyn std::error::Error + 'static)) {
-    let mut message = format!("{context}: {error}");
+    rocket::error!("{context}: {}", chain(error));
+}
+
+/// An error and its sources, `: `-separated.
+pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        message.push_str(&format!(": {cause}"));
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
         source = cause.source();
     }
-    rocket::error!("{message}");
+    text
 }

@@ -276,9 +276,11 @@ mod cookie;
 mod error;
 mod fairing;
 mod guard;
+#[cfg(any(feature = "mysql", feature = "sqlite"))]
+mod pools;
 
 pub use error::SessionError;
-pub use fairing::{Sessions, SessionsState, MEMORY_WARNING};
+pub use fairing::{Sessions, SessionsState};
 pub use guard::Session;
 
 #[doc(hidden)]

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use session_core::manager::now;
+use session_core::now;
 use session_core::state::{flush, CookieAction, Outcome};
 use session_core::store::memory::MemoryStore;
 use session_core::store::{SessionStore, Validity};

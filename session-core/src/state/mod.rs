@@ -29,6 +29,7 @@ mod field;
 mod flush;
 mod request;
 
+#[doc(hidden)]
 pub use field::Slot;
 pub use flush::{flush, Outcome};
 #[cfg(test)]

@@ -13,10 +13,11 @@
 //! make room.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::store::{
     Changes, Counters, ExpiryUpdate, NewSession, Record, Saved, SessionStore, StoreStats,
@@ -107,6 +108,13 @@ impl MemoryStore {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// Opens the memory store for `url = "memory"` (see [`open`](super::open)).
+pub(crate) fn open_url<'a>(_url: &'a str, config: &'a Config) -> super::open::Opening<'a> {
+    let store: Arc<dyn SessionStore> =
+        Arc::new(MemoryStore::with_capacity(config.memory_max_sessions));
+    Box::pin(std::future::ready(Ok(store)))
 }
 
 #[async_trait]

@@ -13,14 +13,7 @@ const MAX_PREFIX: usize = 32;
 ///
 /// # Errors
 /// [`Error::Config`] naming `table_prefix` and the rule.
-///
-/// ```
-/// use session_core::store::validate_prefix;
-/// assert!(validate_prefix("app_").is_ok());
-/// assert!(validate_prefix("").is_ok());
-/// assert!(validate_prefix("x`; DROP TABLE users; --").is_err());
-/// ```
-pub fn validate_prefix(prefix: &str) -> Result<()> {
+pub(crate) fn validate_prefix(prefix: &str) -> Result<()> {
     let ok = prefix.len() <= MAX_PREFIX
         && prefix
             .bytes()
@@ -32,5 +25,18 @@ pub fn validate_prefix(prefix: &str) -> Result<()> {
         Err(Error::config(format!(
             "`table_prefix` must be at most {MAX_PREFIX} ASCII letters, digits or `_` and not start with a digit, got {prefix:?}"
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::validate_prefix;
+
+    #[test]
+    fn prefixes_are_identifiers() {
+        assert!(validate_prefix("app_").is_ok());
+        assert!(validate_prefix("").is_ok());
+        assert!(validate_prefix("x`; DROP TABLE users; --").is_err());
+        assert!(validate_prefix("1app").is_err());
     }
 }

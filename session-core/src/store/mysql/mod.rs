@@ -1,7 +1,7 @@
 //! The MySQL / MariaDB store (feature `mysql`): the production store.
 //!
 //! Everything but the driver calls and error codes is shared with SQLite in
-//! [`sql`](super::sql); read its docs for the layout and the statements.
+//! [`SqlStore`]; read its docs for the layout and the statements.
 //!
 //! ```no_run
 //! # async fn run() -> session_core::Result<()> {
@@ -65,7 +65,7 @@ impl SqlStore<MySqlBackend> {
 
     /// Opens connections of its own to `url` (at most `max_connections`,
     /// waiting at most `connect_timeout` for one) in the store's own
-    /// [pool](crate::store::sql::pool), and checks the server answers.
+    /// pool, and checks the server answers.
     ///
     /// That pool sends nothing but the store's statements: no ping before
     /// a connection is handed out and none when it comes back (sqlx's pool
@@ -116,6 +116,15 @@ fn classify(error: &sqlx::Error) -> ErrorClass {
         }
         _ => ErrorClass::Other,
     }
+}
+
+/// Opens the store for a `mysql://` URL (see [`open`](super::open)).
+pub(crate) fn open_url<'a>(url: &'a str, config: &'a Config) -> super::open::Opening<'a> {
+    Box::pin(async move {
+        let store: std::sync::Arc<dyn super::SessionStore> =
+            std::sync::Arc::new(MySqlStore::connect(url, config).await?);
+        Ok(store)
+    })
 }
 
 sqlx_backend! {

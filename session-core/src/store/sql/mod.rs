@@ -1,42 +1,5 @@
-//! What the SQL stores share: the layout, the statements, retries, counters
-//! and cleanup. Each dialect ([`mysql`](super::mysql), [`sqlite`](super::sqlite))
-//! keeps only its driver calls, its conflict clause and its error codes.
-//!
-//! # Layout
-//! - `{prefix}sessions(pk, token_hash UNIQUE, created_at, expires_at,
-//!   idle_timeout, previous_hash, previous_until)`: `token_hash` is the
-//!   SHA-256 of the cookie's token, so the table holds no usable token. The
-//!   internal `pk` never changes, so regenerate is one `UPDATE` of
-//!   `token_hash` (which keeps the previous hash for a short grace, for a
-//!   logout only) and field rows are never rewritten.
-//! - `{prefix}session_fields(session_pk, name, value, PRIMARY KEY(session_pk, name))`,
-//!   with a foreign key to `sessions` `ON DELETE CASCADE`: destroy is one
-//!   `DELETE`.
-//!
-//! # Statements
-//! - load: one `SELECT` joining both tables, skipping deferred fields, with
-//!   the expiry checks in its `WHERE`;
-//! - write: one `INSERT … SELECT … ON DUPLICATE KEY UPDATE` (MySQL) /
-//!   `ON CONFLICT … DO UPDATE` (SQLite) for every changed field. The `SELECT`
-//!   finds the session by `token_hash` and checks it is alive, so a save
-//!   to a destroyed session inserts nothing and reports it: a logout is never
-//!   undone, without locks (`GET_LOCK` and `FOR UPDATE` are node-local on a
-//!   multi-primary cluster);
-//! - a save that needs more than one statement (a regenerate, removed
-//!   fields, an expiry touch) runs them in one short transaction, all or
-//!   nothing. Every write is retried whole on deadlock and lock-wait timeout
-//!   (MySQL 1213/1205, SQLite BUSY), which per-field upserts make safe. A
-//!   foreign-key miss (the session deleted between the upsert's read and
-//!   its insert, possible under READ COMMITTED) reports the session gone,
-//!   the same outcome as under REPEATABLE READ.
-//!
-//! # Sharing a database with other software
-//! [`create_tables`](SqlStore::create_tables) and [`check`](SqlStore::check)
-//! first look at tables that already exist under the store's names: a
-//! `sessions` table of another library (express-mysql-session, Laravel,
-//! Rails and Django all use that name) is reported by name with the columns
-//! found, and the fix (`table_prefix`), instead of failing later with a
-//! foreign-key error.
+//! The SQL stores: one implementation, [`SqlStore`], over a small driver
+//! contract per database.
 
 use std::fmt;
 use std::time::Duration;
@@ -51,7 +14,7 @@ use crate::token::StoreKey;
 
 mod backend;
 mod driver;
-pub mod pool;
+pub(crate) mod pool;
 mod statements;
 
 pub use backend::{Affected, Arg, Backend, Conns, ErrorClass, SessionRow, Stmt};
@@ -67,9 +30,48 @@ const RETRY_BASE: Duration = Duration::from_millis(5);
 /// columns added since.
 const FIRST_LAYOUT: &[&str] = &["pk", "token_hash", "created_at", "expires_at"];
 
-/// A session store on a SQL database; see the module docs for the layout
-/// and statements. Use it through [`MySqlStore`](super::mysql::MySqlStore)
-/// or [`SqliteStore`](super::sqlite::SqliteStore).
+/// What the SQL stores share: the layout, the statements, retries, counters
+/// and cleanup. Each dialect ([`mysql`](super::mysql), [`sqlite`](super::sqlite))
+/// keeps only its driver calls, its conflict clause and its error codes.
+///
+/// # Layout
+/// - `{prefix}sessions(pk, token_hash UNIQUE, created_at, expires_at,
+///   idle_timeout, previous_hash, previous_until)`: `token_hash` is the
+///   SHA-256 of the cookie's token, so the table holds no usable token. The
+///   internal `pk` never changes, so regenerate is one `UPDATE` of
+///   `token_hash` (which keeps the previous hash for a short grace, for a
+///   logout only) and field rows are never rewritten.
+/// - `{prefix}session_fields(session_pk, name, value, PRIMARY KEY(session_pk, name))`,
+///   with a foreign key to `sessions` `ON DELETE CASCADE`: destroy is one
+///   `DELETE`.
+///
+/// # Statements
+/// - load: one `SELECT` joining both tables, skipping deferred fields, with
+///   the expiry checks in its `WHERE`;
+/// - write: one `INSERT … SELECT … ON DUPLICATE KEY UPDATE` (MySQL) /
+///   `ON CONFLICT … DO UPDATE` (SQLite) for every changed field. The `SELECT`
+///   finds the session by `token_hash` and checks it is alive, so a save
+///   to a destroyed session inserts nothing and reports it: a logout is never
+///   undone, without locks (`GET_LOCK` and `FOR UPDATE` are node-local on a
+///   multi-primary cluster);
+/// - a save that needs more than one statement (a regenerate, removed
+///   fields, an expiry touch) runs them in one short transaction, all or
+///   nothing. Every write is retried whole on deadlock and lock-wait timeout
+///   (MySQL 1213/1205, SQLite BUSY), which per-field upserts make safe. A
+///   foreign-key miss (the session deleted between the upsert's read and
+///   its insert, possible under READ COMMITTED) reports the session gone,
+///   the same outcome as under REPEATABLE READ.
+///
+/// # Sharing a database with other software
+/// [`create_tables`](SqlStore::create_tables) and [`check`](SqlStore::check)
+/// first look at tables that already exist under the store's names: a
+/// `sessions` table of another library (express-mysql-session, Laravel,
+/// Rails and Django all use that name) is reported by name with the columns
+/// found, and the fix (`table_prefix`), instead of failing later with a
+/// foreign-key error.
+///
+/// Use it through [`MySqlStore`](super::mysql::MySqlStore) or
+/// [`SqliteStore`](super::sqlite::SqliteStore).
 pub struct SqlStore<B> {
     pub(crate) backend: B,
     names: TableNames,
@@ -145,12 +147,6 @@ impl<B: Backend> SqlStore<B> {
             .run_ddl(self.sql.drop())
             .await
             .map_err(|e| map_error::<B>(e))
-    }
-
-    /// Closes the connections this store opened itself (call it at
-    /// shutdown); a pool shared with the app is left to the app.
-    pub async fn close(&self) {
-        self.backend.close().await;
     }
 
     /// Idle connections in the store's own pool (`None` on a pool shared
@@ -413,5 +409,17 @@ impl<B: Backend> SessionStore for SqlStore<B> {
 
     fn stats(&self) -> StoreStats {
         self.counters.snapshot()
+    }
+
+    async fn prepare(&self, create_tables: bool) -> Result<()> {
+        if create_tables {
+            self.create_tables().await
+        } else {
+            self.check().await
+        }
+    }
+
+    async fn close(&self) {
+        self.backend.close().await;
     }
 }

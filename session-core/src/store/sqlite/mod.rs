@@ -64,7 +64,7 @@ impl SqlStore<SqliteBackend> {
     /// Opens (and creates, if missing) the database file named by `url`
     /// (`sqlite://path/sessions.db`), in WAL mode with a busy timeout and
     /// foreign keys on, with connections in the store's own
-    /// [pool](crate::store::sql::pool).
+    /// pool.
     ///
     /// # Errors
     /// [`Error::Config`] for a bad URL or prefix; [`Error::Unavailable`]
@@ -110,6 +110,15 @@ fn classify(error: &sqlx::Error) -> ErrorClass {
         }
         _ => ErrorClass::Other,
     }
+}
+
+/// Opens the store for a `sqlite://` URL (see [`open`](super::open)).
+pub(crate) fn open_url<'a>(url: &'a str, config: &'a Config) -> super::open::Opening<'a> {
+    Box::pin(async move {
+        let store: std::sync::Arc<dyn super::SessionStore> =
+            std::sync::Arc::new(SqliteStore::connect(url, config).await?);
+        Ok(store)
+    })
 }
 
 sqlx_backend! {

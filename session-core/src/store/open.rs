@@ -1,0 +1,303 @@
+//! Opening a store from its URL: one registry of schemes, so a web
+//! integration never names a driver, and a new store is one module plus one
+//! line in its registry of schemes.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::store::SessionStore;
+
+/// A store being opened.
+pub(crate) type Opening<'a> =
+    Pin<Box<dyn Future<Output = Result<Arc<dyn SessionStore>>> + Send + 'a>>;
+
+/// Opens a store of one scheme from its URL and the configuration.
+type OpenFn = for<'a> fn(&'a str, &'a Config) -> Opening<'a>;
+
+/// One kind of store that a URL can name.
+#[derive(Debug, Clone, Copy)]
+struct Scheme {
+    /// The URL schemes it answers to.
+    names: &'static [&'static str],
+    /// Its name in logs.
+    kind: &'static str,
+    /// The cargo feature that compiles it in.
+    feature: &'static str,
+    /// `None` when the feature is off.
+    open: Option<OpenFn>,
+}
+
+/// Every store a URL can name.
+const SCHEMES: &[Scheme] = &[
+    Scheme {
+        names: &["memory"],
+        kind: "memory",
+        feature: "memory",
+        #[cfg(feature = "memory")]
+        open: Some(super::memory::open_url),
+        #[cfg(not(feature = "memory"))]
+        open: None,
+    },
+    Scheme {
+        names: &["mysql", "mariadb"],
+        kind: "mysql",
+        feature: "mysql",
+        #[cfg(feature = "mysql")]
+        open: Some(super::mysql::open_url),
+        #[cfg(not(feature = "mysql"))]
+        open: None,
+    },
+    Scheme {
+        names: &["sqlite"],
+        kind: "sqlite",
+        feature: "sqlite",
+        #[cfg(feature = "sqlite")]
+        open: Some(super::sqlite::open_url),
+        #[cfg(not(feature = "sqlite"))]
+        open: None,
+    },
+];
+
+/// The warning given when the memory store stands in for a missing `url`.
+pub(crate) const MEMORY_WARNING: &str =
+    "sessions use the in-memory store because no `url` is configured: \
+     for development only (sessions vanish on restart and are not shared between instances); \
+     set `url` in [default.sessions] to a mysql:// or sqlite:// URL";
+
+/// A store opened from the configuration's `url`.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Opened {
+    /// The store.
+    pub store: Arc<dyn SessionStore>,
+    /// Which kind: `"mysql"`, `"sqlite"` or `"memory"`.
+    pub kind: &'static str,
+    /// Where it lives, with any password masked (for logs).
+    pub location: String,
+    /// A warning to show at startup: the memory store stands in for a
+    /// missing `url`.
+    pub warning: Option<&'static str>,
+}
+
+/// Where the configuration's `url` may be missing: only in development,
+/// where the memory store then stands in with a warning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile<'a> {
+    /// A development profile: a missing `url` means memory, with a warning.
+    Development,
+    /// Any other profile, by name (for the error message): a missing `url`
+    /// refuses to open.
+    Other(&'a str),
+}
+
+/// Opens the store the configuration's `url` names, then prepares it
+/// ([`SessionStore::prepare`]: tables created unless `create_tables =
+/// false`, layout checked).
+///
+/// # Errors
+/// [`Error::Config`] for a missing `url` outside development, an unknown
+/// scheme or a store whose feature is off (each message names the fix);
+/// the store's own error when it cannot be reached or prepared, with the
+/// location (password masked) in the message.
+///
+/// ```
+/// # async fn run() -> session_core::Result<()> {
+/// use session_core::Config;
+/// use session_core::store::open::{open, Profile};
+///
+/// let config = Config { url: Some("memory".into()), ..Config::default() };
+/// let opened = open(&config, Profile::Other("release")).await?;
+/// assert_eq!(opened.kind, "memory");
+/// # Ok(()) }
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(run()).unwrap();
+/// ```
+pub async fn open(config: &Config, profile: Profile<'_>) -> Result<Opened> {
+    let (scheme, warning) = select(config, profile, SCHEMES)?;
+    let url = config.url.as_deref().unwrap_or("memory");
+    let location = redact(url);
+    let Some(open) = scheme.open else {
+        unreachable!("`select` refuses stores that are not compiled in")
+    };
+    let store = open(url, config).await.map_err(|e| {
+        Error::Open(
+            format!("cannot open the session store at {location}"),
+            Box::new(e),
+        )
+    })?;
+    store.prepare(config.create_tables).await.map_err(|e| {
+        let what = if config.create_tables {
+            "could not prepare the session tables"
+        } else {
+            "the session tables are not usable (`create_tables = false`: create them first)"
+        };
+        Error::Open(format!("{what} at {location}"), Box::new(e))
+    })?;
+    Ok(Opened {
+        store,
+        kind: scheme.kind,
+        location,
+        warning,
+    })
+}
+
+/// Which store a `url` selects, before anything is opened.
+fn select<'s>(
+    config: &Config,
+    profile: Profile<'_>,
+    schemes: &'s [Scheme],
+) -> Result<(&'s Scheme, Option<&'static str>)> {
+    let memory = || schemes.iter().find(|s| s.kind == "memory");
+    let (scheme, warning) = match (config.url.as_deref(), profile) {
+        (None, Profile::Other(profile)) => {
+            return Err(Error::config(format!(
+                "no session store `url` is configured and the `{profile}` profile is not for \
+                 development: the in-memory store loses every session on restart, so it is \
+                 refused unless written out as `url = \"memory\"`; set `url` in \
+                 [{profile}.sessions] (mysql://… or sqlite://…)"
+            )))
+        }
+        (None, Profile::Development) => (memory(), Some(MEMORY_WARNING)),
+        (Some(url), _) => {
+            let name = url.split_once(':').map_or(url, |(scheme, _)| scheme);
+            let scheme = schemes.iter().find(|s| s.names.contains(&name));
+            if scheme.is_none() {
+                let known: Vec<String> = schemes
+                    .iter()
+                    .map(|s| format!("`{}`", s.names[0]))
+                    .collect();
+                return Err(Error::config(format!(
+                    "unknown session store url scheme `{name}` in {}: expected one of {}",
+                    redact(url),
+                    known.join(", ")
+                )));
+            }
+            (scheme, None)
+        }
+    };
+    let scheme = scheme.ok_or_else(|| Error::config("no memory store is registered"))?;
+    if scheme.open.is_none() {
+        return Err(Error::config(format!(
+            "the `{0}` session store is not compiled in: enable the `{0}` feature of session-rocket",
+            scheme.feature
+        )));
+    }
+    Ok((scheme, warning))
+}
+
+/// Masks the password of a `scheme://user:password@host/…` URL.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let userinfo = &rest[..at];
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            let masked = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_string()
+            };
+            format!("{scheme}://{masked}{}", &rest[at..])
+        }
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{redact, select, Profile, Scheme, MEMORY_WARNING, SCHEMES};
+    use crate::config::Config;
+
+    fn url(url: Option<&str>) -> Config {
+        Config {
+            url: url.map(str::to_string),
+            ..Config::default()
+        }
+    }
+
+    fn kind(
+        config: &Config,
+        profile: Profile<'_>,
+    ) -> Result<(&'static str, Option<&'static str>), String> {
+        select(config, profile, SCHEMES)
+            .map(|(s, w)| (s.kind, w))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_url_selects_the_store() {
+        let release = Profile::Other("release");
+        assert_eq!(kind(&url(Some("memory")), release), Ok(("memory", None)));
+        assert_eq!(
+            kind(&url(None), Profile::Development),
+            Ok(("memory", Some(MEMORY_WARNING)))
+        );
+        assert_eq!(
+            kind(&url(Some("mysql://root@h/db")), release),
+            Ok(("mysql", None))
+        );
+        assert_eq!(
+            kind(&url(Some("mariadb://root@h/db")), release),
+            Ok(("mysql", None))
+        );
+        assert_eq!(
+            kind(&url(Some("sqlite://s.db")), release),
+            Ok(("sqlite", None))
+        );
+        let err = kind(&url(Some("postgres://u:secret@h/db")), release).unwrap_err();
+        assert!(
+            err.contains("unknown session store url scheme `postgres`"),
+            "{err}"
+        );
+        assert!(err.contains("`mysql`") && err.contains("`sqlite`"), "{err}");
+        assert!(
+            !err.contains("secret"),
+            "passwords never reach the log: {err}"
+        );
+    }
+
+    #[test]
+    fn outside_development_the_implicit_memory_store_is_refused() {
+        let err = kind(&url(None), Profile::Other("release")).unwrap_err();
+        assert!(err.contains("url = \"memory\""), "{err}");
+        assert!(err.contains("[release.sessions]"), "{err}");
+    }
+
+    #[test]
+    fn a_store_whose_feature_is_off_names_the_feature() {
+        let off: Vec<Scheme> = SCHEMES
+            .iter()
+            .map(|s| Scheme { open: None, ..*s })
+            .collect();
+        for (u, feature) in [
+            (Some("mysql://root@h/db"), "mysql"),
+            (Some("sqlite://x.db"), "sqlite"),
+            (None, "memory"),
+        ] {
+            let err = select(&url(u), Profile::Development, &off)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!("enable the `{feature}` feature of session-rocket")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn passwords_are_masked() {
+        assert_eq!(
+            redact("mysql://root:hunter2@db:3306/app"),
+            "mysql://root:***@db:3306/app"
+        );
+        assert_eq!(redact("mysql://root@db/app"), "mysql://root@db/app");
+        assert_eq!(redact("sqlite://data/s.db"), "sqlite://data/s.db");
+        assert_eq!(redact("mysql://u:p@ss@h/d"), "mysql://u:***@h/d");
+        assert_eq!(redact("memory"), "memory");
+    }
+}
