@@ -13,6 +13,9 @@ use crate::error::{Error, Result};
 /// strict mode, truncated) by the server.
 pub const MAX_FIELD_BYTES: usize = (1 << 24) - 1;
 
+/// The default of [`Config::memory_max_sessions`].
+pub const DEFAULT_MEMORY_MAX_SESSIONS: usize = 100_000;
+
 /// What to do when a stored field no longer decodes into its type (after a
 /// deploy changed the type, say).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -145,7 +148,7 @@ impl Default for Config {
             max_connections: 10,
             connect_timeout: 5,
             skip_on_server_error: true,
-            memory_max_sessions: crate::store::memory_default_capacity(),
+            memory_max_sessions: DEFAULT_MEMORY_MAX_SESSIONS,
         }
     }
 }
@@ -217,7 +220,46 @@ impl Config {
                 "`same_site = \"none\"` requires `secure = true` (browsers drop such cookies otherwise)",
             ));
         }
-        crate::store::validate_prefix(&self.table_prefix)?;
+        validate_prefix(&self.table_prefix)?;
         Ok(())
+    }
+}
+
+/// The longest prefix we accept: MySQL identifiers are at most 64
+/// characters, and the longest table name we append is `session_fields`
+/// plus a constraint suffix.
+const MAX_PREFIX: usize = 32;
+
+/// Accepts a table prefix made of ASCII letters, digits and `_` that does not
+/// start with a digit, so it can be spliced into SQL without quoting
+/// surprises.
+///
+/// # Errors
+/// [`Error::Config`] naming `table_prefix` and the rule.
+pub(crate) fn validate_prefix(prefix: &str) -> Result<()> {
+    let ok = prefix.len() <= MAX_PREFIX
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !prefix.starts_with(|c: char| c.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::config(format!(
+            "`table_prefix` must be at most {MAX_PREFIX} ASCII letters, digits or `_` and not start with a digit, got {prefix:?}"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod prefix_tests {
+    use super::validate_prefix;
+
+    #[test]
+    fn prefixes_are_identifiers() {
+        assert!(validate_prefix("app_").is_ok());
+        assert!(validate_prefix("").is_ok());
+        assert!(validate_prefix("x`; DROP TABLE users; --").is_err());
+        assert!(validate_prefix("1app").is_err());
     }
 }

@@ -7,7 +7,7 @@
 //! - [`schema`]: what `#[derive(Session)]` implements ([`SessionData`],
 //!   [`SessionHandle`]);
 //! - [`state`]: one request's session: lazy load, per-field decode, change
-//!   markers, and the [`flush`](state::flush) that writes only what changed;
+//!   markers, and the [`flush`] that writes only what changed;
 //! - [`store`]: the field-level [`SessionStore`](store::SessionStore) trait and the memory,
 //!   MySQL and SQLite stores;
 //! - [`token`]: 256-bit tokens and the SHA-256 keys stores see;
@@ -18,12 +18,13 @@
 //! 2. The first field read loads every non-deferred field in one store call
 //!    and keeps raw bytes; only the field used is decoded.
 //! 3. Writes flip a per-field marker; a blind `set_x` loads nothing.
-//! 4. [`state::flush`] encodes the written fields, drops those whose bytes
+//! 4. [`flush`] encodes the written fields, drops those whose bytes
 //!    did not change, and hands the store exactly the rest.
 
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod clock;
 pub mod codec;
 pub mod config;
 pub mod error;
@@ -40,11 +41,11 @@ pub mod testing;
 pub mod __private;
 
 pub use async_trait::async_trait;
+#[doc(hidden)]
+pub use clock::now;
 pub use config::Config;
 pub use error::{BoxError, Error, Result};
-#[doc(hidden)]
-pub use manager::now;
 pub use manager::SessionManager;
-pub use schema::{FieldDef, SessionData, SessionHandle};
+pub use schema::{flush, FieldDef, SessionData, SessionHandle};
 pub use state::{RequestSession, SessionState};
 pub use token::{StoreKey, Token};

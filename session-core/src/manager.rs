@@ -5,10 +5,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::error::Result;
-use crate::schema::SessionData;
-use crate::state::RequestSession;
-use crate::store::{SessionStore, Timestamp};
-use crate::token::Token;
+use crate::store::SessionStore;
 
 /// The store and configuration every request's session state is built from.
 /// Cheap to clone (one `Arc`).
@@ -60,32 +57,6 @@ impl SessionManager {
     pub fn config(&self) -> &Config {
         &self.inner.config
     }
-
-    /// The session of one request, from the request's cookie value (if
-    /// any); every session type the request uses opens from it, so they
-    /// share one token. Never touches the store: a malformed cookie is
-    /// treated as no cookie, and an unknown one is found out on first use.
-    pub fn begin(&self, cookie: Option<&str>) -> RequestSession {
-        self.begin_at(cookie, now())
-    }
-
-    /// [`begin`](Self::begin) at a given instant (for tests of expiry).
-    #[doc(hidden)]
-    pub fn begin_at(&self, cookie: Option<&str>, now: Timestamp) -> RequestSession {
-        RequestSession::new(self.clone(), cookie.and_then(Token::parse), now)
-    }
-
-    /// A typed handle for a request that uses one session type:
-    /// [`begin`](Self::begin) then [`RequestSession::open`].
-    pub fn open<T: SessionData>(&self, cookie: Option<&str>) -> T::Handle {
-        self.begin(cookie).open::<T>()
-    }
-
-    /// [`open`](Self::open) at a given instant (for tests of expiry).
-    #[doc(hidden)]
-    pub fn open_at<T: SessionData>(&self, cookie: Option<&str>, now: Timestamp) -> T::Handle {
-        self.begin_at(cookie, now).open::<T>()
-    }
 }
 
 impl SessionManager {
@@ -105,9 +76,4 @@ impl SessionManager {
             ))
         })
     }
-}
-
-/// The current time in seconds since the Unix epoch.
-pub fn now() -> Timestamp {
-    time::OffsetDateTime::now_utc().unix_timestamp()
 }

@@ -3,18 +3,12 @@
 
 use crate::codec::Codec;
 use crate::error::BoxError;
-use crate::state::SessionState;
+use crate::error::Result;
+use crate::manager::SessionManager;
+use crate::state::{Outcome, RequestSession, SessionState};
+use crate::store::Timestamp;
 
-/// One field of a session type, as the store sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FieldDef {
-    /// The name the field is stored under (`#[session(rename = "…")]`, or
-    /// the Rust name).
-    pub name: &'static str,
-    /// Loaded by its own query the first time it is used, not with the rest
-    /// of the session (`#[session(deferred)]`).
-    pub deferred: bool,
-}
+pub use crate::state::FieldDef;
 
 /// A typed session: a struct with `#[derive(Session)]`.
 ///
@@ -52,4 +46,40 @@ pub trait SessionHandle: Send + Sync + Sized + 'static {
     /// Encodes field `index` if its value was decoded or set in this
     /// request; `None` when the value was never materialised.
     fn encode_field(&self, index: usize) -> Option<Result<Vec<u8>, BoxError>>;
+}
+
+impl RequestSession {
+    /// A typed handle on this request's session.
+    pub fn open<T: SessionData>(&self) -> T::Handle {
+        T::Handle::from_state(SessionState::new(self.clone(), T::FIELDS, T::DEFERRED))
+    }
+}
+
+impl SessionManager {
+    /// A typed handle for a request that uses one session type:
+    /// [`begin`](Self::begin) then [`RequestSession::open`].
+    pub fn open<T: SessionData>(&self, cookie: Option<&str>) -> T::Handle {
+        self.begin(cookie).open::<T>()
+    }
+
+    /// [`open`](Self::open) at a given instant (for tests of expiry).
+    #[doc(hidden)]
+    pub fn open_at<T: SessionData>(&self, cookie: Option<&str>, now: Timestamp) -> T::Handle {
+        self.begin_at(cookie, now).open::<T>()
+    }
+}
+
+/// Writes what a handle changed: plans the smallest store call (only the
+/// fields whose bytes changed; nothing for an unused handle) and performs
+/// it. Web integrations call it once per handle after the handler, then
+/// take the cookie from the [`RequestSession`].
+///
+/// # Errors
+/// Encoding and size errors before anything is written; store errors.
+pub async fn flush<H: SessionHandle>(handle: &mut H) -> Result<Outcome> {
+    if handle.state().is_untouched() {
+        return Ok(Outcome::Unchanged);
+    }
+    let plan = handle.state().plan(|i| handle.encode_field(i))?;
+    handle.state_mut().apply(plan).await
 }

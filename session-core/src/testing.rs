@@ -15,9 +15,11 @@
 
 use std::sync::Arc;
 
+use crate::clock::now;
 use crate::config::Config;
-use crate::manager::{now, SessionManager};
-use crate::state::{flush, CookieAction, Outcome};
+use crate::manager::SessionManager;
+use crate::schema::flush;
+use crate::state::{CookieAction, Outcome};
 use crate::store::{
     Changes, ExpiryUpdate, NewSession, Rename, Saved, SessionStore, Validity, PREVIOUS_KEY_GRACE,
 };

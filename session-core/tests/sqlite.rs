@@ -47,7 +47,8 @@ session_core::store_conformance_tests!(store, teardown);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parallel_requests_on_one_session_all_succeed() {
-    use session_core::state::{flush, Outcome};
+    use session_core::flush;
+    use session_core::state::Outcome;
     use session_core::testing::Cart;
     use session_core::SessionManager;
     use std::sync::Arc;

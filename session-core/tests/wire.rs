@@ -8,7 +8,8 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use session_core::state::{flush, CookieAction, Outcome};
+use session_core::flush;
+use session_core::state::{CookieAction, Outcome};
 use session_core::store::mysql::MySqlStore;
 use session_core::testing::Cart;
 use session_core::{Config, SessionManager, Token};

@@ -4,7 +4,7 @@
 //! business ([`session_core::store::open`]).
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use rocket::fairing::{self, Fairing, Info, Kind};
 use rocket::http::{ContentType, Status};
@@ -16,6 +16,7 @@ use session_core::{Config, SessionManager};
 use crate::cookie;
 use crate::error::{chain, log_error};
 use crate::guard::Registry;
+use crate::state::{Opened, SessionsState};
 
 /// The fairing's name, which launch failures and logs show.
 const NAME: &str = "Sessions";
@@ -158,57 +159,6 @@ impl Sessions {
     }
 }
 
-/// A store ready for requests.
-struct Opened {
-    store: Arc<dyn SessionStore>,
-    kind: &'static str,
-    location: String,
-    warning: Option<&'static str>,
-}
-
-/// What the fairing set up at ignite: available as managed state and
-/// through [`Sessions::state`].
-pub struct SessionsState {
-    manager: SessionManager,
-    kind: &'static str,
-    location: String,
-    warning: Option<&'static str>,
-    cleanup: Mutex<Option<tokio::task::JoinHandle<()>>>,
-}
-
-impl fmt::Debug for SessionsState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SessionsState")
-            .field("kind", &self.kind)
-            .field("location", &self.location)
-            .finish_non_exhaustive()
-    }
-}
-
-impl SessionsState {
-    /// The manager: store plus configuration.
-    pub fn manager(&self) -> &SessionManager {
-        &self.manager
-    }
-
-    /// Which store is in use: `"mysql"`, `"sqlite"`, `"memory"` or
-    /// `"custom"`.
-    pub fn store_kind(&self) -> &'static str {
-        self.kind
-    }
-
-    /// Where the store lives, with any password masked.
-    pub fn location(&self) -> &str {
-        &self.location
-    }
-
-    /// The warning shown at liftoff: the memory store was chosen for lack
-    /// of a `url` (development only).
-    pub fn warning(&self) -> Option<&'static str> {
-        self.warning
-    }
-}
-
 #[rocket::async_trait]
 impl Fairing for Sessions {
     fn info(&self) -> Info {
@@ -239,28 +189,26 @@ impl Fairing for Sessions {
                 return Err(rocket);
             }
         };
-        let manager = match SessionManager::new(opened.store, config) {
+        let manager = match SessionManager::new(opened.store.clone(), config) {
             Ok(manager) => manager,
             Err(e) => {
                 rocket::error!("{e}");
                 return Err(rocket);
             }
         };
-        Ok(rocket.manage(SessionsState {
-            manager,
-            kind: opened.kind,
-            location: opened.location,
-            warning: opened.warning,
-            cleanup: Mutex::new(None),
-        }))
+        Ok(rocket.manage(SessionsState::new(manager, opened)))
     }
 
     async fn on_liftoff(&self, rocket: &Rocket<Orbit>) {
         let Some(state) = rocket.state::<SessionsState>() else {
             return;
         };
-        let config = state.manager.config();
-        rocket::info!("{NAME}: {} store at {}", state.kind, state.location);
+        let config = state.manager().config();
+        rocket::info!(
+            "{NAME}: {} store at {}",
+            state.store_kind(),
+            state.location()
+        );
         rocket::info_!(
             "cookie `{}`: ttl {} s, secure {}, same_site {:?}",
             config.cookie_name,
@@ -279,14 +227,14 @@ impl Fairing for Sessions {
                  serve HTTPS (or terminate TLS in front), or set `secure = false` for a trusted network"
             );
         }
-        *state.cleanup.lock().unwrap_or_else(|e| e.into_inner()) = state.manager.spawn_cleanup();
+        state.start_cleanup();
     }
 
     async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
         let Some(state) = req.rocket().state::<SessionsState>() else {
             return;
         };
-        let config = state.manager.config();
+        let config = state.manager().config();
         let persist = !(config.skip_on_server_error && res.status().class().is_server_error());
         let finished = Registry::of(req).finish(persist).await;
         if let Some(error) = finished.error {
@@ -320,15 +268,8 @@ impl Fairing for Sessions {
         let Some(state) = rocket.state::<SessionsState>() else {
             return;
         };
-        if let Some(task) = state
-            .cleanup
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
-            task.abort();
-        }
-        state.manager.store().close().await;
+        state.stop_cleanup();
+        state.manager().store().close().await;
     }
 }
 

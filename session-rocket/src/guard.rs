@@ -10,12 +10,13 @@ use std::sync::{Arc, Mutex as StdMutex};
 use rocket::http::Status;
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::{Ignite, Rocket, Sentinel};
-use session_core::state::{flush, CookieAction, Outcome as Flushed};
+use session_core::flush;
+use session_core::state::{CookieAction, Outcome as Flushed};
 use session_core::{RequestSession, SessionData, SessionHandle};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::error::SessionError;
-use crate::fairing::SessionsState;
+use crate::state::SessionsState;
 
 /// A typed session for one request; `T` is a struct with
 /// `#[derive(Session)]`.

@@ -278,10 +278,12 @@ mod fairing;
 mod guard;
 #[cfg(any(feature = "mysql", feature = "sqlite"))]
 mod pools;
+mod state;
 
 pub use error::SessionError;
-pub use fairing::{Sessions, SessionsState};
+pub use fairing::Sessions;
 pub use guard::Session;
+pub use state::SessionsState;
 
 #[doc(hidden)]
 pub use session_core::__private;
@@ -303,5 +305,7 @@ pub use session_core::Error;
 #[cfg(any(feature = "mysql", feature = "sqlite"))]
 pub use sqlx;
 
-/// `Result` with [`SessionError`] as the default error.
-pub type Result<T, E = SessionError> = std::result::Result<T, E>;
+/// `Result` with [`Error`] as the default error: what the accessors
+/// return. A handler returns `Result<T, SessionError>` ([`SessionError`] is
+/// the [`Responder`](rocket::response::Responder); `?` converts).
+pub use session_core::Result;

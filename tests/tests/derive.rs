@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use session_core::flush;
 use session_core::now;
-use session_core::state::{flush, CookieAction, Outcome};
+use session_core::state::{CookieAction, Outcome};
 use session_core::store::memory::MemoryStore;
 use session_core::store::{SessionStore, Validity};
 use session_core::{Config, SessionHandle, SessionManager};

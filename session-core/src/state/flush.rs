@@ -7,7 +7,6 @@
 //! records the cookie the response needs.
 
 use crate::error::{BoxError, Error, Result};
-use crate::schema::SessionHandle;
 use crate::state::{Change, CookieAction, Known, SessionState, Stage, Times};
 use crate::store::{Changes, ExpiryUpdate, NewSession, Rename, Saved, PREVIOUS_KEY_GRACE};
 use crate::token::{StoreKey, Token};
@@ -67,18 +66,6 @@ pub enum Outcome {
     Interrupted,
 }
 
-/// Plans and applies the flush of a typed handle.
-///
-/// # Errors
-/// Encoding and size errors before anything is written; store errors.
-pub async fn flush<H: SessionHandle>(handle: &mut H) -> Result<Outcome> {
-    if handle.state().is_untouched() {
-        return Ok(Outcome::Unchanged);
-    }
-    let plan = handle.state().plan(|i| handle.encode_field(i))?;
-    handle.state_mut().apply(plan).await
-}
-
 fn secs(s: u64) -> i64 {
     i64::try_from(s).unwrap_or(i64::MAX / 2)
 }
@@ -87,7 +74,7 @@ impl SessionState {
     /// Nothing in this request can need a store call or a cookie from this
     /// handle: no field written, nothing loaded by it, and nothing pending
     /// on the request's session. The flush of an unused guard stops here.
-    fn is_untouched(&self) -> bool {
+    pub(crate) fn is_untouched(&self) -> bool {
         if self.has_field_changes() || self.record.initialized() {
             return false;
         }
@@ -185,7 +172,7 @@ impl SessionState {
     }
 
     /// Performs a plan made by [`plan`](Self::plan) on this state.
-    async fn apply(&mut self, mut plan: FlushPlan) -> Result<Outcome> {
+    pub(crate) async fn apply(&mut self, mut plan: FlushPlan) -> Result<Outcome> {
         if let Some(error) = self.request.life().pending_error.take() {
             return Err(error);
         }

@@ -22,7 +22,6 @@ use tokio::sync::OnceCell;
 use crate::codec::Codec;
 use crate::config::OnDecodeError;
 use crate::error::{Error, Result};
-use crate::schema::{FieldDef, SessionData};
 use crate::token::StoreKey;
 
 mod field;
@@ -31,11 +30,22 @@ mod request;
 
 #[doc(hidden)]
 pub use field::Slot;
-pub use flush::{flush, Outcome};
+pub use flush::Outcome;
 #[cfg(test)]
 pub(crate) use flush::{FlushPlan, Target};
 pub use request::{CookieAction, RequestSession};
 pub(crate) use request::{Stage, Times};
+
+/// One field of a session type, as the store sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldDef {
+    /// The name the field is stored under (`#[session(rename = "…")]`, or
+    /// the Rust name).
+    pub name: &'static str,
+    /// Loaded by its own query the first time it is used, not with the rest
+    /// of the session (`#[session(deferred)]`).
+    pub deferred: bool,
+}
 
 /// What a request did to one field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,11 +124,15 @@ impl fmt::Debug for SessionState {
 }
 
 impl SessionState {
-    pub(crate) fn new<T: SessionData>(request: RequestSession) -> Self {
+    pub(crate) fn new(
+        request: RequestSession,
+        schema: &'static [FieldDef],
+        deferred_names: &'static [&'static str],
+    ) -> Self {
         SessionState {
             request,
-            schema: T::FIELDS,
-            deferred_names: T::DEFERRED,
+            schema,
+            deferred_names,
             record: OnceCell::new(),
             deferred: OnceLock::new(),
             fields: Vec::new(),

@@ -6,8 +6,6 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::error::{Error, Result};
 use crate::manager::SessionManager;
-use crate::schema::{SessionData, SessionHandle};
-use crate::state::SessionState;
 use crate::store::{Timestamp, Validity};
 use crate::token::{StoreKey, Token};
 
@@ -126,11 +124,6 @@ impl RequestSession {
                 }),
             }),
         }
-    }
-
-    /// A typed handle on this request's session.
-    pub fn open<T: SessionData>(&self) -> T::Handle {
-        T::Handle::from_state(SessionState::new::<T>(self.clone()))
     }
 
     /// The cookie the response must carry, once every handle is flushed.
@@ -273,5 +266,22 @@ impl RequestSession {
         life.expiry = None;
         life.cookie = self.had_cookie().then_some(CookieAction::Remove);
         Ok(())
+    }
+}
+
+impl SessionManager {
+    /// The session of one request, from the request's cookie value (if
+    /// any); every session type the request uses opens from it
+    /// ([`RequestSession::open`]), so they share one token. Never touches
+    /// the store: a malformed cookie is treated as no cookie, and an unknown
+    /// one is found out on first use.
+    pub fn begin(&self, cookie: Option<&str>) -> RequestSession {
+        self.begin_at(cookie, crate::clock::now())
+    }
+
+    /// [`begin`](Self::begin) at a given instant (for tests of expiry).
+    #[doc(hidden)]
+    pub fn begin_at(&self, cookie: Option<&str>, now: Timestamp) -> RequestSession {
+        RequestSession::new(self.clone(), cookie.and_then(Token::parse), now)
     }
 }

@@ -8,7 +8,8 @@ use crate::store::{Changes, SessionStore};
 use crate::testing::{Cart, CartHandle};
 use crate::{Config, SessionHandle, SessionManager};
 
-use super::{flush, Outcome, Target};
+use super::{Outcome, Target};
+use crate::flush;
 
 fn manager() -> (SessionManager, Arc<MemoryStore>) {
     let store = Arc::new(MemoryStore::new());
@@ -144,7 +145,7 @@ async fn a_deferred_field_is_not_part_of_the_first_load() {
     };
     let key = crate::Token::parse(&cookie).unwrap().store_key();
     let at = crate::store::Validity {
-        now: crate::manager::now(),
+        now: crate::clock::now(),
         created_after: 0,
     };
     let record = store.load(&key, Cart_DEFERRED, at).await.unwrap().unwrap();
@@ -203,7 +204,7 @@ async fn size_limits_refuse_before_writing() {
 async fn undecodable_fields_fall_back_or_fail_as_configured() {
     let store = Arc::new(MemoryStore::new());
     let key = crate::Token::generate().unwrap();
-    let now = crate::manager::now();
+    let now = crate::clock::now();
     store
         .create(
             &key.store_key(),
@@ -253,7 +254,7 @@ async fn undecodable_fields_fall_back_or_fail_as_configured() {
 async fn touch_happens_only_after_touch_after() {
     let (m, store) = manager();
     let cookie = existing(&m).await;
-    let now = crate::manager::now();
+    let now = crate::clock::now();
     let h = m.open_at::<Cart>(Some(&cookie), now + 30);
     let _ = h.visits().await.unwrap();
     assert_eq!(plan(&h).changes.expiry, None, "30 s < touch_after");

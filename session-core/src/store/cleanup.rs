@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::manager::now;
+use crate::clock::now;
 use crate::store::{SessionStore, Validity};
 
 /// Deletes expired sessions every `interval`, `batch` at a time, until a
@@ -55,7 +55,7 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use crate::manager::now;
+    use crate::clock::now;
     use crate::store::memory::MemoryStore;
     use crate::store::{NewSession, SessionStore};
     use crate::token::Token;

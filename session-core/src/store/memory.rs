@@ -26,7 +26,7 @@ use crate::store::{
 use crate::token::StoreKey;
 
 /// The default cap on the number of sessions a [`MemoryStore`] holds.
-pub const DEFAULT_CAPACITY: usize = super::memory_default_capacity();
+pub const DEFAULT_CAPACITY: usize = crate::config::DEFAULT_MEMORY_MAX_SESSIONS;
 
 #[derive(Debug)]
 struct Entry {
@@ -301,7 +301,7 @@ mod tests {
     #[tokio::test]
     async fn at_the_cap_dead_sessions_go_first_then_new_ones_are_refused() {
         let store = MemoryStore::with_capacity(2);
-        let t = crate::manager::now();
+        let t = crate::clock::now();
         let dead = NewSession {
             created_at: t - 10,
             expires_at: t - 1,

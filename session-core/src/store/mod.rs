@@ -130,7 +130,6 @@ pub(crate) mod cleanup;
 #[cfg(feature = "memory")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
 pub mod memory;
-mod names;
 pub mod open;
 mod stats;
 
@@ -153,16 +152,10 @@ pub mod mysql;
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub mod sqlite;
 
-pub(crate) use names::validate_prefix;
 #[cfg(feature = "sql")]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "mysql", feature = "sqlite"))))]
 pub use sql::{SqlStore, TableNames};
 
-/// The memory store's default capacity, also without the `memory` feature
-/// (the setting exists either way).
-pub(crate) const fn memory_default_capacity() -> usize {
-    100_000
-}
 pub use stats::{Counters, StoreStats};
 
 /// Seconds since the Unix epoch, UTC.

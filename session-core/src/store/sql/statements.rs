@@ -11,8 +11,9 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
+use crate::config::validate_prefix;
 use crate::error::Result;
-use crate::store::{validate_prefix, ExpiryUpdate, Validity};
+use crate::store::{ExpiryUpdate, Validity};
 use crate::token::StoreKey;
 
 use super::backend::{Arg, Backend, Stmt};

@@ -1,0 +1,71 @@
+//! The layout check: tables that already exist under the store's names
+//! must be the store's own, or launch stops with a message naming the table,
+//! the columns found and the fix.
+
+use crate::error::{Error, Result};
+
+use super::backend::{Arg, Backend, Stmt};
+use super::statements::{list, FIELDS_COLUMNS, SESSIONS_COLUMNS};
+use super::{map_error, SqlStore};
+
+/// The columns of the first release's `sessions` table, which lacks the
+/// columns added since.
+const FIRST_LAYOUT: &[&str] = &["pk", "token_hash", "created_at", "expires_at"];
+
+impl<B: Backend> SqlStore<B> {
+    /// Refuses tables that exist under the store's names with another
+    /// layout; missing tables pass (creating them is the next step).
+    pub(super) async fn check_layout(&self) -> Result<()> {
+        for (table, expected) in [
+            (&self.names.sessions, SESSIONS_COLUMNS),
+            (&self.names.fields, FIELDS_COLUMNS),
+        ] {
+            let stmt = Stmt {
+                sql: B::COLUMNS.into(),
+                args: vec![Arg::Text(table)],
+            };
+            let found: Vec<String> = self
+                .backend
+                .fetch_bytes(&stmt)
+                .await
+                .map_err(|e| map_error::<B>(e))?
+                .into_iter()
+                .map(|c| String::from_utf8_lossy(&c).to_ascii_lowercase())
+                .collect();
+            let missing: Vec<String> = expected
+                .iter()
+                .filter(|c| !found.iter().any(|f| f == *c))
+                .map(|c| (*c).to_string())
+                .collect();
+            if found.is_empty() || missing.is_empty() {
+                continue;
+            }
+            let hint = if found
+                .iter()
+                .map(String::as_str)
+                .eq(FIRST_LAYOUT.iter().copied())
+            {
+                "it was created by session-rocket 0.1.0, before sessions kept their own idle \
+                 timeout and a regenerated session's previous key; add the columns with the \
+                 statements of `schema_sql()` for this table (or drop both session tables, \
+                 which logs everyone out)"
+                    .to_string()
+            } else {
+                format!(
+                    "it belongs to other software (express-mysql-session, Laravel, Rails and \
+                     Django all use such names): set `table_prefix` (e.g. `table_prefix = \"rs_\"`) \
+                     so the sessions get tables of their own, `{}sessions` and `{}session_fields`",
+                    if self.names.prefix().is_empty() { "rs_" } else { self.names.prefix() },
+                    if self.names.prefix().is_empty() { "rs_" } else { self.names.prefix() },
+                )
+            };
+            return Err(Error::config(format!(
+                "table `{table}` already exists with another layout: found columns ({}), \
+                 missing ({}); {hint}",
+                list(&found),
+                list(&missing),
+            )));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,83 @@
+//! What the fairing keeps while Rocket runs: the manager, which store it
+//! is, and the cleanup task.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use session_core::store::SessionStore;
+use session_core::SessionManager;
+
+/// A store ready for requests.
+pub(crate) struct Opened {
+    pub(crate) store: Arc<dyn SessionStore>,
+    pub(crate) kind: &'static str,
+    pub(crate) location: String,
+    pub(crate) warning: Option<&'static str>,
+}
+
+/// What the fairing set up at ignite: available as managed state and
+/// through [`Sessions::state`](crate::Sessions::state).
+pub struct SessionsState {
+    manager: SessionManager,
+    kind: &'static str,
+    location: String,
+    warning: Option<&'static str>,
+    cleanup: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl fmt::Debug for SessionsState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionsState")
+            .field("kind", &self.kind)
+            .field("location", &self.location)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionsState {
+    pub(crate) fn new(manager: SessionManager, opened: Opened) -> Self {
+        SessionsState {
+            manager,
+            kind: opened.kind,
+            location: opened.location,
+            warning: opened.warning,
+            cleanup: Mutex::new(None),
+        }
+    }
+
+    /// The manager: store plus configuration.
+    pub fn manager(&self) -> &SessionManager {
+        &self.manager
+    }
+
+    /// Which store is in use: `"mysql"`, `"sqlite"`, `"memory"` or
+    /// `"custom"`.
+    pub fn store_kind(&self) -> &'static str {
+        self.kind
+    }
+
+    /// Where the store lives, with any password masked.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// The warning shown at liftoff: the memory store was chosen for lack
+    /// of a `url` (development only).
+    pub fn warning(&self) -> Option<&'static str> {
+        self.warning
+    }
+
+    fn cleanup(&self) -> std::sync::MutexGuard<'_, Option<tokio::task::JoinHandle<()>>> {
+        self.cleanup.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn start_cleanup(&self) {
+        *self.cleanup() = self.manager.spawn_cleanup();
+    }
+
+    pub(crate) fn stop_cleanup(&self) {
+        if let Some(task) = self.cleanup().take() {
+            task.abort();
+        }
+    }
+}
