@@ -8,7 +8,7 @@
 //! time a field's bytes are needed: one [`load`] for every non-deferred
 //! field, one [`load_field`] per deferred field. A field is decoded only
 //! when it is used (see [`Slot`]); writes only flip a per-field change
-//! marker, and [`flush`] turns the markers into the smallest store call.
+//! marker, and [`flush`](crate::flush) turns the markers into the smallest store call.
 //!
 //! [`load`]: crate::store::SessionStore::load
 //! [`load_field`]: crate::store::SessionStore::load_field
