@@ -1,0 +1,24 @@
+// What apps and store authors rely on, named once: removing or renaming any
+// of it fails this file.
+#![allow(unused_imports, dead_code)]
+
+use session_core::store::memory::{MemoryStore, DEFAULT_CAPACITY};
+use session_core::store::open::{open, redact, Opened, Profile};
+use session_core::store::{
+    Changes, Counters, ExpiryUpdate, NewSession, Record, Rename, Saved, SessionStore, StoreStats,
+    Timestamp, Validity, PREVIOUS_KEY_GRACE,
+};
+use session_core::{
+    flush, BoxError, Config, Error, FieldDef, RequestSession, Result, SessionData, SessionHandle,
+    SessionManager, SessionState, StoreKey, Token,
+};
+use session_rocket::codec::{Codec, JsonCodec};
+use session_rocket::config::extract;
+use session_core::state::{CookieAction, Outcome};
+use session_rocket::{OnDecodeError, SameSite, Session, SessionError, Sessions, SessionsState};
+
+fn main() {
+    let _: fn(MemoryStore) -> Sessions = Sessions::with_store;
+    let _ = Sessions::fairing();
+    let _ = session_rocket::Result::<()>::Ok(());
+}
