@@ -4,7 +4,7 @@
 # node 2 while node 3 destroys the session; afterwards no node may hold the
 # session or any of its fields (no resurrection across nodes).
 #
-#   ../shared/tools/galera.sh up && bash bench/galera/race.sh; ../shared/tools/galera.sh down
+#   bash bench/galera/cluster.sh up && bash bench/galera/race.sh; bash bench/galera/cluster.sh down
 #
 # Manual: it needs the cluster, which CI does not start (three servers on two
 # cores). Results are recorded in BENCHMARKS.md.
@@ -17,10 +17,10 @@ mariadb --no-defaults -uroot -h127.0.0.1 -P3311 test < /tmp/g_schema.sql
 errors=0; gone=0; saved=0
 for round in $(seq 1 12); do
   tok="round$round"
-  q 3311 "INSERT INTO g_sessions (token_hash, created_at, expires_at) VALUES (UNHEX(SHA2('$tok',256)), 1, 9999999999)" >/dev/null
+  q 3311 "INSERT INTO g_sessions (token_hash, created_at, expires_at, idle_timeout) VALUES (UNHEX(SHA2('$tok',256)), 1, 9999999999, 86400)" >/dev/null
   sleep 0.3
   (
-    for i in $(seq 1 40); do
+    for i in $(seq 1 120); do
       out=$(q 3312 "INSERT INTO g_session_fields (session_pk, name, value) SELECT s.pk, v.name, v.value FROM g_sessions s CROSS JOIN (SELECT 'cart' AS name, 'v$i' AS value UNION ALL SELECT 'user', '42') v WHERE s.token_hash = UNHEX(SHA2('$tok',256)) AND s.expires_at > 2 AND s.created_at > 0 ON DUPLICATE KEY UPDATE value = v.value; SELECT ROW_COUNT();")
       echo "$out"
     done

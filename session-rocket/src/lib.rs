@@ -262,6 +262,22 @@
 //! write, not only by cleanup, and [`set_expiry`](SessionState::set_expiry)
 //! gives a session its own idle timeout that later requests keep.
 //!
+//! # Writing your own store
+//!
+//! A store is a type implementing [`store::SessionStore`]: a small,
+//! field-level, object-safe trait (load, load one field, create, save with
+//! an optional regenerate, destroy, delete the expired). Its module docs
+//! have a complete store as a compiled example, and
+//! `session_core::testing` (feature `testing`) runs the behaviour suite
+//! every store here passes against yours. Attach it with
+//! [`Sessions::with_store`]:
+//!
+//! ```
+//! use session_rocket::{store::memory::MemoryStore, Sessions};
+//!
+//! let rocket = rocket::build().attach(Sessions::with_store(MemoryStore::with_capacity(10_000)));
+//! ```
+//!
 //! # Several session types
 //!
 //! `Session<Shop>` and `Session<Prefs>` on one request are views of one

@@ -5,7 +5,7 @@
 use crate::error::{Error, Result};
 
 use super::backend::{Arg, Backend, Stmt};
-use super::statements::{list, FIELDS_COLUMNS, SESSIONS_COLUMNS};
+use super::statements::{FIELDS_COLUMNS, SESSIONS_COLUMNS};
 use super::{map_error, SqlStore};
 
 /// The columns of the first release's `sessions` table, which lacks the
@@ -68,4 +68,9 @@ impl<B: Backend> SqlStore<B> {
         }
         Ok(())
     }
+}
+
+/// The names, comma-separated.
+fn list(names: &[String]) -> String {
+    names.join(", ")
 }
