@@ -196,6 +196,7 @@ fn accessors(field: &Field, index: usize, codec: &TokenStream) -> TokenStream {
     let ty = field.ty;
     let member = syn::Index::from(index);
     let result = paths::result();
+    let lift = paths::lift();
     let default = match &field.attrs.default {
         Some(_) => default_const(index).into_token_stream(),
         None => {
@@ -231,12 +232,14 @@ fn accessors(field: &Field, index: usize, codec: &TokenStream) -> TokenStream {
     quote! {
         #[doc = #doc_get]
         #vis async fn #get(&self) -> #result<&#ty> {
-            self.slots.#member.get::<#codec>(&self.state, #index, #default).await
+            let value = self.slots.#member.get::<#codec>(&self.state, #index, #default).await;
+            #lift(value)
         }
 
         #[doc = #doc_get_mut]
         #vis async fn #get_mut(&mut self) -> #result<&mut #ty> {
-            self.slots.#member.get_mut::<#codec>(&mut self.state, #index, #default).await
+            let value = self.slots.#member.get_mut::<#codec>(&mut self.state, #index, #default).await;
+            #lift(value)
         }
 
         #[doc = #doc_set]

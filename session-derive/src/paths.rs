@@ -58,6 +58,9 @@ paths! {
     json_codec => { _session::JsonCodec }
     /// `session_core::Result`, with the session error.
     result => { _session::Result }
+    /// Turns the runtime's result into the root's error type (the web
+    /// integration's own, so `?` reaches its framework's types).
+    lift => { _session::lift }
     /// `core::result::Result`.
     std_result => { _session::StdResult }
     /// `core::option::Option`.

@@ -45,6 +45,15 @@ impl SessionError {
     }
 }
 
+/// For handlers that return `Result<T, Status>`: `?` on an accessor answers
+/// with the error's status (the cause is logged).
+impl From<SessionError> for Status {
+    fn from(error: SessionError) -> Status {
+        log_error("session error", &error);
+        error.status()
+    }
+}
+
 impl<'r, 'o: 'r> Responder<'r, 'o> for SessionError {
     fn respond_to(self, _: &'r Request<'_>) -> response::Result<'o> {
         log_error("session error", &self);

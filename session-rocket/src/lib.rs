@@ -301,8 +301,21 @@ pub use fairing::Sessions;
 pub use guard::Session;
 pub use state::SessionsState;
 
+/// What `#[derive(Session)]` output names. Not public API.
 #[doc(hidden)]
-pub use session_core::__private;
+pub mod __private {
+    pub use session_core::__private::*;
+
+    /// The accessors' result in a Rocket app: [`SessionError`](crate::SessionError),
+    /// so `?` works in handlers returning it, `Status` or anything it converts into.
+    pub type Result<T, E = crate::SessionError> = core::result::Result<T, E>;
+
+    /// Lifts the runtime's error into [`SessionError`](crate::SessionError).
+    #[inline]
+    pub fn lift<T>(result: session_core::Result<T>) -> Result<T> {
+        result.map_err(crate::SessionError::from)
+    }
+}
 #[doc = include_str!("../docs/derive.md")]
 pub use session_derive::Session;
 
@@ -311,17 +324,22 @@ pub use session_core::{
     codec, store, Config, RequestSession, SessionManager, SessionState, StoreKey, Token,
 };
 
-/// What the generated accessors return on failure; `?` turns it into a
-/// [`SessionError`] in a handler, and a custom guard can do the same with
-/// `SessionError::from(e)` and answer with [`SessionError::status`].
-pub use session_core::Error;
+/// The error of this crate, [`SessionError`], under the name `?`-heavy code
+/// expects: what the generated accessors return, a
+/// [`Responder`](rocket::response::Responder), and convertible into
+/// [`Status`](rocket::http::Status).
+pub type Error = SessionError;
+
+/// What went wrong inside a [`SessionError::Session`]: the store, a codec,
+/// a size limit. Methods of [`SessionState`] (`destroy`) and store calls
+/// return it; `?` lifts it into [`SessionError`].
+pub use session_core::Error as CoreError;
 
 /// The sqlx this crate is built on, so a pool you share with
 /// [`Sessions::with_mysql_pool`] has the matching version.
 #[cfg(any(feature = "mysql", feature = "sqlite"))]
 pub use sqlx;
 
-/// `Result` with [`Error`] as the default error: what the accessors
-/// return. A handler returns `Result<T, SessionError>` ([`SessionError`] is
-/// the [`Responder`](rocket::response::Responder); `?` converts).
-pub use session_core::Result;
+/// `Result` with [`SessionError`] as the default error: what the generated
+/// accessors return, and what a handler can return.
+pub type Result<T, E = SessionError> = std::result::Result<T, E>;
