@@ -83,6 +83,15 @@ pub enum Error {
     #[error("{0}")]
     Open(String, #[source] BoxError),
 
+    /// A field was written after `destroy()` in the same request: there is
+    /// no session left to write it to. Use `start_over()` to end the
+    /// session and go on with a fresh one.
+    #[error("session field `{field}` was written after destroy(): use start_over() to end the session and continue on a fresh one")]
+    WriteAfterDestroy {
+        /// The field's stored name.
+        field: &'static str,
+    },
+
     /// A configuration value is invalid.
     #[error("invalid session configuration: {0}")]
     Config(String),

@@ -135,6 +135,7 @@ fn ns(created_at: i64, expires_at: i64) -> NewSession {
         created_at,
         expires_at,
         idle_timeout: 3600,
+        persistent: None,
     }
 }
 
@@ -486,6 +487,7 @@ pub async fn touch_never_shortens(store: Arc<dyn SessionStore>) {
         expiry: Some(ExpiryUpdate::Set {
             expires_at: t + 100,
             idle_timeout: 100,
+            persistent: Some(true),
         }),
         ..Changes::default()
     };
@@ -538,6 +540,7 @@ pub async fn expiry_updates_never_revive_a_dead_session(store: Arc<dyn SessionSt
         ExpiryUpdate::Set {
             expires_at: t + 3600,
             idle_timeout: 3600,
+            persistent: Some(true),
         },
     ] {
         let changes = Changes {
@@ -613,6 +616,7 @@ pub async fn expiry_is_capped_by_creation(store: Arc<dyn SessionStore>) {
         expiry: Some(ExpiryUpdate::Set {
             expires_at: t + 5000,
             idle_timeout: 5000,
+            persistent: Some(true),
         }),
         ..Changes::default()
     };
@@ -1204,7 +1208,11 @@ pub async fn a_session_keeps_its_own_expiry(store: Arc<dyn SessionStore>) {
     assert_eq!(flush(&mut h).await.unwrap(), Outcome::Created);
     let token = match h.request().take_cookie_action() {
         Some(CookieAction::Set { token, max_age }) => {
-            assert_eq!(max_age, 600, "the cookie follows the session's own expiry");
+            assert_eq!(
+                max_age,
+                Some(600),
+                "the cookie follows the session's own expiry"
+            );
             token
         }
         other => panic!("expected a Set-Cookie, got {other:?}"),

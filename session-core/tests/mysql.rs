@@ -163,6 +163,7 @@ async fn a_failed_write_undoes_its_regenerate() {
         created_at: t,
         expires_at: t + 60,
         idle_timeout: 60,
+        persistent: None,
     };
     assert!(store
         .create(&from, session, &[("user", b"1".to_vec())])

@@ -122,6 +122,7 @@ async fn a_destroyed_sessions_key_is_never_reused() {
         created_at: t,
         expires_at: t + 60,
         idle_timeout: 60,
+        persistent: None,
     };
     let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
         .await

@@ -20,6 +20,10 @@ const SESSION_METHODS: &[&str] = &[
     "destroy",
     "is_destroyed",
     "save",
+    "expire_on_close",
+    "clear",
+    "start_over",
+    "fields_mut",
 ];
 
 pub fn check(cx: &Ctxt, cont: &Container) {

@@ -88,6 +88,7 @@ fn expand(cont: &Container) -> TokenStream {
         .enumerate()
         .filter_map(|(i, f)| default_fn(i, f));
     let members = cont.fields.iter().map(|f| f.ident);
+    let lifecycle = lifecycle(cont, &codec);
 
     quote! {
         #[doc = #doc]
@@ -178,6 +179,8 @@ fn expand(cont: &Container) -> TokenStream {
                 #(#accessors)*
             }
 
+            #lifecycle
+
             #(#default_fns)*
 
             // The struct is a schema the runtime never builds: this marks its
@@ -250,6 +253,108 @@ fn accessors(field: &Field, index: usize, codec: &TokenStream) -> TokenStream {
         #[doc = #doc_remove]
         #vis fn #remove(&mut self) {
             self.slots.#member.remove(&mut self.state, #index, #default)
+        }
+    }
+}
+
+/// `clear()`, `start_over()` and `fields_mut()` (with its struct of
+/// borrows), which reset or borrow every slot at once.
+fn lifecycle(cont: &Container, codec: &TokenStream) -> TokenStream {
+    let handle = cont.handle();
+    let vis = cont.vis;
+    let slot = paths::slot();
+    let result = paths::result();
+    let lift = paths::lift();
+    let new_slots: Vec<_> = cont.fields.iter().map(|_| quote!(#slot::new())).collect();
+    let fields_ident = format_ident!("{}Fields", handle);
+    let eager: Vec<(usize, &Field)> = cont
+        .fields
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| !f.attrs.deferred)
+        .collect();
+    let struct_fields = eager.iter().map(|(_, f)| {
+        let (fvis, ident, ty) = (f.vis, f.ident, f.ty);
+        let doc = format!("`{}`, borrowed mutably.", f.base);
+        quote!(#[doc = #doc] #fvis #ident: &'a mut #ty,)
+    });
+    let slot_names: Vec<Ident> = (0..cont.fields.len())
+        .map(|i| format_ident!("__slot_{}", i))
+        .collect();
+    let borrows = eager.iter().map(|(i, f)| {
+        let ident = f.ident;
+        let ty = f.ty;
+        let name = &slot_names[*i];
+        let index = Literal::usize_unsuffixed(*i);
+        let default = match &f.attrs.default {
+            Some(_) => default_const(*i).into_token_stream(),
+            None => {
+                let default = paths::default(ty.span());
+                quote!(<#ty as #default>::default)
+            }
+        };
+        quote! {
+            let #ident = #lift(#name.get_mut::<#codec>(&mut *__state, #index, #default).await)?;
+        }
+    });
+    let idents = eager.iter().map(|(_, f)| f.ident);
+    let fields_doc = format!(
+        "Every non-deferred field of [`{}`], borrowed mutably at once: from [`{handle}::fields_mut`].",
+        cont.ident
+    );
+    let bounds: Vec<_> = cont.fields.iter().map(bounds).collect();
+    quote! {
+        #[doc = #fields_doc]
+        #[allow(non_snake_case, dead_code)]
+        #vis struct #fields_ident<'a> {
+            #(#struct_fields)*
+            __session: ::core::marker::PhantomData<&'a mut ()>,
+        }
+
+        #[allow(dead_code)]
+        impl #handle
+        where
+            #(#bounds)*
+        {
+            /// Every field back to its default, same token: the session's
+            /// stored fields (of every session type) are deleted when the
+            /// request ends, and reads in this request see defaults.
+            #vis fn clear(&mut self) {
+                self.slots = (#(#new_slots,)*);
+                self.state.clear_state();
+            }
+
+            /// Ends the stored session now, like `destroy()`, and goes on
+            /// with a fresh, empty one in the same request: what is written
+            /// afterwards is stored under a new token (a logout that leaves
+            /// a message, switching users). Changes made before are dropped;
+            /// if nothing is written afterwards, the cookie is removed.
+            ///
+            /// # Errors
+            /// The store's error; the session is then left as it was.
+            #vis async fn start_over(&mut self) -> #result<()> {
+                #lift(self.state.start_over_state().await)?;
+                self.slots = (#(#new_slots,)*);
+                ::core::result::Result::Ok(())
+            }
+
+            /// Borrows every non-deferred field mutably at once, loading the
+            /// session on first use (one query), to change several fields
+            /// together. Each field is written when the request ends if its
+            /// bytes changed, like `x_mut()`.
+            ///
+            /// # Errors
+            /// A store error if this call loads the session, or a decode
+            /// error under `on_decode_error = "error"`.
+            #vis async fn fields_mut(&mut self) -> #result<#fields_ident<'_>> {
+                let (#(#slot_names,)*) = &mut self.slots;
+                let __state = &mut self.state;
+                #(#borrows)*
+                ::core::result::Result::Ok(#fields_ident {
+                    #(#idents,)*
+                    __session: ::core::marker::PhantomData,
+                })
+            }
         }
     }
 }

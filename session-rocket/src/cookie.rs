@@ -19,10 +19,7 @@ fn same_site(value: SameSite) -> RocketSameSite {
 /// drop a cookie when those match). `HttpOnly` is always on.
 pub(crate) fn render(config: &Config, action: &CookieAction) -> Cookie<'static> {
     let (value, max_age) = match action {
-        CookieAction::Set { token, max_age } => (
-            token.to_cookie_value(),
-            config.persistent.then_some(*max_age),
-        ),
+        CookieAction::Set { token, max_age } => (token.to_cookie_value(), *max_age),
         CookieAction::Remove => (String::new(), Some(0)),
     };
     let mut cookie = Cookie::build((config.cookie_name.clone(), value))

@@ -1,1 +1,89 @@
-
+//! The public-API snapshot from the other side: machinery that must stay
+//! internal. Each block below must fail to compile; if one compiles, an
+//! internal item became public API by accident (`cargo test` runs these
+//! as doctests). `tests/ui/pass/public-api.rs` names what apps and store
+//! authors rely on.
+//!
+//! Session_core::manager::now:
+//!
+//! ```compile_fail,E0603
+//! use session_core::manager::now;
+//! fn main() {}
+//! ```
+//!
+//! The flush plan:
+//!
+//! ```compile_fail,E0432
+//! use session_core::state::FlushPlan;
+//! fn main() {}
+//! ```
+//!
+//! The lifecycle enum:
+//!
+//! ```compile_fail,E0603
+//! use session_core::state::Stage;
+//! fn main() {}
+//! ```
+//!
+//! The cleanup loop:
+//!
+//! ```compile_fail,E0603
+//! use session_core::store::cleanup::run;
+//! fn main() {}
+//! ```
+//!
+//! The scheme registry:
+//!
+//! ```compile_fail,E0603
+//! use session_core::store::open::SCHEMES;
+//! fn main() {}
+//! ```
+//!
+//! The table-prefix rule:
+//!
+//! ```compile_fail,E0432
+//! use session_core::store::validate_prefix;
+//! fn main() {}
+//! ```
+//!
+//! A store's url opener:
+//!
+//! ```compile_fail,E0603
+//! use session_rocket::store::memory::open_url;
+//! fn main() {}
+//! ```
+//!
+//! The sql driver contract:
+//!
+//! ```compile_fail,E0432
+//! use session_rocket::store::sql::Stmt;
+//! fn main() {}
+//! ```
+//!
+//! The memory warning text:
+//!
+//! ```compile_fail,E0432
+//! use session_rocket::MEMORY_WARNING;
+//! fn main() {}
+//! ```
+//!
+//! Planning a flush from a handler:
+//!
+//! ```compile_fail,E0624
+//! fn f(s: &session_rocket::SessionState) { let _ = s.plan(|_| None); }
+//! fn main() {}
+//! ```
+//!
+//! The untouched check:
+//!
+//! ```compile_fail,E0624
+//! fn f(s: &session_rocket::SessionState) { let _ = s.is_untouched(); }
+//! fn main() {}
+//! ```
+//!
+//! The cookie of a typed state:
+//!
+//! ```compile_fail,E0599
+//! fn f(s: &mut session_rocket::SessionState) { let _ = s.take_cookie_action(); }
+//! fn main() {}
+//! ```

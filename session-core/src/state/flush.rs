@@ -7,7 +7,7 @@
 //! records the cookie the response needs.
 
 use crate::error::{BoxError, Error, Result};
-use crate::state::{Change, CookieAction, Known, SessionState, Stage, Times};
+use crate::state::{Change, CookieAction, ExpiryChoice, Known, SessionState, Stage, Times};
 use crate::store::{Changes, ExpiryUpdate, NewSession, Rename, Saved, PREVIOUS_KEY_GRACE};
 use crate::token::{StoreKey, Token};
 
@@ -111,15 +111,33 @@ impl SessionState {
             upserted: Vec::new(),
             removed: Vec::new(),
         };
+        let (epoch, clear) = {
+            let life = self.request.life();
+            (life.epoch, life.clear)
+        };
+        // Changes from before a `destroy` or `start_over` went with that
+        // session; a change after a `destroy` has nowhere to go.
+        let current =
+            |index: usize| self.change(index) != Change::Clean && self.epoch(index) == epoch;
         if self.is_destroyed() {
-            // `destroy` drops this request's changes by design.
+            if let Some(index) = (0..self.schema.len()).find(|&i| current(i)) {
+                return Err(Error::WriteAfterDestroy {
+                    field: self.schema[index].name,
+                });
+            }
             return Ok(plan);
         }
+        plan.changes.clear = clear && plan.target != Target::New;
         let config = self.request.manager().config();
         let mut size = 0usize;
         for (index, field) in self.schema.iter().enumerate() {
             let known = self.known(index);
-            match self.change(index) {
+            let change = if current(index) {
+                self.change(index)
+            } else {
+                Change::Clean
+            };
+            match change {
                 Change::Clean => {
                     if let Known::Bytes(bytes) = known {
                         size += bytes.len();
@@ -272,15 +290,13 @@ impl SessionState {
         }
         let config = self.request.manager().config();
         let now = self.request.now();
-        let idle_timeout = self
-            .request
-            .life()
-            .expiry
-            .unwrap_or_else(|| secs(config.ttl));
+        let choice = self.request.life().expiry;
+        let idle_timeout = choice.map_or_else(|| secs(config.ttl), |c| c.seconds);
         let session = NewSession {
             created_at: now,
             expires_at: now.saturating_add(idle_timeout.min(secs(config.max_lifetime))),
             idle_timeout,
+            persistent: choice.map(|c| c.persistent),
         };
         let store = self.request.manager().store().clone();
         for _ in 0..CREATE_ATTEMPTS {
@@ -300,6 +316,7 @@ impl SessionState {
                         created_at: session.created_at,
                         expires_at: session.expires_at,
                         idle_timeout,
+                        persistent: session.persistent,
                     });
                 }
                 self.commit(plan);
@@ -330,11 +347,20 @@ impl SessionState {
         let mut life = self.request.life();
         if let (Some(update), Some(times)) = (plan.changes.expiry, life.times.as_mut()) {
             times.expires_at = expires_at;
-            if let ExpiryUpdate::Set { idle_timeout, .. } = update {
+            if let ExpiryUpdate::Set {
+                idle_timeout,
+                persistent,
+                ..
+            } = update
+            {
                 times.idle_timeout = idle_timeout;
+                times.persistent = persistent;
             }
         }
         life.expiry = None;
+        if plan.changes.clear {
+            life.clear = false;
+        }
     }
 
     /// The session's expiry after an update, as far as this request knows.
@@ -366,8 +392,13 @@ impl SessionState {
         self.set_cookie(token, expires_at);
     }
 
+    /// Records the cookie: persistent ones carry the session's `Max-Age`.
+    /// Call it after `commit`, which settles the session's cookie choice.
     fn set_cookie(&self, token: Token, expires_at: i64) {
-        let max_age = expires_at - self.request.now();
+        let max_age = self
+            .request
+            .persistent()
+            .then(|| expires_at - self.request.now());
         self.request.life().cookie = Some(CookieAction::Set { token, max_age });
     }
 
@@ -379,10 +410,15 @@ impl SessionState {
         let config = self.request.manager().config();
         let now = self.request.now();
         let life = self.request.life();
-        if let Some(seconds) = life.expiry {
+        if let Some(ExpiryChoice {
+            seconds,
+            persistent,
+        }) = life.expiry
+        {
             return Some(ExpiryUpdate::Set {
                 expires_at: now.saturating_add(seconds),
                 idle_timeout: seconds,
+                persistent: Some(persistent),
             });
         }
         let times = life.times?;

@@ -34,7 +34,7 @@ pub use flush::Outcome;
 #[cfg(test)]
 pub(crate) use flush::{FlushPlan, Target};
 pub use request::{CookieAction, RequestSession};
-pub(crate) use request::{Stage, Times};
+pub(crate) use request::{ExpiryChoice, Stage, Times};
 
 /// One field of a session type, as the store sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +83,9 @@ struct FieldState {
     baseline: Option<Vec<u8>>,
     /// The stored bytes did not decode; the value is the fallback.
     undecodable: bool,
+    /// The request's epoch when the field was last changed: changes made
+    /// before a `destroy` or `start_over` are dropped with the session.
+    epoch: u32,
 }
 
 const CLEAN: FieldState = FieldState {
@@ -90,6 +93,7 @@ const CLEAN: FieldState = FieldState {
     written: None,
     baseline: None,
     undecodable: false,
+    epoch: 0,
 };
 
 /// One deferred field's own load: unset until used; `None` when absent.
@@ -195,6 +199,50 @@ impl SessionState {
         matches!(self.request.life().stage, Stage::Destroyed)
     }
 
+    /// Makes the session's cookie a browser-session cookie from now on (no
+    /// `Max-Age`: the browser forgets it when it closes), with `ttl` as its
+    /// idle timeout: a login without "remember me". The opposite of
+    /// [`set_expiry`](Self::set_expiry), which makes the cookie persistent.
+    pub fn expire_on_close(&mut self) {
+        self.request.expire_on_close();
+    }
+
+    /// Ends the stored session now, like [`destroy`](Self::destroy), and
+    /// goes on with a fresh, empty one in the same request: what this
+    /// request writes afterwards is stored under a new token (a logout that
+    /// leaves a message, switching users). Changes made before are dropped;
+    /// if nothing is written afterwards, the cookie is removed. Use the
+    /// handle's `start_over()`, which also resets the decoded values.
+    ///
+    /// # Errors
+    /// The store's error; the session is then left as it was.
+    #[doc(hidden)]
+    pub async fn start_over_state(&mut self) -> Result<()> {
+        self.request.start_over().await?;
+        self.forget();
+        Ok(())
+    }
+
+    /// Every field back to its default, same token: the store deletes all
+    /// the session's fields at the end of the request (of every session
+    /// type), and reads in this request see defaults. Use the handle's
+    /// `clear()`, which also resets the decoded values.
+    #[doc(hidden)]
+    pub fn clear_state(&mut self) {
+        self.request.life().clear = true;
+        self.forget();
+        for index in 0..self.schema.len() {
+            self.set_written(index, None);
+        }
+    }
+
+    /// Drops what this handle loaded and changed.
+    fn forget(&mut self) {
+        self.record = OnceCell::new();
+        self.deferred = OnceLock::new();
+        self.fields = Vec::new();
+    }
+
     /// The request's session this state belongs to.
     #[doc(hidden)]
     pub fn request(&self) -> &RequestSession {
@@ -261,6 +309,7 @@ impl SessionState {
                         created_at: r.created_at,
                         expires_at: r.expires_at,
                         idle_timeout: r.idle_timeout,
+                        persistent: r.persistent,
                     }),
                     None => {
                         // A cookie a concurrent regenerate just replaced:
@@ -350,7 +399,14 @@ impl SessionState {
     }
 
     pub(crate) fn mark(&mut self, index: usize, change: Change) {
-        self.field_mut(index).change = change;
+        let epoch = self.request.life().epoch;
+        let field = self.field_mut(index);
+        field.change = change;
+        field.epoch = epoch;
+    }
+
+    pub(crate) fn epoch(&self, index: usize) -> u32 {
+        self.fields.get(index).map_or(0, |f| f.epoch)
     }
 
     pub(crate) fn set_baseline(&mut self, index: usize, bytes: Option<Vec<u8>>) {

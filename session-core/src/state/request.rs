@@ -40,23 +40,36 @@ pub(crate) enum Stage {
     Ended,
 }
 
+/// An explicit expiry choice of this request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ExpiryChoice {
+    /// The idle timeout in seconds.
+    pub(crate) seconds: Timestamp,
+    /// Whether the cookie outlives the browser.
+    pub(crate) persistent: bool,
+}
+
 /// The session's timestamps, from the first read or the creation.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Times {
     pub(crate) created_at: Timestamp,
     pub(crate) expires_at: Timestamp,
     pub(crate) idle_timeout: Timestamp,
+    /// The session's own cookie choice: `Some(true)` persistent,
+    /// `Some(false)` browser-session, `None` the configuration's.
+    pub(crate) persistent: Option<bool>,
 }
 
 /// The cookie a response must carry after the flush.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CookieAction {
-    /// Set the cookie to this token, expiring in `max_age` seconds.
+    /// Set the cookie to this token.
     Set {
         /// The session's token.
         token: Token,
-        /// Seconds until the session expires.
-        max_age: i64,
+        /// Seconds until the session expires: the cookie's `Max-Age`, or
+        /// `None` for a browser-session cookie.
+        max_age: Option<i64>,
     },
     /// Remove the cookie: this request destroyed the session.
     Remove,
@@ -66,8 +79,14 @@ pub enum CookieAction {
 pub(crate) struct Life {
     pub(crate) stage: Stage,
     pub(crate) times: Option<Times>,
-    /// `set_expiry(seconds)` not yet written.
-    pub(crate) expiry: Option<Timestamp>,
+    /// `set_expiry(seconds)` (persistent) or `expire_on_close()` (`None`
+    /// seconds: `ttl`, browser-session) not yet written.
+    pub(crate) expiry: Option<ExpiryChoice>,
+    /// `clear()` was called: every stored field goes.
+    pub(crate) clear: bool,
+    /// Bumped by `destroy` and `start_over`: field changes from an earlier
+    /// epoch are dropped with the session they were made to.
+    pub(crate) epoch: u32,
     pub(crate) pending_error: Option<Error>,
     pub(crate) cookie: Option<CookieAction>,
     /// The session was read in this request (for `rolling` cookies).
@@ -118,6 +137,8 @@ impl RequestSession {
                     stage,
                     times: None,
                     expiry: None,
+                    clear: false,
+                    epoch: 0,
                     pending_error: None,
                     cookie: None,
                     loaded: false,
@@ -235,7 +256,37 @@ impl RequestSession {
 
     pub(crate) fn set_expiry(&self, seconds: u64) {
         let seconds = i64::try_from(seconds).unwrap_or(i64::MAX / 2).max(1);
-        self.life().expiry = Some(seconds);
+        self.life().expiry = Some(ExpiryChoice {
+            seconds,
+            persistent: true,
+        });
+    }
+
+    pub(crate) fn expire_on_close(&self) {
+        let seconds = i64::try_from(self.manager().config().ttl).unwrap_or(i64::MAX / 2);
+        self.life().expiry = Some(ExpiryChoice {
+            seconds,
+            persistent: false,
+        });
+    }
+
+    /// Whether the cookie should outlive the browser: this request's
+    /// choice, else the session's stored one, else the configuration's.
+    pub(crate) fn persistent(&self) -> bool {
+        let life = self.life();
+        life.expiry
+            .map(|c| c.persistent)
+            .or_else(|| life.times.and_then(|t| t.persistent))
+            .unwrap_or(self.manager().config().persistent)
+    }
+
+    pub(crate) async fn start_over(&self) -> Result<()> {
+        self.destroy().await?;
+        let mut life = self.life();
+        life.stage = Stage::Absent;
+        life.times = None;
+        life.clear = false;
+        Ok(())
     }
 
     pub(crate) async fn destroy(&self) -> Result<()> {
@@ -250,6 +301,7 @@ impl RequestSession {
             (current, matches!(life.stage, Stage::Destroyed))
         };
         if destroyed {
+            self.life().epoch += 1;
             return Ok(());
         }
         let store = self.manager().store();
@@ -264,6 +316,7 @@ impl RequestSession {
         let mut life = self.life();
         life.stage = Stage::Destroyed;
         life.expiry = None;
+        life.epoch += 1;
         life.cookie = self.had_cookie().then_some(CookieAction::Remove);
         Ok(())
     }

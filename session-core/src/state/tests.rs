@@ -118,17 +118,28 @@ async fn a_removed_field_is_reported_as_removed() {
 }
 
 #[tokio::test]
-async fn destroy_wins_over_any_pending_change() {
+async fn destroy_drops_earlier_changes_and_refuses_later_ones() {
     let (m, store) = manager();
     let cookie = existing(&m).await;
     let mut h = m.open::<Cart>(Some(&cookie));
     h.set_visits(100);
-    h.state_mut().destroy().await.unwrap();
-    h.set_user(Some(2));
+    h.destroy().await.unwrap();
     let p = plan(&h);
     assert_eq!(p.target, Target::Done);
-    assert!(p.changes.is_empty());
+    assert!(p.changes.is_empty(), "a change made before destroy goes with it");
     assert_eq!(flush(&mut h).await.unwrap(), Outcome::Unchanged);
+    assert!(store.is_empty());
+
+    let cookie = existing(&m).await;
+    let mut h = m.open::<Cart>(Some(&cookie));
+    h.destroy().await.unwrap();
+    h.set_user(Some(2));
+    let err = flush(&mut h).await.unwrap_err();
+    assert!(
+        matches!(err, crate::Error::WriteAfterDestroy { field: "user" }),
+        "a write after destroy fails loudly: {err}"
+    );
+    assert!(err.to_string().contains("start_over"), "{err}");
     assert!(store.is_empty());
 }
 
@@ -212,6 +223,7 @@ async fn undecodable_fields_fall_back_or_fail_as_configured() {
                 created_at: now,
                 expires_at: now + 86_400,
                 idle_timeout: 86_400,
+                persistent: None,
             },
             &[
                 ("visits", b"\"not a number\"".to_vec()),

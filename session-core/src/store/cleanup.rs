@@ -65,6 +65,7 @@ mod tests {
             created_at,
             expires_at,
             idle_timeout: 60,
+            persistent: None,
         }
     }
 

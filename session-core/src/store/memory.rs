@@ -33,6 +33,7 @@ struct Entry {
     created_at: Timestamp,
     expires_at: Timestamp,
     idle_timeout: Timestamp,
+    persistent: Option<bool>,
     fields: HashMap<String, Vec<u8>>,
 }
 
@@ -130,6 +131,7 @@ impl SessionStore for MemoryStore {
                 created_at: e.created_at,
                 expires_at: e.expires_at,
                 idle_timeout: e.idle_timeout,
+                persistent: e.persistent,
                 fields: e
                     .fields
                     .iter()
@@ -192,6 +194,7 @@ impl SessionStore for MemoryStore {
                 created_at: session.created_at,
                 expires_at: session.expires_at,
                 idle_timeout: session.idle_timeout,
+                persistent: session.persistent,
                 fields,
             },
         );
@@ -225,6 +228,9 @@ impl SessionStore for MemoryStore {
         };
         self.counters
             .wrote(changes.upsert.iter().map(|(_, v)| v.as_slice()));
+        if changes.clear {
+            entry.fields.clear();
+        }
         for (name, value) in &changes.upsert {
             entry.fields.insert((*name).to_string(), value.clone());
         }
@@ -238,9 +244,11 @@ impl SessionStore for MemoryStore {
             Some(ExpiryUpdate::Set {
                 expires_at,
                 idle_timeout,
+                persistent,
             }) => {
                 entry.expires_at = entry.cap(at, expires_at);
                 entry.idle_timeout = idle_timeout;
+                entry.persistent = persistent;
             }
             None => {}
         }
@@ -306,11 +314,13 @@ mod tests {
             created_at: t - 10,
             expires_at: t - 1,
             idle_timeout: 9,
+            persistent: None,
         };
         let live = NewSession {
             created_at: t,
             expires_at: t + 60,
             idle_timeout: 60,
+            persistent: None,
         };
         assert!(store.create(&key(), dead, &[]).await.unwrap());
         assert!(store.create(&key(), live, &[]).await.unwrap());

@@ -56,6 +56,7 @@
 //!             created_at: s.created_at,
 //!             expires_at: s.expires_at,
 //!             idle_timeout: s.idle_timeout,
+//!             persistent: s.persistent,
 //!             fields: fields.iter().filter(|(n, _)| !skip.contains(&n.as_str()))
 //!                 .map(|(n, v)| (n.clone(), v.clone())).collect(),
 //!         }))
@@ -85,13 +86,15 @@
 //!             key = rename.to;
 //!         }
 //!         let (s, fields) = t.sessions.get_mut(&key).unwrap();
+//!         if changes.clear { fields.clear(); }
 //!         for (n, v) in &changes.upsert { fields.insert(n.to_string(), v.clone()); }
 //!         for n in &changes.remove { fields.remove(*n); }
 //!         match changes.expiry {
 //!             Some(ExpiryUpdate::Extend(at)) => s.expires_at = s.expires_at.max(at),
-//!             Some(ExpiryUpdate::Set { expires_at, idle_timeout }) => {
+//!             Some(ExpiryUpdate::Set { expires_at, idle_timeout, persistent }) => {
 //!                 s.expires_at = expires_at;
 //!                 s.idle_timeout = idle_timeout;
+//!                 s.persistent = persistent;
 //!             }
 //!             None => {}
 //!         }
@@ -203,6 +206,10 @@ pub struct Record {
     /// The session's own idle timeout in seconds: `ttl` unless the app
     /// chose another with `set_expiry`. A touch slides the expiry by it.
     pub idle_timeout: Timestamp,
+    /// The session's own cookie choice: `Some(true)` a persistent cookie
+    /// (`set_expiry`), `Some(false)` a browser-session one
+    /// (`expire_on_close`), `None` the configuration's `persistent`.
+    pub persistent: Option<bool>,
     /// `(stored name, bytes)` of every stored field the load did not skip.
     pub fields: Vec<(String, Vec<u8>)>,
 }
@@ -216,6 +223,8 @@ pub struct NewSession {
     pub expires_at: Timestamp,
     /// Its idle timeout in seconds (see [`Record::idle_timeout`]).
     pub idle_timeout: Timestamp,
+    /// Its cookie choice (see [`Record::persistent`]).
+    pub persistent: Option<bool>,
 }
 
 /// How a save moves the session's expiry. Every expiry a store writes is
@@ -225,13 +234,17 @@ pub enum ExpiryUpdate {
     /// Move `expires_at` to this instant if that is later (a touch): a touch
     /// never shortens a session.
     Extend(Timestamp),
-    /// Set `expires_at` to exactly this and make `idle_timeout` the
-    /// session's idle timeout from now on (an explicit `set_expiry`).
+    /// Set `expires_at` to exactly this and make `idle_timeout` and
+    /// `persistent` the session's own from now on (an explicit
+    /// `set_expiry` or `expire_on_close`).
     Set {
         /// The new expiry.
         expires_at: Timestamp,
         /// The session's idle timeout in seconds from now on.
         idle_timeout: Timestamp,
+        /// The session's cookie choice from now on (see
+        /// [`Record::persistent`]).
+        persistent: Option<bool>,
     },
 }
 
@@ -260,6 +273,8 @@ pub struct Rename {
 pub struct Changes {
     /// Move the session to a new key first (regenerate).
     pub rename: Option<Rename>,
+    /// Delete every stored field before the upserts (`clear()`).
+    pub clear: bool,
     /// Fields to write: `(stored name, encoded bytes)`.
     pub upsert: Vec<(&'static str, Vec<u8>)>,
     /// Fields to delete.
@@ -272,6 +287,7 @@ impl Changes {
     /// Nothing to write.
     pub fn is_empty(&self) -> bool {
         self.rename.is_none()
+            && !self.clear
             && self.upsert.is_empty()
             && self.remove.is_empty()
             && self.expiry.is_none()
@@ -321,8 +337,9 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
 
     /// Applies a request's changes to a live session, all or nothing, and
     /// only if the session is still alive under `key`: first the
-    /// [`rename`](Changes::rename), then the expiry, the upserts and the
-    /// removals, under the new key. Reports [`Saved::Gone`] or
+    /// [`rename`](Changes::rename), then the expiry, the
+    /// [`clear`](Changes::clear), the upserts and the removals, under the
+    /// new key. Reports [`Saved::Gone`] or
     /// [`Saved::Moved`] when nothing was written.
     async fn save(&self, key: &StoreKey, changes: &Changes, at: Validity) -> Result<Saved>;
 

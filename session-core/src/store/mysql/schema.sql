@@ -17,6 +17,9 @@ CREATE TABLE IF NOT EXISTS `sessions` (
   `idle_timeout` BIGINT NOT NULL,
   -- After a regenerate: the previous token's SHA-256, which reaches the
   -- session for a logout (never for reads or writes) until `previous_until`.
+  -- The session's own cookie choice: 1 persistent (set_expiry), 0 browser-session
+  -- (expire_on_close), NULL the configured `persistent`.
+  `persistent` TINYINT NULL,
   `previous_hash` BINARY(32) NULL,
   `previous_until` BIGINT NOT NULL DEFAULT 0,
   PRIMARY KEY (`pk`),

@@ -25,6 +25,8 @@ pub enum Arg<'a> {
     Text(&'a str),
     /// Bytes (hashes, field values).
     Bytes(&'a [u8]),
+    /// A nullable flag.
+    Flag(Option<bool>),
 }
 
 /// One statement with its arguments.
@@ -68,6 +70,8 @@ pub struct SessionRow {
     pub expires_at: i64,
     /// `idle_timeout`.
     pub idle_timeout: i64,
+    /// `persistent`.
+    pub persistent: Option<bool>,
     /// The field's name and bytes.
     pub field: Option<(String, Vec<u8>)>,
 }

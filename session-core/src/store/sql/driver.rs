@@ -85,6 +85,7 @@ macro_rules! sqlx_backend {
                     Arg::Int(v) => q.bind(v),
                     Arg::Text(v) => q.bind(v),
                     Arg::Bytes(v) => q.bind(v),
+                    Arg::Flag(v) => q.bind(v),
                 })
         }
 
@@ -168,16 +169,17 @@ macro_rules! sqlx_backend {
                     .iter()
                     .map(|r| {
                         // Names are read as bytes (see `NAME_BYTES`).
-                        let name: Option<Vec<u8>> = r.try_get(3)?;
+                        let name: Option<Vec<u8>> = r.try_get(4)?;
                         let name = name
                             .map(String::from_utf8)
                             .transpose()
                             .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-                        let value: Option<Vec<u8>> = r.try_get(4)?;
+                        let value: Option<Vec<u8>> = r.try_get(5)?;
                         Ok($crate::store::sql::SessionRow {
                             created_at: r.try_get(0)?,
                             expires_at: r.try_get(1)?,
                             idle_timeout: r.try_get(2)?,
+                            persistent: r.try_get(3)?,
                             field: name.zip(value),
                         })
                     })

@@ -216,12 +216,17 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         let Some(first) = rows.first() else {
             return Ok(None);
         };
-        let (created_at, expires_at, idle_timeout) =
-            (first.created_at, first.expires_at, first.idle_timeout);
+        let (created_at, expires_at, idle_timeout, persistent) = (
+            first.created_at,
+            first.expires_at,
+            first.idle_timeout,
+            first.persistent,
+        );
         Ok(Some(Record {
             created_at,
             expires_at,
             idle_timeout,
+            persistent,
             fields: rows.into_iter().filter_map(|r| r.field).collect(),
         }))
     }
@@ -293,6 +298,14 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         if let Some(update) = changes.expiry {
             stmts.push(self.sql.expiry(current, update, at));
         }
+        if changes.clear {
+            if stmts.is_empty() {
+                // A clear's DELETE cannot tell a dead session from an empty
+                // one: check liveness first.
+                stmts.push(self.sql.alive(current, at));
+            }
+            stmts.push(self.sql.clear(current));
+        }
         if !changes.upsert.is_empty() {
             stmts.push(self.sql.upsert(current, &changes.upsert, at));
         }
@@ -303,8 +316,10 @@ impl<B: Backend> SessionStore for SqlStore<B> {
             return Ok(Saved::Saved);
         }
         // A removal alone cannot resurrect anything, so it need not match.
-        let must_match =
-            changes.rename.is_some() || !changes.upsert.is_empty() || changes.expiry.is_some();
+        let must_match = changes.rename.is_some()
+            || changes.clear
+            || !changes.upsert.is_empty()
+            || changes.expiry.is_some();
         match self.write(&stmts, must_match).await? {
             Some(_) => {
                 self.counters

@@ -28,6 +28,7 @@ pub(crate) const SESSIONS_COLUMNS: &[&str] = &[
     "created_at",
     "expires_at",
     "idle_timeout",
+    "persistent",
     "previous_hash",
     "previous_until",
 ];
@@ -117,6 +118,8 @@ pub(crate) struct Statements {
     upsert_head: String,
     upsert_tail: String,
     remove_head: String,
+    clear: String,
+    alive: String,
     rename: String,
     extend: String,
     set_expiry: String,
@@ -137,7 +140,7 @@ impl Statements {
         let (greatest, least) = (B::GREATEST, B::LEAST);
         Statements {
             load_head: format!(
-                "SELECT s.created_at, s.expires_at, s.idle_timeout, {}, f.value FROM {s} s LEFT JOIN {f} f ON f.session_pk = s.pk",
+                "SELECT s.created_at, s.expires_at, s.idle_timeout, s.persistent, {}, f.value FROM {s} s LEFT JOIN {f} f ON f.session_pk = s.pk",
                 B::NAME_BYTES
             ),
             load_where: format!(" WHERE s.token_hash = ? AND {}", alive("s.")),
@@ -146,7 +149,7 @@ impl Statements {
                 alive("s.")
             ),
             insert: format!(
-                "INSERT INTO {s} (token_hash, created_at, expires_at, idle_timeout) VALUES (?, ?, ?, ?)"
+                "INSERT INTO {s} (token_hash, created_at, expires_at, idle_timeout, persistent) VALUES (?, ?, ?, ?, ?)"
             ),
             upsert_head: format!(
                 "INSERT INTO {f} (session_pk, name, value) SELECT s.pk, v.name, v.value FROM {s} s CROSS JOIN ("
@@ -159,6 +162,15 @@ impl Statements {
             remove_head: format!(
                 "DELETE FROM {f} WHERE session_pk = (SELECT pk FROM {s} WHERE token_hash = ?) AND name IN ("
             ),
+            clear: format!(
+                "DELETE FROM {f} WHERE session_pk = (SELECT pk FROM {s} WHERE token_hash = ?)"
+            ),
+            // Matches a live session and changes nothing: the liveness check
+            // of a save whose other statements cannot tell.
+            alive: format!(
+                "UPDATE {s} SET expires_at = expires_at WHERE token_hash = ? AND {}",
+                alive("")
+            ),
             // MySQL applies SET assignments left to right, SQLite from the
             // old row: both copy the old hash before replacing it.
             rename: format!(
@@ -170,7 +182,7 @@ impl Statements {
                 alive("")
             ),
             set_expiry: format!(
-                "UPDATE {s} SET expires_at = {least}(?, created_at + ?), idle_timeout = ? WHERE token_hash = ? AND {}",
+                "UPDATE {s} SET expires_at = {least}(?, created_at + ?), idle_timeout = ?, persistent = ? WHERE token_hash = ? AND {}",
                 alive("")
             ),
             moved: format!("SELECT pk FROM {s} WHERE previous_hash = ? AND previous_until > ?"),
@@ -240,6 +252,7 @@ impl Statements {
                 Arg::Int(session.created_at),
                 Arg::Int(session.expires_at),
                 Arg::Int(session.idle_timeout),
+                Arg::Flag(session.persistent),
             ],
         }
     }
@@ -282,6 +295,22 @@ impl Statements {
         }
     }
 
+    pub(crate) fn clear<'a>(&'a self, key: &'a StoreKey) -> Stmt<'a> {
+        Stmt {
+            sql: Cow::Borrowed(&self.clear),
+            args: vec![Arg::Bytes(key.as_bytes())],
+        }
+    }
+
+    pub(crate) fn alive<'a>(&'a self, key: &'a StoreKey, at: Validity) -> Stmt<'a> {
+        let mut args = vec![Arg::Bytes(key.as_bytes())];
+        args.extend(alive_args(at));
+        Stmt {
+            sql: Cow::Borrowed(&self.alive),
+            args,
+        }
+    }
+
     pub(crate) fn rename<'a>(
         &'a self,
         from: &'a StoreKey,
@@ -315,12 +344,14 @@ impl Statements {
             ExpiryUpdate::Set {
                 expires_at,
                 idle_timeout,
+                persistent,
             } => (
                 Cow::Borrowed(self.set_expiry.as_str()),
                 vec![
                     Arg::Int(expires_at),
                     Arg::Int(at.max_lifetime()),
                     Arg::Int(idle_timeout),
+                    Arg::Flag(persistent),
                 ],
             ),
         };
