@@ -112,10 +112,7 @@ impl<'r> FromRequest<'r> for User {
         };
         let user = match session.user().await {
             Ok(user) => user.clone(),
-            Err(e) => {
-                let e = SessionError::from(e);
-                return Outcome::Error((e.status(), e));
-            }
+            Err(e) => return Outcome::Error((e.status(), e)),
         };
         drop(session);
         match user {
