@@ -80,6 +80,7 @@ impl SessionState {
         }
         let life = self.request.life();
         life.expiry.is_none()
+            && !life.clear
             && life.pending_error.is_none()
             && !matches!(life.stage, Stage::Moving { .. })
     }

@@ -167,8 +167,10 @@ impl SessionState {
     /// the session for [`destroy`](Self::destroy) (a logout from a tab that
     /// has not seen the new cookie), never for reads or writes.
     ///
-    /// `regenerate` keeps the data: when another user logs in on the same
-    /// browser, remove the previous user's fields too.
+    /// `regenerate` keeps the data (an anonymous cart survives the login).
+    /// When another user logs in on the same browser, call the handle's
+    /// `start_over()` first (a fresh session: nothing of the previous user
+    /// remains), or `clear()` then `regenerate()`.
     pub fn regenerate(&mut self) {
         self.request.regenerate();
     }

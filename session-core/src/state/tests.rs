@@ -126,7 +126,10 @@ async fn destroy_drops_earlier_changes_and_refuses_later_ones() {
     h.destroy().await.unwrap();
     let p = plan(&h);
     assert_eq!(p.target, Target::Done);
-    assert!(p.changes.is_empty(), "a change made before destroy goes with it");
+    assert!(
+        p.changes.is_empty(),
+        "a change made before destroy goes with it"
+    );
     assert_eq!(flush(&mut h).await.unwrap(), Outcome::Unchanged);
     assert!(store.is_empty());
 
