@@ -18,7 +18,7 @@ pub const DEFAULT_MEMORY_MAX_SESSIONS: usize = 100_000;
 
 /// What to do when a stored field no longer decodes into its type (after a
 /// deploy changed the type, say).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OnDecodeError {
     /// Log a warning and use the field's default. The stored bytes are left
@@ -33,7 +33,7 @@ pub enum OnDecodeError {
 }
 
 /// The cookie's `SameSite` attribute.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SameSite {
     /// Sent only on same-site requests.
@@ -261,5 +261,40 @@ mod prefix_tests {
         assert!(validate_prefix("").is_ok());
         assert!(validate_prefix("x`; DROP TABLE users; --").is_err());
         assert!(validate_prefix("1app").is_err());
+    }
+}
+
+/// Case-insensitive: `"Default"` and `"default"` are the same.
+impl<'de> Deserialize<'de> for OnDecodeError {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        match text.to_ascii_lowercase().as_str() {
+            "default" => Ok(OnDecodeError::Default),
+            "error" => Ok(OnDecodeError::Error),
+            _ => Err(serde::de::Error::unknown_variant(
+                &text,
+                &["default", "error"],
+            )),
+        }
+    }
+}
+
+/// Case-insensitive: `"Strict"` and `"strict"` are the same.
+impl<'de> Deserialize<'de> for SameSite {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        match text.to_ascii_lowercase().as_str() {
+            "strict" => Ok(SameSite::Strict),
+            "lax" => Ok(SameSite::Lax),
+            "none" => Ok(SameSite::None),
+            _ => Err(serde::de::Error::unknown_variant(
+                &text,
+                &["strict", "lax", "none"],
+            )),
+        }
     }
 }

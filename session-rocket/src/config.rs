@@ -1,8 +1,13 @@
 //! Reading `[default.sessions]` from Rocket's figment.
 
+use rocket::figment::error::Kind;
 use rocket::figment::providers::{Env, Serialized};
+use rocket::figment::value::Dict;
 use rocket::figment::Figment;
 use session_core::Config;
+
+/// The section the settings live in.
+const SECTION: &str = "sessions";
 
 /// Extracts the session [`Config`] from a Rocket figment: the `sessions`
 /// table (`[default.sessions]` in `Rocket.toml`, or
@@ -16,8 +21,10 @@ use session_core::Config;
 /// work too.
 ///
 /// # Errors
-/// A figment error naming the bad key (unknown keys are errors, so a typo
-/// does not silently fall back to a default).
+/// A figment error naming the bad key with its section
+/// (`sessions.cookie-name`) and, for a near miss, the key it resembles
+/// (unknown keys are errors, so a typo never silently falls back to a
+/// default).
 ///
 /// ```
 /// use rocket::figment::{Figment, providers::{Format, Toml}};
@@ -34,8 +41,126 @@ use session_core::Config;
 #[allow(clippy::result_large_err)]
 pub fn extract(figment: &Figment) -> Result<Config, rocket::figment::Error> {
     figment
-        .focus("sessions")
+        .focus(SECTION)
         .join(Serialized::defaults(Config::default()))
         .merge(Env::prefixed("ROCKET_SESSIONS_").global())
         .extract()
+        .map_err(in_section)
+}
+
+/// Puts the section in front of every error's key, and suggests the key a
+/// misspelled one resembles.
+#[allow(clippy::result_large_err)]
+fn in_section(error: rocket::figment::Error) -> rocket::figment::Error {
+    let mut errors: Vec<_> = error.into_iter().collect();
+    for e in &mut errors {
+        e.path.insert(0, SECTION.to_string());
+        if let Kind::UnknownField(field, expected) = &e.kind {
+            if let Some(near) = nearest(field, expected.iter().copied()) {
+                e.kind = Kind::Message(format!(
+                    "unknown key `{field}`: did you mean `{near}`? (expected one of {})",
+                    expected.join(", ")
+                ));
+            }
+        }
+    }
+    // `into_iter` yields the newest first; chain them back in order.
+    let mut errors = errors.into_iter().rev();
+    let first = errors
+        .next()
+        .unwrap_or_else(|| "invalid [sessions] configuration".into());
+    errors.fold(first, |chain, e| chain.chain(e))
+}
+
+/// The top-level keys of Rocket's configuration that look like a misspelt
+/// `sessions` section (`session`, `sesions`, `Sessions`): such a section is
+/// never read, and the app would silently run on the defaults.
+pub(crate) fn misspelt_sections(figment: &Figment) -> Vec<String> {
+    let Ok(top) = figment.extract::<Dict>() else {
+        return Vec::new();
+    };
+    top.keys()
+        .filter(|k| k.as_str() != SECTION && nearest(k, [SECTION]).is_some())
+        .cloned()
+        .collect()
+}
+
+/// The candidate within two edits of `word` (case-insensitively), if any.
+fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let word = word.to_ascii_lowercase().replace('-', "_");
+    candidates
+        .into_iter()
+        .map(|c| (distance(&word, c), c))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use rocket::figment::providers::{Format, Toml};
+    use rocket::figment::Figment;
+
+    fn figment(toml: &str) -> Figment {
+        Figment::from(Toml::string(toml).nested())
+    }
+
+    #[test]
+    fn a_misspelt_key_names_its_section_and_the_key_it_resembles() {
+        let err = super::extract(&figment("[default.sessions]\ncookie-name = \"sid\""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sessions.cookie-name"), "{err}");
+        assert!(err.contains("did you mean `cookie_name`?"), "{err}");
+        let err = super::extract(&figment("[default.sessions]\ntll = 60"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("did you mean `ttl`?"), "{err}");
+    }
+
+    #[test]
+    fn enum_values_are_case_insensitive() {
+        let config = super::extract(&figment(
+            "[default.sessions]\nsame_site = \"Lax\"\non_decode_error = \"Error\"",
+        ))
+        .unwrap();
+        assert_eq!(config.same_site, session_core::config::SameSite::Lax);
+        assert_eq!(
+            config.on_decode_error,
+            session_core::config::OnDecodeError::Error
+        );
+        let err = super::extract(&figment("[default.sessions]\nsame_site = \"loose\""))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("strict") && err.contains("lax") && err.contains("none"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn misspelt_sections_are_found() {
+        let f = figment(
+            "[default.session]\nttl = 60\n[default.sessions]\nttl = 61\n[default.limits]\nform = 1",
+        );
+        assert_eq!(super::misspelt_sections(&f.select("default")), ["session"]);
+        let f = figment("[default.Sesions]\nttl = 60");
+        assert_eq!(super::misspelt_sections(&f.select("default")), ["Sesions"]);
+    }
 }

@@ -66,14 +66,44 @@ pub(crate) fn log_error(context: &str, error: &(dyn std::error::Error + 'static)
     rocket::error!("{context}: {}", chain(error));
 }
 
-/// An error and its sources, `: `-separated.
+/// An error and its sources, `: `-separated; a cause whose text the message
+/// already holds (drivers often repeat their source's message) is said once.
 pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(Debug, thiserror::Error)]
+    #[error("error returned from database: 1045 (28000): Access denied for user 'x'")]
+    struct Driver(#[source] Server);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("1045 (28000): Access denied for user 'x'")]
+    struct Server;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot open the session store at mysql://x@h/db")]
+    struct Open(#[source] Driver);
+
+    #[test]
+    fn a_cause_is_said_once() {
+        let text = super::chain(&Open(Driver(Server)));
+        assert_eq!(
+            text,
+            "cannot open the session store at mysql://x@h/db: error returned from database: \
+             1045 (28000): Access denied for user 'x'"
+        );
+        assert_eq!(text.matches("Access denied").count(), 1);
+    }
 }

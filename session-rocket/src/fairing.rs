@@ -169,6 +169,13 @@ impl Fairing for Sessions {
     }
 
     async fn on_ignite(&self, rocket: Rocket<Build>) -> fairing::Result {
+        let profile = rocket.figment().profile().as_str().to_string();
+        for section in crate::config::misspelt_sections(rocket.figment()) {
+            rocket::warn!(
+                "[{profile}.{section}] is not read by the sessions fairing: did you mean \
+                 [{profile}.sessions]? (its settings are ignored; the defaults apply)"
+            );
+        }
         let config = match crate::config::extract(rocket.figment()) {
             Ok(config) => config,
             Err(e) => {
@@ -181,7 +188,6 @@ impl Fairing for Sessions {
             rocket::error!("{e}");
             return Err(rocket);
         }
-        let profile = rocket.figment().profile().as_str().to_string();
         let opened = match self.open(&config, &profile).await {
             Ok(opened) => opened,
             Err(message) => {

@@ -117,7 +117,7 @@ pub enum Profile<'a> {
 pub async fn open(config: &Config, profile: Profile<'_>) -> Result<Opened> {
     let (scheme, warning) = select(config, profile, SCHEMES)?;
     let url = config.url.as_deref().unwrap_or("memory");
-    let location = redact(url);
+    let location = locate(url);
     let Some(open) = scheme.open else {
         unreachable!("`select` refuses stores that are not compiled in")
     };
@@ -185,6 +185,30 @@ fn select<'s>(
         )));
     }
     Ok((scheme, warning))
+}
+
+/// Where a store lives, for logs: the URL with its password masked, and a
+/// SQLite file as an absolute path (a relative one depends on the working
+/// directory the app happened to start in).
+fn locate(url: &str) -> String {
+    match url.strip_prefix("sqlite://") {
+        Some(rest) => {
+            let (path, query) = rest
+                .split_once('?')
+                .map_or((rest, None), |(p, q)| (p, Some(q)));
+            let path = std::path::Path::new(path);
+            let absolute = if path.is_absolute() {
+                path.to_path_buf()
+            } else {
+                std::env::current_dir().map_or_else(|_| path.to_path_buf(), |dir| dir.join(path))
+            };
+            match query {
+                Some(query) => format!("sqlite://{}?{query}", absolute.display()),
+                None => format!("sqlite://{}", absolute.display()),
+            }
+        }
+        None => redact(url),
+    }
 }
 
 /// Masks the password of a `scheme://user:password@host/…` URL.
@@ -287,6 +311,20 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn a_sqlite_location_is_absolute() {
+        let here = std::env::current_dir().unwrap();
+        assert_eq!(
+            super::locate("sqlite://data/s.db"),
+            format!("sqlite://{}", here.join("data/s.db").display())
+        );
+        assert_eq!(
+            super::locate("sqlite:///var/s.db?mode=rwc"),
+            "sqlite:///var/s.db?mode=rwc"
+        );
+        assert_eq!(super::locate("mysql://u:p@h/d"), "mysql://u:***@h/d");
     }
 
     #[test]
