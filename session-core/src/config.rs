@@ -251,18 +251,6 @@ pub(crate) fn validate_prefix(prefix: &str) -> Result<()> {
     }
 }
 
-#[cfg(test)]
-mod prefix_tests {
-    use super::validate_prefix;
-
-    #[test]
-    fn prefixes_are_identifiers() {
-        assert!(validate_prefix("app_").is_ok());
-        assert!(validate_prefix("").is_ok());
-        assert!(validate_prefix("x`; DROP TABLE users; --").is_err());
-        assert!(validate_prefix("1app").is_err());
-    }
-}
 
 /// Case-insensitive: `"Default"` and `"default"` are the same.
 impl<'de> Deserialize<'de> for OnDecodeError {
@@ -296,5 +284,18 @@ impl<'de> Deserialize<'de> for SameSite {
                 &["strict", "lax", "none"],
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod prefix_tests {
+    use super::validate_prefix;
+
+    #[test]
+    fn prefixes_are_identifiers() {
+        assert!(validate_prefix("app_").is_ok());
+        assert!(validate_prefix("").is_ok());
+        assert!(validate_prefix("x`; DROP TABLE users; --").is_err());
+        assert!(validate_prefix("1app").is_err());
     }
 }
