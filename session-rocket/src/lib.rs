@@ -289,6 +289,8 @@
 
 pub mod config;
 mod cookie;
+#[doc = include_str!("../docs/recipes.md")]
+pub mod recipes {}
 mod error;
 mod fairing;
 mod guard;
