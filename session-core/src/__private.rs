@@ -4,7 +4,7 @@
 //! derive and a runtime of different versions fail to compile instead of
 //! misbehaving (the crates pin each other with `=`).
 
-pub use crate::codec::{Codec, JsonCodec};
+pub use crate::codec::{Codec, JsonCodec, Storable};
 pub use crate::error::{BoxError, Result};
 pub use crate::schema::{FieldDef, SessionData, SessionHandle};
 pub use crate::state::{SessionState, Slot};

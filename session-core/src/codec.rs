@@ -48,3 +48,39 @@ impl Codec for JsonCodec {
         serde_json::from_slice(bytes).map_err(Into::into)
     }
 }
+
+/// What a session field's type must be: encodable and decodable by serde,
+/// and `Send + Sync + 'static` (the handle crosses `.await`s on a
+/// multi-threaded runtime). Implemented for every such type; the derive
+/// asks for this one bound per field, so a type that falls short gets one
+/// error at the field, in words that say what to do.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a session field: it must implement `Serialize` and `Deserialize`",
+    label = "this type cannot be stored in a session",
+    note = "derive `serde::Serialize` and `serde::Deserialize` for a type of your own (a type from another crate may have a `serde` feature); `Instant` has no serde form: store a `SystemTime` or Unix seconds; a borrowed `&str` cannot be decoded into: store a `String`"
+)]
+pub trait Storable: Send + Sync + 'static {
+    /// Encodes the value with codec `C`.
+    ///
+    /// # Errors
+    /// The codec's.
+    fn encode_with<C: Codec>(&self) -> Result<Vec<u8>, BoxError>;
+
+    /// Decodes a value with codec `C`.
+    ///
+    /// # Errors
+    /// The codec's, when the bytes do not fit the type.
+    fn decode_with<C: Codec>(bytes: &[u8]) -> Result<Self, BoxError>
+    where
+        Self: Sized;
+}
+
+impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Storable for T {
+    fn encode_with<C: Codec>(&self) -> Result<Vec<u8>, BoxError> {
+        C::encode(self)
+    }
+
+    fn decode_with<C: Codec>(bytes: &[u8]) -> Result<Self, BoxError> {
+        C::decode(bytes)
+    }
+}

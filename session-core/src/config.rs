@@ -251,7 +251,6 @@ pub(crate) fn validate_prefix(prefix: &str) -> Result<()> {
     }
 }
 
-
 /// Case-insensitive: `"Default"` and `"default"` are the same.
 impl<'de> Deserialize<'de> for OnDecodeError {
     fn deserialize<D: serde::Deserializer<'de>>(

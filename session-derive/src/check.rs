@@ -28,6 +28,7 @@ const SESSION_METHODS: &[&str] = &[
 
 pub fn check(cx: &Ctxt, cont: &Container) {
     check_stored_names(cx, &cont.fields);
+    check_borrowed_types(cx, &cont.fields);
     check_reserved_names(cx, &cont.fields);
     check_accessor_collisions(cx, &cont.fields);
 }
@@ -83,6 +84,30 @@ fn check_reserved_names(cx: &Ctxt, fields: &[Field]) {
                     ),
                 );
             }
+        }
+    }
+}
+
+/// A field cannot borrow: its value is decoded from stored bytes, which a
+/// `&'static str` cannot point into. Said here, in one error, rather than
+/// as serde's "implementation of `Deserialize` is not general enough".
+fn check_borrowed_types(cx: &Ctxt, fields: &[Field]) {
+    for field in fields {
+        if let syn::Type::Reference(reference) = field.ty {
+            let owned = match &*reference.elem {
+                syn::Type::Path(p) if p.path.is_ident("str") => "String".to_string(),
+                syn::Type::Slice(slice) => {
+                    format!("Vec<{}>", quote::ToTokens::to_token_stream(&slice.elem))
+                }
+                other => quote::ToTokens::to_token_stream(other).to_string(),
+            };
+            cx.error_spanned_by(
+                field.ty,
+                format!(
+                    "a session field cannot hold a reference: its value is decoded from stored bytes \
+                     that it cannot borrow from; store an owned `{owned}` instead"
+                ),
+            );
         }
     }
 }

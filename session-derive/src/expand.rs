@@ -386,15 +386,9 @@ fn default_fn(index: usize, field: &Field) -> Option<TokenStream> {
 fn bounds(field: &Field) -> TokenStream {
     let ty = field.ty;
     let span = ty.span();
-    let serialize = paths::serialize(span);
-    let deserialize_owned = paths::deserialize_owned(span);
-    let send = paths::send(span);
-    let sync = paths::sync(span);
+    let storable = paths::storable(span);
     let mut tokens = quote_spanned! {span=>
-        #ty: #serialize,
-        #ty: #deserialize_owned,
-        #ty: #send,
-        #ty: #sync,
+        #ty: #storable,
     };
     if field.attrs.default.is_none() {
         let default = paths::default(span);

@@ -84,12 +84,7 @@ paths! {
 spanned_paths! {
     /// `core::default::Default`, spanned at the field type.
     default => { _session::Default }
-    /// Bound on every field type: it can be encoded.
-    serialize => { _session::Serialize }
-    /// Bound on every field type: it can be decoded.
-    deserialize_owned => { _session::DeserializeOwned }
-    /// Bound on every field type: the handle moves between threads.
-    send => { ::core::marker::Send }
-    /// Bound on every field type: the handle is shared across threads.
-    sync => { ::core::marker::Sync }
+    /// The one bound on every field type (encodable, decodable, `Send +
+    /// Sync`), whose diagnostic says what is missing in the crate's words.
+    storable => { _session::Storable }
 }

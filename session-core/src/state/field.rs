@@ -4,10 +4,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::OnceLock;
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-
-use crate::codec::Codec;
+use crate::codec::{Codec, Storable};
 use crate::error::{BoxError, Result};
 use crate::state::{Change, Known, SessionState};
 
@@ -49,7 +46,7 @@ impl<T> fmt::Debug for Slot<T> {
 
 impl<T> Slot<T>
 where
-    T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    T: Storable,
 {
     /// The value, loading the session and decoding the field on first use.
     /// Never marks the field changed.
@@ -102,7 +99,7 @@ where
         {
             // The value this borrow starts from is not the stored bytes:
             // remember its encoding, so leaving it as it is writes nothing.
-            let baseline = self.value.get().and_then(|v| C::encode(v).ok());
+            let baseline = self.value.get().and_then(|v| v.encode_with::<C>().ok());
             state.set_baseline(index, baseline);
         }
         state.mark(index, Change::Written);
@@ -128,7 +125,7 @@ where
 
     /// The value's bytes, if it was materialised in this request.
     pub fn encode<C: Codec>(&self) -> Option<Result<Vec<u8>, BoxError>> {
-        self.value.get().map(|v| C::encode(v))
+        self.value.get().map(|v| v.encode_with::<C>())
     }
 
     fn filled(&mut self) -> &mut T {

@@ -16,10 +16,9 @@
 use std::fmt;
 use std::sync::OnceLock;
 
-use serde::de::DeserializeOwned;
 use tokio::sync::OnceCell;
 
-use crate::codec::Codec;
+use crate::codec::{Codec, Storable};
 use crate::config::OnDecodeError;
 use crate::error::{Error, Result};
 use crate::token::StoreKey;
@@ -353,7 +352,7 @@ impl SessionState {
     /// Decodes field `index`, falling back to `default` when it is absent
     /// (or undecodable, under `on_decode_error = "default"`). The flag says
     /// whether stored bytes failed to decode.
-    pub(crate) async fn decode<C: Codec, T: DeserializeOwned>(
+    pub(crate) async fn decode<C: Codec, T: Storable>(
         &self,
         index: usize,
         default: fn() -> T,
@@ -361,7 +360,7 @@ impl SessionState {
         let Some(bytes) = self.bytes(index).await? else {
             return Ok((default(), false));
         };
-        match C::decode(bytes) {
+        match T::decode_with::<C>(bytes) {
             Ok(value) => Ok((value, false)),
             Err(source) => {
                 let field = self.schema[index].name;
