@@ -9,14 +9,14 @@ use std::sync::Arc;
 use rocket::fairing::{self, Fairing, Info, Kind};
 use rocket::http::{ContentType, Status};
 use rocket::{Build, Orbit, Request, Response, Rocket};
-use session_core::store::open::{open, Profile};
 use session_core::store::SessionStore;
-use session_core::{Config, SessionManager};
+use session_core::SessionManager;
 
 use crate::cookie;
-use crate::error::{chain, log_error};
+use crate::error::log_error;
 use crate::guard::Registry;
-use crate::state::{Opened, SessionsState};
+use crate::source::{Source, StoreBuilder};
+use crate::state::SessionsState;
 
 /// The fairing's name, which launch failures and logs show.
 const NAME: &str = "Sessions";
@@ -49,20 +49,6 @@ const NAME: &str = "Sessions";
 /// ```
 pub struct Sessions {
     source: Source,
-}
-
-/// Builds a store from the configuration (a pool the app shares).
-pub(crate) type StoreBuilder =
-    Arc<dyn Fn(&Config) -> session_core::Result<Arc<dyn SessionStore>> + Send + Sync>;
-
-#[derive(Clone)]
-pub(crate) enum Source {
-    /// The store `url` names.
-    Config,
-    /// A store built in code.
-    Store(Arc<dyn SessionStore>),
-    /// A store built from the configuration at ignite.
-    Build(&'static str, StoreBuilder),
 }
 
 impl fmt::Debug for Sessions {
@@ -117,46 +103,6 @@ impl Sessions {
     pub fn state<P: rocket::Phase>(rocket: &Rocket<P>) -> Option<&SessionsState> {
         rocket.state::<SessionsState>()
     }
-
-    /// Opens and prepares the store; the message names what failed.
-    async fn open(&self, config: &Config, profile: &str) -> Result<Opened, String> {
-        let custom = |store: Arc<dyn SessionStore>, kind| Opened {
-            store,
-            kind,
-            location: "(provided in code)".into(),
-            warning: None,
-        };
-        let opened = match &self.source {
-            Source::Config => {
-                let profile = if profile == rocket::Config::DEBUG_PROFILE.as_str() {
-                    Profile::Development
-                } else {
-                    Profile::Other(profile)
-                };
-                let opened = open(config, profile).await.map_err(|e| chain(&e))?;
-                return Ok(Opened {
-                    store: opened.store,
-                    kind: opened.kind,
-                    location: opened.location,
-                    warning: opened.warning,
-                });
-            }
-            Source::Store(store) => return Ok(custom(store.clone(), "custom")),
-            Source::Build(kind, build) => custom(build(config).map_err(|e| chain(&e))?, kind),
-        };
-        opened
-            .store
-            .prepare(config.create_tables)
-            .await
-            .map_err(|e| {
-                format!(
-                    "could not prepare the session store {}: {}",
-                    opened.location,
-                    chain(&e)
-                )
-            })?;
-        Ok(opened)
-    }
 }
 
 #[rocket::async_trait]
@@ -188,7 +134,7 @@ impl Fairing for Sessions {
             rocket::error!("{e}");
             return Err(rocket);
         }
-        let opened = match self.open(&config, &profile).await {
+        let opened = match self.source.open(&config, &profile).await {
             Ok(opened) => opened,
             Err(message) => {
                 rocket::error!("{message}");

@@ -296,6 +296,7 @@ mod fairing;
 mod guard;
 #[cfg(any(feature = "mysql", feature = "sqlite"))]
 mod pools;
+mod source;
 mod state;
 
 pub use error::SessionError;
