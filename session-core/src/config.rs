@@ -117,6 +117,11 @@ pub struct Config {
     /// Do not persist changes made by a request whose response is a 5xx.
     /// Default `true`.
     pub skip_on_server_error: bool,
+    /// Seconds one statement (or one write transaction) may take before the
+    /// request answers 503 and its connection is closed: a server that
+    /// stopped answering costs a bounded wait, not a stuck request. `0`
+    /// waits forever. Default 5.
+    pub statement_timeout: u64,
     /// The most sessions the memory store holds (`url = "memory"`). At the
     /// cap, dead sessions are dropped first; if it is still full, a new
     /// session is refused with a 503 and existing ones are kept. Default
@@ -148,12 +153,19 @@ impl Default for Config {
             max_connections: 10,
             connect_timeout: 5,
             skip_on_server_error: true,
+            statement_timeout: 5,
             memory_max_sessions: DEFAULT_MEMORY_MAX_SESSIONS,
         }
     }
 }
 
 impl Config {
+    /// [`statement_timeout`](Self::statement_timeout) as a duration; `None`
+    /// for no limit.
+    pub fn statement_timeout(&self) -> Option<std::time::Duration> {
+        (self.statement_timeout > 0).then(|| std::time::Duration::from_secs(self.statement_timeout))
+    }
+
     /// Checks the values that have a valid range.
     ///
     /// # Errors

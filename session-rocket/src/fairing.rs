@@ -36,8 +36,9 @@ const NAME: &str = "Sessions";
 ///   concurrent request ended the session (a logout in another tab) and this
 ///   request's changes were dropped, it becomes a 409. The client is never
 ///   told a change worked when it did not.
-/// - **Shutdown**: stops the cleanup task and closes the store's own
-///   connections.
+/// - **Shutdown**: stops the cleanup task, lets requests in flight finish
+///   their save (within Rocket's shutdown grace), then closes the store's
+///   own connections.
 ///
 /// ```no_run
 /// use session_rocket::Sessions;
@@ -188,7 +189,11 @@ impl Fairing for Sessions {
         };
         let config = state.manager().config();
         let persist = !(config.skip_on_server_error && res.status().class().is_server_error());
-        let finished = Registry::of(req).finish(persist).await;
+        let registry = Registry::of(req);
+        let finished = registry.finish(persist).await;
+        if registry.started() {
+            state.request_answered();
+        }
         if let Some(error) = finished.error {
             log_error("could not save the session", &error);
             let status = if error.is_unavailable() {
@@ -221,6 +226,10 @@ impl Fairing for Sessions {
             return;
         };
         state.stop_cleanup();
+        // Shutdown fairings run as shutdown begins, while requests are
+        // still finishing: close the store after they have saved.
+        let grace = std::time::Duration::from_secs(rocket.config().shutdown.grace.into());
+        state.drain(grace).await;
         state.manager().store().close().await;
     }
 }

@@ -133,6 +133,7 @@ impl<'r, T: SessionData> FromRequest<'r> for Session<T> {
         let registry = Registry::of(req);
         let slot = req.local_cache(|| {
             let request = registry.request(|| {
+                sessions.request_started();
                 let config = sessions.manager().config();
                 let cookie = crate::cookie::read(req, &config.cookie_name);
                 sessions.manager().begin(cookie.as_deref())
@@ -254,6 +255,11 @@ impl Registry {
             .get()
             .and_then(RequestSession::take_cookie_action);
         finished
+    }
+
+    /// Whether a session was opened in this request.
+    pub(crate) fn started(&self) -> bool {
+        self.request.get().is_some()
     }
 
     /// The registry of this request.

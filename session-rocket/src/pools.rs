@@ -20,7 +20,9 @@ impl Sessions {
             "mysql",
             Arc::new(move |config| {
                 let store =
-                    MySqlStore::new(pool.clone()).with_table_prefix(&config.table_prefix)?;
+                    MySqlStore::new(pool.clone())
+                    .with_statement_timeout(config.statement_timeout())
+                    .with_table_prefix(&config.table_prefix)?;
                 Ok(Arc::new(store) as Arc<dyn SessionStore>)
             }),
         )
@@ -36,7 +38,9 @@ impl Sessions {
             "sqlite",
             Arc::new(move |config| {
                 let store =
-                    SqliteStore::new(pool.clone()).with_table_prefix(&config.table_prefix)?;
+                    SqliteStore::new(pool.clone())
+                    .with_statement_timeout(config.statement_timeout())
+                    .with_table_prefix(&config.table_prefix)?;
                 Ok(Arc::new(store) as Arc<dyn SessionStore>)
             }),
         )

@@ -54,7 +54,7 @@ impl Source {
         };
         opened
             .store
-            .prepare(config.create_tables)
+            .prepare(config)
             .await
             .map_err(|e| {
                 format!(

@@ -2,7 +2,9 @@
 //! is, and the cleanup task.
 
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use session_core::store::SessionStore;
 use session_core::SessionManager;
@@ -23,6 +25,9 @@ pub struct SessionsState {
     location: String,
     warning: Option<&'static str>,
     cleanup: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Requests that opened a session and have not been answered yet.
+    in_flight: AtomicUsize,
+    all_answered: tokio::sync::Notify,
 }
 
 impl fmt::Debug for SessionsState {
@@ -42,6 +47,8 @@ impl SessionsState {
             location: opened.location,
             warning: opened.warning,
             cleanup: Mutex::new(None),
+            in_flight: AtomicUsize::new(0),
+            all_answered: tokio::sync::Notify::new(),
         }
     }
 
@@ -73,6 +80,38 @@ impl SessionsState {
 
     pub(crate) fn start_cleanup(&self) {
         *self.cleanup() = self.manager.spawn_cleanup();
+    }
+
+    /// A request opened its session.
+    pub(crate) fn request_started(&self) {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A request that opened its session was answered (its save is done).
+    pub(crate) fn request_answered(&self) {
+        if self.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.all_answered.notify_waiters();
+        }
+    }
+
+    /// Waits until every request that opened a session was answered, at
+    /// most `grace`: the store is closed after them, not under them.
+    pub(crate) async fn drain(&self, grace: Duration) {
+        let wait = async {
+            loop {
+                let answered = self.all_answered.notified();
+                if self.in_flight.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+                answered.await;
+            }
+        };
+        if tokio::time::timeout(grace, wait).await.is_err() {
+            rocket::warn!(
+                "{} request(s) with a session still running after the shutdown grace; closing the store",
+                self.in_flight.load(Ordering::SeqCst)
+            );
+        }
     }
 
     pub(crate) fn stop_cleanup(&self) {

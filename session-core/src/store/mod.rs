@@ -365,11 +365,12 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
         StoreStats::default()
     }
 
-    /// Gets the store ready at startup: with `create_tables`, create what
-    /// is missing; either way, check that what exists is usable (a table of
-    /// another layout is an error naming it). The default does nothing.
-    async fn prepare(&self, create_tables: bool) -> Result<()> {
-        let _ = create_tables;
+    /// Gets the store ready at startup: with `config.create_tables`,
+    /// create what is missing; either way, check that what exists is usable
+    /// (a table of another layout is an error naming it) and that the
+    /// configured limits fit the server. The default does nothing.
+    async fn prepare(&self, config: &crate::config::Config) -> Result<()> {
+        let _ = config;
         Ok(())
     }
 

@@ -127,7 +127,7 @@ pub async fn open(config: &Config, profile: Profile<'_>) -> Result<Opened> {
             Box::new(e),
         )
     })?;
-    store.prepare(config.create_tables).await.map_err(|e| {
+    store.prepare(config).await.map_err(|e| {
         let what = if config.create_tables {
             "could not prepare the session tables"
         } else {

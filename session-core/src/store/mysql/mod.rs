@@ -34,6 +34,14 @@ mod codes {
     pub const NO_QUORUM: u16 = 1047;
     /// `ER_QUERY_INTERRUPTED`.
     pub const QUERY_INTERRUPTED: u16 = 1317;
+    /// `ER_OPTION_PREVENTS_STATEMENT`: `--read-only` (a replica, a node
+    /// being failed over).
+    pub const READ_ONLY_OPTION: u16 = 1290;
+    /// `ER_READ_ONLY_MODE`.
+    pub const READ_ONLY_MODE: u16 = 1836;
+    /// `ER_CLIENT_INTERACTION_TIMEOUT` (MySQL 8): the server closed an idle
+    /// connection.
+    pub const IDLE_DISCONNECT: u16 = 4031;
     /// `ER_NO_REFERENCED_ROW_2`: the field upsert found its session row
     /// deleted (READ COMMITTED lets a concurrent destroy slip in between
     /// the upsert's read and its insert).
@@ -83,6 +91,7 @@ impl SqlStore<MySqlBackend> {
         SqlStore::from_backend(MySqlBackend {
             conns: Conns::Own(pool),
         })
+        .with_statement_timeout(config.statement_timeout())
         .with_table_prefix(&config.table_prefix)
     }
 }
@@ -91,10 +100,9 @@ fn classify(error: &sqlx::Error) -> ErrorClass {
     match error {
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed
-        | sqlx::Error::Protocol(_) => ErrorClass::Unavailable,
+        | sqlx::Error::Protocol(_) => ErrorClass::Lost,
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => ErrorClass::Unavailable,
         sqlx::Error::Database(db) => {
             if db.is_unique_violation() {
                 return ErrorClass::Duplicate;
@@ -105,11 +113,13 @@ fn classify(error: &sqlx::Error) -> ErrorClass {
             {
                 Some(codes::DEADLOCK | codes::LOCK_WAIT_TIMEOUT) => ErrorClass::Retry,
                 Some(codes::NO_REFERENCED_ROW) => ErrorClass::Gone,
+                Some(codes::SERVER_SHUTDOWN | codes::IDLE_DISCONNECT) => ErrorClass::Lost,
                 Some(
                     codes::TOO_MANY_CONNECTIONS
-                    | codes::SERVER_SHUTDOWN
                     | codes::NO_QUORUM
-                    | codes::QUERY_INTERRUPTED,
+                    | codes::QUERY_INTERRUPTED
+                    | codes::READ_ONLY_OPTION
+                    | codes::READ_ONLY_MODE,
                 ) => ErrorClass::Unavailable,
                 _ => ErrorClass::Other,
             }
@@ -142,6 +152,7 @@ sqlx_backend! {
     name_bytes: "f.name",
     columns: "SELECT CAST(column_name AS BINARY) FROM information_schema.columns \
               WHERE table_schema = DATABASE() AND table_name = ? ORDER BY ordinal_position",
+    max_packet: Some("SELECT CAST(@@max_allowed_packet AS SIGNED)"),
     schema: include_str!("schema.sql"),
     classify: classify,
 }

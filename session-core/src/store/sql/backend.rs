@@ -44,7 +44,12 @@ pub struct Stmt<'a> {
 pub enum ErrorClass {
     /// Deadlock, lock-wait timeout, busy database: retry the transaction.
     Retry,
-    /// The server is unreachable or the pool timed out: 503.
+    /// The connection is gone (reset, closed by the server, a restart or a
+    /// failover): the statement is retried once on a fresh connection, then
+    /// it is a 503.
+    Lost,
+    /// The server cannot serve the statement now (unreachable, read-only,
+    /// too many connections, no quorum) or the pool timed out: 503.
     Unavailable,
     /// A unique key was violated.
     Duplicate,
@@ -96,6 +101,9 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
     const COLUMNS: &'static str;
     /// The table DDL with the default names (`sessions`, `session_fields`).
     const SCHEMA: &'static str;
+    /// A query returning the largest statement the server accepts, in
+    /// bytes; `None` when there is no such limit.
+    const MAX_PACKET: Option<&'static str>;
 
     /// Runs statements: one alone in autocommit, several in one
     /// transaction. If `first_must_match` and the first statement affects no
@@ -124,6 +132,10 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
 
     /// Idle connections in the store's own pool; `None` for a shared pool.
     fn idle_connections(&self) -> Option<usize>;
+
+    /// Drops the idle connections of the store's own pool (see
+    /// [`ErrorClass::Lost`]); nothing for a shared pool.
+    fn purge_idle(&self);
 
     /// Classifies a driver error.
     fn classify(error: &sqlx::Error) -> ErrorClass;

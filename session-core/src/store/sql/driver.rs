@@ -20,6 +20,7 @@ macro_rules! sqlx_backend {
         least: $least:expr,
         name_bytes: $name_bytes:expr,
         columns: $columns:expr,
+        max_packet: $max_packet:expr,
         schema: $schema:expr,
         classify: $classify:path $(,)?
     ) => {
@@ -67,7 +68,11 @@ macro_rules! sqlx_backend {
                 if let Lease::Own(own) = lease {
                     match result {
                         Err(error)
-                            if classify(error) == $crate::store::sql::ErrorClass::Unavailable =>
+                            if matches!(
+                                classify(error),
+                                $crate::store::sql::ErrorClass::Unavailable
+                                    | $crate::store::sql::ErrorClass::Lost
+                            ) =>
                         {
                             own.discard()
                         }
@@ -140,6 +145,7 @@ macro_rules! sqlx_backend {
             const LEAST: &'static str = $least;
             const NAME_BYTES: &'static str = $name_bytes;
             const COLUMNS: &'static str = $columns;
+            const MAX_PACKET: Option<&'static str> = $max_packet;
             const SCHEMA: &'static str = $schema;
 
             async fn execute(
@@ -222,6 +228,12 @@ macro_rules! sqlx_backend {
                 match &self.conns {
                     $crate::store::sql::Conns::Own(pool) => Some(pool.idle_count()),
                     $crate::store::sql::Conns::Shared(_) => None,
+                }
+            }
+
+            fn purge_idle(&self) {
+                if let $crate::store::sql::Conns::Own(pool) = &self.conns {
+                    pool.purge_idle();
                 }
             }
 

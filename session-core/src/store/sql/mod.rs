@@ -28,6 +28,13 @@ pub use statements::TableNames;
 const RETRIES: u32 = 5;
 const RETRY_BASE: Duration = Duration::from_millis(5);
 
+/// Bytes of a write statement that are not field values (its text, names,
+/// hashes and timestamps), kept free under the server's packet size.
+const PACKET_OVERHEAD: i64 = 64 * 1024;
+
+/// The statement timeout of a store built without a configuration.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// What the SQL stores share: the layout, the statements, retries, counters
 /// and cleanup. Each dialect ([`mysql`](super::mysql), [`sqlite`](super::sqlite))
 /// keeps only its driver calls, its conflict clause and its error codes.
@@ -75,6 +82,7 @@ pub struct SqlStore<B> {
     names: TableNames,
     sql: Statements,
     counters: Counters,
+    timeout: Option<Duration>,
 }
 
 impl<B: Backend> fmt::Debug for SqlStore<B> {
@@ -95,7 +103,18 @@ impl<B: Backend> SqlStore<B> {
             sql: Statements::new::<B>(&names),
             names,
             counters: Counters::default(),
+            timeout: Some(DEFAULT_TIMEOUT),
         }
+    }
+
+    /// Bounds every statement (a whole transaction counts as one): past
+    /// it, the connection is closed (the server rolls back) and the call
+    /// fails with [`Error::Unavailable`], so a server that stopped
+    /// answering costs a bounded 503 instead of a request stuck until TCP
+    /// gives up. `None` waits forever. Default 5 s (`statement_timeout`).
+    pub fn with_statement_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     /// Uses `{prefix}sessions` and `{prefix}session_fields`.
@@ -168,21 +187,27 @@ impl<B: Backend> SqlStore<B> {
             .map_err(|e| map_error::<B>(e))
     }
 
-    /// Runs a write, retrying it whole on deadlock / busy errors. A
-    /// foreign-key miss (see [`ErrorClass::Gone`]) is `Ok(None)`, like a
-    /// first statement that matched nothing.
+    /// Runs a write, retrying it whole on deadlock / busy errors, and once
+    /// on a fresh connection when the connection was lost. A foreign-key
+    /// miss (see [`ErrorClass::Gone`]) is `Ok(None)`, like a first
+    /// statement that matched nothing.
     async fn write(&self, stmts: &[Stmt<'_>], first_must_match: bool) -> Result<Affected> {
         let mut attempt = 0;
+        let mut reconnected = false;
         loop {
             for _ in stmts {
                 self.counters.statement();
             }
-            match self.backend.execute(stmts, first_must_match).await {
+            match self.bounded(self.backend.execute(stmts, first_must_match)).await? {
                 Ok(affected) => return Ok(affected),
                 Err(e) if B::classify(&e) == ErrorClass::Retry && attempt < RETRIES => {
                     attempt += 1;
                     tracing::debug!(error = %e, attempt, "session write hit a deadlock or lock timeout; retrying");
                     tokio::time::sleep(RETRY_BASE * 2u32.pow(attempt)).await;
+                }
+                Err(e) if B::classify(&e) == ErrorClass::Lost && !reconnected => {
+                    reconnected = true;
+                    self.lost(&e);
                 }
                 Err(e) if B::classify(&e) == ErrorClass::Gone => return Ok(None),
                 Err(e) => return Err(map_error::<B>(e)),
@@ -190,12 +215,77 @@ impl<B: Backend> SqlStore<B> {
         }
     }
 
-    async fn read<T, F>(&self, run: F) -> Result<T>
+    /// Runs a read, once more on a fresh connection if the connection was
+    /// lost.
+    async fn read<T, F, Fut>(&self, run: F) -> Result<T>
     where
-        F: std::future::Future<Output = Result<T, sqlx::Error>>,
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
     {
-        self.counters.statement();
-        run.await.map_err(|e| map_error::<B>(e))
+        let mut reconnected = false;
+        loop {
+            self.counters.statement();
+            match self.bounded(run()).await? {
+                Err(e) if B::classify(&e) == ErrorClass::Lost && !reconnected => {
+                    reconnected = true;
+                    self.lost(&e);
+                }
+                result => return result.map_err(|e| map_error::<B>(e)),
+            }
+        }
+    }
+
+    /// Refuses limits the server would not take: a request's changes go in
+    /// one statement, which must fit the server's packet size (MySQL's
+    /// `max_allowed_packet`; a larger one makes the server drop the
+    /// connection).
+    async fn check_limits(&self, config: &crate::config::Config) -> Result<()> {
+        let Some(query) = B::MAX_PACKET else {
+            return Ok(());
+        };
+        let stmt = Stmt {
+            sql: query.into(),
+            args: Vec::new(),
+        };
+        let packet = self
+            .backend
+            .fetch_ints(&stmt)
+            .await
+            .map_err(|e| map_error::<B>(e))?
+            .first()
+            .copied()
+            .unwrap_or(i64::MAX);
+        // Room for the statement's text, names and hashes around the values.
+        let room = usize::try_from(packet.saturating_sub(PACKET_OVERHEAD)).unwrap_or(0);
+        if config.max_session_bytes > room || config.max_field_bytes > room {
+            return Err(Error::config(format!(
+                "`max_session_bytes` ({}) and `max_field_bytes` ({}) must fit the server's \
+                 `max_allowed_packet` ({packet} bytes, less {PACKET_OVERHEAD} for the statement): \
+                 a request's changes are written in one statement, and a larger one makes the \
+                 server drop the connection. Lower them to at most {room}, or raise \
+                 `max_allowed_packet` on the server",
+                config.max_session_bytes, config.max_field_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    /// A connection was lost: the idle ones went with it, most likely.
+    fn lost(&self, error: &sqlx::Error) {
+        tracing::warn!(%error, "session store connection lost; retrying once on a fresh connection");
+        self.backend.purge_idle();
+    }
+
+    /// Runs `call` within the statement timeout.
+    async fn bounded<T>(&self, call: impl std::future::Future<Output = T>) -> Result<T> {
+        match self.timeout {
+            None => Ok(call.await),
+            Some(limit) => tokio::time::timeout(limit, call).await.map_err(|_| {
+                Error::Unavailable(
+                    format!("the session store did not answer within {} ms", limit.as_millis()).into(),
+                )
+            }),
+        }
     }
 }
 
@@ -204,7 +294,9 @@ pub(crate) fn map_error<B: Backend>(error: sqlx::Error) -> Error {
     let class = B::classify(&error);
     let source: BoxError = Box::new(error);
     match class {
-        ErrorClass::Unavailable | ErrorClass::Retry => Error::Unavailable(source),
+        ErrorClass::Unavailable | ErrorClass::Lost | ErrorClass::Retry => {
+            Error::Unavailable(source)
+        }
         ErrorClass::Duplicate | ErrorClass::Gone | ErrorClass::Other => Error::Backend(source),
     }
 }
@@ -213,7 +305,7 @@ pub(crate) fn map_error<B: Backend>(error: sqlx::Error) -> Error {
 impl<B: Backend> SessionStore for SqlStore<B> {
     async fn load(&self, key: &StoreKey, skip: &[&str], at: Validity) -> Result<Option<Record>> {
         let stmt = self.sql.load(key, skip, at);
-        let rows = self.read(self.backend.fetch_session(&stmt)).await?;
+        let rows = self.read(|| self.backend.fetch_session(&stmt)).await?;
         let Some(first) = rows.first() else {
             return Ok(None);
         };
@@ -240,7 +332,7 @@ impl<B: Backend> SessionStore for SqlStore<B> {
     ) -> Result<Option<Vec<u8>>> {
         let stmt = self.sql.load_field(key, name, at);
         Ok(self
-            .read(self.backend.fetch_bytes(&stmt))
+            .read(|| self.backend.fetch_bytes(&stmt))
             .await?
             .into_iter()
             .next())
@@ -338,7 +430,9 @@ impl<B: Backend> SessionStore for SqlStore<B> {
 
     async fn is_previous_key(&self, key: &StoreKey, now: Timestamp) -> Result<bool> {
         let pks = self
-            .read(self.backend.fetch_ints(&self.sql.moved(key, now)))
+            .read(|| async move {
+                self.backend.fetch_ints(&self.sql.moved(key, now)).await
+            })
             .await?;
         Ok(!pks.is_empty())
     }
@@ -355,7 +449,9 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         // between. Small batches keep locks short; several instances may
         // run this at once, at worst deleting the same rows twice (a no-op).
         let pks = self
-            .read(self.backend.fetch_ints(&self.sql.expired(at, batch)))
+            .read(|| async move {
+                self.backend.fetch_ints(&self.sql.expired(at, batch)).await
+            })
             .await?;
         if pks.is_empty() {
             return Ok(0);
@@ -368,12 +464,13 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         self.counters.snapshot()
     }
 
-    async fn prepare(&self, create_tables: bool) -> Result<()> {
-        if create_tables {
-            self.create_tables().await
+    async fn prepare(&self, config: &crate::config::Config) -> Result<()> {
+        if config.create_tables {
+            self.create_tables().await?;
         } else {
-            self.check().await
+            self.check().await?;
         }
+        self.check_limits(config).await
     }
 
     async fn close(&self) {

@@ -138,6 +138,14 @@ impl<C: Connection> ConnPool<C> {
         }
     }
 
+    /// Drops every idle connection: after one was found dead (a server
+    /// restart, a failover, `KILL CONNECTION`), the others most likely are
+    /// too, and each would otherwise fail a request to find out.
+    pub fn purge_idle(&self) {
+        let idle = std::mem::take(&mut *self.idle());
+        drop(idle);
+    }
+
     /// Closes the idle connections and refuses new leases.
     pub async fn close(&self) {
         self.permits.close();

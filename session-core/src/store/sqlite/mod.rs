@@ -83,6 +83,7 @@ impl SqlStore<SqliteBackend> {
         SqlStore::from_backend(SqliteBackend {
             conns: Conns::Own(pool),
         })
+        .with_statement_timeout(config.statement_timeout())
         .with_table_prefix(&config.table_prefix)
     }
 }
@@ -132,6 +133,7 @@ sqlx_backend! {
     least: "MIN",
     name_bytes: "CAST(f.name AS BLOB)",
     columns: "SELECT CAST(name AS BLOB) FROM pragma_table_info(?) ORDER BY cid",
+    max_packet: None,
     schema: include_str!("schema.sql"),
     classify: classify,
 }
