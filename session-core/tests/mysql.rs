@@ -228,3 +228,52 @@ async fn a_foreign_sessions_table_is_named_with_the_fix() {
         .await
         .unwrap();
 }
+
+/// A read-only server (a replica, a node being failed over) is an outage,
+/// 503, not a failure of the app: MySQL error 1290 is `Unavailable`.
+#[tokio::test]
+async fn a_read_only_server_is_unavailable() {
+    use session_core::store::{Changes, SessionStore, Validity};
+    use sqlx::Executor as _;
+
+    let store = store().await;
+    let prefix = store.table_names().prefix().to_string();
+    let mut root = raw_connection().await;
+    root.execute("CREATE USER IF NOT EXISTS 'session_ro'@'127.0.0.1' IDENTIFIED BY 'ro'")
+        .await
+        .unwrap();
+    root.execute("GRANT ALL PRIVILEGES ON test.* TO 'session_ro'@'127.0.0.1'")
+        .await
+        .unwrap();
+    let host = url().replace("root@", "session_ro:ro@");
+    let config = Config {
+        table_prefix: prefix,
+        ..Config::default()
+    };
+    let limited = MySqlStore::connect(&host, &config).await.unwrap();
+    let key = Token::generate().unwrap().store_key();
+    let t = session_core::now();
+    let session = session_core::store::NewSession {
+        created_at: t,
+        expires_at: t + 60,
+        idle_timeout: 60,
+        persistent: None,
+    };
+    assert!(limited.create(&key, session, &[]).await.unwrap());
+    // Only users without the privilege to bypass it are affected, so the
+    // other tests (as root) run on.
+    root.execute("SET GLOBAL read_only = 1").await.unwrap();
+    let changes = Changes {
+        upsert: vec![("a", b"1".to_vec())],
+        ..Changes::default()
+    };
+    let at = Validity {
+        now: t,
+        created_after: t - 1000,
+    };
+    let result = limited.save(&key, &changes, at).await;
+    root.execute("SET GLOBAL read_only = 0").await.unwrap();
+    let err = result.expect_err("a read-only server refuses the write");
+    assert!(err.is_unavailable(), "a 503, not a 500: {err:?}");
+    teardown(&store).await;
+}

@@ -19,8 +19,7 @@ impl Sessions {
         Sessions::build_with(
             "mysql",
             Arc::new(move |config| {
-                let store =
-                    MySqlStore::new(pool.clone())
+                let store = MySqlStore::new(pool.clone())
                     .with_statement_timeout(config.statement_timeout())
                     .with_table_prefix(&config.table_prefix)?;
                 Ok(Arc::new(store) as Arc<dyn SessionStore>)
@@ -37,8 +36,7 @@ impl Sessions {
         Sessions::build_with(
             "sqlite",
             Arc::new(move |config| {
-                let store =
-                    SqliteStore::new(pool.clone())
+                let store = SqliteStore::new(pool.clone())
                     .with_statement_timeout(config.statement_timeout())
                     .with_table_prefix(&config.table_prefix)?;
                 Ok(Arc::new(store) as Arc<dyn SessionStore>)

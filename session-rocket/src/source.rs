@@ -52,17 +52,13 @@ impl Source {
             Source::Store(store) => return Ok(custom(store.clone(), "custom")),
             Source::Build(kind, build) => custom(build(config).map_err(|e| chain(&e))?, kind),
         };
-        opened
-            .store
-            .prepare(config)
-            .await
-            .map_err(|e| {
-                format!(
-                    "could not prepare the session store {}: {}",
-                    opened.location,
-                    chain(&e)
-                )
-            })?;
+        opened.store.prepare(config).await.map_err(|e| {
+            format!(
+                "could not prepare the session store {}: {}",
+                opened.location,
+                chain(&e)
+            )
+        })?;
         Ok(opened)
     }
 }

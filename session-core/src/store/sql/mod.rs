@@ -198,7 +198,10 @@ impl<B: Backend> SqlStore<B> {
             for _ in stmts {
                 self.counters.statement();
             }
-            match self.bounded(self.backend.execute(stmts, first_must_match)).await? {
+            match self
+                .bounded(self.backend.execute(stmts, first_must_match))
+                .await?
+            {
                 Ok(affected) => return Ok(affected),
                 Err(e) if B::classify(&e) == ErrorClass::Retry && attempt < RETRIES => {
                     attempt += 1;
@@ -282,7 +285,11 @@ impl<B: Backend> SqlStore<B> {
             None => Ok(call.await),
             Some(limit) => tokio::time::timeout(limit, call).await.map_err(|_| {
                 Error::Unavailable(
-                    format!("the session store did not answer within {} ms", limit.as_millis()).into(),
+                    format!(
+                        "the session store did not answer within {} ms",
+                        limit.as_millis()
+                    )
+                    .into(),
                 )
             }),
         }
@@ -430,9 +437,7 @@ impl<B: Backend> SessionStore for SqlStore<B> {
 
     async fn is_previous_key(&self, key: &StoreKey, now: Timestamp) -> Result<bool> {
         let pks = self
-            .read(|| async move {
-                self.backend.fetch_ints(&self.sql.moved(key, now)).await
-            })
+            .read(|| async move { self.backend.fetch_ints(&self.sql.moved(key, now)).await })
             .await?;
         Ok(!pks.is_empty())
     }
@@ -449,9 +454,7 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         // between. Small batches keep locks short; several instances may
         // run this at once, at worst deleting the same rows twice (a no-op).
         let pks = self
-            .read(|| async move {
-                self.backend.fetch_ints(&self.sql.expired(at, batch)).await
-            })
+            .read(|| async move { self.backend.fetch_ints(&self.sql.expired(at, batch)).await })
             .await?;
         if pks.is_empty() {
             return Ok(0);

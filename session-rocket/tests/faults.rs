@@ -1,0 +1,342 @@
+//! Database faults, over real TCP: the app listens on a real port, 64
+//! clients send real HTTP requests, and a TCP proxy inside the test sits
+//! between the app's store and MariaDB (`DATABASE_URL`; fails, never skips,
+//! when unreachable). The proxy can drop every connection (a restart, a
+//! failover, `KILL CONNECTION`), refuse new ones (an outage), accept them
+//! and forward nothing (a server that stopped answering), and heal.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rocket::{get, post, routes};
+use session_rocket::store::mysql::MySqlStore;
+use session_rocket::{Config, Session, SessionError, Sessions, Token};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::AbortHandle;
+
+const PASS: u8 = 0;
+const REFUSE: u8 = 1;
+const BLACK_HOLE: u8 = 2;
+
+/// A TCP proxy to the database whose behaviour the test switches.
+struct Proxy {
+    addr: SocketAddr,
+    mode: Arc<AtomicU8>,
+    links: Arc<Mutex<Vec<AbortHandle>>>,
+}
+
+/// Forwards bytes one way; in black-hole mode it swallows them instead, so
+/// live connections stop answering without closing.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mode: Arc<AtomicU8>,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if mode.load(Ordering::SeqCst) == BLACK_HOLE {
+            continue;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+impl Proxy {
+    async fn start(upstream: SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mode = Arc::new(AtomicU8::new(PASS));
+        let links: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
+        let (m, l) = (mode.clone(), links.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                if m.load(Ordering::SeqCst) == REFUSE {
+                    continue; // dropping the socket closes it
+                }
+                let m = m.clone();
+                let task = tokio::spawn(async move {
+                    let Ok(server) = TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    let (client_read, client_write) = client.into_split();
+                    let (server_read, server_write) = server.into_split();
+                    let up = tokio::spawn(pump(client_read, server_write, m.clone()));
+                    let down = pump(server_read, client_write, m).await;
+                    up.abort();
+                    let () = down;
+                });
+                l.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        Proxy { addr, mode, links }
+    }
+
+    /// Drops every connection, as a server restart does.
+    fn cut(&self) {
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    fn set(&self, mode: u8) {
+        self.mode.store(mode, Ordering::SeqCst);
+    }
+}
+
+#[derive(Session)]
+struct Counter {
+    /// Two fields written by one request: both land or neither does.
+    a: u64,
+    b: u64,
+}
+
+#[get("/none")]
+fn none() -> &'static str {
+    "ok"
+}
+
+#[post("/login")]
+fn login(mut s: Session<Counter>) {
+    s.set_a(0);
+    s.set_b(0);
+}
+
+#[post("/bump")]
+async fn bump(mut s: Session<Counter>) -> Result<String, SessionError> {
+    let f = s.fields_mut().await?;
+    *f.a += 1;
+    *f.b += 1;
+    Ok(f.a.to_string())
+}
+
+#[get("/read")]
+async fn read(s: Session<Counter>) -> Result<String, SessionError> {
+    Ok(format!("{} {}", s.a().await?, s.b().await?))
+}
+
+/// One HTTP/1.1 request over a fresh TCP connection: (status, Set-Cookie
+/// value of `session`, body).
+async fn http(
+    app: SocketAddr,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+) -> (u16, Option<String>, String) {
+    let mut stream = TcpStream::connect(app).await.expect("the app listens");
+    let cookie = cookie.map_or(String::new(), |c| format!("Cookie: session={c}\r\n"));
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{cookie}Content-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let status = response[9..12].parse().unwrap();
+    let set = response
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("set-cookie: session=")
+                .or_else(|| l.strip_prefix("Set-Cookie: session="))
+        })
+        .map(|v| v.split(';').next().unwrap().to_string());
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, set, body)
+}
+
+/// 64 concurrent requests, one per session: their statuses.
+async fn all(
+    app: SocketAddr,
+    method: &'static str,
+    path: &'static str,
+    cookies: &[String],
+) -> Vec<u16> {
+    let tasks: Vec<_> = cookies
+        .iter()
+        .cloned()
+        .map(|c| tokio::spawn(async move { http(app, method, path, Some(&c)).await.0 }))
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    statuses
+}
+
+fn count(statuses: &[u16], status: u16) -> usize {
+    statuses.iter().filter(|s| **s == status).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outages_cost_a_short_503_and_heal_alone() {
+    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL names the MySQL server");
+    let upstream = {
+        use std::net::ToSocketAddrs;
+        let rest = url.split_once("://").unwrap().1;
+        let host = rest
+            .rsplit_once('@')
+            .map_or(rest, |(_, r)| r)
+            .split('/')
+            .next()
+            .unwrap();
+        let host = if host.contains(':') {
+            host.to_string()
+        } else {
+            format!("{host}:3306")
+        };
+        host.to_socket_addrs().unwrap().next().unwrap()
+    };
+    let proxy = Proxy::start(upstream).await;
+    let through = {
+        let (scheme, rest) = url.split_once("://").unwrap();
+        let (auth, rest) = rest.rsplit_once('@').map_or(("", rest), |(a, r)| (a, r));
+        let path = rest.find('/').map_or("", |i| &rest[i..]);
+        format!(
+            "{scheme}://{auth}{}{}{path}",
+            if auth.is_empty() { "" } else { "@" },
+            proxy.addr
+        )
+    };
+    let prefix = format!(
+        "f{}_",
+        &Token::generate().unwrap().to_cookie_value()[..10]
+            .to_ascii_lowercase()
+            .replace(['-', '_'], "x")
+    );
+    let config = Config {
+        table_prefix: prefix,
+        max_connections: 8,
+        connect_timeout: 1,
+        statement_timeout: 1,
+        ..Config::default()
+    };
+    let store = MySqlStore::connect(&through, &config)
+        .await
+        .expect("connect through the proxy");
+    session_rocket::store::SessionStore::prepare(&store, &config)
+        .await
+        .unwrap();
+    let store = Arc::new(store);
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let figment = rocket::Config::figment()
+        .merge(("log_level", "off"))
+        .merge(("address", "127.0.0.1"))
+        .merge(("port", port))
+        .merge(("workers", 4))
+        .merge(("sessions.connect_timeout", 1));
+    let rocket = rocket::custom(figment)
+        .attach(Sessions::with_shared_store(store.clone()))
+        .mount("/", routes![none, login, bump, read])
+        .ignite()
+        .await
+        .unwrap();
+    let shutdown = rocket.shutdown();
+    let server = tokio::spawn(rocket.launch());
+    let app: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    for _ in 0..100 {
+        if TcpStream::connect(app).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // 64 sessions, each bumped once
+    let mut cookies = Vec::new();
+    for _ in 0..64 {
+        let (status, set, _) = http(app, "POST", "/login", None).await;
+        assert_eq!(status, 200);
+        cookies.push(set.expect("a session cookie"));
+    }
+    let mut bumped = vec![0u64; 64];
+    let record = |statuses: &[u16], bumped: &mut Vec<u64>| {
+        for (i, s) in statuses.iter().enumerate() {
+            if *s == 200 {
+                bumped[i] += 1;
+            }
+        }
+    };
+    let s = all(app, "POST", "/bump", &cookies).await;
+    assert_eq!(count(&s, 200), 64, "{s:?}");
+    record(&s, &mut bumped);
+
+    // A restart: every pooled connection dies while idle. The first
+    // statement on each finds out and retries once on a fresh connection.
+    proxy.cut();
+    let s = all(app, "POST", "/bump", &cookies).await;
+    assert_eq!(count(&s, 200), 64, "a dropped pool costs no request: {s:?}");
+    record(&s, &mut bumped);
+
+    // An outage: connections refused. Session routes answer 503 quickly,
+    // the others 200.
+    proxy.set(REFUSE);
+    proxy.cut();
+    let started = Instant::now();
+    let s = all(app, "POST", "/bump", &cookies).await;
+    assert_eq!(count(&s, 503), 64, "{s:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "bounded: {:?}",
+        started.elapsed()
+    );
+    let (status, _, _) = http(app, "GET", "/none", None).await;
+    assert_eq!(status, 200, "a route without the session is unaffected");
+    record(&s, &mut bumped);
+
+    // Healed: the app recovers alone, within a second.
+    proxy.set(PASS);
+    let healed = Instant::now();
+    let s = all(app, "POST", "/bump", &cookies).await;
+    assert_eq!(count(&s, 200), 64, "{s:?}");
+    assert!(
+        healed.elapsed() < Duration::from_secs(1),
+        "recovered in {:?}",
+        healed.elapsed()
+    );
+    record(&s, &mut bumped);
+
+    // A server that stopped answering: the pooled connections stay open
+    // and nothing comes back. Bounded by the statement and connect
+    // timeouts, then 503; healed, all succeed.
+    proxy.set(BLACK_HOLE);
+    let started = Instant::now();
+    let s = tokio::time::timeout(Duration::from_secs(30), all(app, "POST", "/bump", &cookies))
+        .await
+        .expect("requests to a silent server must not hang");
+    assert_eq!(count(&s, 503), 64, "{s:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "bounded: {:?}",
+        started.elapsed()
+    );
+    let (status, _, _) = http(app, "GET", "/none", None).await;
+    assert_eq!(status, 200);
+    record(&s, &mut bumped);
+    proxy.set(PASS);
+    proxy.cut();
+    let s = all(app, "POST", "/bump", &cookies).await;
+    assert_eq!(count(&s, 200), 64, "{s:?}");
+    record(&s, &mut bumped);
+
+    // Nothing half-written, nothing lost, nothing applied that answered 503.
+    for (i, cookie) in cookies.iter().enumerate() {
+        let (status, _, body) = http(app, "GET", "/read", Some(cookie)).await;
+        assert_eq!(status, 200);
+        assert_eq!(body, format!("{0} {0}", bumped[i]), "session {i}");
+    }
+
+    store.drop_tables().await.unwrap();
+    shutdown.notify();
+    let _ = server.await;
+}
