@@ -277,3 +277,28 @@ async fn a_read_only_server_is_unavailable() {
     assert!(err.is_unavailable(), "a 503, not a 500: {err:?}");
     teardown(&store).await;
 }
+
+/// Limits that the server's `max_allowed_packet` cannot carry are refused
+/// when the store is prepared, not found out by a dropped connection.
+#[tokio::test]
+async fn limits_beyond_max_allowed_packet_are_refused_at_launch() {
+    use session_core::store::SessionStore;
+
+    let store = store().await;
+    let too_big = Config {
+        max_session_bytes: 64 << 20,
+        table_prefix: store.table_names().prefix().to_string(),
+        ..Config::default()
+    };
+    let err = store.prepare(&too_big).await.unwrap_err().to_string();
+    assert!(
+        err.contains("max_allowed_packet") && err.contains("max_session_bytes"),
+        "{err}"
+    );
+    let fine = Config {
+        table_prefix: store.table_names().prefix().to_string(),
+        ..Config::default()
+    };
+    store.prepare(&fine).await.unwrap();
+    teardown(&store).await;
+}

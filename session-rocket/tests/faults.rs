@@ -340,3 +340,92 @@ async fn outages_cost_a_short_503_and_heal_alone() {
     shutdown.notify();
     let _ = server.await;
 }
+
+#[post("/slow")]
+async fn slow(mut s: Session<Counter>) -> &'static str {
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    s.set_a(42);
+    s.set_b(42);
+    "saved"
+}
+
+/// A graceful shutdown lets the requests in flight finish their save: the
+/// store is closed after them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_in_flight_at_shutdown_still_save() {
+    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL names the MySQL server");
+    let prefix = format!(
+        "g{}_",
+        &Token::generate().unwrap().to_cookie_value()[..10]
+            .to_ascii_lowercase()
+            .replace(['-', '_'], "x")
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let figment = rocket::Config::figment()
+        .merge(("log_level", "off"))
+        .merge(("address", "127.0.0.1"))
+        .merge(("port", port))
+        .merge(("sessions.url", url.clone()))
+        .merge(("sessions.table_prefix", prefix.clone()));
+    let rocket = rocket::custom(figment)
+        .attach(Sessions::fairing())
+        .mount("/", routes![login, read, slow])
+        .ignite()
+        .await
+        .unwrap();
+    let shutdown = rocket.shutdown();
+    let server = tokio::spawn(rocket.launch());
+    let app: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    for _ in 0..100 {
+        if TcpStream::connect(app).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (_, cookie, _) = http(app, "POST", "/login", None).await;
+    let cookie = cookie.expect("a session");
+    let in_flight = {
+        let cookie = cookie.clone();
+        tokio::spawn(async move { http(app, "POST", "/slow", Some(&cookie)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    shutdown.notify();
+    let (status, _, body) = in_flight.await.unwrap();
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "saved"),
+        "the save after shutdown began"
+    );
+    let _ = server.await;
+
+    // The value is really stored: read it with a store of our own.
+    let config = Config {
+        table_prefix: prefix,
+        ..Config::default()
+    };
+    let store = MySqlStore::connect(&url, &config).await.unwrap();
+    let key = Token::parse(&cookie).unwrap().store_key();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let at = session_rocket::store::Validity {
+        now,
+        created_after: now - 1000,
+    };
+    let record = session_rocket::store::SessionStore::load(&store, &key, &[], at)
+        .await
+        .unwrap()
+        .expect("the session");
+    let a = record
+        .fields
+        .iter()
+        .find(|(n, _)| n == "a")
+        .map(|(_, v)| v.clone());
+    assert_eq!(a.as_deref(), Some(&b"42"[..]));
+    store.drop_tables().await.unwrap();
+}
