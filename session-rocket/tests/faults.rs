@@ -17,6 +17,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::AbortHandle;
 
+mod support;
+use support::{http, launch};
+
 const PASS: u8 = 0;
 const REFUSE: u8 = 1;
 const BLACK_HOLE: u8 = 2;
@@ -123,34 +126,6 @@ async fn read(s: Session<Counter>) -> Result<String, SessionError> {
     Ok(format!("{} {}", s.a().await?, s.b().await?))
 }
 
-/// One HTTP/1.1 request over a fresh TCP connection: (status, Set-Cookie
-/// value of `session`, body).
-async fn http(
-    app: SocketAddr,
-    method: &str,
-    path: &str,
-    cookie: Option<&str>,
-) -> (u16, Option<String>, String) {
-    let mut stream = TcpStream::connect(app).await.expect("the app listens");
-    let cookie = cookie.map_or(String::new(), |c| format!("Cookie: session={c}\r\n"));
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{cookie}Content-Length: 0\r\nConnection: close\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let status = response[9..12].parse().unwrap();
-    let set = response
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("set-cookie: session=")
-                .or_else(|| l.strip_prefix("Set-Cookie: session="))
-        })
-        .map(|v| v.split(';').next().unwrap().to_string());
-    let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-    (status, set, body)
-}
-
 /// 64 concurrent requests, one per session: their statuses.
 async fn all(
     app: SocketAddr,
@@ -225,32 +200,13 @@ async fn outages_cost_a_short_503_and_heal_alone() {
         .unwrap();
     let store = Arc::new(store);
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let figment = rocket::Config::figment()
-        .merge(("log_level", "off"))
-        .merge(("address", "127.0.0.1"))
-        .merge(("port", port))
+    let figment = support::figment()
         .merge(("workers", 4))
         .merge(("sessions.connect_timeout", 1));
     let rocket = rocket::custom(figment)
         .attach(Sessions::with_shared_store(store.clone()))
-        .mount("/", routes![none, login, bump, read])
-        .ignite()
-        .await
-        .unwrap();
-    let shutdown = rocket.shutdown();
-    let server = tokio::spawn(rocket.launch());
-    let app: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    for _ in 0..100 {
-        if TcpStream::connect(app).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        .mount("/", routes![none, login, bump, read]);
+    let (app, shutdown, server) = launch(rocket).await;
 
     // 64 sessions, each bumped once
     let mut cookies = Vec::new();
@@ -360,32 +316,13 @@ async fn requests_in_flight_at_shutdown_still_save() {
             .to_ascii_lowercase()
             .replace(['-', '_'], "x")
     );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let figment = rocket::Config::figment()
-        .merge(("log_level", "off"))
-        .merge(("address", "127.0.0.1"))
-        .merge(("port", port))
+    let figment = support::figment()
         .merge(("sessions.url", url.clone()))
         .merge(("sessions.table_prefix", prefix.clone()));
     let rocket = rocket::custom(figment)
         .attach(Sessions::fairing())
-        .mount("/", routes![login, read, slow])
-        .ignite()
-        .await
-        .unwrap();
-    let shutdown = rocket.shutdown();
-    let server = tokio::spawn(rocket.launch());
-    let app: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    for _ in 0..100 {
-        if TcpStream::connect(app).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        .mount("/", routes![login, read, slow]);
+    let (app, shutdown, server) = launch(rocket).await;
     let (_, cookie, _) = http(app, "POST", "/login", None).await;
     let cookie = cookie.expect("a session");
     let in_flight = {
