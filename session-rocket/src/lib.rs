@@ -139,6 +139,7 @@
 //! | `on_decode_error` | `"default"` | a field that no longer decodes: `"default"` (warn, use the default; its stored bytes stay until the handler really changes the value, and overwriting them is logged) or `"error"` (a 500) |
 //! | `max_connections` | `10` | SQL pool size |
 //! | `connect_timeout` | `5` | seconds to wait for a connection before answering 503 |
+//! | `statement_timeout` | `5` | seconds a statement may take before answering 503; `0` = no limit |
 //! | `skip_on_server_error` | `true` | persist nothing for a 5xx response |
 //! | `memory_max_sessions` | `100000` | memory store cap: dead sessions go first, then new ones get a 503; live ones are never evicted |
 //!
