@@ -112,6 +112,15 @@ macro_rules! store_conformance_tests {
     };
 }
 
+/// A table prefix (or file name) no other test uses: `tag`, then ten
+/// random characters, then `_`.
+pub fn unique_prefix(tag: &str) -> String {
+    let random = Token::generate().unwrap().to_cookie_value()[..10]
+        .to_ascii_lowercase()
+        .replace(['-', '_'], "x");
+    format!("{tag}{random}_")
+}
+
 /// The teardown of stores that need none.
 pub async fn no_teardown<S>(_: &S) {}
 

@@ -15,12 +15,7 @@ fn url() -> String {
 
 async fn store() -> MySqlStore {
     let url = url();
-    let prefix = format!(
-        "t{}_",
-        &Token::generate().unwrap().to_cookie_value()[..10]
-            .to_ascii_lowercase()
-            .replace(['-', '_'], "x")
-    );
+    let prefix = session_core::testing::unique_prefix("t");
     let config = Config {
         table_prefix: prefix,
         max_connections: 20,

@@ -225,12 +225,7 @@ proptest! {
     fn typed_operations_match_the_model_on_mysql(requests in requests()) {
         runtime().block_on(async {
             let url = std::env::var("DATABASE_URL").expect("DATABASE_URL names the MySQL server");
-            let prefix = format!(
-                "p{}_",
-                &Token::generate().unwrap().to_cookie_value()[..10]
-                    .to_ascii_lowercase()
-                    .replace(['-', '_'], "x")
-            );
+            let prefix = session_core::testing::unique_prefix("p");
             let config = Config { table_prefix: prefix, ..Config::default() };
             let store = MySqlStore::connect(&url, &config).await.expect("MySQL");
             store.create_tables().await.unwrap();

@@ -12,7 +12,7 @@ use session_core::flush;
 use session_core::state::{CookieAction, Outcome};
 use session_core::store::mysql::MySqlStore;
 use session_core::testing::Cart;
-use session_core::{Config, SessionManager, Token};
+use session_core::{Config, SessionManager};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -111,12 +111,7 @@ fn token(action: Option<CookieAction>) -> String {
 async fn round_trips_on_the_wire_are_the_statements_and_nothing_else() {
     let url = std::env::var("DATABASE_URL").expect("DATABASE_URL names the MySQL server");
     let (addr, log) = proxy(server(&url)).await;
-    let prefix = format!(
-        "w{}_",
-        &Token::generate().unwrap().to_cookie_value()[..10]
-            .to_ascii_lowercase()
-            .replace(['-', '_'], "x")
-    );
+    let prefix = session_core::testing::unique_prefix("w");
     let config = Config {
         table_prefix: prefix,
         max_connections: 1,

@@ -8,10 +8,8 @@ use rocket::figment::Figment;
 use rocket::http::{Cookie, Header, Status};
 use rocket::local::asynchronous::{Client, LocalResponse};
 use rocket::{get, post, routes};
-use session_rocket::store::mysql::MySqlStore;
-use session_rocket::store::sqlite::SqliteStore;
 use session_rocket::store::{SessionStore, StoreStats};
-use session_rocket::{Config, Session, SessionError, Sessions, Token};
+use session_rocket::{Session, SessionError, Sessions, Token};
 
 #[derive(Session)]
 struct Shop {
@@ -95,6 +93,9 @@ fn escape(mut session: Session<Shop>) -> &'static str {
     "ok"
 }
 
+mod support;
+use support::{get, post, set_cookies};
+
 fn figment() -> Figment {
     rocket::Config::figment().merge(("log_level", "off"))
 }
@@ -109,43 +110,6 @@ async fn client_with(store: Arc<dyn SessionStore>, figment: Figment) -> Client {
     Client::untracked(rocket).await.expect("launch")
 }
 
-async fn mysql() -> Arc<dyn SessionStore> {
-    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL names the MySQL server");
-    let prefix = format!(
-        "h{}_",
-        &Token::generate().unwrap().to_cookie_value()[..10]
-            .to_ascii_lowercase()
-            .replace(['-', '_'], "x")
-    );
-    let config = Config {
-        table_prefix: prefix,
-        ..Config::default()
-    };
-    let store = MySqlStore::connect(&url, &config)
-        .await
-        .unwrap_or_else(|e| panic!("cannot reach MySQL at {url}: {e:?}"));
-    store.create_tables().await.expect("create tables");
-    Arc::new(store)
-}
-
-async fn sqlite() -> Arc<dyn SessionStore> {
-    let name = Token::generate().unwrap().to_cookie_value()[..12].replace(['-', '_'], "x");
-    let path = std::env::temp_dir().join(format!("session-failure-{name}.db"));
-    let store = SqliteStore::connect(&format!("sqlite://{}", path.display()), &Config::default())
-        .await
-        .expect("open sqlite");
-    store.create_tables().await.expect("create tables");
-    Arc::new(store)
-}
-
-fn set_cookies(response: &LocalResponse<'_>) -> Vec<Cookie<'static>> {
-    response
-        .headers()
-        .get("Set-Cookie")
-        .map(|h| Cookie::parse(h.to_string()).unwrap())
-        .collect()
-}
-
 fn removes(cookies: &[Cookie<'_>]) -> bool {
     cookies.iter().any(|c| c.value().is_empty())
 }
@@ -155,29 +119,6 @@ async fn token_of(response: LocalResponse<'_>) -> String {
     let cookies = set_cookies(&response);
     assert_eq!(cookies.len(), 1, "{cookies:?}");
     cookies[0].value().to_string()
-}
-
-async fn get(client: &Client, path: &str, token: &str) -> (Status, Vec<Cookie<'static>>, String) {
-    let response = client
-        .get(path.to_string())
-        .cookie(("session", token.to_string()))
-        .dispatch()
-        .await;
-    let cookies = set_cookies(&response);
-    (
-        response.status(),
-        cookies,
-        response.into_string().await.unwrap_or_default(),
-    )
-}
-
-async fn post(client: &Client, path: &str, token: &str) -> (Status, Vec<Cookie<'static>>) {
-    let response = client
-        .post(path.to_string())
-        .cookie(("session", token.to_string()))
-        .dispatch()
-        .await;
-    (response.status(), set_cookies(&response))
 }
 
 async fn stats_during<F: std::future::Future<Output = ()>>(
@@ -194,11 +135,11 @@ async fn stats_during<F: std::future::Future<Output = ()>>(
 async fn blind_write_under_a_dead_cookie_is_stored(store: Arc<dyn SessionStore>) {
     let client = client_with(store, figment()).await;
     let token = token_of(client.post("/login").dispatch().await).await;
-    let (status, _) = post(&client, "/logout", &token).await;
+    let (status, _) = post(&client, "/logout", Some(&token)).await;
     assert_eq!(status, Status::Ok);
     let unknown = Token::generate().unwrap().to_cookie_value();
     for dead in [token, unknown] {
-        let (status, cookies) = post(&client, "/locale/de", &dead).await;
+        let (status, cookies) = post(&client, "/locale/de", Some(&dead)).await;
         assert_eq!(status, Status::Ok);
         assert_eq!(cookies.len(), 1, "a new Set-Cookie: {cookies:?}");
         let fresh = cookies[0].value().to_string();
@@ -217,12 +158,12 @@ async fn blind_write_under_a_dead_cookie_is_stored(store: Arc<dyn SessionStore>)
 async fn a_regenerate_race_never_logs_in_or_out_by_accident(store: Arc<dyn SessionStore>) {
     let client = client_with(store, figment()).await;
     let old = token_of(client.post("/cart/apple").dispatch().await).await;
-    let (status, cookies) = post(&client, "/login", &old).await;
+    let (status, cookies) = post(&client, "/login", Some(&old)).await;
     assert_eq!(status, Status::Ok);
     let new = cookies[0].value().to_string();
     assert_ne!(new, old);
     // in flight with the old token
-    let (status, cookies) = post(&client, "/cart/pear", &old).await;
+    let (status, cookies) = post(&client, "/cart/pear", Some(&old)).await;
     assert_eq!(
         status,
         Status::Conflict,
@@ -232,7 +173,7 @@ async fn a_regenerate_race_never_logs_in_or_out_by_accident(store: Arc<dyn Sessi
         !removes(&cookies),
         "only a logout removes the cookie: {cookies:?}"
     );
-    let (status, cookies) = post(&client, "/locale/xx", &old).await;
+    let (status, cookies) = post(&client, "/locale/xx", Some(&old)).await;
     assert_eq!(
         status,
         Status::Conflict,
@@ -249,7 +190,7 @@ async fn a_regenerate_race_never_logs_in_or_out_by_accident(store: Arc<dyn Sessi
     let (_, _, body) = get(&client, "/read", &new).await;
     assert_eq!(body, "Some(42) 0 ");
     // the logout sent by the tab that still holds the old token
-    let (status, cookies) = post(&client, "/logout", &old).await;
+    let (status, cookies) = post(&client, "/logout", Some(&old)).await;
     assert_eq!(status, Status::Ok);
     assert!(removes(&cookies));
     let (_, _, body) = get(&client, "/read", &new).await;
@@ -297,7 +238,7 @@ async fn statements_per_request(store: Arc<dyn SessionStore>) {
                 let (status, cookies, _) = get(&client, path, &token).await;
                 (status, cookies)
             } else {
-                post(&client, path, &token).await
+                post(&client, path, Some(&token)).await
             };
             assert_eq!(status, Status::Ok, "{path}");
             if path == "/login" {
@@ -308,7 +249,7 @@ async fn statements_per_request(store: Arc<dyn SessionStore>) {
         assert_eq!(d.statements, expected, "{method} {path}");
     }
     let d = stats_during(&store, async {
-        assert_eq!(post(&client, "/logout", &token).await.0, Status::Ok);
+        assert_eq!(post(&client, "/logout", Some(&token)).await.0, Status::Ok);
     })
     .await;
     assert_eq!(d.statements, 1, "logout");
@@ -321,7 +262,7 @@ async fn skip_on_server_error_is_honoured(store: Arc<dyn SessionStore>) {
         let figment = figment().merge(("sessions.skip_on_server_error", skip));
         let client = client_with(store.clone(), figment).await;
         let token = token_of(client.post("/login").dispatch().await).await;
-        let (status, _) = post(&client, "/fail", &token).await;
+        let (status, _) = post(&client, "/fail", Some(&token)).await;
         assert_eq!(status, Status::InternalServerError);
         let (_, _, body) = get(&client, "/read", &token).await;
         assert_eq!(body, expected, "skip_on_server_error = {skip}");
@@ -355,27 +296,6 @@ async fn several_session_cookies_are_ignored(store: Arc<dyn SessionStore>) {
         .dispatch()
         .await;
     assert_eq!(response.into_string().await.unwrap(), "Some(42) 0 ");
-}
-
-macro_rules! on_every_store {
-    ($($check:ident),* $(,)?) => {
-        mod on_mysql {
-            $(
-                #[rocket::async_test]
-                async fn $check() {
-                    super::$check(super::mysql().await).await;
-                }
-            )*
-        }
-        mod on_sqlite {
-            $(
-                #[rocket::async_test]
-                async fn $check() {
-                    super::$check(super::sqlite().await).await;
-                }
-            )*
-        }
-    };
 }
 
 on_every_store!(

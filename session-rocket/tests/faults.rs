@@ -179,12 +179,7 @@ async fn outages_cost_a_short_503_and_heal_alone() {
             proxy.addr
         )
     };
-    let prefix = format!(
-        "f{}_",
-        &Token::generate().unwrap().to_cookie_value()[..10]
-            .to_ascii_lowercase()
-            .replace(['-', '_'], "x")
-    );
+    let prefix = support::unique("f");
     let config = Config {
         table_prefix: prefix,
         max_connections: 8,
@@ -310,12 +305,7 @@ async fn slow(mut s: Session<Counter>) -> &'static str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_in_flight_at_shutdown_still_save() {
     let url = std::env::var("DATABASE_URL").expect("DATABASE_URL names the MySQL server");
-    let prefix = format!(
-        "g{}_",
-        &Token::generate().unwrap().to_cookie_value()[..10]
-            .to_ascii_lowercase()
-            .replace(['-', '_'], "x")
-    );
+    let prefix = support::unique("g");
     let figment = support::figment()
         .merge(("sessions.url", url.clone()))
         .merge(("sessions.table_prefix", prefix.clone()));

@@ -6,13 +6,11 @@
 use std::sync::Arc;
 
 use rocket::figment::Figment;
-use rocket::http::{Cookie, Status};
-use rocket::local::asynchronous::{Client, LocalResponse};
+use rocket::http::Status;
+use rocket::local::asynchronous::Client;
 use rocket::{get, post, routes};
-use session_rocket::store::mysql::MySqlStore;
-use session_rocket::store::sqlite::SqliteStore;
 use session_rocket::store::SessionStore;
-use session_rocket::{Config, Session, SessionError, Sessions, Token};
+use session_rocket::{Session, SessionError, Sessions, Token};
 
 #[derive(Session)]
 struct Notes {
@@ -92,6 +90,9 @@ async fn strict(s: Session<Notes>) -> Result<String, Status> {
     Ok(s.theme().await?.clone())
 }
 
+mod support;
+use support::{get, post};
+
 fn figment() -> Figment {
     rocket::Config::figment().merge(("log_level", "off"))
 }
@@ -113,66 +114,6 @@ async fn client(store: Arc<dyn SessionStore>, figment: Figment) -> Client {
             ],
         );
     Client::untracked(rocket).await.expect("launch")
-}
-
-async fn mysql() -> Arc<dyn SessionStore> {
-    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL names the MySQL server");
-    let prefix = format!(
-        "l{}_",
-        &Token::generate().unwrap().to_cookie_value()[..10]
-            .to_ascii_lowercase()
-            .replace(['-', '_'], "x")
-    );
-    let config = Config {
-        table_prefix: prefix,
-        ..Config::default()
-    };
-    let store = MySqlStore::connect(&url, &config)
-        .await
-        .unwrap_or_else(|e| panic!("cannot reach MySQL at {url}: {e:?}"));
-    store.create_tables().await.expect("create tables");
-    Arc::new(store)
-}
-
-async fn sqlite() -> Arc<dyn SessionStore> {
-    let name = Token::generate().unwrap().to_cookie_value()[..12].replace(['-', '_'], "x");
-    let path = std::env::temp_dir().join(format!("session-lifecycle-{name}.db"));
-    let store = SqliteStore::connect(&format!("sqlite://{}", path.display()), &Config::default())
-        .await
-        .expect("open sqlite");
-    store.create_tables().await.expect("create tables");
-    Arc::new(store)
-}
-
-fn cookies(response: &LocalResponse<'_>) -> Vec<Cookie<'static>> {
-    response
-        .headers()
-        .get("Set-Cookie")
-        .map(|h| Cookie::parse(h.to_string()).unwrap())
-        .collect()
-}
-
-async fn post(client: &Client, path: &str, token: Option<&str>) -> (Status, Vec<Cookie<'static>>) {
-    let mut request = client.post(path.to_string());
-    if let Some(token) = token {
-        request = request.cookie(("session", token.to_string()));
-    }
-    let response = request.dispatch().await;
-    (response.status(), cookies(&response))
-}
-
-async fn get(client: &Client, path: &str, token: &str) -> (Status, Vec<Cookie<'static>>, String) {
-    let response = client
-        .get(path.to_string())
-        .cookie(("session", token.to_string()))
-        .dispatch()
-        .await;
-    let set = cookies(&response);
-    (
-        response.status(),
-        set,
-        response.into_string().await.unwrap_or_default(),
-    )
 }
 
 /// Remember me is the session's own choice, kept by later requests.
@@ -322,27 +263,6 @@ fn time_now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
-}
-
-macro_rules! on_every_store {
-    ($($check:ident),* $(,)?) => {
-        mod on_mysql {
-            $(
-                #[rocket::async_test]
-                async fn $check() {
-                    super::$check(super::mysql().await).await;
-                }
-            )*
-        }
-        mod on_sqlite {
-            $(
-                #[rocket::async_test]
-                async fn $check() {
-                    super::$check(super::sqlite().await).await;
-                }
-            )*
-        }
-    };
 }
 
 on_every_store!(

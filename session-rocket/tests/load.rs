@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use rocket::{get, post, routes};
 use session_rocket::store::mysql::MySqlStore;
-use session_rocket::{Config, Session, SessionError, Sessions, Token};
+use session_rocket::{Config, Session, SessionError, Sessions};
 
 mod support;
 use support::{http, launch};
@@ -99,12 +99,7 @@ async fn sixty_seconds_of_mixed_load_fail_nothing_and_lose_nothing() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(60);
     let url = std::env::var("DATABASE_URL").expect("DATABASE_URL names the MySQL server");
-    let prefix = format!(
-        "ld{}_",
-        &Token::generate().unwrap().to_cookie_value()[..10]
-            .to_ascii_lowercase()
-            .replace(['-', '_'], "x")
-    );
+    let prefix = support::unique("ld");
     let config = Config {
         table_prefix: prefix,
         max_connections: 16,
