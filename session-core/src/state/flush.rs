@@ -93,8 +93,11 @@ impl SessionState {
         let target = match &self.request.life().stage {
             Stage::Destroyed | Stage::Ended => Target::Done,
             Stage::Absent => Target::New,
-            Stage::Unverified { key, .. } => Target::Existing {
-                key: *key,
+            Stage::Unverified { token } => Target::Existing {
+                key: self
+                    .request
+                    .cookie_key()
+                    .unwrap_or_else(|| token.store_key()),
                 verified: false,
             },
             Stage::Live { key, .. } => Target::Existing {
@@ -278,7 +281,13 @@ impl SessionState {
     fn mark_live(&self) {
         let mut life = self.request.life();
         life.stage = match std::mem::replace(&mut life.stage, Stage::Absent) {
-            Stage::Unverified { token, key } => Stage::Live { token, key },
+            Stage::Unverified { token } => Stage::Live {
+                key: self
+                    .request
+                    .cookie_key()
+                    .unwrap_or_else(|| token.store_key()),
+                token,
+            },
             other => other,
         };
     }
@@ -386,7 +395,7 @@ impl SessionState {
             return;
         }
         let token = match &self.request.life().stage {
-            Stage::Live { token, .. } | Stage::Unverified { token, .. } => token.clone(),
+            Stage::Live { token, .. } | Stage::Unverified { token } => token.clone(),
             _ => return,
         };
         let expires_at = self.expires_at_after(update);

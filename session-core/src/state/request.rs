@@ -2,7 +2,7 @@
 //! request opens: one token per browser, one lifecycle, one cookie.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use crate::error::{Error, Result};
 use crate::manager::SessionManager;
@@ -20,8 +20,9 @@ pub(crate) enum Stage {
     Absent,
     /// The cookie's session, not checked against the store yet. A write
     /// goes to it blind; if it turns out not to exist, the write creates a
-    /// fresh session instead.
-    Unverified { token: Token, key: StoreKey },
+    /// fresh session instead. Its key is the cookie's, hashed on first need
+    /// (an unused guard hashes nothing).
+    Unverified { token: Token },
     /// A session known to be alive in this request: read, created or
     /// written under `key`.
     Live { token: Token, key: StoreKey },
@@ -96,8 +97,10 @@ pub(crate) struct Life {
 struct Shared {
     manager: SessionManager,
     now: Timestamp,
-    /// The key of the cookie the request carried, if it was well-formed.
-    cookie_key: Option<StoreKey>,
+    /// The token of the cookie the request carried, if it was well-formed.
+    cookie_token: Option<Token>,
+    /// Its key, computed on first need.
+    cookie_key: OnceLock<StoreKey>,
     life: Mutex<Life>,
 }
 
@@ -121,18 +124,18 @@ impl fmt::Debug for RequestSession {
 
 impl RequestSession {
     pub(crate) fn new(manager: SessionManager, token: Option<Token>, now: Timestamp) -> Self {
-        let (stage, cookie_key) = match token {
-            Some(token) => {
-                let key = token.store_key();
-                (Stage::Unverified { token, key }, Some(key))
-            }
-            None => (Stage::Absent, None),
+        let stage = match &token {
+            Some(token) => Stage::Unverified {
+                token: token.clone(),
+            },
+            None => Stage::Absent,
         };
         RequestSession {
             shared: Arc::new(Shared {
                 manager,
                 now,
-                cookie_key,
+                cookie_token: token,
+                cookie_key: OnceLock::new(),
                 life: Mutex::new(Life {
                     stage,
                     times: None,
@@ -152,6 +155,22 @@ impl RequestSession {
         self.life().cookie.take()
     }
 
+    /// The key of the request's cookie, hashed on first need.
+    pub(crate) fn cookie_key(&self) -> Option<StoreKey> {
+        let token = self.shared.cookie_token.as_ref()?;
+        Some(*self.shared.cookie_key.get_or_init(|| token.store_key()))
+    }
+
+    /// The key a stage names, if any.
+    pub(crate) fn key_of(&self, stage: &Stage) -> Option<StoreKey> {
+        match stage {
+            Stage::Unverified { .. } => self.cookie_key(),
+            Stage::Live { key, .. } => Some(*key),
+            Stage::Moving { from, .. } => Some(*from),
+            Stage::Absent | Stage::Destroyed | Stage::Ended => None,
+        }
+    }
+
     pub(crate) fn manager(&self) -> &SessionManager {
         &self.shared.manager
     }
@@ -161,7 +180,7 @@ impl RequestSession {
     }
 
     pub(crate) fn had_cookie(&self) -> bool {
-        self.shared.cookie_key.is_some()
+        self.shared.cookie_token.is_some()
     }
 
     pub(crate) fn life(&self) -> MutexGuard<'_, Life> {
@@ -184,11 +203,7 @@ impl RequestSession {
 
     /// The key reads go to: the session this request may have.
     pub(crate) fn read_key(&self) -> Option<StoreKey> {
-        match &self.life().stage {
-            Stage::Unverified { key, .. } | Stage::Live { key, .. } => Some(*key),
-            Stage::Moving { from, .. } => Some(*from),
-            Stage::Absent | Stage::Destroyed | Stage::Ended => None,
-        }
+        self.key_of(&self.life().stage)
     }
 
     /// Records that a read found the session alive.
@@ -197,7 +212,10 @@ impl RequestSession {
         life.loaded = true;
         life.times.get_or_insert(times);
         life.stage = match std::mem::replace(&mut life.stage, Stage::Absent) {
-            Stage::Unverified { token, key } => Stage::Live { token, key },
+            Stage::Unverified { token } => Stage::Live {
+                key: self.cookie_key().unwrap_or_else(|| token.store_key()),
+                token,
+            },
             Stage::Moving { from, to, .. } => Stage::Moving {
                 from,
                 verified: true,
@@ -222,9 +240,8 @@ impl RequestSession {
 
     pub(crate) fn id(&self) -> Option<StoreKey> {
         match &self.life().stage {
-            Stage::Unverified { key, .. } | Stage::Live { key, .. } => Some(*key),
             Stage::Moving { to, .. } => Some(to.store_key()),
-            Stage::Absent | Stage::Destroyed | Stage::Ended => None,
+            stage => self.key_of(stage),
         }
     }
 
@@ -238,8 +255,8 @@ impl RequestSession {
             }
         };
         life.stage = match std::mem::replace(&mut life.stage, Stage::Absent) {
-            Stage::Unverified { key, .. } => Stage::Moving {
-                from: key,
+            Stage::Unverified { token } => Stage::Moving {
+                from: self.cookie_key().unwrap_or_else(|| token.store_key()),
                 verified: false,
                 to,
             },
@@ -293,11 +310,7 @@ impl RequestSession {
         let now = self.now();
         let (current, destroyed) = {
             let life = self.life();
-            let current = match &life.stage {
-                Stage::Unverified { key, .. } | Stage::Live { key, .. } => Some(*key),
-                Stage::Moving { from, .. } => Some(*from),
-                _ => None,
-            };
+            let current = self.key_of(&life.stage);
             (current, matches!(life.stage, Stage::Destroyed))
         };
         if destroyed {
@@ -310,7 +323,7 @@ impl RequestSession {
         }
         // The cookie's key too when the request no longer names it: after a
         // concurrent regenerate it still reaches the session for a logout.
-        if let Some(key) = self.shared.cookie_key.filter(|k| Some(*k) != current) {
+        if let Some(key) = self.cookie_key().filter(|k| Some(*k) != current) {
             store.destroy(&key, now).await?;
         }
         let mut life = self.life();
