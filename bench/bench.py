@@ -33,6 +33,10 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "session-bench")
 LUA = os.path.join(ROOT, "bench", "rotate.lua")
+PEER_BIN = os.path.join(ROOT, "bench", "peers", "tower", "target", "release", "tower-peer")
+# The routes measured on the tower-sessions peer, each beside ours.
+PEER_ROUTES = [("floor_none", "GET", "/floor/none"), ("none", "GET", "/none"),
+               ("read", "GET", "/read"), ("bump", "POST", "/bump")]
 DB = dict(host="127.0.0.1", port=3306, user="root", name="test")
 PREFIX = "bench_"
 TTL = 86400
@@ -44,13 +48,15 @@ ROUTES = [
     ("floor_select", "GET", "/floor/select", "rr"),
     ("diag_load", "GET", "/diag/load", "rr"),
     ("read", "GET", "/read", "rr"),
+    ("floor_bump", "POST", "/floor/bump", "rr"),
     ("bump", "POST", "/bump", "rr"),
     ("login", "POST", "/login", "nocookie"),
     ("logout", "POST", "/logout", "fresh"),
 ]
-FLOOR_OF = {"none": "floor_none", "read": "floor_select"}
+FLOOR_OF = {"none": "floor_none", "read": "floor_select", "bump": "floor_bump"}
 # Interleaved ratios: the two goals, and the diagnostic split of `read`.
-INTERLEAVE = [("none", "floor_none"), ("read", "floor_select"), ("diag_load", "floor_select")]
+INTERLEAVE = [("none", "floor_none"), ("read", "floor_select"), ("diag_load", "floor_select"),
+              ("bump", "floor_bump")]
 STATUS_VARS = [
     "Questions", "Queries", "Com_select", "Com_insert", "Com_insert_select",
     "Com_update", "Com_update_multi", "Com_delete", "Com_delete_multi", "Com_replace",
@@ -99,10 +105,11 @@ def delta(a, b):
 
 def reset_tables():
     sql("DROP TABLE IF EXISTS `{p}session_fields`, `{p}sessions`, `{p}floor`".format(p=PREFIX))
-    sql("CREATE TABLE `{p}floor` (id BIGINT NOT NULL PRIMARY KEY, v VARBINARY(64) NOT NULL)"
+    sql("CREATE TABLE `{p}floor` (id BIGINT NOT NULL PRIMARY KEY, k BINARY(32) NOT NULL,"
+        " v VARBINARY(64) NOT NULL, n BIGINT NOT NULL DEFAULT 0, UNIQUE KEY (k))"
         " ENGINE=InnoDB".format(p=PREFIX))
-    sql("INSERT INTO `{p}floor` SELECT seq, CONCAT('floor row ', seq) FROM seq_1_to_256"
-        .format(p=PREFIX))
+    sql("INSERT INTO `{p}floor` (id, k, v) SELECT seq, UNHEX(SHA2(seq, 256)),"
+        " CONCAT('floor row ', seq) FROM seq_1_to_256".format(p=PREFIX))
 
 
 def new_token():
@@ -249,6 +256,77 @@ class App:
         self.log.close()
 
 
+class Peer(App):
+    """The tower-sessions peer (bench/peers/tower), on the same database."""
+
+    def __init__(self, port, db_url, pool, logfile):
+        self.port = port
+        env = dict(os.environ, PEER_PORT=str(port), BENCH_DB_URL=db_url, BENCH_POOL=str(pool))
+        self.log = open(logfile, "w")
+        self.proc = subprocess.Popen([PEER_BIN], env=env, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        deadline = time.time() + 30
+        while True:
+            if self.proc.poll() is not None:
+                raise SystemExit("the tower-sessions peer exited at launch; see " + logfile)
+            try:
+                if self.request("GET", "/floor/none")[0] == 200:
+                    return
+            except OSError:
+                pass
+            if time.time() > deadline:
+                raise SystemExit("the tower-sessions peer did not answer within 30 s")
+            time.sleep(0.2)
+
+
+def peer_pass(args, out, url):
+    """The same routes, workload and wrk settings on the tower-sessions
+    peer; returns {"route/cfg": {"rps": ...}}."""
+    peer = Peer(args.port + 1, url, args.pool, os.path.join(out, "peer.log"))
+    results = {}
+    try:
+        sessions = login_sessions(peer.port, max(args.configs))
+        for cfg in args.configs:
+            cfile = os.path.join(out, "peer_cookies_%d.txt" % cfg)
+            write(cfile, "\n".join(sessions[:cfg]) + "\n")
+            for name, method, path in PEER_ROUTES:
+                wrk(args, peer.port, method, path, cfile, "rr", args.warmup, False)
+                text = wrk(args, peer.port, method, path, cfile, "rr", args.duration)
+                write(os.path.join(out, "peer_wrk_%s_%d.txt" % (name, cfg)), text)
+                r = parse_wrk(text)
+                results["%s/%d" % (name, cfg)] = r
+                log("  tower %-10s %3d sessions: %9.0f req/s  non2xx %d"
+                    % (name, cfg, r["rps"] or 0, r["non2xx"]))
+    finally:
+        peer.stop()
+        sql("DROP TABLE IF EXISTS `test`.`bench_tower_sessions`")
+    return results
+
+
+def peer_report(args, thr, peer):
+    """Ours beside tower-sessions, as ratios from this run."""
+    lines = ["### Beside tower-sessions 0.14 (axum + its sqlx MySqlStore), same run", "",
+             "| route | sessions | tower-sessions req/s | ours req/s | ours / tower |",
+             "|---|---:|---:|---:|---:|"]
+    for cfg in args.configs:
+        for name, _, _ in PEER_ROUTES:
+            p = peer.get("%s/%d" % (name, cfg), {}).get("rps") or 0
+            o = thr.get("%s/%d" % (name, cfg), {}).get("rps") or 0
+            ratio = "%.2f" % (o / p) if p else "n/a"
+            lines.append("| %s | %d | %.0f | %.0f | %s |" % (name, cfg, p, o, ratio))
+    lines += ["", "`floor_none` is the framework alone (Rocket against axum, no session): "
+              "read the other rows against it to see what is Rocket and what is the session "
+              "layer.", "", "| goal | measured | result |", "|---|---|---|"]
+    for cfg in args.configs:
+        for name, limit in (("bump", 1.5), ("read", 1.3)):
+            p = peer.get("%s/%d" % (name, cfg), {}).get("rps") or 0
+            o = thr.get("%s/%d" % (name, cfg), {}).get("rps") or 0
+            if p:
+                lines.append("| `%s` >= %.1fx tower-sessions (%d) | %.2fx | %s |"
+                             % (name, limit, cfg, o / p, "PASS" if o / p >= limit else "FAIL"))
+    return "\n".join(lines)
+
+
 class Client:
     """One keep-alive HTTP connection, for the sequential counting pass."""
 
@@ -337,7 +415,11 @@ def label(sql_text):
         return "upsert(%d)" % u.count("SELECT ?")
     if u.startswith("INSERT INTO `%sSESSIONS`" % p.upper()):
         return "create"
-    if u.startswith("UPDATE") and "SET TOKEN_HASH" in u:
+    if u.startswith("SELECT ID FROM %sFLOOR" % p.upper()):
+        return "floor_bump_select"
+    if u.startswith("UPDATE %sFLOOR" % p.upper()):
+        return "floor_bump_update"
+    if u.startswith("UPDATE") and "SET PREVIOUS_HASH" in u:
         return "rename"
     if u.startswith("UPDATE") and "SET EXPIRES_AT" in u:
         return "touch"
@@ -785,7 +867,8 @@ def goals(args, thr, cnt, meta):
             t = thr.get("%s/%d" % (name, cfg))
             return t and t["rps"]
         for route, limit, what in (("none", 0.97, "within 3% of the no-session floor"),
-                                   ("read", 0.85, "within 15% of the one-SELECT floor")):
+                                   ("read", 0.85, "within 15% of the one-SELECT floor"),
+                                   ("bump", 0.85, "within 15% of the SELECT + UPDATE floor")):
             t = thr.get("%s/%d" % (route, cfg))
             if not t or not rps(FLOOR_OF[route]):
                 continue
@@ -845,6 +928,8 @@ def main():
     ap.add_argument("--ratio-secs", type=int, default=2)
     ap.add_argument("--perf", action="store_true",
                     help="also profile the app and the server with perf during `read`")
+    ap.add_argument("--no-peer", action="store_true",
+                    help="skip the tower-sessions peer")
     ap.add_argument("--report-only", metavar="DIR",
                     help="re-render the report of an earlier run from DIR/results.json")
     args = ap.parse_args()
@@ -894,15 +979,21 @@ def main():
             meta["perf"] = profile(args, out, app, sessions)
     finally:
         app.stop()
+    peer = {}
+    if not args.no_peer:
+        log("tower-sessions peer: the same routes and wrk settings")
+        peer = peer_pass(args, out, url)
     log("counting pass: %d sequential requests per route through the counting proxy"
         % args.count)
     cnt = counting_pass(args, out, sessions)
     # The tables are recreated by every run; drop them now rather than leave
     # the leftover fresh sessions (about 1 GB) on the shared server.
     sql("DROP TABLE IF EXISTS `{p}session_fields`, `{p}sessions`, `{p}floor`".format(p=PREFIX))
-    raw = {"meta": meta, "throughput": thr, "counting": cnt}
+    raw = {"meta": meta, "throughput": thr, "counting": cnt, "peer": peer}
     write(os.path.join(out, "results.json"), json.dumps(raw, indent=2, sort_keys=True))
     text = report(args, meta, thr, cnt) + "\n\n### Goals\n\n" + goals(args, thr, cnt, meta) + "\n"
+    if peer:
+        text += "\n" + peer_report(args, thr, peer) + "\n"
     write(os.path.join(out, "report.md"), text)
     print(text)
     log("raw results in %s" % out)

@@ -16,4 +16,7 @@ mysql -uroot -h127.0.0.1 -P3306 test -e 'SELECT 1' >/dev/null \
   || { echo "bench: cannot reach MariaDB at 127.0.0.1:3306 as root (database test)" >&2; exit 1; }
 
 cargo build --release -p session-bench
+# The tower-sessions peer is outside the workspace: its dependencies never
+# reach the library's build.
+cargo build --release --manifest-path bench/peers/tower/Cargo.toml
 exec python3 bench/bench.py "$@"

@@ -106,6 +106,40 @@ async fn floor_select(pool: &State<FloorPool>, cookies: &CookieJar<'_>) -> Resul
     Ok(value)
 }
 
+/// Floor of `bump`: what the least a session write could cost on this
+/// schema shape: one `SELECT` by a unique key (the token's hash), then one
+/// `UPDATE` of one row by primary key, in a short transaction, on the same
+/// pool type.
+#[post("/floor/bump")]
+async fn floor_bump(pool: &State<FloorPool>, cookies: &CookieJar<'_>) -> Result<String, String> {
+    use session_rocket::sqlx::Connection as _;
+    use sha2::Digest as _;
+
+    let id = cookies.get("session").map_or(1, |c| {
+        c.value()
+            .bytes()
+            .fold(0u32, |a, b| a.wrapping_add(u32::from(b)))
+            % 256
+            + 1
+    });
+    let key = sha2::Sha256::digest(id.to_string().as_bytes());
+    let mut conn = pool.0.acquire().await.map_err(|e| e.to_string())?;
+    let mut tx = conn.begin().await.map_err(|e| e.to_string())?;
+    let pk = session_rocket::sqlx::query_scalar::<_, i64>("SELECT id FROM bench_floor WHERE k = ?")
+        .bind(key.as_slice())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| e.to_string())?;
+    session_rocket::sqlx::query("UPDATE bench_floor SET n = n + 1 WHERE id = ?")
+        .bind(pk)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| e.to_string())?;
+    tx.commit().await.map_err(|e| e.to_string())?;
+    conn.finish();
+    Ok(pk.to_string())
+}
+
 /// Diagnostic, not a floor: the session store's own load query (same SQL,
 /// same row decoding: all 22 field rows of the session), run directly on the
 /// floor pool. `read` minus this is the session layer's overhead; this minus
@@ -273,6 +307,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             routes![
                 floor_none,
                 floor_select,
+                floor_bump,
                 diag_load,
                 none,
                 read,

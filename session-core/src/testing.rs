@@ -98,6 +98,7 @@ macro_rules! store_conformance_tests {
             a_session_keeps_its_own_expiry,
             two_session_types_share_one_session,
             writes_after_an_interrupted_flush_report_it,
+            an_update_of_fields_that_went_meanwhile_is_never_lost,
         );
     };
     (@tests $factory:path, $teardown:path; $($name:ident,)*) => {
@@ -1334,4 +1335,37 @@ pub async fn writes_after_an_interrupted_flush_report_it(store: Arc<dyn SessionS
     prefs.set_theme("dark".into());
     assert_eq!(flush(&mut prefs).await.unwrap(), Outcome::Interrupted);
     assert_eq!(request.take_cookie_action(), None);
+}
+
+/// A request that read a field and changes it is written as a plain update
+/// when the store can; if the field was removed meanwhile it is written
+/// anyway, and if the session was destroyed meanwhile nothing is.
+pub async fn an_update_of_fields_that_went_meanwhile_is_never_lost(store: Arc<dyn SessionStore>) {
+    let m = manager(store.clone());
+    let cookie = login(&m, 1).await;
+    let mut seed = m.open::<Cart>(Some(&cookie));
+    seed.set_visits(1);
+    seed.cart_mut().await.unwrap().push("a".into());
+    flush(&mut seed).await.unwrap();
+
+    // two fields read, then one of them removed by another request
+    let mut slow = m.open::<Cart>(Some(&cookie));
+    *slow.visits_mut().await.unwrap() += 1;
+    slow.cart_mut().await.unwrap().push("b".into());
+    let mut other = m.open::<Cart>(Some(&cookie));
+    other.remove_cart();
+    flush(&mut other).await.unwrap();
+    assert_eq!(flush(&mut slow).await.unwrap(), Outcome::Saved);
+    let check = m.open::<Cart>(Some(&cookie));
+    assert_eq!(*check.visits().await.unwrap(), 2);
+    assert_eq!(*check.cart().await.unwrap(), ["a", "b"], "the removed field is written back");
+
+    // read, then the session destroyed by another request
+    let mut slow = m.open::<Cart>(Some(&cookie));
+    *slow.visits_mut().await.unwrap() += 1;
+    let mut logout = m.open::<Cart>(Some(&cookie));
+    logout.destroy().await.unwrap();
+    assert_eq!(flush(&mut slow).await.unwrap(), Outcome::Interrupted);
+    let check = m.open::<Cart>(Some(&cookie));
+    assert!(check.user().await.unwrap().is_none() && check.is_new());
 }

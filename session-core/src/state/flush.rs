@@ -134,6 +134,7 @@ impl SessionState {
         plan.changes.clear = clear && plan.target != Target::New;
         let config = self.request.manager().config();
         let mut size = 0usize;
+        let mut all_existing = true;
         for (index, field) in self.schema.iter().enumerate() {
             let known = self.known(index);
             let change = if current(index) {
@@ -169,6 +170,7 @@ impl SessionState {
                     let unchanged = self.baseline(index) == Some(bytes.as_slice())
                         || matches!(known, Known::Bytes(stored) if stored == bytes.as_slice());
                     if !unchanged {
+                        all_existing &= matches!(known, Known::Bytes(_));
                         plan.changes.upsert.push((field.name, bytes));
                         plan.upserted.push(index);
                     }
@@ -181,6 +183,7 @@ impl SessionState {
                 }
             }
         }
+        plan.changes.upsert_existing = all_existing && !plan.changes.upsert.is_empty();
         if size > config.max_session_bytes {
             return Err(Error::SessionTooLarge {
                 size,

@@ -277,6 +277,10 @@ pub struct Changes {
     pub clear: bool,
     /// Fields to write: `(stored name, encoded bytes)`.
     pub upsert: Vec<(&'static str, Vec<u8>)>,
+    /// A hint: the request read every field in `upsert` and found it
+    /// stored, so a store may try a plain update first (it must still
+    /// create a field that turns out to be missing).
+    pub upsert_existing: bool,
     /// Fields to delete.
     pub remove: Vec<&'static str>,
     /// A new expiry, if any.

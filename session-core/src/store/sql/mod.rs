@@ -382,6 +382,26 @@ impl<B: Backend> SessionStore for SqlStore<B> {
     }
 
     async fn save(&self, key: &StoreKey, changes: &Changes, at: Validity) -> Result<Saved> {
+        // The common write (a request that read the session and changed
+        // fields it found) is one plain UPDATE. Anything short of one row
+        // per field falls through to the general path, which creates a
+        // field removed meanwhile or reports the session gone.
+        let only_updates = changes.upsert_existing
+            && changes.rename.is_none()
+            && changes.expiry.is_none()
+            && !changes.clear
+            && changes.remove.is_empty();
+        if only_updates {
+            let n = changes.upsert.len() as u64;
+            let stmt = self.sql.update(key, &changes.upsert, at);
+            if let Some(affected) = self.write(std::slice::from_ref(&stmt), false).await? {
+                if affected.first() == Some(&n) {
+                    self.counters
+                        .wrote(changes.upsert.iter().map(|(_, v)| v.as_slice()));
+                    return Ok(Saved::Saved);
+                }
+            }
+        }
         // A regenerate goes first, so everything after it names the new key.
         // The expiry update comes before the upsert: it takes the session
         // row's exclusive lock before the upsert takes its shared one. The
