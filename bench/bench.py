@@ -413,6 +413,9 @@ def label(sql_text):
         return "floor_select"
     if u.startswith("INSERT INTO `%sSESSION_FIELDS`" % p.upper()):
         return "upsert(%d)" % u.count("SELECT ?")
+    if u.startswith("UPDATE `%sSESSION_FIELDS`" % p.upper()):
+        # the plain update of fields the request read (counted as the write)
+        return "upsert:update(%d)" % u.count("WHEN ?")
     if u.startswith("INSERT INTO `%sSESSIONS`" % p.upper()):
         return "create"
     if u.startswith("SELECT ID FROM %sFLOOR" % p.upper()):

@@ -59,6 +59,12 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 ///   to a destroyed session inserts nothing and reports it: a logout is never
 ///   undone, without locks (`GET_LOCK` and `FOR UPDATE` are node-local on a
 ///   multi-primary cluster);
+/// - the common write, fields the request read and found stored (a `bump`),
+///   is one plain `UPDATE … SET value = CASE name … END WHERE session_pk =
+///   (SELECT pk … alive) AND name IN (…)` instead: InnoDB updates rows in
+///   place rather than trying an insert through a derived table. It must
+///   match one row per field; short of that (a field removed or the session
+///   destroyed meanwhile) the upsert runs and settles it;
 /// - a save that needs more than one statement (a regenerate, removed
 ///   fields, an expiry touch) runs them in one short transaction, all or
 ///   nothing. Every write is retried whole on deadlock and lock-wait timeout
