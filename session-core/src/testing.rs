@@ -1358,7 +1358,11 @@ pub async fn an_update_of_fields_that_went_meanwhile_is_never_lost(store: Arc<dy
     assert_eq!(flush(&mut slow).await.unwrap(), Outcome::Saved);
     let check = m.open::<Cart>(Some(&cookie));
     assert_eq!(*check.visits().await.unwrap(), 2);
-    assert_eq!(*check.cart().await.unwrap(), ["a", "b"], "the removed field is written back");
+    assert_eq!(
+        *check.cart().await.unwrap(),
+        ["a", "b"],
+        "the removed field is written back"
+    );
 
     // read, then the session destroyed by another request
     let mut slow = m.open::<Cart>(Some(&cookie));
