@@ -327,6 +327,115 @@ def peer_report(args, thr, peer):
     return "\n".join(lines)
 
 
+def size_sweep(args, out, url):
+    """Read and bump on sessions whose cart grows (~1 KB, ~16 KB, ~128 KB),
+    ours beside the tower-sessions peer, 256 sessions each."""
+    rows = []
+    try:
+        for items in args.sizes:
+            os.environ["BENCH_CART_ITEMS"] = str(items)
+            rw = json.loads(subprocess.run([BIN, "--rewrite-bytes"], capture_output=True,
+                                           text=True, check=True).stdout)
+            row = {"items": items, "session_bytes": rw["value_bytes"] + rw["name_bytes"]}
+            for who in ("ours", "tower"):
+                logfile = os.path.join(out, "sweep_%s_%d.log" % (who, items))
+                app = (App(args.port + 2, url, args.pool, logfile) if who == "ours"
+                       else Peer(args.port + 3, url, args.pool, logfile))
+                try:
+                    status_code, _ = app.request("POST", "/login")
+                    if status_code != 200:
+                        # tower-sessions' MySqlStore keeps the record in a
+                        # BLOB (64 KiB): a larger session cannot be saved.
+                        log("  %s: login answers %d at %d items; not measured"
+                            % (who, status_code, items))
+                        row["%s_read" % who] = row["%s_bump" % who] = None
+                        continue
+                    sessions = login_sessions(app.port, 256)
+                    cfile = os.path.join(out, "sweep_%s_%d.txt" % (who, items))
+                    write(cfile, "\n".join(sessions) + "\n")
+                    for name, method, path in (("read", "GET", "/read"), ("bump", "POST", "/bump")):
+                        wrk(args, app.port, method, path, cfile, "rr", args.warmup, False)
+                        r = parse_wrk(wrk(args, app.port, method, path, cfile, "rr",
+                                          args.sweep_secs))
+                        row["%s_%s" % (who, name)] = r["rps"] or 0
+                        row["%s_%s_non2xx" % (who, name)] = r["non2xx"]
+                finally:
+                    app.stop()
+            log("  %5d items (%7d bytes): read %s vs %s, bump %s vs %s req/s"
+                % (items, row["session_bytes"], row["ours_read"], row["tower_read"],
+                   row["ours_bump"], row["tower_bump"]))
+            rows.append(row)
+    finally:
+        os.environ.pop("BENCH_CART_ITEMS", None)
+        sql("DROP TABLE IF EXISTS `test`.`bench_tower_sessions`")
+    write(os.path.join(out, "size_sweep.svg"), sweep_svg(rows))
+    return rows
+
+
+def sweep_svg(rows):
+    """A small line chart (stdlib only): req/s against session size, ours
+    beside tower-sessions, for read and bump."""
+    import math
+    w, h, left, right, top, bottom = 640, 360, 70, 160, 30, 50
+    xs = [math.log10(r["session_bytes"]) for r in rows]
+    ymax = max(max(r[k] or 0 for k in ("ours_read", "tower_read", "ours_bump", "tower_bump"))
+               for r in rows) * 1.1
+    x0, x1 = min(xs), max(xs)
+
+    def px(x):
+        return left + (x - x0) / ((x1 - x0) or 1) * (w - left - right)
+
+    def py(y):
+        return h - bottom - y / ymax * (h - top - bottom)
+
+    series = [("ours_read", "#1f77b4", "", "read, ours"),
+              ("tower_read", "#1f77b4", "6,4", "read, tower-sessions"),
+              ("ours_bump", "#d62728", "", "bump, ours"),
+              ("tower_bump", "#d62728", "6,4", "bump, tower-sessions")]
+    parts = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" '
+             'font-family="sans-serif" font-size="12">' % (w, h),
+             '<rect width="100%" height="100%" fill="white"/>',
+             '<text x="%d" y="18">req/s against session size (256 sessions, same run)</text>'
+             % left]
+    for i in range(5):
+        y = ymax * i / 4
+        parts.append('<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#ddd"/>'
+                     % (left, w - right, py(y), py(y)))
+        parts.append('<text x="%d" y="%.1f" text-anchor="end">%.0f</text>' % (left - 6, py(y) + 4, y))
+    for r, x in zip(rows, xs):
+        parts.append('<text x="%.1f" y="%d" text-anchor="middle">%.1f KB</text>'
+                     % (px(x), h - bottom + 18, r["session_bytes"] / 1024))
+    for i, (key, color, dash, name) in enumerate(series):
+        pts = " ".join("%.1f,%.1f" % (px(x), py(r[key])) for r, x in zip(rows, xs)
+                       if r[key] is not None)
+        parts.append('<polyline points="%s" fill="none" stroke="%s" stroke-width="2"%s/>'
+                     % (pts, color, ' stroke-dasharray="%s"' % dash if dash else ""))
+        ly = top + 20 + 18 * i
+        parts.append('<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="%s" stroke-width="2"%s/>'
+                     % (w - right + 10, w - right + 34, ly, ly, color,
+                        ' stroke-dasharray="%s"' % dash if dash else ""))
+        parts.append('<text x="%d" y="%d">%s</text>' % (w - right + 40, ly + 4, name))
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
+
+
+def sweep_report(rows):
+    lines = ["### Session-size sweep beside tower-sessions (256 sessions, same run)", "",
+             "| cart items | session bytes | read ours / tower | bump ours / tower |",
+             "|---:|---:|---|---|"]
+    def cell(ours, tower):
+        if tower is None:
+            return "%.0f / cannot store it" % ours
+        return "%.0f / %.0f = %.2f" % (ours, tower, ours / max(tower, 1))
+    for r in rows:
+        lines.append("| %d | %d | %s | %s |" % (
+            r["items"], r["session_bytes"], cell(r["ours_read"], r["tower_read"]),
+            cell(r["ours_bump"], r["tower_bump"])))
+    lines += ["", "tower-sessions' `MySqlStore` keeps the whole record in a `BLOB` column "
+              "(64 KiB): a larger session cannot be saved there (its login answers 500)."]
+    return "\n".join(lines)
+
+
 class Client:
     """One keep-alive HTTP connection, for the sequential counting pass."""
 
@@ -932,7 +1041,12 @@ def main():
     ap.add_argument("--perf", action="store_true",
                     help="also profile the app and the server with perf during `read`")
     ap.add_argument("--no-peer", action="store_true",
-                    help="skip the tower-sessions peer")
+                    help="skip the tower-sessions peer and the size sweep")
+    ap.add_argument("--sizes", type=int, nargs="*", default=[20, 340, 1200, 2700],
+                    help="cart items per session for the size sweep (~1, ~16, ~58, ~128 KB)")
+    ap.add_argument("--sweep-secs", type=int, default=5)
+    ap.add_argument("--sweep-only", action="store_true",
+                    help="run only the size sweep")
     ap.add_argument("--report-only", metavar="DIR",
                     help="re-render the report of an earlier run from DIR/results.json")
     args = ap.parse_args()
@@ -963,10 +1077,17 @@ def main():
             "mariadb": sql("SELECT VERSION()").strip()}
     log("resetting %s* tables" % PREFIX)
     reset_tables()
+    url = "mysql://%s@%s:%d/%s" % (DB["user"], DB["host"], DB["port"], DB["name"])
+    if args.sweep_only:
+        rows = size_sweep(args, out, url)
+        text = sweep_report(rows) + "\n"
+        write(os.path.join(out, "report.md"), text)
+        print(text)
+        log("raw results and size_sweep.svg in %s" % out)
+        return
     s0 = status()
     s1 = status()
     meta["status_overhead"] = delta(s0, s1)
-    url = "mysql://%s@%s:%d/%s" % (DB["user"], DB["host"], DB["port"], DB["name"])
     app = App(args.port, url, args.pool, os.path.join(out, "app.log"))
     try:
         sessions = login_sessions(app.port, max(args.configs))
@@ -982,21 +1103,26 @@ def main():
             meta["perf"] = profile(args, out, app, sessions)
     finally:
         app.stop()
-    peer = {}
+    peer, sweep = {}, []
     if not args.no_peer:
         log("tower-sessions peer: the same routes and wrk settings")
         peer = peer_pass(args, out, url)
+        if args.sizes:
+            log("session-size sweep: %s cart items" % args.sizes)
+            sweep = size_sweep(args, out, url)
     log("counting pass: %d sequential requests per route through the counting proxy"
         % args.count)
     cnt = counting_pass(args, out, sessions)
     # The tables are recreated by every run; drop them now rather than leave
     # the leftover fresh sessions (about 1 GB) on the shared server.
     sql("DROP TABLE IF EXISTS `{p}session_fields`, `{p}sessions`, `{p}floor`".format(p=PREFIX))
-    raw = {"meta": meta, "throughput": thr, "counting": cnt, "peer": peer}
+    raw = {"meta": meta, "throughput": thr, "counting": cnt, "peer": peer, "sweep": sweep}
     write(os.path.join(out, "results.json"), json.dumps(raw, indent=2, sort_keys=True))
     text = report(args, meta, thr, cnt) + "\n\n### Goals\n\n" + goals(args, thr, cnt, meta) + "\n"
     if peer:
         text += "\n" + peer_report(args, thr, peer) + "\n"
+    if sweep:
+        text += "\n" + sweep_report(sweep) + "\n"
     write(os.path.join(out, "report.md"), text)
     print(text)
     log("raw results in %s" % out)

@@ -59,8 +59,16 @@ struct Bench {
     p20: String,
 }
 
+/// Cart lines per session: 50, or `BENCH_CART_ITEMS` (the size sweep).
+fn cart_items() -> u32 {
+    std::env::var("BENCH_CART_ITEMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50)
+}
+
 fn cart() -> Vec<Item> {
-    (0..50)
+    (0..cart_items())
         .map(|i| Item {
             sku: format!("SKU-{i:05}"),
             qty: 1 + i % 3,
@@ -298,6 +306,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .merge(("sessions.table_prefix", PREFIX))
         .merge(("sessions.max_connections", pool_size))
         .merge(("sessions.secure", false))
+        // room for the size sweep's largest cart (~128 KB)
+        .merge(("sessions.max_field_bytes", 1 << 20))
+        .merge(("sessions.max_session_bytes", 2 << 20))
         .merge(("sessions.cleanup_interval", 0));
     let _ = rocket::custom(figment)
         .attach(Sessions::fairing())

@@ -18,7 +18,11 @@ struct Item {
 }
 
 fn cart() -> Vec<Item> {
-    (0..50)
+    let items: u32 = std::env::var("BENCH_CART_ITEMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    (0..items)
         .map(|i| Item {
             sku: format!("SKU-{i:05}"),
             qty: 1 + i % 3,
