@@ -217,23 +217,27 @@ def cpu_delta(a, b, requests):
 # ---------------------------------------------------------------- the app
 
 class App:
-    def __init__(self, port, db_url, pool, logfile):
+    """A benchmarked app process (ours by default) answering on `port`."""
+
+    def __init__(self, port, db_url, pool, logfile, binary=BIN, name="the app",
+                 port_var="ROCKET_PORT"):
         self.port = port
-        env = dict(os.environ, ROCKET_PORT=str(port), ROCKET_ADDRESS="127.0.0.1",
-                   BENCH_DB_URL=db_url, BENCH_POOL=str(pool))
+        env = dict(os.environ, ROCKET_ADDRESS="127.0.0.1", BENCH_DB_URL=db_url,
+                   BENCH_POOL=str(pool))
+        env[port_var] = str(port)
         self.log = open(logfile, "w")
-        self.proc = subprocess.Popen([BIN], env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen([binary], env=env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 30
         while True:
             if self.proc.poll() is not None:
-                raise SystemExit("the app exited at launch; see " + logfile)
+                raise SystemExit("%s exited at launch; see %s" % (name, logfile))
             try:
                 if self.request("GET", "/floor/none")[0] == 200:
                     return
             except OSError:
                 pass
             if time.time() > deadline:
-                raise SystemExit("the app did not answer within 30 s")
+                raise SystemExit("%s did not answer within 30 s" % name)
             time.sleep(0.2)
 
     def request(self, method, path, cookie=None):
@@ -260,23 +264,8 @@ class Peer(App):
     """The tower-sessions peer (bench/peers/tower), on the same database."""
 
     def __init__(self, port, db_url, pool, logfile):
-        self.port = port
-        env = dict(os.environ, PEER_PORT=str(port), BENCH_DB_URL=db_url, BENCH_POOL=str(pool))
-        self.log = open(logfile, "w")
-        self.proc = subprocess.Popen([PEER_BIN], env=env, stdout=self.log,
-                                     stderr=subprocess.STDOUT)
-        deadline = time.time() + 30
-        while True:
-            if self.proc.poll() is not None:
-                raise SystemExit("the tower-sessions peer exited at launch; see " + logfile)
-            try:
-                if self.request("GET", "/floor/none")[0] == 200:
-                    return
-            except OSError:
-                pass
-            if time.time() > deadline:
-                raise SystemExit("the tower-sessions peer did not answer within 30 s")
-            time.sleep(0.2)
+        super().__init__(port, db_url, pool, logfile, binary=PEER_BIN,
+                         name="the tower-sessions peer", port_var="PEER_PORT")
 
 
 def peer_pass(args, out, url):

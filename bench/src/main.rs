@@ -91,18 +91,24 @@ fn floor_none() -> &'static str {
 /// with the same size and timeout as the store's.
 struct FloorPool(ConnPool<MySqlConnection>);
 
-/// Floor: one primary-key `SELECT` through sqlx, on a pool configured like
-/// the store's. The row (1..=256) follows the cookie, so the 256-session run
-/// reads 256 rows as the session routes do.
-#[get("/floor/select")]
-async fn floor_select(pool: &State<FloorPool>, cookies: &CookieJar<'_>) -> Result<Vec<u8>, String> {
-    let id = cookies.get("session").map_or(1, |c| {
+/// The floor table's row (1..=256) for the request's cookie, so the
+/// 256-session runs spread over 256 rows as the session routes do.
+fn floor_row(cookies: &CookieJar<'_>) -> u32 {
+    cookies.get("session").map_or(1, |c| {
         c.value()
             .bytes()
             .fold(0u32, |a, b| a.wrapping_add(u32::from(b)))
             % 256
             + 1
-    });
+    })
+}
+
+/// Floor: one primary-key `SELECT` through sqlx, on a pool configured like
+/// the store's. The row (1..=256) follows the cookie, so the 256-session run
+/// reads 256 rows as the session routes do.
+#[get("/floor/select")]
+async fn floor_select(pool: &State<FloorPool>, cookies: &CookieJar<'_>) -> Result<Vec<u8>, String> {
+    let id = floor_row(cookies);
     let mut conn = pool.0.acquire().await.map_err(|e| e.to_string())?;
     let value =
         session_rocket::sqlx::query_scalar::<_, Vec<u8>>("SELECT v FROM bench_floor WHERE id = ?")
@@ -123,13 +129,7 @@ async fn floor_bump(pool: &State<FloorPool>, cookies: &CookieJar<'_>) -> Result<
     use session_rocket::sqlx::Connection as _;
     use sha2::Digest as _;
 
-    let id = cookies.get("session").map_or(1, |c| {
-        c.value()
-            .bytes()
-            .fold(0u32, |a, b| a.wrapping_add(u32::from(b)))
-            % 256
-            + 1
-    });
+    let id = floor_row(cookies);
     let key = sha2::Sha256::digest(id.to_string().as_bytes());
     let mut conn = pool.0.acquire().await.map_err(|e| e.to_string())?;
     let mut tx = conn.begin().await.map_err(|e| e.to_string())?;
