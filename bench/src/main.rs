@@ -120,6 +120,23 @@ async fn floor_select(pool: &State<FloorPool>, cookies: &CookieJar<'_>) -> Resul
     Ok(value)
 }
 
+/// Floor of `read`: one primary-key `SELECT` returning as many bytes as the
+/// session's load (~4 KB), in one row.
+#[get("/floor/read")]
+async fn floor_read(pool: &State<FloorPool>, cookies: &CookieJar<'_>) -> Result<String, String> {
+    let id = floor_row(cookies);
+    let mut conn = pool.0.acquire().await.map_err(|e| e.to_string())?;
+    let doc = session_rocket::sqlx::query_scalar::<_, Vec<u8>>(
+        "SELECT doc FROM bench_floor WHERE id = ?",
+    )
+    .bind(i64::from(id))
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| e.to_string())?;
+    conn.finish();
+    Ok(doc.len().to_string())
+}
+
 /// Floor of `bump`: what the least a session write could cost on this
 /// schema shape: one `SELECT` by a unique key (the token's hash), then one
 /// `UPDATE` of one row by primary key, in a short transaction, on the same
@@ -318,6 +335,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             routes![
                 floor_none,
                 floor_select,
+                floor_read,
                 floor_bump,
                 diag_load,
                 none,
