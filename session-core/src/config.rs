@@ -263,38 +263,59 @@ pub(crate) fn validate_prefix(prefix: &str) -> Result<()> {
     }
 }
 
-/// Case-insensitive: `"Default"` and `"default"` are the same.
-impl<'de> Deserialize<'de> for OnDecodeError {
-    fn deserialize<D: serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> std::result::Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        match text.to_ascii_lowercase().as_str() {
-            "default" => Ok(OnDecodeError::Default),
-            "error" => Ok(OnDecodeError::Error),
-            _ => Err(serde::de::Error::unknown_variant(
-                &text,
-                &["default", "error"],
-            )),
+/// One of `variants` (the serialized names), case-insensitively: `"Lax"`
+/// and `"lax"` are the same.
+fn one_of<'de, D, T>(
+    deserializer: D,
+    variants: &'static [(&'static str, T)],
+) -> std::result::Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Copy,
+{
+    let text = String::deserialize(deserializer)?;
+    let wanted = text.to_ascii_lowercase();
+    match variants.iter().find(|(name, _)| *name == wanted) {
+        Some((_, value)) => Ok(*value),
+        None => {
+            let names: Vec<String> = variants
+                .iter()
+                .map(|(name, _)| format!("`{name}`"))
+                .collect();
+            Err(serde::de::Error::custom(format!(
+                "unknown variant `{text}`, expected one of {}",
+                names.join(", ")
+            )))
         }
     }
 }
 
-/// Case-insensitive: `"Strict"` and `"strict"` are the same.
+impl<'de> Deserialize<'de> for OnDecodeError {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        one_of(
+            deserializer,
+            &[
+                ("default", OnDecodeError::Default),
+                ("error", OnDecodeError::Error),
+            ],
+        )
+    }
+}
+
 impl<'de> Deserialize<'de> for SameSite {
     fn deserialize<D: serde::Deserializer<'de>>(
         deserializer: D,
     ) -> std::result::Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        match text.to_ascii_lowercase().as_str() {
-            "strict" => Ok(SameSite::Strict),
-            "lax" => Ok(SameSite::Lax),
-            "none" => Ok(SameSite::None),
-            _ => Err(serde::de::Error::unknown_variant(
-                &text,
-                &["strict", "lax", "none"],
-            )),
-        }
+        one_of(
+            deserializer,
+            &[
+                ("strict", SameSite::Strict),
+                ("lax", SameSite::Lax),
+                ("none", SameSite::None),
+            ],
+        )
     }
 }
 

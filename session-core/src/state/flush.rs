@@ -94,10 +94,7 @@ impl SessionState {
             Stage::Destroyed | Stage::Ended => Target::Done,
             Stage::Absent => Target::New,
             Stage::Unverified { token } => Target::Existing {
-                key: self
-                    .request
-                    .cookie_key()
-                    .unwrap_or_else(|| token.store_key()),
+                key: self.request.unverified_key(token),
                 verified: false,
             },
             Stage::Live { key, .. } => Target::Existing {
@@ -285,10 +282,7 @@ impl SessionState {
         let mut life = self.request.life();
         life.stage = match std::mem::replace(&mut life.stage, Stage::Absent) {
             Stage::Unverified { token } => Stage::Live {
-                key: self
-                    .request
-                    .cookie_key()
-                    .unwrap_or_else(|| token.store_key()),
+                key: self.request.unverified_key(&token),
                 token,
             },
             other => other,

@@ -161,6 +161,11 @@ impl RequestSession {
         Some(*self.shared.cookie_key.get_or_init(|| token.store_key()))
     }
 
+    /// The key of an unverified stage's token: the cookie's, hashed once.
+    pub(crate) fn unverified_key(&self, token: &Token) -> StoreKey {
+        self.cookie_key().unwrap_or_else(|| token.store_key())
+    }
+
     /// The key a stage names, if any.
     pub(crate) fn key_of(&self, stage: &Stage) -> Option<StoreKey> {
         match stage {
@@ -213,7 +218,7 @@ impl RequestSession {
         life.times.get_or_insert(times);
         life.stage = match std::mem::replace(&mut life.stage, Stage::Absent) {
             Stage::Unverified { token } => Stage::Live {
-                key: self.cookie_key().unwrap_or_else(|| token.store_key()),
+                key: self.unverified_key(&token),
                 token,
             },
             Stage::Moving { from, to, .. } => Stage::Moving {
@@ -256,7 +261,7 @@ impl RequestSession {
         };
         life.stage = match std::mem::replace(&mut life.stage, Stage::Absent) {
             Stage::Unverified { token } => Stage::Moving {
-                from: self.cookie_key().unwrap_or_else(|| token.store_key()),
+                from: self.unverified_key(&token),
                 verified: false,
                 to,
             },
