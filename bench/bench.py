@@ -34,6 +34,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "session-bench")
 LUA = os.path.join(ROOT, "bench", "rotate.lua")
 PEER_BIN = os.path.join(ROOT, "bench", "peers", "tower", "target", "release", "tower-peer")
+FLEX_BIN = os.path.join(ROOT, "bench", "peers", "flex", "target", "release", "flex-peer")
 # The routes measured on the tower-sessions peer, each beside ours.
 PEER_ROUTES = [("floor_none", "GET", "/floor/none"), ("none", "GET", "/none"),
                ("read", "GET", "/read"), ("bump", "POST", "/bump")]
@@ -48,6 +49,7 @@ ROUTES = [
     ("floor_select", "GET", "/floor/select", "rr"),
     ("floor_read", "GET", "/floor/read", "rr"),
     ("diag_load", "GET", "/diag/load", "rr"),
+    ("diag_load_packed", "GET", "/diag/load_packed", "rr"),
     ("read", "GET", "/read", "rr"),
     ("floor_bump", "POST", "/floor/bump", "rr"),
     ("bump", "POST", "/bump", "rr"),
@@ -270,6 +272,85 @@ class Peer(App):
                          name="the tower-sessions peer", port_var="PEER_PORT")
 
 
+class FlexPeer(App):
+    """The rocket_flex_session peer (bench/peers/flex), on its own SQLite file."""
+
+    def __init__(self, port, db_url, pool, logfile):
+        super().__init__(port, db_url, pool, logfile, binary=FLEX_BIN,
+                         name="the rocket_flex_session peer")
+
+
+def sqlite_url(out, who, tag=""):
+    path = os.path.join(out, "sqlite_%s%s.db" % (who, tag))
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(path + suffix):
+            os.unlink(path + suffix)
+    return "sqlite://%s?mode=rwc" % path
+
+
+SQLITE_ROUTES = [("none", "GET", "/none"), ("read", "GET", "/read"), ("bump", "POST", "/bump")]
+
+
+def sqlite_pass(args, out):
+    """The embedded default: ours on SQLite beside rocket_flex_session on
+    SQLite (each on its own file, WAL, synchronous=NORMAL), both running, the
+    same routes in `args.sqlite_rounds` interleaved rounds (ours, peer, peer,
+    ours, ...), so drift hits both alike. Returns {"route/cfg": {...}}."""
+    apps = {"ours": App(args.port + 4, sqlite_url(out, "ours"), args.pool,
+                        os.path.join(out, "sqlite_ours.log")),
+            "flex": FlexPeer(args.port + 5, sqlite_url(out, "flex"), args.pool,
+                             os.path.join(out, "sqlite_flex.log"))}
+    res = {}
+    try:
+        sessions = {who: login_sessions(a.port, max(args.configs)) for who, a in apps.items()}
+        for cfg in args.configs:
+            files = {}
+            for who in apps:
+                files[who] = os.path.join(out, "sqlite_%s_cookies_%d.txt" % (who, cfg))
+                write(files[who], "\n".join(sessions[who][:cfg]) + "\n")
+            for name, method, path in SQLITE_ROUTES:
+                tot = {w: [0, 0.0] for w in apps}
+                for rnd in range(args.sqlite_rounds):
+                    order = ("ours", "flex") if rnd % 2 == 0 else ("flex", "ours")
+                    for who in order:
+                        a = apps[who]
+                        wrk(args, a.port, method, path, files[who], "rr", args.warmup, False)
+                        r = parse_wrk(wrk(args, a.port, method, path, files[who], "rr",
+                                          args.sqlite_secs, False))
+                        tot[who][0] += r["requests"]
+                        tot[who][1] += r["requests"] / max(r["rps"] or 1, 1)
+                        res.setdefault("%s/%d" % (name, cfg), {}).setdefault(
+                            who + "_rounds", []).append(r["rps"] or 0)
+                        if r["non2xx"]:
+                            log("  sqlite %s %s: %d non-2xx" % (who, name, r["non2xx"]))
+                row = res["%s/%d" % (name, cfg)]
+                for who in apps:
+                    row[who] = tot[who][0] / max(tot[who][1], 1e-9)
+                row["ratio"] = row["ours"] / max(row["flex"], 1)
+                row["round_ratios"] = [o / max(f, 1) for o, f in
+                                       zip(row["ours_rounds"], row["flex_rounds"])]
+                log("  sqlite %-5s %3d sessions: ours %7.0f, rocket_flex_session %7.0f req/s"
+                    " = %.2f (rounds %s)" % (name, cfg, row["ours"], row["flex"], row["ratio"],
+                                             ", ".join("%.2f" % x for x in row["round_ratios"])))
+    finally:
+        for a in apps.values():
+            a.stop()
+    return res
+
+
+def sqlite_report(res):
+    lines = ["### SQLite beside rocket_flex_session 0.2 (the embedded default), same run", "",
+             "| route | sessions | rocket_flex_session req/s | ours req/s | ours / peer "
+             "| per round |", "|---|---:|---:|---:|---:|---|"]
+    for key in sorted(res, key=lambda k: (int(k.split("/")[1]), k)):
+        r = res[key]
+        name, cfg = key.split("/")
+        lines.append("| %s | %s | %.0f | %.0f | %.2f | %s |" % (
+            name, cfg, r["flex"], r["ours"], r["ratio"],
+            ", ".join("%.2f" % x for x in r["round_ratios"])))
+    return "\n".join(lines)
+
+
 def peer_pass(args, out, url):
     """The same routes, workload and wrk settings on the tower-sessions
     peer; returns {"route/cfg": {"rps": ...}}."""
@@ -361,6 +442,120 @@ def size_sweep(args, out, url):
         sql("DROP TABLE IF EXISTS `test`.`bench_tower_sessions`")
     write(os.path.join(out, "size_sweep.svg"), sweep_svg(rows))
     return rows
+
+
+def rss_mb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0
+
+
+def table_bytes(pattern):
+    """Bytes the InnoDB files of the tables matching `pattern` take on disk."""
+    out = sql("SELECT COALESCE(SUM(ALLOCATED_SIZE), 0) FROM information_schema.INNODB_SYS_TABLESPACES"
+              " WHERE NAME LIKE 'test/%s'" % pattern)
+    return int(out.strip() or 0)
+
+
+def fill_ours(first_seq, last_seq, tpl):
+    """Adds sessions first_seq..last_seq (copies of the template's 22 field
+    rows) in chunks, as a login would leave them."""
+    now = int(time.time())
+    for a in range(first_seq, last_seq + 1, 50000):
+        b = min(a + 49999, last_seq)
+        first = int(sql("SELECT COALESCE(MAX(pk), 0) FROM `%ssessions`" % PREFIX)) + 1
+        sql_script(
+            "INSERT INTO `{p}sessions` (token_hash, created_at, expires_at, idle_timeout)"
+            " SELECT UNHEX(SHA2(CONCAT('scale-', seq), 256)), {now}, {exp}, {ttl}"
+            " FROM seq_{a}_to_{b};\n"
+            "INSERT INTO `{p}session_fields` (session_pk, name, value) SELECT s.pk, f.name, f.value"
+            " FROM `{p}sessions` s JOIN `{p}session_fields` f ON f.session_pk = {tpl}"
+            " WHERE s.pk >= {first};".format(p=PREFIX, now=now, exp=now + TTL, ttl=TTL, a=a,
+                                             b=b, tpl=tpl, first=first))
+
+
+def fill_tower(first_seq, last_seq):
+    for a in range(first_seq, last_seq + 1, 50000):
+        b = min(a + 49999, last_seq)
+        sql("INSERT INTO `bench_tower_sessions` (id, data, expiry_date)"
+            " SELECT LEFT(TO_BASE64(UNHEX(SHA2(CONCAT('scale-', seq), 256))), 22), t.data,"
+            " t.expiry_date FROM seq_%d_to_%d JOIN (SELECT data, expiry_date FROM"
+            " `bench_tower_sessions` LIMIT 1) t" % (a, b))
+
+
+SCALE_ROUTES = [("read", "GET", "/read", "rr"), ("bump", "POST", "/bump", "rr"),
+                ("login", "POST", "/login", "nocookie")]
+
+
+def scale_sweep(args, out, url):
+    """Login, read and bump with 10k, 100k, 1M live sessions in the tables
+    (ours beside tower-sessions, both filling the same server), and the
+    bytes each store's tables take on disk per session. The tables grow from
+    one step to the next; the sessions driven are 256 fresh logins per step,
+    and login itself runs last (it adds sessions)."""
+    sql("DROP TABLE IF EXISTS `{p}session_fields`, `{p}sessions`, `bench_tower_sessions`"
+        .format(p=PREFIX))
+    apps = {"ours": App(args.port + 6, url, args.pool, os.path.join(out, "scale_ours.log")),
+            "tower": Peer(args.port + 7, url, args.pool, os.path.join(out, "scale_tower.log"))}
+    rows = []
+    try:
+        tpl = cookie_pk(login_sessions(apps["ours"].port, 1)[0])
+        login_sessions(apps["tower"].port, 1)
+        have = 0
+        for n in sorted(args.scales):
+            t0 = time.time()
+            fill_ours(have + 1, n, tpl)
+            t1 = time.time()
+            fill_tower(have + 1, n)
+            t2 = time.time()
+            have = n
+            row = {"sessions": n, "fill_s": {"ours": t1 - t0, "tower": t2 - t1}}
+            counts = {"ours": int(sql("SELECT COUNT(*) FROM `%ssessions`" % PREFIX)),
+                      "tower": int(sql("SELECT COUNT(*) FROM `bench_tower_sessions`"))}
+            row["disk"] = {"ours": table_bytes(PREFIX + "session%"),
+                           "tower": table_bytes("bench_tower_sessions")}
+            row["disk_per_session"] = {w: row["disk"][w] / max(counts[w], 1) for w in counts}
+            for who, a in apps.items():
+                cfile = os.path.join(out, "scale_%s_%d.txt" % (who, n))
+                write(cfile, "\n".join(login_sessions(a.port, 256)) + "\n")
+                for name, method, path, k in SCALE_ROUTES:
+                    f = cfile if k == "rr" else "-"
+                    wrk(args, a.port, method, path, f, "rr", args.warmup, False)
+                    r = parse_wrk(wrk(args, a.port, method, path, f, "rr", args.sweep_secs,
+                                      False))
+                    row["%s_%s" % (who, name)] = r["rps"] or 0
+                    row["%s_%s_non2xx" % (who, name)] = r["non2xx"]
+                row["%s_rss_mb" % who] = rss_mb(a.proc.pid)
+            log("  %8d sessions (fill %.0f s / %.0f s; disk %.0f / %.0f bytes per session):"
+                " login %.0f vs %.0f, read %.0f vs %.0f, bump %.0f vs %.0f req/s"
+                % (n, t1 - t0, t2 - t1, row["disk_per_session"]["ours"],
+                   row["disk_per_session"]["tower"], row["ours_login"], row["tower_login"],
+                   row["ours_read"], row["tower_read"], row["ours_bump"], row["tower_bump"]))
+            rows.append(row)
+    finally:
+        for a in apps.values():
+            a.stop()
+        sql("DROP TABLE IF EXISTS `{p}session_fields`, `{p}sessions`, `bench_tower_sessions`"
+            .format(p=PREFIX))
+    return rows
+
+
+def scale_report(rows):
+    lines = ["### Scale sweep beside tower-sessions (live sessions in the tables, 256 driven)",
+             "", "| live sessions | login ours / tower | read ours / tower | bump ours / tower "
+             "| disk per session ours / tower | app RSS ours / tower |",
+             "|---:|---|---|---|---|---|"]
+    for r in rows:
+        def cell(name):
+            return "%.0f / %.0f = %.2f" % (r["ours_" + name], r["tower_" + name],
+                                           r["ours_" + name] / max(r["tower_" + name], 1))
+        lines.append("| %d | %s | %s | %s | %.0f / %.0f B | %.0f / %.0f MB |" % (
+            r["sessions"], cell("login"), cell("read"), cell("bump"),
+            r["disk_per_session"]["ours"], r["disk_per_session"]["tower"],
+            r["ours_rss_mb"], r["tower_rss_mb"]))
+    return "\n".join(lines)
 
 
 def sweep_svg(rows):
@@ -1038,6 +1233,14 @@ def main():
     ap.add_argument("--sizes", type=int, nargs="*", default=[20, 340, 1200, 2700],
                     help="cart items per session for the size sweep (~1, ~16, ~58, ~128 KB)")
     ap.add_argument("--sweep-secs", type=int, default=5)
+    ap.add_argument("--sqlite-rounds", type=int, default=4,
+                    help="interleaved rounds of the SQLite pass (ours, peer, peer, ours)")
+    ap.add_argument("--sqlite-secs", type=int, default=5, help="seconds per SQLite round")
+    ap.add_argument("--no-sqlite", action="store_true", help="skip the SQLite pass")
+    ap.add_argument("--scales", type=int, nargs="*", default=[10000, 100000, 1000000],
+                    help="live sessions in the tables for the scale sweep (none: skip it)")
+    ap.add_argument("--only", choices=["sqlite", "scale", "sweep"],
+                    help="run only that pass (and its report)")
     ap.add_argument("--sweep-only", action="store_true",
                     help="run only the size sweep")
     ap.add_argument("--report-only", metavar="DIR",
@@ -1072,11 +1275,19 @@ def main():
     reset_tables()
     url = "mysql://%s@%s:%d/%s" % (DB["user"], DB["host"], DB["port"], DB["name"])
     if args.sweep_only:
-        rows = size_sweep(args, out, url)
-        text = sweep_report(rows) + "\n"
+        args.only = "sweep"
+    if args.only:
+        # One pass on its own: its report only.
+        if args.only == "sweep":
+            rows = size_sweep(args, out, url)
+            text = sweep_report(rows) + "\n"
+        elif args.only == "sqlite":
+            text = sqlite_report(sqlite_pass(args, out)) + "\n"
+        else:
+            text = scale_report(scale_sweep(args, out, url)) + "\n"
         write(os.path.join(out, "report.md"), text)
         print(text)
-        log("raw results and size_sweep.svg in %s" % out)
+        log("raw results in %s" % out)
         return
     s0 = status()
     s1 = status()
@@ -1103,19 +1314,33 @@ def main():
         if args.sizes:
             log("session-size sweep: %s cart items" % args.sizes)
             sweep = size_sweep(args, out, url)
+    lite = {}
+    if not args.no_sqlite:
+        log("SQLite pass: ours beside rocket_flex_session, %d interleaved rounds"
+            % args.sqlite_rounds)
+        lite = sqlite_pass(args, out)
     log("counting pass: %d sequential requests per route through the counting proxy"
         % args.count)
     cnt = counting_pass(args, out, sessions)
     # The tables are recreated by every run; drop them now rather than leave
     # the leftover fresh sessions (about 1 GB) on the shared server.
     sql("DROP TABLE IF EXISTS `{p}session_fields`, `{p}sessions`, `{p}floor`".format(p=PREFIX))
-    raw = {"meta": meta, "throughput": thr, "counting": cnt, "peer": peer, "sweep": sweep}
+    scale = []
+    if args.scales and not args.no_peer:
+        log("scale sweep: %s live sessions" % args.scales)
+        scale = scale_sweep(args, out, url)
+    raw = {"meta": meta, "throughput": thr, "counting": cnt, "peer": peer, "sweep": sweep,
+           "sqlite": lite, "scale": scale}
     write(os.path.join(out, "results.json"), json.dumps(raw, indent=2, sort_keys=True))
     text = report(args, meta, thr, cnt) + "\n\n### Goals\n\n" + goals(args, thr, cnt, meta) + "\n"
     if peer:
         text += "\n" + peer_report(args, thr, peer) + "\n"
     if sweep:
         text += "\n" + sweep_report(sweep) + "\n"
+    if lite:
+        text += "\n" + sqlite_report(lite) + "\n"
+    if scale:
+        text += "\n" + scale_report(scale) + "\n"
     write(os.path.join(out, "report.md"), text)
     print(text)
     log("raw results in %s" % out)

@@ -16,7 +16,8 @@ mysql -uroot -h127.0.0.1 -P3306 test -e 'SELECT 1' >/dev/null \
   || { echo "bench: cannot reach MariaDB at 127.0.0.1:3306 as root (database test)" >&2; exit 1; }
 
 cargo build --release -p session-bench
-# The tower-sessions peer is outside the workspace: its dependencies never
-# reach the library's build.
+# The peers (tower-sessions on MySQL, rocket_flex_session on SQLite) are
+# outside the workspace: their dependencies never reach the library's build.
 cargo build --release --manifest-path bench/peers/tower/Cargo.toml
+cargo build --release --manifest-path bench/peers/flex/Cargo.toml
 exec python3 bench/bench.py "$@"

@@ -3,7 +3,9 @@
 //!
 //! Configuration (environment):
 //! - `BENCH_DB_URL`: the MySQL URL for both the session store and the floor
-//!   pool (default `mysql://root@127.0.0.1:3306/test`);
+//!   pool (default `mysql://root@127.0.0.1:3306/test`); with a `sqlite:` URL
+//!   the app serves the session routes on SQLite, without the MySQL floors
+//!   (the embedded store's pass beside rocket_flex_session);
 //! - `BENCH_POOL`: `max_connections` of both pools (default 10);
 //! - `ROCKET_PORT`: the HTTP port (default 8000).
 //!
@@ -216,6 +218,70 @@ async fn diag_load(pool: &State<FloorPool>, cookies: &CookieJar<'_>) -> Result<S
     Ok(format!("{} {n}", rows.len()))
 }
 
+/// Diagnostic: the load as one packed row (`GROUP_CONCAT` of
+/// length-prefixed names and values), the alternative shape of the MySQL load query
+/// measured beside `diag_load` (see `Backend::PACK_FIELDS`).
+#[get("/diag/load_packed")]
+async fn diag_load_packed(
+    pool: &State<FloorPool>,
+    cookies: &CookieJar<'_>,
+) -> Result<String, String> {
+    use base64::Engine as _;
+    use session_rocket::sqlx::Row;
+    use sha2::Digest as _;
+
+    let token = cookies
+        .get("session")
+        .and_then(|c| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(c.value())
+                .ok()
+        })
+        .ok_or("no session cookie")?;
+    let key = sha2::Sha256::digest(&token);
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|e| e.to_string())?
+            .as_secs(),
+    )
+    .map_err(|e| e.to_string())?;
+    let mut conn = pool.0.acquire().await.map_err(|e| e.to_string())?;
+    let row = session_rocket::sqlx::query(
+        "SELECT s.created_at, s.expires_at, s.idle_timeout, (SELECT GROUP_CONCAT(LENGTH(f.name), ',', \
+         LENGTH(f.value), ':', f.name, f.value SEPARATOR '') FROM `bench_session_fields` f WHERE f.session_pk = s.pk) \
+         FROM `bench_sessions` s WHERE s.token_hash = ? AND s.expires_at > ? AND s.created_at > ?",
+    )
+    .bind(key.as_slice())
+    .bind(now)
+    .bind(now - 30 * 24 * 60 * 60)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| e.to_string())?;
+    conn.finish();
+    let packed: Option<Vec<u8>> = row.try_get(3).map_err(|e| e.to_string())?;
+    // The same parsing as the store's (`statements::unpack`), inlined.
+    let (mut rest, mut n) = (packed.as_deref().unwrap_or_default(), 0usize);
+    while !rest.is_empty() {
+        let comma = rest.iter().position(|&b| b == b',').ok_or("bad entry")?;
+        let colon = rest.iter().position(|&b| b == b':').ok_or("bad entry")?;
+        let name: usize = std::str::from_utf8(&rest[..comma])
+            .map_err(|e| e.to_string())?
+            .parse()
+            .map_err(|_| "bad length")?;
+        let value: usize = std::str::from_utf8(&rest[comma + 1..colon])
+            .map_err(|e| e.to_string())?
+            .parse()
+            .map_err(|_| "bad length")?;
+        let body = &rest[colon + 1..];
+        let (_name, body) = body.split_at(name);
+        let (v, body) = body.split_at(value);
+        n += v.to_vec().len();
+        rest = body;
+    }
+    Ok(n.to_string())
+}
+
 /// Takes the session guard and never uses it.
 #[get("/none")]
 fn none(_session: Session<Bench>) -> &'static str {
@@ -313,10 +379,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let url = env("BENCH_DB_URL", "mysql://root@127.0.0.1:3306/test");
     let pool_size: u32 = env("BENCH_POOL", "10").parse()?;
-    let options: MySqlConnectOptions = url.parse()?;
-    let floor: ConnPool<MySqlConnection> =
-        ConnPool::new(options, pool_size, Duration::from_secs(5));
-    floor.acquire().await?.finish();
     let figment = rocket::Config::figment()
         .merge(("log_level", "off"))
         .merge(("sessions.url", url.as_str()))
@@ -327,25 +389,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .merge(("sessions.max_field_bytes", 1 << 20))
         .merge(("sessions.max_session_bytes", 2 << 20))
         .merge(("sessions.cleanup_interval", 0));
-    let _ = rocket::custom(figment)
+    let app = rocket::custom(figment)
         .attach(Sessions::fairing())
-        .manage(FloorPool(floor))
-        .mount(
+        .mount("/", routes![floor_none, none, read, bump, login, logout]);
+    let app = if url.starts_with("sqlite:") {
+        app
+    } else {
+        let options: MySqlConnectOptions = url.parse()?;
+        let floor: ConnPool<MySqlConnection> =
+            ConnPool::new(options, pool_size, Duration::from_secs(5));
+        floor.acquire().await?.finish();
+        app.manage(FloorPool(floor)).mount(
             "/",
             routes![
-                floor_none,
                 floor_select,
                 floor_read,
                 floor_bump,
                 diag_load,
-                none,
-                read,
-                bump,
-                login,
-                logout
+                diag_load_packed
             ],
         )
-        .launch()
-        .await?;
+    };
+    let _ = app.launch().await?;
     Ok(())
 }

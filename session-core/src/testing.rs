@@ -725,10 +725,21 @@ pub async fn concurrent_adds_of_the_same_field_do_not_fail(store: Arc<dyn Sessio
 /// Arbitrary bytes (every byte value, 60 KB) survive a round trip.
 pub async fn binary_values_round_trip(store: Arc<dyn SessionStore>) {
     let value: Vec<u8> = (0..60_000u32).map(|i| (i % 256) as u8).collect();
-    let key = make(&*store, &[("bin", value.clone()), ("empty", Vec::new())]).await;
+    // Every byte value (NUL, separators, invalid UTF-8) and an empty value.
+    let key = make(
+        &*store,
+        &[
+            ("bin", value.clone()),
+            ("empty", Vec::new()),
+            ("seps", b",:;\0".to_vec()),
+        ],
+    )
+    .await;
     let record = store.load(&key, &[], at()).await.unwrap().unwrap();
+    assert_eq!(record.fields.len(), 3);
     assert_eq!(field(&record.fields, "bin"), Some(value.as_slice()));
     assert_eq!(field(&record.fields, "empty"), Some(&b""[..]));
+    assert_eq!(field(&record.fields, "seps"), Some(&b",:;\0"[..]));
 }
 
 async fn statements(store: &dyn SessionStore, run: impl std::future::Future<Output = ()>) -> u64 {

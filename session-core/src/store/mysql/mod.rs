@@ -153,6 +153,8 @@ sqlx_backend! {
     columns: "SELECT CAST(column_name AS BINARY) FROM information_schema.columns \
               WHERE table_schema = DATABASE() AND table_name = ? ORDER BY ordinal_position",
     max_packet: Some("SELECT CAST(@@max_allowed_packet AS SIGNED)"),
+    // A row per field: see `PACK_FIELDS` and BENCHMARKS.md.
+    pack_fields: None,
     schema: include_str!("schema.sql"),
     classify: classify,
 }

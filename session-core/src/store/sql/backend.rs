@@ -101,6 +101,15 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
     const COLUMNS: &'static str;
     /// The table DDL with the default names (`sessions`, `session_fields`).
     const SCHEMA: &'static str;
+    /// How the load query returns the session's fields. `None`: one row per
+    /// field (a join). `Some(aggregate)`: one row, whose last column packs
+    /// every field with this aggregate over `f`, each as
+    /// `<name bytes>,<value bytes>:<name><value>` (see `statements::unpack`).
+    /// Chosen per database by measurement (BENCHMARKS.md): through sqlx,
+    /// SQLite pays a handoff between threads and a value copy under a
+    /// global lock for every row, so one packed row reads much faster than
+    /// 22 small ones; on MySQL the join is as fast.
+    const PACK_FIELDS: Option<&'static str>;
     /// A query returning the largest statement the server accepts, in
     /// bytes; `None` when there is no such limit.
     const MAX_PACKET: Option<&'static str>;

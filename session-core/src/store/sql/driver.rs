@@ -21,6 +21,7 @@ macro_rules! sqlx_backend {
         name_bytes: $name_bytes:expr,
         columns: $columns:expr,
         max_packet: $max_packet:expr,
+        pack_fields: $pack_fields:expr,
         schema: $schema:expr,
         classify: $classify:path $(,)?
     ) => {
@@ -146,6 +147,7 @@ macro_rules! sqlx_backend {
             const NAME_BYTES: &'static str = $name_bytes;
             const COLUMNS: &'static str = $columns;
             const MAX_PACKET: Option<&'static str> = $max_packet;
+            const PACK_FIELDS: Option<&'static str> = $pack_fields;
             const SCHEMA: &'static str = $schema;
 
             async fn execute(
@@ -171,8 +173,30 @@ macro_rules! sqlx_backend {
                 let mut lease = self.lease().await?;
                 let result = bind(stmt).fetch_all(&mut *lease).await;
                 Self::check(&mut lease, &result);
-                result?
-                    .iter()
+                let rows = result?;
+                if Self::PACK_FIELDS.is_some() {
+                    // One row: the session's columns, then its packed fields.
+                    let Some(r) = rows.first() else {
+                        return Ok(Vec::new());
+                    };
+                    let head = |field| -> Result<_, sqlx::Error> {
+                        Ok($crate::store::sql::SessionRow {
+                            created_at: r.try_get(0)?,
+                            expires_at: r.try_get(1)?,
+                            idle_timeout: r.try_get(2)?,
+                            persistent: r.try_get(3)?,
+                            field,
+                        })
+                    };
+                    let packed: Option<Vec<u8>> = r.try_get(4)?;
+                    let fields = $crate::store::sql::unpack(packed.as_deref())
+                        .map_err(|e| sqlx::Error::Decode(e.into()))?;
+                    if fields.is_empty() {
+                        return Ok(vec![head(None)?]);
+                    }
+                    return fields.into_iter().map(|f| head(Some(f))).collect();
+                }
+                rows.iter()
                     .map(|r| {
                         // Names are read as bytes (see `NAME_BYTES`).
                         let name: Option<Vec<u8>> = r.try_get(4)?;

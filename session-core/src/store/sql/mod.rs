@@ -21,6 +21,7 @@ mod statements;
 
 pub use backend::{Affected, Arg, Backend, Conns, ErrorClass, SessionRow, Stmt};
 pub(crate) use driver::sqlx_backend;
+pub(crate) use statements::unpack;
 use statements::Statements;
 pub use statements::TableNames;
 

@@ -112,6 +112,7 @@ impl TableNames {
 #[derive(Debug)]
 pub(crate) struct Statements {
     load_head: String,
+    load_from: String,
     load_where: String,
     load_field: String,
     insert: String,
@@ -141,10 +142,16 @@ impl Statements {
         );
         let (greatest, least) = (B::GREATEST, B::LEAST);
         Statements {
-            load_head: format!(
-                "SELECT s.created_at, s.expires_at, s.idle_timeout, s.persistent, {}, f.value FROM {s} s LEFT JOIN {f} f ON f.session_pk = s.pk",
-                B::NAME_BYTES
-            ),
+            load_head: match B::PACK_FIELDS {
+                None => format!(
+                    "SELECT s.created_at, s.expires_at, s.idle_timeout, s.persistent, {}, f.value FROM {s} s LEFT JOIN {f} f ON f.session_pk = s.pk",
+                    B::NAME_BYTES
+                ),
+                Some(aggregate) => format!(
+                    "SELECT s.created_at, s.expires_at, s.idle_timeout, s.persistent, (SELECT {aggregate} FROM {f} f WHERE f.session_pk = s.pk"
+                ),
+            },
+            load_from: B::PACK_FIELDS.map_or(String::new(), |_| format!(") FROM {s} s")),
             load_where: format!(" WHERE s.token_hash = ? AND {}", alive("s.")),
             load_field: format!(
                 "SELECT f.value FROM {s} s JOIN {f} f ON f.session_pk = s.pk AND f.name = ? WHERE s.token_hash = ? AND {}",
@@ -224,6 +231,7 @@ impl Statements {
             sql.push(')');
             args.extend(skip.iter().map(|s| Arg::Text(s)));
         }
+        sql.push_str(&self.load_from);
         sql.push_str(&self.load_where);
         args.push(Arg::Bytes(key.as_bytes()));
         args.extend(alive_args(at));
@@ -450,5 +458,73 @@ impl Statements {
 
     pub(crate) fn drop(&self) -> &[String; 2] {
         &self.drop
+    }
+}
+
+/// Splits the packed fields of a one-row load (see
+/// [`Backend::PACK_FIELDS`]): entries `<name bytes>,<value bytes>:<name><value>`
+/// back to back. The lengths say where each name and value ends, so no byte
+/// of a value can be mistaken for a separator; `None` (no field rows) is an
+/// empty list. Anything that does not end exactly at the last entry's end is
+/// an error, never a shorter session.
+pub(crate) fn unpack(packed: Option<&[u8]>) -> Result<Vec<(String, Vec<u8>)>, String> {
+    fn number(bytes: &[u8], end: u8) -> Option<(usize, &[u8])> {
+        let at = bytes.iter().position(|&b| b == end)?;
+        let digits = std::str::from_utf8(&bytes[..at]).ok()?;
+        Some((digits.parse().ok()?, &bytes[at + 1..]))
+    }
+    let mut rest = packed.unwrap_or_default();
+    let mut fields = Vec::new();
+    while !rest.is_empty() {
+        let bad = || {
+            format!(
+                "malformed packed fields at byte {}",
+                packed.map_or(0, <[u8]>::len) - rest.len()
+            )
+        };
+        let (name_len, after) = number(rest, b',').ok_or_else(bad)?;
+        let (value_len, after) = number(after, b':').ok_or_else(bad)?;
+        if after.len() < name_len + value_len {
+            return Err(bad());
+        }
+        let (name, after) = after.split_at(name_len);
+        let (value, after) = after.split_at(value_len);
+        let name =
+            String::from_utf8(name.to_vec()).map_err(|e| format!("packed field name: {e}"))?;
+        fields.push((name, value.to_vec()));
+        rest = after;
+    }
+    Ok(fields)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unpack;
+
+    #[test]
+    fn unpack_reads_what_the_aggregate_packs() {
+        assert_eq!(unpack(None), Ok(vec![]));
+        assert_eq!(unpack(Some(b"")), Ok(vec![]));
+        let packed = b"1,3:a,:;2,0:\xc3\xa9";
+        assert_eq!(
+            unpack(Some(packed)),
+            Ok(vec![
+                ("a".into(), b",:;".to_vec()),
+                ("\u{e9}".into(), vec![])
+            ])
+        );
+    }
+
+    #[test]
+    fn unpack_refuses_anything_short_or_malformed() {
+        // A truncated value, a missing length, a length that is not a
+        // number, trailing bytes: errors, never a shorter session.
+        for bad in [&b"1,3:a,:"[..], b"1:ab", b"x,1:ab", b"1,1:ab1", b"1,1:a"] {
+            assert!(
+                unpack(Some(bad)).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 }
