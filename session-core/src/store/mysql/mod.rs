@@ -155,6 +155,8 @@ sqlx_backend! {
     max_packet: Some("SELECT CAST(@@max_allowed_packet AS SIGNED)"),
     // A row per field: see `PACK_FIELDS` and BENCHMARKS.md.
     pack_fields: None,
+    // Keys start at 1 and stay far below 2^63.
+    last_insert_id: |r: &sqlx::mysql::MySqlQueryResult| r.last_insert_id().cast_signed(),
     schema: include_str!("schema.sql"),
     classify: classify,
 }

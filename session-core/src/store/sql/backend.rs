@@ -124,6 +124,10 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
         first_must_match: bool,
     ) -> Result<Affected, sqlx::Error>;
 
+    /// Runs one `INSERT` in autocommit and returns the new row's
+    /// auto-increment key.
+    async fn insert(&self, stmt: &Stmt<'_>) -> Result<i64, sqlx::Error>;
+
     /// The rows of the load query.
     async fn fetch_session(&self, stmt: &Stmt<'_>) -> Result<Vec<SessionRow>, sqlx::Error>;
 

@@ -22,6 +22,7 @@ macro_rules! sqlx_backend {
         columns: $columns:expr,
         max_packet: $max_packet:expr,
         pack_fields: $pack_fields:expr,
+        last_insert_id: $last_insert_id:expr,
         schema: $schema:expr,
         classify: $classify:path $(,)?
     ) => {
@@ -163,6 +164,13 @@ macro_rules! sqlx_backend {
                 };
                 Self::check(&mut lease, &result);
                 result
+            }
+
+            async fn insert(&self, stmt: &$crate::store::sql::Stmt<'_>) -> Result<i64, sqlx::Error> {
+                let mut lease = self.lease().await?;
+                let result = bind(stmt).execute(&mut *lease).await;
+                Self::check(&mut lease, &result);
+                Ok(($last_insert_id)(&result?))
             }
 
             async fn fetch_session(

@@ -199,17 +199,26 @@ impl<B: Backend> SqlStore<B> {
     /// miss (see [`ErrorClass::Gone`]) is `Ok(None)`, like a first
     /// statement that matched nothing.
     async fn write(&self, stmts: &[Stmt<'_>], first_must_match: bool) -> Result<Affected> {
+        self.retried(stmts.len(), || self.backend.execute(stmts, first_must_match))
+            .await
+            .map(Option::flatten)
+    }
+
+    /// The retry policy of [`write`](Self::write) for any write call of
+    /// `statements` statements; `Ok(None)` on a foreign-key miss.
+    async fn retried<T, F, Fut>(&self, statements: usize, run: F) -> Result<Option<T>>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+    {
         let mut attempt = 0;
         let mut reconnected = false;
         loop {
-            for _ in stmts {
+            for _ in 0..statements {
                 self.counters.statement();
             }
-            match self
-                .bounded(self.backend.execute(stmts, first_must_match))
-                .await?
-            {
-                Ok(affected) => return Ok(affected),
+            match self.bounded(run()).await? {
+                Ok(done) => return Ok(Some(done)),
                 Err(e) if B::classify(&e) == ErrorClass::Retry && attempt < RETRIES => {
                     attempt += 1;
                     tracing::debug!(error = %e, attempt, "session write hit a deadlock or lock timeout; retrying");
@@ -363,9 +372,15 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         // statement can leave is an empty session row whose token nobody
         // ever received (the request fails, so no cookie is sent); cleanup
         // deletes it when it expires. The token is known to no one else
-        // yet, so the fields go in with the same upsert a save uses.
-        match self.write(&[self.sql.insert(key, session)], false).await {
-            Ok(_) => {}
+        // yet, so the fields go in by the new row's key with a plain
+        // multi-row insert: measured faster than the upsert a save uses,
+        // which finds the session by token through a derived table.
+        let insert = self.sql.insert(key, session);
+        let pk = match self.retried(1, || self.backend.insert(&insert)).await {
+            Ok(Some(pk)) => pk,
+            // No foreign key to miss: cannot happen, and would mean the
+            // row is not there.
+            Ok(None) => return Err(Error::Interrupted),
             Err(Error::Backend(source))
                 if source
                     .downcast_ref::<sqlx::Error>()
@@ -374,14 +389,18 @@ impl<B: Backend> SessionStore for SqlStore<B> {
                 return Ok(false)
             }
             Err(e) => return Err(e),
-        }
+        };
         if !fields.is_empty() {
-            let at = Validity {
-                now: session.created_at - 1,
-                created_after: session.created_at - 1,
-            };
-            self.write(&[self.sql.upsert(key, fields, at)], false)
-                .await?;
+            // A foreign-key miss here means the new row went already (a
+            // destroy by a key no one has yet cannot): never report the
+            // fields saved when they were not.
+            if self
+                .write(&[self.sql.insert_fields(pk, fields)], false)
+                .await?
+                .is_none()
+            {
+                return Err(Error::Interrupted);
+            }
             self.counters
                 .wrote(fields.iter().map(|(_, v)| v.as_slice()));
         }

@@ -116,6 +116,7 @@ pub(crate) struct Statements {
     load_where: String,
     load_field: String,
     insert: String,
+    insert_fields: String,
     upsert_head: String,
     upsert_tail: String,
     remove_head: String,
@@ -160,6 +161,7 @@ impl Statements {
             insert: format!(
                 "INSERT INTO {s} (token_hash, created_at, expires_at, idle_timeout, persistent) VALUES (?, ?, ?, ?, ?)"
             ),
+            insert_fields: format!("INSERT INTO {f} (session_pk, name, value) VALUES "),
             upsert_head: format!(
                 "INSERT INTO {f} (session_pk, name, value) SELECT s.pk, v.name, v.value FROM {s} s CROSS JOIN ("
             ),
@@ -269,6 +271,25 @@ impl Statements {
                 Arg::Int(session.idle_timeout),
                 Arg::Flag(session.persistent),
             ],
+        }
+    }
+
+    /// The fields of a session just created, by its key: a plain
+    /// multi-row insert (no lookup by token, no derived table).
+    pub(crate) fn insert_fields<'a>(
+        &'a self,
+        pk: i64,
+        fields: &'a [(&'static str, Vec<u8>)],
+    ) -> Stmt<'a> {
+        let mut sql = self.insert_fields.clone();
+        let mut args = Vec::with_capacity(fields.len() * 3);
+        for (i, (name, value)) in fields.iter().enumerate() {
+            sql.push_str(if i == 0 { "(?, ?, ?)" } else { ", (?, ?, ?)" });
+            args.extend([Arg::Int(pk), Arg::Text(name), Arg::Bytes(value)]);
+        }
+        Stmt {
+            sql: sql.into(),
+            args,
         }
     }
 

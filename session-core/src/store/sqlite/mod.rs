@@ -140,6 +140,7 @@ sqlx_backend! {
     pack_fields: Some(
         "group_concat(length(CAST(f.name AS BLOB)) || ',' || length(CAST(f.value AS BLOB)) || ':' || f.name || f.value, '')"
     ),
+    last_insert_id: sqlx::sqlite::SqliteQueryResult::last_insert_rowid,
     schema: include_str!("schema.sql"),
     classify: classify,
 }
