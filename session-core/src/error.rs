@@ -78,6 +78,18 @@ pub enum Error {
     #[error("session was destroyed by a concurrent request; its changes were not saved")]
     Interrupted,
 
+    /// A versioned field (`#[session(versioned)]`) was changed by a
+    /// concurrent request since this one read it; nothing of this
+    /// request's save was written (its other fields included). Maps to
+    /// `409 Conflict`. `update_x` retries on its own and reports this only
+    /// when its retries run out.
+    #[error("session field `{field}` was changed by a concurrent request; nothing was saved")]
+    Conflict {
+        /// The versioned field's stored name (the first one, when the save
+        /// wrote several).
+        field: &'static str,
+    },
+
     /// The store could not be opened or prepared at startup; the message
     /// names where (password masked) and what failed.
     #[error("{0}")]
@@ -106,6 +118,12 @@ impl Error {
     /// is `503 Service Unavailable` rather than `500`.
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Error::Unavailable(_))
+    }
+
+    /// Whether a concurrent request is the cause (the session ended, or a
+    /// versioned field changed): the right answer is `409 Conflict`.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Error::Interrupted | Error::Conflict { .. })
     }
 
     #[doc(hidden)]

@@ -140,6 +140,19 @@ impl<'a> Field<'a> {
             format_ident!("remove_{}", self.base, span = span),
         ]
     }
+
+    /// `update_x()`, generated for a `versioned` field.
+    pub fn update_accessor(&self) -> Option<Ident> {
+        self.attrs
+            .versioned
+            .as_ref()
+            .map(|_| format_ident!("update_{}", self.base, span = self.ident.span()))
+    }
+
+    /// Every method the field generates.
+    pub fn methods(&self) -> impl Iterator<Item = Ident> {
+        self.accessors().into_iter().chain(self.update_accessor())
+    }
 }
 
 #[cfg(test)]
@@ -264,7 +277,7 @@ mod tests {
                 "duplicate session attribute `codec`",
                 "duplicate session attribute `rename`",
                 "expected `#[session(deferred)]`",
-                "unknown session attribute `unknown`; expected one of `rename`, `deferred`, `default`",
+                "unknown session attribute `unknown`; expected one of `rename`, `deferred`, `versioned`, `default`",
                 "expected `#[session(default = \"path::to::function\")]`",
                 "expected `#[session(…)]` with a list of attributes",
                 "expected `#[session(default = \"path::to::function\")]`",

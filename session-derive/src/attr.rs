@@ -12,6 +12,7 @@ use syn::{parse_quote, Expr, ExprLit, Lit, LitStr, Token};
 use crate::ctxt::Ctxt;
 use crate::symbol::{
     Symbol, CODEC, CONTAINER_KEYS, CRATE, DEFAULT, DEFERRED, FIELD_KEYS, HANDLE, RENAME, SESSION,
+    VERSIONED,
 };
 
 const UNKNOWN: &str = "unknown session attribute";
@@ -22,6 +23,7 @@ const EXPECTED_CODEC: &str = "expected `#[session(codec = \"path::to::Codec\")]`
 const EXPECTED_HANDLE: &str = "expected `#[session(handle = \"Name\")]`";
 const EXPECTED_RENAME: &str = "expected `#[session(rename = \"name\")]`";
 const EXPECTED_DEFERRED: &str = "expected `#[session(deferred)]`";
+const EXPECTED_VERSIONED: &str = "expected `#[session(versioned)]`";
 const EXPECTED_DEFAULT: &str = "expected `#[session(default = \"path::to::function\")]`";
 
 /// A slot for one attribute that may be set once.
@@ -116,6 +118,8 @@ pub struct Field {
     pub rename: Option<LitStr>,
     /// `deferred`.
     pub deferred: bool,
+    /// `versioned`, with the attribute's path for error spans.
+    pub versioned: Option<syn::Path>,
     /// `default = "…"`: a `fn() -> T`, spanned at the literal.
     pub default: Option<syn::ExprPath>,
 }
@@ -124,6 +128,7 @@ impl Field {
     pub fn from_ast(cx: &Ctxt, attrs: &[syn::Attribute]) -> Self {
         let mut rename = Attr::none(cx, RENAME);
         let mut deferred = Attr::none(cx, DEFERRED);
+        let mut versioned = Attr::none(cx, VERSIONED);
         let mut default = Attr::none(cx, DEFAULT);
 
         for_each_meta(cx, attrs, |meta| {
@@ -137,6 +142,13 @@ impl Field {
                     skip_value(&meta)?;
                 } else {
                     deferred.set(&meta.path, ());
+                }
+            } else if meta.path == VERSIONED {
+                if meta.input.peek(Token![=]) || meta.input.peek(syn::token::Paren) {
+                    cx.error_spanned_by(&meta.path, EXPECTED_VERSIONED);
+                    skip_value(&meta)?;
+                } else {
+                    versioned.set(&meta.path, meta.path.clone());
                 }
             } else if meta.path == DEFAULT {
                 if let Some(lit) = string_value(cx, &meta, EXPECTED_DEFAULT)? {
@@ -155,6 +167,7 @@ impl Field {
         Field {
             rename: rename.get(),
             deferred: deferred.get().is_some(),
+            versioned: versioned.get(),
             default: default.get(),
         }
     }

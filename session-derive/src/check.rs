@@ -30,6 +30,7 @@ pub fn check(cx: &Ctxt, cont: &Container) {
     check_stored_names(cx, &cont.fields);
     check_borrowed_types(cx, &cont.fields);
     check_reserved_names(cx, &cont.fields);
+    check_versioned(cx, &cont.fields);
     check_accessor_collisions(cx, &cont.fields);
 }
 
@@ -71,7 +72,7 @@ fn check_stored_names(cx: &Ctxt, fields: &[Field]) {
 /// No accessor may hide a method of the session state.
 fn check_reserved_names(cx: &Ctxt, fields: &[Field]) {
     for field in fields {
-        for accessor in field.accessors() {
+        for accessor in field.methods() {
             let accessor = accessor.to_string();
             let accessor = accessor.trim_start_matches("r#");
             if SESSION_METHODS.contains(&accessor) {
@@ -84,6 +85,23 @@ fn check_reserved_names(cx: &Ctxt, fields: &[Field]) {
                     ),
                 );
             }
+        }
+    }
+}
+
+/// A versioned field's version comes with the session's one load; a
+/// deferred field has a load of its own, which carries no version.
+fn check_versioned(cx: &Ctxt, fields: &[Field]) {
+    for field in fields {
+        if let (Some(path), true) = (&field.attrs.versioned, field.attrs.deferred) {
+            cx.error_spanned_by(
+                path,
+                format!(
+                    "field `{}` cannot be both `versioned` and `deferred`: a versioned field is \
+                     loaded with the session, where its version is read; drop `deferred`",
+                    field.base
+                ),
+            );
         }
     }
 }
@@ -117,7 +135,7 @@ fn check_borrowed_types(cx: &Ctxt, fields: &[Field]) {
 fn check_accessor_collisions(cx: &Ctxt, fields: &[Field]) {
     let mut taken: BTreeMap<String, &Field> = BTreeMap::new();
     for field in fields {
-        for accessor in field.accessors() {
+        for accessor in field.methods() {
             let accessor = accessor.to_string().trim_start_matches("r#").to_owned();
             if let Some(first) = taken.get(&accessor) {
                 cx.error_spanned_by(

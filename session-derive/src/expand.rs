@@ -63,7 +63,8 @@ fn expand(cont: &Container) -> TokenStream {
     let field_defs = cont.fields.iter().map(|f| {
         let name = &f.name;
         let deferred = f.attrs.deferred;
-        quote!(#field_def { name: #name, deferred: #deferred })
+        let versioned = f.attrs.versioned.is_some();
+        quote!(#field_def { name: #name, deferred: #deferred, versioned: #versioned })
     });
     let deferred_names = cont
         .fields
@@ -232,6 +233,29 @@ fn accessors(field: &Field, index: usize, codec: &TokenStream) -> TokenStream {
          when the request ends."
     );
 
+    let update = field.update_accessor().map(|update| {
+        let doc_update = format!(
+            "Changes `{base}`{stored} with `change` and writes it now, only if no other \
+             request changed it since it was read (compare-and-set of its version). On a \
+             conflict the field is reloaded and `change` runs again on the fresh value, so \
+             **`change` may run more than once**: keep it free of side effects. Returns what \
+             the last run of `change` returned.\n\nIt starts from the stored value: a change \
+             made with `{get_mut}()` earlier in the request is replaced.\n\n# Errors\n\n\
+             A store error; a conflict error (409) when the field kept changing through every \
+             retry; an interrupted error (409) when the session ended meanwhile.",
+        );
+        quote! {
+            #[doc = #doc_update]
+            #vis async fn #update<__R>(
+                &mut self,
+                change: impl FnMut(&mut #ty) -> __R + Send,
+            ) -> #result<__R> {
+                let value = self.slots.#member.update::<#codec, __R>(&mut self.state, #index, #default, change).await;
+                #lift(value)
+            }
+        }
+    });
+
     quote! {
         #[doc = #doc_get]
         #vis async fn #get(&self) -> #result<&#ty> {
@@ -254,6 +278,8 @@ fn accessors(field: &Field, index: usize, codec: &TokenStream) -> TokenStream {
         #vis fn #remove(&mut self) {
             self.slots.#member.remove(&mut self.state, #index, #default)
         }
+
+        #update
     }
 }
 

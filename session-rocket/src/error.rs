@@ -36,10 +36,13 @@ pub enum SessionError {
 }
 
 impl SessionError {
-    /// The status this error answers with.
+    /// The status this error answers with: 503 when the store is
+    /// unreachable, 409 when a concurrent request ended the session or
+    /// changed a versioned field, 500 otherwise.
     pub fn status(&self) -> Status {
         match self {
             SessionError::Session(e) if e.is_unavailable() => Status::ServiceUnavailable,
+            SessionError::Session(e) if e.is_conflict() => Status::Conflict,
             _ => Status::InternalServerError,
         }
     }

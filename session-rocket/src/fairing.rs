@@ -196,12 +196,17 @@ impl Fairing for Sessions {
         }
         if let Some(error) = finished.error {
             log_error("could not save the session", &error);
-            let status = if error.is_unavailable() {
-                Status::ServiceUnavailable
+            let (status, body) = if error.is_unavailable() {
+                (Status::ServiceUnavailable, "the session could not be saved")
+            } else if error.is_conflict() {
+                (
+                    Status::Conflict,
+                    "a concurrent request changed this session; this request's changes were not saved",
+                )
             } else {
-                Status::InternalServerError
+                (Status::InternalServerError, "the session could not be saved")
             };
-            replace_body(res, status, "the session could not be saved");
+            replace_body(res, status, body);
             return;
         }
         if finished.interrupted {

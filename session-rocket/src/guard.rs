@@ -86,7 +86,11 @@ impl<T: SessionData> Session<T> {
     ///
     /// # Errors
     /// The store's error; [`Error::Interrupted`](session_core::Error::Interrupted)
-    /// when a concurrent request destroyed the session.
+    /// when a concurrent request destroyed the session;
+    /// [`Error::Conflict`](session_core::Error::Conflict) when a
+    /// `#[session(versioned)]` field written here was changed by a
+    /// concurrent request since it was read (nothing of this request was
+    /// written). Both answer 409 through `?`.
     pub async fn save(&mut self) -> Result<(), SessionError> {
         match flush(&mut *self.handle).await? {
             Flushed::Interrupted => Err(session_core::Error::Interrupted.into()),

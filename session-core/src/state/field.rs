@@ -106,6 +106,27 @@ where
         Ok(self.filled())
     }
 
+    /// Changes a versioned field with `change` and writes it at once with a
+    /// compare-and-set, rerunning `change` on the fresh value after a
+    /// conflict (see `update_x`).
+    ///
+    /// # Errors
+    /// As [`get`](Self::get); [`Error::Conflict`](crate::Error::Conflict)
+    /// when the retries run out; [`Error::Interrupted`](crate::Error::Interrupted)
+    /// when the session ended meanwhile.
+    pub async fn update<C: Codec, R>(
+        &mut self,
+        state: &mut SessionState,
+        index: usize,
+        default: fn() -> T,
+        mut change: impl FnMut(&mut T) -> R + Send,
+    ) -> Result<R> {
+        let (value, out) = state.update::<C, T, R>(index, default, &mut change).await?;
+        self.value = OnceLock::from(value);
+        *self.fell_back.get_mut() = false;
+        Ok(out)
+    }
+
     /// Replaces the value without loading anything (a blind write).
     pub fn set(&mut self, state: &mut SessionState, index: usize, value: T) {
         self.value = OnceLock::from(value);

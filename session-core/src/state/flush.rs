@@ -8,7 +8,7 @@
 
 use crate::error::{BoxError, Error, Result};
 use crate::state::{Change, CookieAction, ExpiryChoice, Known, SessionState, Stage, Times};
-use crate::store::{Changes, ExpiryUpdate, NewSession, Rename, Saved, PREVIOUS_KEY_GRACE};
+use crate::store::{Changes, Expect, ExpiryUpdate, NewSession, Rename, Saved, PREVIOUS_KEY_GRACE};
 use crate::token::{StoreKey, Token};
 
 /// How many times creation retries with a fresh token when the key is taken
@@ -168,12 +168,14 @@ impl SessionState {
                         || matches!(known, Known::Bytes(stored) if stored == bytes.as_slice());
                     if !unchanged {
                         all_existing &= matches!(known, Known::Bytes(_));
+                        self.expect(index, &mut plan.changes);
                         plan.changes.upsert.push((field.name, bytes));
                         plan.upserted.push(index);
                     }
                 }
                 Change::Removed => {
                     if known != Known::Absent {
+                        self.expect(index, &mut plan.changes);
                         plan.changes.remove.push(field.name);
                         plan.removed.push(index);
                     }
@@ -191,6 +193,28 @@ impl SessionState {
             plan.changes.expiry = self.expiry_update();
         }
         Ok(plan)
+    }
+
+    /// A versioned field's write depends on the version this request saw
+    /// (known: the flush loads it first, see `load_versions`).
+    fn expect(&self, index: usize, changes: &mut Changes) {
+        let field = &self.schema[index];
+        if let (true, Some(version)) = (field.versioned, self.version(index)) {
+            changes.expect.push(Expect {
+                name: field.name,
+                version,
+            });
+        }
+    }
+
+    /// The error for a save whose expectation failed.
+    fn conflict(&self, plan: &FlushPlan) -> Error {
+        let field = plan.changes.expect.first().map_or("", |e| e.name);
+        tracing::warn!(
+            field,
+            "a versioned session field was changed by a concurrent request; nothing of this request was saved"
+        );
+        Error::Conflict { field }
     }
 
     /// Performs a plan made by [`plan`](Self::plan) on this state.
@@ -219,7 +243,7 @@ impl SessionState {
                 match store.save(&key, &plan.changes, at).await? {
                     Saved::Saved => {
                         self.mark_live();
-                        self.commit(&plan);
+                        self.commit(&plan, false);
                         self.refresh_cookie(plan.changes.expiry);
                         Ok(Outcome::Saved)
                     }
@@ -234,6 +258,7 @@ impl SessionState {
                         self.request.life().stage = Stage::Ended;
                         Ok(self.dropped(&plan))
                     }
+                    Saved::Conflict => Err(self.conflict(&plan)),
                 }
             }
             Target::Rekey { from, to } => {
@@ -248,7 +273,7 @@ impl SessionState {
                             token: to.clone(),
                             key,
                         };
-                        self.commit(&plan);
+                        self.commit(&plan, false);
                         let expires_at = self.expires_at_after(plan.changes.expiry);
                         self.set_cookie(to, expires_at);
                         Ok(Outcome::Saved)
@@ -259,6 +284,7 @@ impl SessionState {
                         self.request.life().stage = Stage::Absent;
                         self.create(&plan, Some(to)).await
                     }
+                    Saved::Conflict => Err(self.conflict(&plan)),
                 }
             }
         }
@@ -326,7 +352,7 @@ impl SessionState {
                         persistent: session.persistent,
                     });
                 }
-                self.commit(plan);
+                self.commit(plan, true);
                 self.set_cookie(token, session.expires_at);
                 return Ok(Outcome::Created);
             }
@@ -340,12 +366,27 @@ impl SessionState {
     /// Makes the state reflect what was just stored, so a second flush in
     /// the same request (an explicit `save` before the fairing's) writes
     /// nothing.
-    fn commit(&mut self, plan: &FlushPlan) {
-        for (&index, (_, bytes)) in plan.upserted.iter().zip(&plan.changes.upsert) {
+    /// `created`: the fields went into a new session (no expectation was
+    /// applied).
+    fn commit(&mut self, plan: &FlushPlan, created: bool) {
+        for (&index, (name, bytes)) in plan.upserted.iter().zip(&plan.changes.upsert) {
             self.set_written(index, Some(bytes.clone()));
+            if self.schema[index].versioned {
+                // A created field starts at version 0, like any field
+                // written without an expectation.
+                let version = plan
+                    .changes
+                    .expectation(name)
+                    .filter(|_| !created)
+                    .map_or(0, Expect::next);
+                self.set_version(index, Some(version));
+            }
         }
         for &index in &plan.removed {
             self.set_written(index, None);
+            if self.schema[index].versioned {
+                self.set_version(index, None);
+            }
         }
         for field in self.fields.iter_mut() {
             field.change = Change::Clean;

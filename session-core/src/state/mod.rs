@@ -26,6 +26,7 @@ use crate::token::StoreKey;
 mod field;
 mod flush;
 mod request;
+mod update;
 
 #[doc(hidden)]
 pub use field::Slot;
@@ -44,6 +45,9 @@ pub struct FieldDef {
     /// Loaded by its own query the first time it is used, not with the rest
     /// of the session (`#[session(deferred)]`).
     pub deferred: bool,
+    /// Written only with a compare-and-set of its version
+    /// (`#[session(versioned)]`).
+    pub versioned: bool,
 }
 
 /// What a request did to one field.
@@ -85,6 +89,10 @@ struct FieldState {
     /// The request's epoch when the field was last changed: changes made
     /// before a `destroy` or `start_over` are dropped with the session.
     epoch: u32,
+    /// A versioned field's stored version as this request last saw it
+    /// (after its own write or a reload), which supersedes the loaded one;
+    /// the inner `None`: absent.
+    version: Option<Option<u64>>,
 }
 
 const CLEAN: FieldState = FieldState {
@@ -93,14 +101,22 @@ const CLEAN: FieldState = FieldState {
     baseline: None,
     undecodable: false,
     epoch: 0,
+    version: None,
 };
 
 /// One deferred field's own load: unset until used; `None` when absent.
 type DeferredCell = OnceCell<Option<Vec<u8>>>;
 
-/// This type's fields as loaded, indexed like [`SessionData::FIELDS`];
-/// `None` when the load found no live session.
-type Loaded = Option<Box<[Option<Vec<u8>>]>>;
+/// This type's fields as loaded, indexed like [`SessionData::FIELDS`].
+struct Fields {
+    values: Box<[Option<Vec<u8>>]>,
+    /// Versions of the versioned fields (0 for the others): empty when the
+    /// type has no versioned field.
+    versions: Box<[u64]>,
+}
+
+/// The load: `None` when it found no live session.
+type Loaded = Option<Fields>;
 
 /// One session type's view of the request's session. Wrapped by the
 /// generated handle, which derefs to it.
@@ -268,7 +284,7 @@ impl SessionState {
             self.deferred.get().and_then(|cells| cells[index].get())
         } else {
             self.record.get().map(|r| match r {
-                Some(fields) => &fields[index],
+                Some(fields) => &fields.values[index],
                 None => &None,
             })
         };
@@ -333,20 +349,69 @@ impl SessionState {
                         self.request.loaded_nothing(moved);
                     }
                 }
-                Ok::<_, Error>(record.map(|r| self.index_record(r.fields)))
+                Ok::<_, Error>(record.map(|r| self.index_record(r)))
             })
             .await?;
-        Ok(record.as_ref().and_then(|r| r[index].as_deref()))
+        Ok(record.as_ref().and_then(|r| r.values[index].as_deref()))
     }
 
-    fn index_record(&self, stored: Vec<(String, Vec<u8>)>) -> Box<[Option<Vec<u8>>]> {
-        let mut fields: Box<[Option<Vec<u8>>]> = (0..self.schema.len()).map(|_| None).collect();
-        for (name, value) in stored {
-            if let Some(i) = self.schema.iter().position(|f| f.name == name) {
-                fields[i] = Some(value);
+    fn index_record(&self, record: crate::store::Record) -> Fields {
+        let position = |name: &str| self.schema.iter().position(|f| f.name == name);
+        let mut values: Box<[Option<Vec<u8>>]> = (0..self.schema.len()).map(|_| None).collect();
+        for (name, value) in record.fields {
+            if let Some(i) = position(&name) {
+                values[i] = Some(value);
             }
         }
-        fields
+        let mut versions: Box<[u64]> = Box::default();
+        if self.schema.iter().any(|f| f.versioned) {
+            versions = vec![0; self.schema.len()].into_boxed_slice();
+            for (name, version) in record.versions {
+                if let Some(i) = position(&name) {
+                    versions[i] = version;
+                }
+            }
+        }
+        Fields { values, versions }
+    }
+
+    /// Field `index`'s stored version as far as this request knows:
+    /// `Some(None)` absent, `Some(Some(v))` present at version `v`; `None`
+    /// when not loaded yet.
+    pub(crate) fn version(&self, index: usize) -> Option<Option<u64>> {
+        if let Some(version) = self.fields.get(index).and_then(|f| f.version) {
+            return Some(version);
+        }
+        match self.known(index) {
+            Known::Unknown => None,
+            Known::Absent => Some(None),
+            Known::Bytes(_) => Some(Some(
+                self.record
+                    .get()
+                    .and_then(Option::as_ref)
+                    .and_then(|r| r.versions.get(index).copied())
+                    .unwrap_or(0),
+            )),
+        }
+    }
+
+    pub(crate) fn set_version(&mut self, index: usize, version: Option<u64>) {
+        self.field_mut(index).version = Some(version);
+    }
+
+    /// Makes sure every versioned field this request changes has a known
+    /// version (loading the session once if one was written blind), so the
+    /// flush can state what it expects.
+    pub(crate) async fn load_versions(&self) -> Result<()> {
+        for (index, field) in self.schema.iter().enumerate() {
+            if field.versioned
+                && self.change(index) != Change::Clean
+                && self.version(index).is_none()
+            {
+                self.bytes(index).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Decodes field `index`, falling back to `default` when it is absent

@@ -35,6 +35,9 @@ struct Entry {
     idle_timeout: Timestamp,
     persistent: Option<bool>,
     fields: HashMap<String, Vec<u8>>,
+    /// Versions of the fields ever written with an expectation; a field
+    /// not here has version 0.
+    versions: HashMap<String, u64>,
 }
 
 impl Entry {
@@ -138,6 +141,14 @@ impl SessionStore for MemoryStore {
                     .filter(|(name, _)| !skip.contains(&name.as_str()))
                     .map(|(name, value)| (name.clone(), value.clone()))
                     .collect(),
+                versions: e
+                    .versions
+                    .iter()
+                    .filter(|(name, _)| {
+                        !skip.contains(&name.as_str()) && e.fields.contains_key(*name)
+                    })
+                    .map(|(name, version)| (name.clone(), *version))
+                    .collect(),
             }))
     }
 
@@ -196,6 +207,7 @@ impl SessionStore for MemoryStore {
                 idle_timeout: session.idle_timeout,
                 persistent: session.persistent,
                 fields,
+                versions: HashMap::new(),
             },
         );
         Ok(true)
@@ -211,6 +223,18 @@ impl SessionStore for MemoryStore {
                 .get(key)
                 .is_some_and(|(_, until)| *until > at.now);
             return Ok(if moved { Saved::Moved } else { Saved::Gone });
+        }
+        if let Some(entry) = map.sessions.get(key) {
+            let holds = |e: &crate::store::Expect| {
+                let stored = entry
+                    .fields
+                    .contains_key(e.name)
+                    .then(|| entry.versions.get(e.name).copied().unwrap_or(0));
+                stored == e.version
+            };
+            if !changes.expect.iter().all(holds) {
+                return Ok(Saved::Conflict);
+            }
         }
         let mut key = *key;
         if let Some(rename) = changes.rename {
@@ -230,12 +254,17 @@ impl SessionStore for MemoryStore {
             .wrote(changes.upsert.iter().map(|(_, v)| v.as_slice()));
         if changes.clear {
             entry.fields.clear();
+            entry.versions.clear();
         }
         for (name, value) in &changes.upsert {
             entry.fields.insert((*name).to_string(), value.clone());
+            if let Some(expect) = changes.expectation(name) {
+                entry.versions.insert((*name).to_string(), expect.next());
+            }
         }
         for name in &changes.remove {
             entry.fields.remove(*name);
+            entry.versions.remove(*name);
         }
         match changes.expiry {
             Some(ExpiryUpdate::Extend(t)) => {

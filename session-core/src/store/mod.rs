@@ -19,6 +19,11 @@
 //!   for nothing else: a save with it reports [`Saved::Moved`].
 //! - Two saves that change different fields of one session both keep their
 //!   change; two that add the same new field do not fail.
+//! - A field written with an [`Expect`]ation (a `#[session(versioned)]`
+//!   field) is written only if its stored version is the one expected; its
+//!   version then goes up by one. One unmet expectation and the save writes
+//!   nothing and reports [`Saved::Conflict`]. Fields written without one
+//!   keep whatever version they have.
 //!
 //! The behaviour suite in `session_core::testing` (feature `testing`) checks all of
 //! this; run it against any store you write.
@@ -37,7 +42,8 @@
 //!
 //! #[derive(Debug, Default)]
 //! struct Tiny {
-//!     sessions: HashMap<StoreKey, (NewSession, HashMap<String, Vec<u8>>)>,
+//!     // Per field: its bytes and its version.
+//!     sessions: HashMap<StoreKey, (NewSession, HashMap<String, (Vec<u8>, u64)>)>,
 //!     previous: HashMap<StoreKey, (StoreKey, i64)>,
 //! }
 //!
@@ -58,17 +64,19 @@
 //!             idle_timeout: s.idle_timeout,
 //!             persistent: s.persistent,
 //!             fields: fields.iter().filter(|(n, _)| !skip.contains(&n.as_str()))
-//!                 .map(|(n, v)| (n.clone(), v.clone())).collect(),
+//!                 .map(|(n, (v, _))| (n.clone(), v.clone())).collect(),
+//!             versions: fields.iter().filter(|(n, (_, ver))| *ver > 0 && !skip.contains(&n.as_str()))
+//!                 .map(|(n, (_, ver))| (n.clone(), *ver)).collect(),
 //!         }))
 //!     }
 //!     async fn load_field(&self, key: &StoreKey, name: &str, at: Validity) -> Result<Option<Vec<u8>>> {
 //!         let t = self.0.lock().unwrap();
-//!         Ok(t.sessions.get(key).filter(|(s, _)| alive(s, at)).and_then(|(_, f)| f.get(name).cloned()))
+//!         Ok(t.sessions.get(key).filter(|(s, _)| alive(s, at)).and_then(|(_, f)| f.get(name).map(|(v, _)| v.clone())))
 //!     }
 //!     async fn create(&self, key: &StoreKey, session: NewSession, fields: &[(&'static str, Vec<u8>)]) -> Result<bool> {
 //!         let mut t = self.0.lock().unwrap();
 //!         if t.sessions.contains_key(key) { return Ok(false); }
-//!         let fields = fields.iter().map(|(n, v)| (n.to_string(), v.clone())).collect();
+//!         let fields = fields.iter().map(|(n, v)| (n.to_string(), (v.clone(), 0))).collect();
 //!         t.sessions.insert(*key, (session, fields));
 //!         Ok(true)
 //!     }
@@ -77,6 +85,10 @@
 //!         if !t.sessions.get(key).is_some_and(|(s, _)| alive(s, at)) {
 //!             let moved = t.previous.get(key).is_some_and(|p| p.1 > at.now);
 //!             return Ok(if moved { Saved::Moved } else { Saved::Gone });
+//!         }
+//!         let stored = &t.sessions[key].1;
+//!         if changes.expect.iter().any(|e| stored.get(e.name).map(|(_, v)| *v) != e.version) {
+//!             return Ok(Saved::Conflict);
 //!         }
 //!         let mut key = *key;
 //!         if let Some(rename) = changes.rename {
@@ -87,7 +99,13 @@
 //!         }
 //!         let (s, fields) = t.sessions.get_mut(&key).unwrap();
 //!         if changes.clear { fields.clear(); }
-//!         for (n, v) in &changes.upsert { fields.insert(n.to_string(), v.clone()); }
+//!         for (n, v) in &changes.upsert {
+//!             let version = match changes.expectation(n) {
+//!                 Some(e) => e.next(),
+//!                 None => fields.get(*n).map_or(0, |(_, ver)| *ver),
+//!             };
+//!             fields.insert(n.to_string(), (v.clone(), version));
+//!         }
 //!         for n in &changes.remove { fields.remove(*n); }
 //!         match changes.expiry {
 //!             Some(ExpiryUpdate::Extend(at)) => s.expires_at = s.expires_at.max(at),
@@ -212,6 +230,31 @@ pub struct Record {
     pub persistent: Option<bool>,
     /// `(stored name, bytes)` of every stored field the load did not skip.
     pub fields: Vec<(String, Vec<u8>)>,
+    /// `(stored name, version)` of the loaded fields that have a version
+    /// (were ever written with an [`Expect`]ation); any other field's
+    /// version is 0.
+    pub versions: Vec<(String, u64)>,
+}
+
+/// A condition on one field for a [`save`](SessionStore::save) to apply:
+/// the compare half of a compare-and-set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expect {
+    /// The field's stored name. It is also in [`Changes::upsert`] or
+    /// [`Changes::remove`].
+    pub name: &'static str,
+    /// `None`: the field must be absent. `Some(v)`: it must be stored with
+    /// version `v` (0 for a field never written with an expectation). When
+    /// the save applies, an upserted field is stored with version `v + 1`
+    /// (1 when it was absent).
+    pub version: Option<u64>,
+}
+
+impl Expect {
+    /// The version the field has after the save applies.
+    pub fn next(&self) -> u64 {
+        self.version.map_or(1, |v| v + 1)
+    }
 }
 
 /// The timestamps a new session is created with.
@@ -283,11 +326,19 @@ pub struct Changes {
     pub upsert_existing: bool,
     /// Fields to delete.
     pub remove: Vec<&'static str>,
+    /// Versions the save depends on (versioned fields it writes or
+    /// removes): all are checked before anything is written.
+    pub expect: Vec<Expect>,
     /// A new expiry, if any.
     pub expiry: Option<ExpiryUpdate>,
 }
 
 impl Changes {
+    /// The expectation on field `name`, if any.
+    pub fn expectation(&self, name: &str) -> Option<&Expect> {
+        self.expect.iter().find(|e| e.name == name)
+    }
+
     /// Nothing to write.
     pub fn is_empty(&self) -> bool {
         self.rename.is_none()
@@ -309,6 +360,10 @@ pub enum Saved {
     /// The key was replaced by a regenerate in another request moments ago
     /// (within [`PREVIOUS_KEY_GRACE`]); nothing was written.
     Moved,
+    /// The session is alive but a field's version is not the
+    /// [`Expect`]ed one (another request changed it meanwhile); nothing
+    /// was written.
+    Conflict,
 }
 
 /// A session store. Object-safe: the runtime holds it as
@@ -340,11 +395,12 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
     ) -> Result<bool>;
 
     /// Applies a request's changes to a live session, all or nothing, and
-    /// only if the session is still alive under `key`: first the
+    /// only if the session is still alive under `key` and every
+    /// [`expect`](Changes::expect)ation holds: first the
     /// [`rename`](Changes::rename), then the expiry, the
     /// [`clear`](Changes::clear), the upserts and the removals, under the
-    /// new key. Reports [`Saved::Gone`] or
-    /// [`Saved::Moved`] when nothing was written.
+    /// new key. Reports [`Saved::Gone`], [`Saved::Moved`] or
+    /// [`Saved::Conflict`] when nothing was written.
     async fn save(&self, key: &StoreKey, changes: &Changes, at: Validity) -> Result<Saved>;
 
     /// Whether `key` is the previous key of a session regenerated within

@@ -157,6 +157,7 @@ sqlx_backend! {
     pack_fields: None,
     // Keys start at 1 and stay far below 2^63.
     last_insert_id: |r: &sqlx::mysql::MySqlQueryResult| r.last_insert_id().cast_signed(),
+    version_type: "BIGINT NULL",
     schema: include_str!("schema.sql"),
     classify: classify,
 }

@@ -33,6 +33,9 @@ CREATE TABLE IF NOT EXISTS `session_fields` (
   `session_pk` BIGINT NOT NULL,
   `name` VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
   `value` MEDIUMBLOB NOT NULL,
+  -- Set only for `#[session(versioned)]` fields (compare-and-set); NULL
+  -- (version 0) for every other field, so loading it costs them nothing.
+  `version` BIGINT NULL,
   PRIMARY KEY (`session_pk`, `name`),
   CONSTRAINT `session_fields_session_fk` FOREIGN KEY (`session_pk`)
     REFERENCES `sessions` (`pk`) ON DELETE CASCADE

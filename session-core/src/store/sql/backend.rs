@@ -79,6 +79,8 @@ pub struct SessionRow {
     pub persistent: Option<bool>,
     /// The field's name and bytes.
     pub field: Option<(String, Vec<u8>)>,
+    /// The field's version, when it has one (a versioned field).
+    pub version: Option<i64>,
 }
 
 /// The driver half of a SQL store: the few calls that differ between
@@ -104,25 +106,25 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
     /// How the load query returns the session's fields. `None`: one row per
     /// field (a join). `Some(aggregate)`: one row, whose last column packs
     /// every field with this aggregate over `f`, each as
-    /// `<name bytes>,<value bytes>:<name><value>` (see `statements::unpack`).
+    /// `<name bytes>,<value bytes>[,<version>]:<name><value>` (see
+    /// `statements::unpack`).
     /// Chosen per database by measurement (BENCHMARKS.md): through sqlx,
     /// SQLite pays a handoff between threads and a value copy under a
     /// global lock for every row, so one packed row reads much faster than
     /// 22 small ones; on MySQL the join is as fast.
     const PACK_FIELDS: Option<&'static str>;
+    /// The `version` column's type, for adding it to an older table.
+    const VERSION_TYPE: &'static str;
     /// A query returning the largest statement the server accepts, in
     /// bytes; `None` when there is no such limit.
     const MAX_PACKET: Option<&'static str>;
 
     /// Runs statements: one alone in autocommit, several in one
-    /// transaction. If `first_must_match` and the first statement affects no
+    /// transaction. If any of the first `must_match` statements affects no
     /// row, the transaction is rolled back and `None` returned. A failed
     /// transaction is rolled back before the connection is reused.
-    async fn execute(
-        &self,
-        stmts: &[Stmt<'_>],
-        first_must_match: bool,
-    ) -> Result<Affected, sqlx::Error>;
+    async fn execute(&self, stmts: &[Stmt<'_>], must_match: usize)
+        -> Result<Affected, sqlx::Error>;
 
     /// Runs one `INSERT` in autocommit and returns the new row's
     /// auto-increment key.

@@ -23,6 +23,7 @@ macro_rules! sqlx_backend {
         max_packet: $max_packet:expr,
         pack_fields: $pack_fields:expr,
         last_insert_id: $last_insert_id:expr,
+        version_type: $version_type:expr,
         schema: $schema:expr,
         classify: $classify:path $(,)?
     ) => {
@@ -99,12 +100,12 @@ macro_rules! sqlx_backend {
         async fn run_all(
             conn: &mut $conn,
             stmts: &[$crate::store::sql::Stmt<'_>],
-            first_must_match: bool,
+            must_match: usize,
         ) -> Result<$crate::store::sql::Affected, sqlx::Error> {
             let mut affected = Vec::with_capacity(stmts.len());
             for (i, stmt) in stmts.iter().enumerate() {
                 let n = bind(stmt).execute(&mut *conn).await?.rows_affected();
-                if i == 0 && first_must_match && n == 0 {
+                if i < must_match && n == 0 {
                     return Ok(None);
                 }
                 affected.push(n);
@@ -116,13 +117,13 @@ macro_rules! sqlx_backend {
         async fn transaction(
             conn: &mut $conn,
             stmts: &[$crate::store::sql::Stmt<'_>],
-            first_must_match: bool,
+            must_match: usize,
         ) -> Result<$crate::store::sql::Affected, sqlx::Error> {
             use sqlx::Connection as _;
             // Every transaction here starts with a write, so it takes its
             // write locks at its first statement.
             let mut tx = conn.begin().await?;
-            let affected = match run_all(&mut tx, stmts, first_must_match).await {
+            let affected = match run_all(&mut tx, stmts, must_match).await {
                 Ok(affected) => affected,
                 Err(error) => {
                     // Roll back now rather than when the connection is next
@@ -149,24 +150,28 @@ macro_rules! sqlx_backend {
             const COLUMNS: &'static str = $columns;
             const MAX_PACKET: Option<&'static str> = $max_packet;
             const PACK_FIELDS: Option<&'static str> = $pack_fields;
+            const VERSION_TYPE: &'static str = $version_type;
             const SCHEMA: &'static str = $schema;
 
             async fn execute(
                 &self,
                 stmts: &[$crate::store::sql::Stmt<'_>],
-                first_must_match: bool,
+                must_match: usize,
             ) -> Result<$crate::store::sql::Affected, sqlx::Error> {
                 let mut lease = self.lease().await?;
                 let result = if stmts.len() == 1 {
-                    run_all(&mut lease, stmts, first_must_match).await
+                    run_all(&mut lease, stmts, must_match).await
                 } else {
-                    transaction(&mut lease, stmts, first_must_match).await
+                    transaction(&mut lease, stmts, must_match).await
                 };
                 Self::check(&mut lease, &result);
                 result
             }
 
-            async fn insert(&self, stmt: &$crate::store::sql::Stmt<'_>) -> Result<i64, sqlx::Error> {
+            async fn insert(
+                &self,
+                stmt: &$crate::store::sql::Stmt<'_>,
+            ) -> Result<i64, sqlx::Error> {
                 let mut lease = self.lease().await?;
                 let result = bind(stmt).execute(&mut *lease).await;
                 Self::check(&mut lease, &result);
@@ -187,22 +192,26 @@ macro_rules! sqlx_backend {
                     let Some(r) = rows.first() else {
                         return Ok(Vec::new());
                     };
-                    let head = |field| -> Result<_, sqlx::Error> {
+                    let head = |field, version| -> Result<_, sqlx::Error> {
                         Ok($crate::store::sql::SessionRow {
                             created_at: r.try_get(0)?,
                             expires_at: r.try_get(1)?,
                             idle_timeout: r.try_get(2)?,
                             persistent: r.try_get(3)?,
                             field,
+                            version,
                         })
                     };
                     let packed: Option<Vec<u8>> = r.try_get(4)?;
                     let fields = $crate::store::sql::unpack(packed.as_deref())
                         .map_err(|e| sqlx::Error::Decode(e.into()))?;
                     if fields.is_empty() {
-                        return Ok(vec![head(None)?]);
+                        return Ok(vec![head(None, None)?]);
                     }
-                    return fields.into_iter().map(|f| head(Some(f))).collect();
+                    return fields
+                        .into_iter()
+                        .map(|(name, value, version)| head(Some((name, value)), version))
+                        .collect();
                 }
                 rows.iter()
                     .map(|r| {
@@ -219,6 +228,7 @@ macro_rules! sqlx_backend {
                             idle_timeout: r.try_get(2)?,
                             persistent: r.try_get(3)?,
                             field: name.zip(value),
+                            version: r.try_get(6)?,
                         })
                     })
                     .collect()

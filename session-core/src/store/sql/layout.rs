@@ -12,10 +12,17 @@ use super::{map_error, SqlStore};
 /// columns added since.
 const FIRST_LAYOUT: &[&str] = &["pk", "token_hash", "created_at", "expires_at"];
 
+/// The `session_fields` columns before versioned fields: the store adds
+/// `version` itself (a nullable column at the end: instant on MySQL 8,
+/// MariaDB 10.3+ and SQLite).
+const UNVERSIONED_FIELDS: &[&str] = &["session_pk", "name", "value"];
+
 impl<B: Backend> SqlStore<B> {
     /// Refuses tables that exist under the store's names with another
-    /// layout; missing tables pass (creating them is the next step).
-    pub(super) async fn check_layout(&self) -> Result<()> {
+    /// layout; missing tables pass (creating them is the next step). With
+    /// `migrate`, a fields table of the layout before versioned fields gets
+    /// its `version` column; without, it is refused with the statement.
+    pub(super) async fn check_layout(&self, migrate: bool) -> Result<()> {
         for (table, expected) in [
             (&self.names.sessions, SESSIONS_COLUMNS),
             (&self.names.fields, FIELDS_COLUMNS),
@@ -39,6 +46,29 @@ impl<B: Backend> SqlStore<B> {
                 .collect();
             if found.is_empty() || missing.is_empty() {
                 continue;
+            }
+            if found
+                .iter()
+                .map(String::as_str)
+                .eq(UNVERSIONED_FIELDS.iter().copied())
+            {
+                let alter = format!(
+                    "ALTER TABLE `{table}` ADD COLUMN `version` {}",
+                    B::VERSION_TYPE
+                );
+                if migrate {
+                    tracing::info!(table = %table, "adding the `version` column of versioned session fields");
+                    self.backend
+                        .run_ddl(&[alter])
+                        .await
+                        .map_err(|e| map_error::<B>(e))?;
+                    continue;
+                }
+                return Err(Error::config(format!(
+                    "table `{table}` lacks the `version` column of versioned fields (it was \
+                     created by an earlier session-rocket) and `create_tables = false`: run \
+                     `{alter}` (or let the store add it with `create_tables = true`)"
+                )));
             }
             let hint = if found
                 .iter()

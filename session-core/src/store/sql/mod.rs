@@ -155,7 +155,7 @@ impl<B: Backend> SqlStore<B> {
     /// privilege (then run [`schema_sql`](Self::schema_sql) once and set
     /// `create_tables = false`).
     pub async fn create_tables(&self) -> Result<()> {
-        self.check_layout().await?;
+        self.check_layout(true).await?;
         let ddl = self.names.ddl(B::SCHEMA);
         self.backend
             .run_ddl(&ddl)
@@ -186,7 +186,7 @@ impl<B: Backend> SqlStore<B> {
     /// [`Error::Config`] for a table of another layout; the driver's error:
     /// unreachable server, missing table, no privilege.
     pub async fn check(&self) -> Result<()> {
-        self.check_layout().await?;
+        self.check_layout(false).await?;
         self.backend
             .fetch_ints(&self.sql.probe())
             .await
@@ -198,8 +198,8 @@ impl<B: Backend> SqlStore<B> {
     /// on a fresh connection when the connection was lost. A foreign-key
     /// miss (see [`ErrorClass::Gone`]) is `Ok(None)`, like a first
     /// statement that matched nothing.
-    async fn write(&self, stmts: &[Stmt<'_>], first_must_match: bool) -> Result<Affected> {
-        self.retried(stmts.len(), || self.backend.execute(stmts, first_must_match))
+    async fn write(&self, stmts: &[Stmt<'_>], must_match: usize) -> Result<Affected> {
+        self.retried(stmts.len(), || self.backend.execute(stmts, must_match))
             .await
             .map(Option::flatten)
     }
@@ -338,12 +338,21 @@ impl<B: Backend> SessionStore for SqlStore<B> {
             first.idle_timeout,
             first.persistent,
         );
+        let versions = rows
+            .iter()
+            .filter_map(|r| {
+                let (name, _) = r.field.as_ref()?;
+                let version = u64::try_from(r.version?).ok()?;
+                Some((name.clone(), version))
+            })
+            .collect();
         Ok(Some(Record {
             created_at,
             expires_at,
             idle_timeout,
             persistent,
             fields: rows.into_iter().filter_map(|r| r.field).collect(),
+            versions,
         }))
     }
 
@@ -395,7 +404,7 @@ impl<B: Backend> SessionStore for SqlStore<B> {
             // destroy by a key no one has yet cannot): never report the
             // fields saved when they were not.
             if self
-                .write(&[self.sql.insert_fields(pk, fields)], false)
+                .write(&[self.sql.insert_fields(pk, fields)], 0)
                 .await?
                 .is_none()
             {
@@ -413,6 +422,7 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         // per field falls through to the general path, which creates a
         // field removed meanwhile or reports the session gone.
         let only_updates = changes.upsert_existing
+            && changes.expect.is_empty()
             && changes.rename.is_none()
             && changes.expiry.is_none()
             && !changes.clear
@@ -420,7 +430,7 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         if only_updates {
             let n = changes.upsert.len() as u64;
             let stmt = self.sql.update(key, &changes.upsert, at);
-            if let Some(affected) = self.write(std::slice::from_ref(&stmt), false).await? {
+            if let Some(affected) = self.write(std::slice::from_ref(&stmt), 0).await? {
                 if affected.first() == Some(&n) {
                     self.counters
                         .wrote(changes.upsert.iter().map(|(_, v)| v.as_slice()));
@@ -435,7 +445,7 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         // lock and wait for the exclusive one: a deadlock (seen in the
         // benchmark's 1-session `bump` run). Each of the three matches only
         // a live session, so whichever comes first tells whether it is gone.
-        let mut stmts = Vec::with_capacity(4);
+        let mut stmts = Vec::with_capacity(4 + changes.expect.len());
         let mut current = key;
         if let Some(rename) = &changes.rename {
             stmts.push(self.sql.rename(key, &rename.to, rename.previous_until, at));
@@ -444,6 +454,38 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         if let Some(update) = changes.expiry {
             stmts.push(self.sql.expiry(current, update, at));
         }
+        // Versioned fields: one compare-and-set each, right after the
+        // statements above and before anything else, all required to
+        // match one row (each also checks liveness). Under a `clear`, a
+        // present field is only checked here and written after the clear.
+        let value = |name: &str| {
+            changes
+                .upsert
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.as_slice())
+        };
+        for expect in &changes.expect {
+            match (value(expect.name), expect.version) {
+                (Some(bytes), Some(v)) if !changes.clear => {
+                    stmts.push(self.sql.cas_update(current, expect.name, bytes, v, at));
+                }
+                (Some(bytes), None) if !changes.clear => {
+                    stmts.push(self.sql.cas_insert(current, expect.name, bytes, 1, at));
+                }
+                (None, Some(v)) => {
+                    let check_only = changes.clear;
+                    stmts.push(self.sql.cas_delete(current, expect.name, v, at, check_only));
+                }
+                (Some(_), Some(v)) => {
+                    stmts.push(self.sql.cas_delete(current, expect.name, v, at, true));
+                }
+                // Under a clear, an absent field needs no check; removing
+                // an absent field is not planned.
+                (_, None) => {}
+            }
+        }
+        let checked = stmts.len();
         if changes.clear {
             if stmts.is_empty() {
                 // A clear's DELETE cannot tell a dead session from an empty
@@ -451,33 +493,91 @@ impl<B: Backend> SessionStore for SqlStore<B> {
                 stmts.push(self.sql.alive(current, at));
             }
             stmts.push(self.sql.clear(current));
+            for expect in &changes.expect {
+                if let Some(bytes) = value(expect.name) {
+                    stmts.push(
+                        self.sql
+                            .cas_insert(current, expect.name, bytes, expect.next(), at),
+                    );
+                }
+            }
         }
-        if !changes.upsert.is_empty() {
-            stmts.push(self.sql.upsert(current, &changes.upsert, at));
+        let plain: Vec<(&'static str, Vec<u8>)> = if changes.expect.is_empty() {
+            Vec::new()
+        } else {
+            changes
+                .upsert
+                .iter()
+                .filter(|(n, _)| changes.expectation(n).is_none())
+                .cloned()
+                .collect()
+        };
+        let upsert = if changes.expect.is_empty() {
+            &changes.upsert
+        } else {
+            &plain
+        };
+        if !upsert.is_empty() {
+            stmts.push(self.sql.upsert(current, upsert, at));
         }
-        if !changes.remove.is_empty() {
-            stmts.push(self.sql.remove(current, &changes.remove));
+        let remove: Vec<&'static str> = changes
+            .remove
+            .iter()
+            .copied()
+            .filter(|n| changes.expectation(n).is_none())
+            .collect();
+        if !remove.is_empty() {
+            stmts.push(self.sql.remove(current, &remove));
         }
         if stmts.is_empty() {
             return Ok(Saved::Saved);
         }
-        // A removal alone cannot resurrect anything, so it need not match.
-        let must_match = changes.rename.is_some()
+        // A removal alone cannot resurrect anything, so it need not match;
+        // otherwise the first statement tells whether the session is alive,
+        // and every compare-and-set must match.
+        let must_match = if changes.rename.is_some()
             || changes.clear
-            || !changes.upsert.is_empty()
-            || changes.expiry.is_some();
-        match self.write(&stmts, must_match).await? {
+            || !upsert.is_empty()
+            || changes.expiry.is_some()
+        {
+            checked.max(1)
+        } else {
+            checked
+        };
+        let written = match self.write(&stmts, must_match).await {
+            Ok(written) => written,
+            // A compare-and-set insert found the field there: it appeared
+            // since this request loaded.
+            Err(Error::Backend(source))
+                if !changes.expect.is_empty()
+                    && source
+                        .downcast_ref::<sqlx::Error>()
+                        .is_some_and(|e| B::classify(e) == ErrorClass::Duplicate) =>
+            {
+                return Ok(Saved::Conflict)
+            }
+            Err(e) => return Err(e),
+        };
+        match written {
             Some(_) => {
                 self.counters
                     .wrote(changes.upsert.iter().map(|(_, v)| v.as_slice()));
                 Ok(Saved::Saved)
             }
-            // Only on this failure path: was the key just regenerated away?
-            None => Ok(if self.is_previous_key(key, at.now).await? {
-                Saved::Moved
-            } else {
-                Saved::Gone
-            }),
+            // Only on this failure path: a version moved, or the session
+            // went (was its key just regenerated away?).
+            None => {
+                if !changes.expect.is_empty()
+                    && self.write(&[self.sql.alive(key, at)], 1).await?.is_some()
+                {
+                    return Ok(Saved::Conflict);
+                }
+                Ok(if self.is_previous_key(key, at.now).await? {
+                    Saved::Moved
+                } else {
+                    Saved::Gone
+                })
+            }
         }
     }
 
@@ -489,9 +589,7 @@ impl<B: Backend> SessionStore for SqlStore<B> {
     }
 
     async fn destroy(&self, key: &StoreKey, now: Timestamp) -> Result<()> {
-        self.write(&[self.sql.destroy(key, now)], false)
-            .await
-            .map(drop)
+        self.write(&[self.sql.destroy(key, now)], 0).await.map(drop)
     }
 
     async fn delete_expired(&self, at: Validity, batch: u32) -> Result<u64> {
@@ -505,7 +603,7 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         if pks.is_empty() {
             return Ok(0);
         }
-        let affected = self.write(&[self.sql.delete(&pks, at)], false).await?;
+        let affected = self.write(&[self.sql.delete(&pks, at)], 0).await?;
         Ok(affected.and_then(|a| a.first().copied()).unwrap_or(0))
     }
 

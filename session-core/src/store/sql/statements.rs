@@ -33,7 +33,7 @@ pub(crate) const SESSIONS_COLUMNS: &[&str] = &[
     "previous_until",
 ];
 /// See [`SESSIONS_COLUMNS`].
-pub(crate) const FIELDS_COLUMNS: &[&str] = &["session_pk", "name", "value"];
+pub(crate) const FIELDS_COLUMNS: &[&str] = &["session_pk", "name", "value", "version"];
 
 /// The session-is-alive predicate on the sessions table under `alias`
 /// (`"s."` or `""`), with its two arguments.
@@ -43,6 +43,12 @@ fn alive(alias: &str) -> String {
 
 fn alive_args<'a>(at: Validity) -> [Arg<'a>; 2] {
     [Arg::Int(at.now), Arg::Int(at.created_after)]
+}
+
+/// A version as the `BIGINT` it is stored in (versions count writes of
+/// one field: far below 2^63).
+fn version(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 fn placeholders(out: &mut String, n: usize) {
@@ -123,6 +129,10 @@ pub(crate) struct Statements {
     update_head: String,
     update_tail: String,
     clear: String,
+    cas_update: String,
+    cas_insert: String,
+    cas_delete: String,
+    cas_check: String,
     alive: String,
     rename: String,
     extend: String,
@@ -145,7 +155,7 @@ impl Statements {
         Statements {
             load_head: match B::PACK_FIELDS {
                 None => format!(
-                    "SELECT s.created_at, s.expires_at, s.idle_timeout, s.persistent, {}, f.value FROM {s} s LEFT JOIN {f} f ON f.session_pk = s.pk",
+                    "SELECT s.created_at, s.expires_at, s.idle_timeout, s.persistent, {}, f.value, f.version FROM {s} s LEFT JOIN {f} f ON f.session_pk = s.pk",
                     B::NAME_BYTES
                 ),
                 Some(aggregate) => format!(
@@ -180,6 +190,27 @@ impl Statements {
             ),
             clear: format!(
                 "DELETE FROM {f} WHERE session_pk = (SELECT pk FROM {s} WHERE token_hash = ?)"
+            ),
+            // Compare-and-set of one versioned field: each matches one row
+            // exactly when the session is alive and the field's version is
+            // the expected one (a NULL version is 0).
+            cas_update: format!(
+                "UPDATE {f} SET value = ?, version = ? WHERE session_pk = (SELECT pk FROM {s} WHERE token_hash = ? AND {}) AND name = ? AND COALESCE(version, 0) = ?",
+                alive("")
+            ),
+            // An existing row is a duplicate key: the field appeared
+            // meanwhile (a conflict).
+            cas_insert: format!(
+                "INSERT INTO {f} (session_pk, name, value, version) SELECT pk, ?, ?, ? FROM {s} WHERE token_hash = ? AND {}",
+                alive("")
+            ),
+            cas_delete: format!(
+                "DELETE FROM {f} WHERE session_pk = (SELECT pk FROM {s} WHERE token_hash = ? AND {}) AND name = ? AND COALESCE(version, 0) = ?",
+                alive("")
+            ),
+            cas_check: format!(
+                "UPDATE {f} SET version = version WHERE session_pk = (SELECT pk FROM {s} WHERE token_hash = ? AND {}) AND name = ? AND COALESCE(version, 0) = ?",
+                alive("")
             ),
             // Matches a live session and changes nothing: the liveness check
             // of a save whose other statements cannot tell.
@@ -359,6 +390,81 @@ impl Statements {
         }
     }
 
+    /// Writes a versioned field if its version is `expected`.
+    pub(crate) fn cas_update<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        name: &'a str,
+        value: &'a [u8],
+        expected: u64,
+        at: Validity,
+    ) -> Stmt<'a> {
+        let [now, created_after] = alive_args(at);
+        Stmt {
+            sql: Cow::Borrowed(&self.cas_update),
+            args: vec![
+                Arg::Bytes(value),
+                Arg::Int(version(expected + 1)),
+                Arg::Bytes(key.as_bytes()),
+                now,
+                created_after,
+                Arg::Text(name),
+                Arg::Int(version(expected)),
+            ],
+        }
+    }
+
+    /// Adds a versioned field with version `next`; a duplicate key if the
+    /// field exists.
+    pub(crate) fn cas_insert<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        name: &'a str,
+        value: &'a [u8],
+        next: u64,
+        at: Validity,
+    ) -> Stmt<'a> {
+        let [now, created_after] = alive_args(at);
+        Stmt {
+            sql: Cow::Borrowed(&self.cas_insert),
+            args: vec![
+                Arg::Text(name),
+                Arg::Bytes(value),
+                Arg::Int(version(next)),
+                Arg::Bytes(key.as_bytes()),
+                now,
+                created_after,
+            ],
+        }
+    }
+
+    /// Deletes a versioned field if its version is `expected`
+    /// (`check_only`: matches it and changes nothing).
+    pub(crate) fn cas_delete<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        name: &'a str,
+        expected: u64,
+        at: Validity,
+        check_only: bool,
+    ) -> Stmt<'a> {
+        let [now, created_after] = alive_args(at);
+        Stmt {
+            sql: Cow::Borrowed(if check_only {
+                &self.cas_check
+            } else {
+                &self.cas_delete
+            }),
+            args: vec![
+                Arg::Bytes(key.as_bytes()),
+                now,
+                created_after,
+                Arg::Text(name),
+                Arg::Int(version(expected)),
+            ],
+        }
+    }
+
     pub(crate) fn clear<'a>(&'a self, key: &'a StoreKey) -> Stmt<'a> {
         Stmt {
             sql: Cow::Borrowed(&self.clear),
@@ -482,38 +588,56 @@ impl Statements {
     }
 }
 
+/// One field of a packed load: name, bytes and version (when it has one).
+pub(crate) type Packed = (String, Vec<u8>, Option<i64>);
+
 /// Splits the packed fields of a one-row load (see
-/// [`Backend::PACK_FIELDS`]): entries `<name bytes>,<value bytes>:<name><value>`
-/// back to back. The lengths say where each name and value ends, so no byte
-/// of a value can be mistaken for a separator; `None` (no field rows) is an
-/// empty list. Anything that does not end exactly at the last entry's end is
-/// an error, never a shorter session.
-pub(crate) fn unpack(packed: Option<&[u8]>) -> Result<Vec<(String, Vec<u8>)>, String> {
-    fn number(bytes: &[u8], end: u8) -> Option<(usize, &[u8])> {
-        let at = bytes.iter().position(|&b| b == end)?;
-        let digits = std::str::from_utf8(&bytes[..at]).ok()?;
-        Some((digits.parse().ok()?, &bytes[at + 1..]))
-    }
-    let mut rest = packed.unwrap_or_default();
+/// [`Backend::PACK_FIELDS`]): entries
+/// `<name bytes>,<value bytes>[,<version>]:<name><value>` back to back.
+/// The lengths say where each name and value ends, so no byte of a value
+/// can be mistaken for a separator; `None` (no field rows) is an empty
+/// list. Anything that does not end exactly at the last entry's end is an
+/// error, never a shorter session.
+pub(crate) fn unpack(packed: Option<&[u8]>) -> Result<Vec<Packed>, String> {
+    let whole = packed.unwrap_or_default();
+    let mut rest = whole;
     let mut fields = Vec::new();
     while !rest.is_empty() {
         let bad = || {
             format!(
                 "malformed packed fields at byte {}",
-                packed.map_or(0, <[u8]>::len) - rest.len()
+                whole.len() - rest.len()
             )
         };
-        let (name_len, after) = number(rest, b',').ok_or_else(bad)?;
-        let (value_len, after) = number(after, b':').ok_or_else(bad)?;
-        if after.len() < name_len + value_len {
+        let colon = rest.iter().position(|&b| b == b':').ok_or_else(bad)?;
+        let head = std::str::from_utf8(&rest[..colon]).map_err(|_| bad())?;
+        let mut numbers = head.split(',');
+        let mut next = || -> Option<Option<u64>> { numbers.next().map(|n| n.parse().ok()) };
+        let (Some(Some(name_len)), Some(Some(value_len))) = (next(), next()) else {
+            return Err(bad());
+        };
+        let version = match next() {
+            None => None,
+            Some(Some(v)) => Some(i64::try_from(v).map_err(|_| bad())?),
+            Some(None) => return Err(bad()),
+        };
+        if next().is_some() {
             return Err(bad());
         }
-        let (name, after) = after.split_at(name_len);
-        let (value, after) = after.split_at(value_len);
+        let (name_len, value_len) = (
+            usize::try_from(name_len).map_err(|_| bad())?,
+            usize::try_from(value_len).map_err(|_| bad())?,
+        );
+        let body = &rest[colon + 1..];
+        if body.len() < name_len.saturating_add(value_len) {
+            return Err(bad());
+        }
+        let (name, body) = body.split_at(name_len);
+        let (value, body) = body.split_at(value_len);
         let name =
             String::from_utf8(name.to_vec()).map_err(|e| format!("packed field name: {e}"))?;
-        fields.push((name, value.to_vec()));
-        rest = after;
+        fields.push((name, value.to_vec(), version));
+        rest = body;
     }
     Ok(fields)
 }
@@ -526,12 +650,12 @@ mod tests {
     fn unpack_reads_what_the_aggregate_packs() {
         assert_eq!(unpack(None), Ok(vec![]));
         assert_eq!(unpack(Some(b"")), Ok(vec![]));
-        let packed = b"1,3:a,:;2,0:\xc3\xa9";
+        let packed = b"1,3:a,:;2,0,7:\xc3\xa9";
         assert_eq!(
             unpack(Some(packed)),
             Ok(vec![
-                ("a".into(), b",:;".to_vec()),
-                ("\u{e9}".into(), vec![])
+                ("a".into(), b",:;".to_vec(), None),
+                ("\u{e9}".into(), vec![], Some(7))
             ])
         );
     }
@@ -540,7 +664,15 @@ mod tests {
     fn unpack_refuses_anything_short_or_malformed() {
         // A truncated value, a missing length, a length that is not a
         // number, trailing bytes: errors, never a shorter session.
-        for bad in [&b"1,3:a,:"[..], b"1:ab", b"x,1:ab", b"1,1:ab1", b"1,1:a"] {
+        for bad in [
+            &b"1,3:a,:"[..],
+            b"1:ab",
+            b"x,1:ab",
+            b"1,1:ab1",
+            b"1,1:a",
+            b"1,1,x:ab",
+            b"1,1,2,3:ab",
+        ] {
             assert!(
                 unpack(Some(bad)).is_err(),
                 "{:?}",

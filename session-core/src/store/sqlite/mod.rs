@@ -138,9 +138,10 @@ sqlx_backend! {
     // `length` of a BLOB counts bytes; `||` and `group_concat` copy a
     // BLOB's bytes as they are.
     pack_fields: Some(
-        "group_concat(length(CAST(f.name AS BLOB)) || ',' || length(CAST(f.value AS BLOB)) || ':' || f.name || f.value, '')"
+        "group_concat(length(CAST(f.name AS BLOB)) || ',' || length(CAST(f.value AS BLOB)) || coalesce(',' || f.version, '') || ':' || f.name || f.value, '')"
     ),
     last_insert_id: sqlx::sqlite::SqliteQueryResult::last_insert_rowid,
+    version_type: "INTEGER",
     schema: include_str!("schema.sql"),
     classify: classify,
 }

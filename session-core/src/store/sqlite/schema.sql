@@ -33,5 +33,7 @@ CREATE TABLE IF NOT EXISTS `session_fields` (
   `session_pk` INTEGER NOT NULL REFERENCES `sessions` (`pk`) ON DELETE CASCADE,
   `name` TEXT NOT NULL,
   `value` BLOB NOT NULL,
+  -- Set only for `#[session(versioned)]` fields (compare-and-set).
+  `version` INTEGER,
   PRIMARY KEY (`session_pk`, `name`)
 ) WITHOUT ROWID;

@@ -1,0 +1,182 @@
+//! `update_x`: a versioned field changed by a closure and written at once
+//! with a compare-and-set, retried on conflict.
+//!
+//! The closure runs on the value as stored; the write succeeds only if the
+//! field's version is still the one that value came with. On a conflict the
+//! field alone is reloaded and the closure runs again on the fresh value, so
+//! concurrent updates of one field all take effect, in some order, whatever
+//! the store (each store's compare-and-set is atomic).
+
+use std::time::Duration;
+
+use crate::codec::{Codec, Storable};
+use crate::error::{Error, Result};
+use crate::state::{Change, Known, SessionState, Stage};
+use crate::store::{Changes, Expect, Saved};
+
+/// How many times `update_x` tries before it reports the conflict. With
+/// the jittered pause between tries, 32 requests updating one field at
+/// once all get through (tested), at a few retries each.
+const ATTEMPTS: u32 = 100;
+
+/// The longest pause between two tries.
+const MAX_PAUSE: Duration = Duration::from_millis(16);
+
+impl SessionState {
+    /// Runs `change` on field `index` and writes the result at once if the
+    /// field's version is still the one it was read at; on a conflict,
+    /// reloads the field and runs `change` again (up to [`ATTEMPTS`]).
+    /// Returns the value as written and what the last run of `change`
+    /// returned.
+    ///
+    /// Outside a live session (none yet, a regenerate pending), there is no
+    /// one to race: the change is made in memory and written by the flush,
+    /// which checks the version.
+    pub(crate) async fn update<C: Codec, T: Storable, R>(
+        &mut self,
+        index: usize,
+        default: fn() -> T,
+        change: &mut (dyn FnMut(&mut T) -> R + Send),
+    ) -> Result<(T, R)> {
+        let name = self.schema[index].name;
+        // Load once: it settles whether there is a live session.
+        self.bytes(index).await?;
+        let key = match &self.request.life().stage {
+            Stage::Live { key, .. } => Some(*key),
+            Stage::Destroyed => return Err(Error::WriteAfterDestroy { field: name }),
+            Stage::Ended => return Err(Error::Interrupted),
+            _ => None,
+        };
+        let Some(key) = key else {
+            let (mut value, _) = self.decode::<C, T>(index, default).await?;
+            let out = change(&mut value);
+            self.mark(index, Change::Written);
+            return Ok((value, out));
+        };
+        let store = self.request.manager().store().clone();
+        let mut seed = jitter_seed(&key.as_bytes()[..8]);
+        for attempt in 0..ATTEMPTS {
+            let (mut value, fell_back) = self.decode::<C, T>(index, default).await?;
+            let out = change(&mut value);
+            let bytes = value.encode_with::<C>().map_err(|source| Error::Encode {
+                field: name,
+                source,
+            })?;
+            let stored = match self.known(index) {
+                Known::Bytes(b) => Some(b == bytes.as_slice()),
+                _ => None,
+            };
+            if stored == Some(true) && !fell_back {
+                // Nothing to write: the value is as stored.
+                return Ok((value, out));
+            }
+            let limit = self.request.manager().config().max_field_bytes;
+            if bytes.len() > limit {
+                return Err(Error::FieldTooLarge {
+                    field: name,
+                    size: bytes.len(),
+                    limit,
+                });
+            }
+            let version = self.version(index).unwrap_or(None);
+            let expect = Expect { name, version };
+            let changes = Changes {
+                upsert: vec![(name, bytes)],
+                expect: vec![expect],
+                ..Changes::default()
+            };
+            let at = self.request.validity();
+            match store.save(&key, &changes, at).await? {
+                Saved::Saved => {
+                    let [(_, bytes)] = <[_; 1]>::try_from(changes.upsert)
+                        .unwrap_or_else(|_| unreachable!("one field was written"));
+                    self.set_written(index, Some(bytes));
+                    self.set_version(index, Some(expect.next()));
+                    // What the handler changed before is now stored.
+                    if self.change(index) == Change::Written {
+                        self.mark(index, Change::Clean);
+                    }
+                    return Ok((value, out));
+                }
+                Saved::Gone | Saved::Moved => {
+                    self.request.life().stage = Stage::Ended;
+                    return Err(Error::Interrupted);
+                }
+                Saved::Conflict => {
+                    tracing::debug!(
+                        field = name,
+                        attempt,
+                        "versioned field changed meanwhile; reloading it"
+                    );
+                    self.reload(index).await?;
+                    let pause = next_jitter(&mut seed) % (1 << attempt.min(4));
+                    tokio::time::sleep(Duration::from_millis(pause).min(MAX_PAUSE)).await;
+                }
+            }
+        }
+        tracing::warn!(
+            field = name,
+            attempts = ATTEMPTS,
+            "versioned field kept changing; giving up"
+        );
+        Err(Error::Conflict { field: name })
+    }
+
+    /// Reloads field `index` alone (bytes and version) after a conflict.
+    async fn reload(&mut self, index: usize) -> Result<()> {
+        let Some(key) = self.request.read_key() else {
+            return Ok(());
+        };
+        let skip: Vec<&str> = self
+            .schema
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| i != index)
+            .map(|(_, f)| f.name)
+            .collect();
+        let at = self.request.validity();
+        let store = self.request.manager().store().clone();
+        match store.load(&key, &skip, at).await? {
+            Some(record) => {
+                let name = self.schema[index].name;
+                let bytes = record
+                    .fields
+                    .into_iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v);
+                let version = record
+                    .versions
+                    .into_iter()
+                    .find(|(n, _)| n == name)
+                    .map_or(0, |(_, v)| v);
+                let present = bytes.is_some();
+                self.set_written(index, bytes);
+                self.set_version(index, present.then_some(version));
+                Ok(())
+            }
+            None => {
+                self.request.life().stage = Stage::Ended;
+                Err(Error::Interrupted)
+            }
+        }
+    }
+}
+
+/// A seed for the retry pauses: requests racing on one field must not
+/// pause in step. Not secret; the clock and the session key suffice.
+fn jitter_seed(key: &[u8]) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    key.iter().fold(u64::from(nanos) | 1, |a, &b| {
+        a.rotate_left(8) ^ u64::from(b)
+    })
+}
+
+/// xorshift64: the next pause's randomness.
+fn next_jitter(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
