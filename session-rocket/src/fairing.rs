@@ -204,7 +204,10 @@ impl Fairing for Sessions {
                     "a concurrent request changed this session; this request's changes were not saved",
                 )
             } else {
-                (Status::InternalServerError, "the session could not be saved")
+                (
+                    Status::InternalServerError,
+                    "the session could not be saved",
+                )
             };
             replace_body(res, status, body);
             return;
