@@ -1,11 +1,13 @@
 //! The shared, per-application half of sessions: the store and the config.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
 use crate::config::Config;
 use crate::error::Result;
 use crate::store::SessionStore;
+use crate::token::StoreKey;
 
 /// The store and configuration every request's session state is built from.
 /// Cheap to clone (one `Arc`).
@@ -25,6 +27,37 @@ pub struct SessionManager {
 struct Inner {
     store: Arc<dyn SessionStore>,
     config: Config,
+    locks: FieldLocks,
+}
+
+/// One FIFO lock per (session, versioned field) being updated in this
+/// process: `update_x` calls of one field queue here instead of racing
+/// each other's compare-and-set, which would let some lose again and
+/// again. Other processes still race through the store's
+/// compare-and-set. An entry lives while someone holds or awaits it.
+#[derive(Default)]
+struct FieldLocks(std::sync::Mutex<HashMap<(StoreKey, &'static str), Arc<tokio::sync::Mutex<()>>>>);
+
+/// A held field lock; dropping it releases the lock and forgets the entry
+/// when no one else wants it.
+pub(crate) struct FieldGuard<'a> {
+    locks: &'a FieldLocks,
+    id: (StoreKey, &'static str),
+    lock: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Drop for FieldGuard<'_> {
+    fn drop(&mut self) {
+        drop(self.lock.take());
+        let mut map = self
+            .locks
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.get(&self.id).is_some_and(|l| Arc::strong_count(l) == 1) {
+            map.remove(&self.id);
+        }
+    }
 }
 
 impl fmt::Debug for SessionManager {
@@ -44,7 +77,11 @@ impl SessionManager {
     pub fn new(store: Arc<dyn SessionStore>, config: Config) -> Result<Self> {
         config.validate()?;
         Ok(SessionManager {
-            inner: Arc::new(Inner { store, config }),
+            inner: Arc::new(Inner {
+                store,
+                config,
+                locks: FieldLocks::default(),
+            }),
         })
     }
 
@@ -56,6 +93,26 @@ impl SessionManager {
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// Waits for this process's turn to update field `name` of session
+    /// `key` (see `FieldLocks`).
+    pub(crate) async fn lock_field(&self, key: StoreKey, name: &'static str) -> FieldGuard<'_> {
+        let locks = &self.inner.locks;
+        let id = (key, name);
+        let lock = {
+            let mut map = locks
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            map.entry(id).or_default().clone()
+        };
+        let lock = lock.lock_owned().await;
+        FieldGuard {
+            locks,
+            id,
+            lock: Some(lock),
+        }
     }
 }
 

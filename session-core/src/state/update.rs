@@ -14,13 +14,15 @@ use crate::error::{Error, Result};
 use crate::state::{Change, Known, SessionState, Stage};
 use crate::store::{Changes, Expect, Saved};
 
-/// How many times `update_x` tries before it reports the conflict. With
-/// the jittered pause between tries, 32 requests updating one field at
-/// once all get through (tested), at a few retries each.
-const ATTEMPTS: u32 = 100;
+/// How many times `update_x` tries before it reports the conflict.
+const ATTEMPTS: u32 = 64;
 
-/// The longest pause between two tries.
-const MAX_PAUSE: Duration = Duration::from_millis(16);
+/// The longest pause between two tries. The pause is random, in a window
+/// that doubles with each conflict up to this (binary exponential
+/// backoff): requests racing on one field spread out until they stop
+/// colliding, so 32 requests updating one field at once all get through
+/// (tested over HTTP).
+const MAX_PAUSE_MS: u64 = 64;
 
 impl SessionState {
     /// Runs `change` on field `index` and writes the result at once if the
@@ -53,7 +55,11 @@ impl SessionState {
             self.mark(index, Change::Written);
             return Ok((value, out));
         };
-        let store = self.request.manager().store().clone();
+        let manager = self.request.manager().clone();
+        let store = manager.store().clone();
+        // This process's updates of the field take turns; other processes
+        // race through the compare-and-set.
+        let _turn = manager.lock_field(key, name).await;
         let mut seed = jitter_seed(&key.as_bytes()[..8]);
         for attempt in 0..ATTEMPTS {
             let (mut value, fell_back) = self.decode::<C, T>(index, default).await?;
@@ -109,8 +115,9 @@ impl SessionState {
                         "versioned field changed meanwhile; reloading it"
                     );
                     self.reload(index).await?;
-                    let pause = next_jitter(&mut seed) % (1 << attempt.min(4));
-                    tokio::time::sleep(Duration::from_millis(pause).min(MAX_PAUSE)).await;
+                    let window = (1u64 << attempt.min(6)).min(MAX_PAUSE_MS) + 1;
+                    let pause = next_jitter(&mut seed) % window;
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
                 }
             }
         }
