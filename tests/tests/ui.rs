@@ -19,6 +19,7 @@ fn ui() {
         "field-bounds",
         "reserved-name",
         "invalid-name",
+        "versioned",
     ] {
         t.compile_fail(format!("ui/{category}/*.rs"));
     }

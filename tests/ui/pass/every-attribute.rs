@@ -27,6 +27,12 @@ pub struct Shop {
     theme: String,
     #[session(rename = "user.session-id", deferred, default = "String::new")]
     session_id: String,
+    #[session(versioned, rename = "hits", default = "one")]
+    visits: u64,
+}
+
+fn one() -> u64 {
+    1
 }
 
 async fn handler(mut session: ShopHandle) -> session_rocket::__private::Result<()> {
@@ -38,6 +44,11 @@ async fn handler(mut session: ShopHandle) -> session_rocket::__private::Result<(
     session.remove_history();
     let _ = session.theme().await?;
     let _ = session.session_id().await?;
+    let visits: u64 = session.update_visits(|v| {
+        *v += 1;
+        *v
+    }).await?;
+    let _ = visits;
     Ok(())
 }
 
