@@ -53,10 +53,12 @@ ROUTES = [
     ("read", "GET", "/read", "rr"),
     ("floor_bump", "POST", "/floor/bump", "rr"),
     ("bump", "POST", "/bump", "rr"),
+    ("vbump", "POST", "/vbump", "rr"),
     ("login", "POST", "/login", "nocookie"),
     ("logout", "POST", "/logout", "fresh"),
 ]
-FLOOR_OF = {"none": "floor_none", "read": "floor_read", "bump": "floor_bump"}
+FLOOR_OF = {"none": "floor_none", "read": "floor_read", "bump": "floor_bump",
+            "vbump": "floor_bump"}
 # Interleaved ratios: the two goals, and the diagnostic split of `read`.
 INTERLEAVE = [("none", "floor_none"), ("read", "floor_read"), ("diag_load", "floor_select"),
               ("bump", "floor_bump")]
@@ -164,10 +166,15 @@ def count_alive(cookies):
     return total
 
 
-def counter_of(cookie):
-    out = sql("SELECT value FROM `%ssession_fields` WHERE session_pk = %d AND name = 'counter'"
-              % (PREFIX, cookie_pk(cookie))).strip()
+def counter_of(cookie, name="counter"):
+    out = sql("SELECT value FROM `%ssession_fields` WHERE session_pk = %d AND name = '%s'"
+              % (PREFIX, cookie_pk(cookie), name)).strip()
     return int(out or 0)
+
+
+# The field each incrementing route changes (the 1-session run checks how
+# many increments were kept).
+COUNTER_OF = {"bump": "counter", "vbump": "hits"}
 
 
 # ---------------------------------------------------------------- cpu
@@ -708,8 +715,15 @@ def label(sql_text):
         return "floor_select"
     if u.startswith("SELECT DOC FROM %sFLOOR" % p.upper()):
         return "floor_read"
+    if u.startswith("INSERT INTO `%sSESSION_FIELDS` (SESSION_PK, NAME, VALUE) VALUES" % p.upper()):
+        # a login's fields, by the new session's key
+        return "insert(%d)" % u.count("(?, ?, ?)")
+    if u.startswith("INSERT INTO `%sSESSION_FIELDS` (SESSION_PK, NAME, VALUE, VERSION)" % p.upper()):
+        return "cas:insert"
     if u.startswith("INSERT INTO `%sSESSION_FIELDS`" % p.upper()):
         return "upsert(%d)" % u.count("SELECT ?")
+    if u.startswith("UPDATE `%sSESSION_FIELDS` SET VALUE = ?, VERSION" % p.upper()):
+        return "cas:update"
     if u.startswith("UPDATE `%sSESSION_FIELDS`" % p.upper()):
         # the plain update of fields the request read (counted as the write)
         return "upsert:update(%d)" % u.count("WHEN ?")
@@ -879,7 +893,8 @@ def throughput_pass(args, out, app, sessions, template):
                 write(cfile, "\n".join(fresh) + "\n")
             else:
                 wrk(args, app.port, method, path, cfile, mode, args.warmup, False)
-            before_counter = counter_of(sessions[0]) if name == "bump" and cfg == 1 else None
+            before_counter = (counter_of(sessions[0], COUNTER_OF[name])
+                              if name in COUNTER_OF and cfg == 1 else None)
             s0 = status()
             load = os.getloadavg()[0]
             c0 = cpu_sample(app.proc.pid, args.db_pid)
@@ -897,7 +912,7 @@ def throughput_pass(args, out, app, sessions, template):
                 r["exhausted"] = r["fresh_left"] == 0
             if before_counter is not None:
                 r["counter_before"] = before_counter
-                r["counter_after"] = counter_of(sessions[0])
+                r["counter_after"] = counter_of(sessions[0], COUNTER_OF[name])
             results["%s/%d" % (name, cfg)] = r
             log("  %-12s %3d sessions: %9.0f req/s  p50 %7.2f ms  p99 %7.2f ms  non2xx %d"
                 "  cpu/req app %.0f us db %.0f us, other load %.2f cores"
@@ -1113,15 +1128,19 @@ def report(args, meta, thr, cnt):
                          "update+delete) %.2f, Com_stmt_execute %.2f, Bytes_received %.1f"
                          % (name, mix or "none", dml / n, sd["Com_stmt_execute"] / n,
                             sd["Bytes_received"] / n))
-    b1 = thr.get("bump/1")
-    if b1 and "counter_after" in b1:
-        done = b1["requests"] - b1["non2xx"]
-        lines.append("")
-        lines.append("Concurrent `bump`s on one session (config 1): %d successful responses in "
-                     "the measured run raised the stored counter by %d (%d increments lost: "
-                     "read-modify-write without a lock, last writer wins per field)."
-                     % (done, b1["counter_after"] - b1["counter_before"],
-                        done - (b1["counter_after"] - b1["counter_before"])))
+    for route, why in (("bump", "read-modify-write of a plain field: the last writer wins"),
+                       ("vbump", "a versioned field, compare-and-set: none may be lost")):
+        b1 = thr.get("%s/1" % route)
+        if b1 and "counter_after" in b1:
+            done = b1["requests"] - b1["non2xx"]
+            rose = b1["counter_after"] - b1["counter_before"]
+            lines.append("")
+            lost = ("%d increments lost" % (done - rose) if rose < done else
+                    "every increment kept; %d more than wrk counted: requests in flight when "
+                    "it stopped" % (rose - done))
+            lines.append("Concurrent `%s`s on one session (config 1, %d connections): %d "
+                         "successful responses in the measured run raised the stored counter "
+                         "by %d (%s; %s)." % (route, args.connections, done, rose, lost, why))
     # bump vs whole rewrite
     lines.append("")
     lines.append("### `bump` bytes vs a whole-session rewrite")
@@ -1140,10 +1159,10 @@ def report(args, meta, thr, cnt):
         load = p.get("exec_bytes:load", 0) / n
         lp = cnt.get(lkey, {}).get("proxy", {})
         ln = cnt.get(lkey, {}).get("requests") or 1
-        login_upsert = lp.get("exec_bytes:upsert(22)", 0) / ln
+        login_upsert = lp.get("exec_bytes:insert(22)", 0) / ln
         lines.append("- %d session%s: bump sends %.1f bytes/request in all (load %.1f + upsert "
                      "%.1f); that is %.1f%% of the %d-byte whole session (write alone: %.1f%%). "
-                     "Login's 22-field upsert packet, i.e. what a whole rewrite sends through "
+                     "Login's 22-field insert packet, i.e. what a whole rewrite sends through "
                      "this store: %.1f bytes; bump's write is %.1f%% of it."
                      % (cfg, "" if cfg == 1 else "s", total, load, upsert,
                         100 * total / whole, whole, 100 * upsert / whole, login_upsert,

@@ -61,6 +61,15 @@ struct Bench {
     p20: String,
 }
 
+/// The same session seen by a second type: one versioned counter, changed
+/// by `vbump` with `update_hits` (compare-and-set), beside `bump`'s plain
+/// read-modify-write of `counter`.
+#[derive(Session)]
+struct Hits {
+    #[session(versioned)]
+    hits: u64,
+}
+
 /// Cart lines per session: 50, or `BENCH_CART_ITEMS` (the size sweep).
 fn cart_items() -> u32 {
     std::env::var("BENCH_CART_ITEMS")
@@ -304,6 +313,19 @@ async fn bump(mut session: Session<Bench>) -> Result<String, SessionError> {
     Ok(counter.to_string())
 }
 
+/// Increments the versioned counter: compare-and-set, retried on conflict,
+/// so concurrent increments all land.
+#[post("/vbump")]
+async fn vbump(mut session: Session<Hits>) -> Result<String, SessionError> {
+    let hits = session
+        .update_hits(|h| {
+            *h += 1;
+            *h
+        })
+        .await?;
+    Ok(hits.to_string())
+}
+
 /// A new session with all 22 fields.
 #[post("/login")]
 fn login(mut session: Session<Bench>) -> &'static str {
@@ -389,9 +411,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .merge(("sessions.max_field_bytes", 1 << 20))
         .merge(("sessions.max_session_bytes", 2 << 20))
         .merge(("sessions.cleanup_interval", 0));
-    let app = rocket::custom(figment)
-        .attach(Sessions::fairing())
-        .mount("/", routes![floor_none, none, read, bump, login, logout]);
+    let app = rocket::custom(figment).attach(Sessions::fairing()).mount(
+        "/",
+        routes![floor_none, none, read, bump, vbump, login, logout],
+    );
     let app = if url.starts_with("sqlite:") {
         app
     } else {

@@ -36,14 +36,25 @@ struct Inner {
 /// again. Other processes still race through the store's
 /// compare-and-set. An entry lives while someone holds or awaits it.
 #[derive(Default)]
-struct FieldLocks(std::sync::Mutex<HashMap<(StoreKey, &'static str), Arc<tokio::sync::Mutex<()>>>>);
+struct FieldLocks(std::sync::Mutex<HashMap<FieldId, Arc<tokio::sync::Mutex<()>>>>);
+
+/// A session's key and a field's stored name.
+type FieldId = (StoreKey, &'static str);
 
 /// A held field lock; dropping it releases the lock and forgets the entry
 /// when no one else wants it.
 pub(crate) struct FieldGuard<'a> {
     locks: &'a FieldLocks,
-    id: (StoreKey, &'static str),
+    id: FieldId,
     lock: Option<tokio::sync::OwnedMutexGuard<()>>,
+    waited: bool,
+}
+
+impl FieldGuard<'_> {
+    /// Whether another update of the field held the turn first.
+    pub(crate) fn waited(&self) -> bool {
+        self.waited
+    }
 }
 
 impl Drop for FieldGuard<'_> {
@@ -107,11 +118,15 @@ impl SessionManager {
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             map.entry(id).or_default().clone()
         };
-        let lock = lock.lock_owned().await;
+        let (lock, waited) = match lock.clone().try_lock_owned() {
+            Ok(held) => (held, false),
+            Err(_) => (lock.lock_owned().await, true),
+        };
         FieldGuard {
             locks,
             id,
             lock: Some(lock),
+            waited,
         }
     }
 }

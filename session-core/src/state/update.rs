@@ -58,8 +58,13 @@ impl SessionState {
         let manager = self.request.manager().clone();
         let store = manager.store().clone();
         // This process's updates of the field take turns; other processes
-        // race through the compare-and-set.
-        let _turn = manager.lock_field(key, name).await;
+        // race through the compare-and-set. After waiting for the turn,
+        // the value loaded before is likely stale: reload it first rather
+        // than spend a write on a sure conflict.
+        let turn = manager.lock_field(key, name).await;
+        if turn.waited() {
+            self.reload(index).await?;
+        }
         let mut seed = jitter_seed(&key.as_bytes()[..8]);
         for attempt in 0..ATTEMPTS {
             let (mut value, fell_back) = self.decode::<C, T>(index, default).await?;
@@ -115,9 +120,13 @@ impl SessionState {
                         "versioned field changed meanwhile; reloading it"
                     );
                     self.reload(index).await?;
-                    let window = (1u64 << attempt.min(6)).min(MAX_PAUSE_MS) + 1;
-                    let pause = next_jitter(&mut seed) % window;
-                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                    // The first retry goes at once (the reload took a round
+                    // trip already); later ones back off.
+                    if attempt > 0 {
+                        let window = (1u64 << attempt.min(6)).min(MAX_PAUSE_MS) + 1;
+                        let pause = next_jitter(&mut seed) % window;
+                        tokio::time::sleep(Duration::from_millis(pause)).await;
+                    }
                 }
             }
         }

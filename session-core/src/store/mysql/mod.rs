@@ -156,7 +156,9 @@ sqlx_backend! {
     // A row per field: see `PACK_FIELDS` and BENCHMARKS.md.
     pack_fields: None,
     // Keys start at 1 and stay far below 2^63.
-    last_insert_id: |r: &sqlx::mysql::MySqlQueryResult| r.last_insert_id().cast_signed(),
+    last_insert_id: |r: &sqlx::mysql::MySqlQueryResult| {
+        i64::try_from(r.last_insert_id()).unwrap_or(i64::MAX)
+    },
     version_type: "BIGINT NULL",
     schema: include_str!("schema.sql"),
     classify: classify,
