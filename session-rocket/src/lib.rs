@@ -107,6 +107,7 @@
 //! | regenerates and writes | 2 (rename + write, one transaction) |
 //! | destroys | 1 |
 //! | first reads a deferred field | +1 |
+//! | `update_x` of a `#[session(versioned)]` field | +1 per call (the write, at once; +1 reload per conflict) |
 //!
 //! Once per `touch_after` seconds a request that loaded the session also
 //! pushes its expiry forward (one more statement). [`Sessions::state`]

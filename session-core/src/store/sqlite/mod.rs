@@ -135,10 +135,12 @@ sqlx_backend! {
     columns: "SELECT CAST(name AS BLOB) FROM pragma_table_info(?) ORDER BY cid",
     max_packet: None,
     // One packed row per load: measured 2026-11-29, see `PACK_FIELDS`.
-    // `length` of a BLOB counts bytes; `||` and `group_concat` copy a
-    // BLOB's bytes as they are.
+    // `length` of a BLOB counts bytes (values are always bound as BLOBs;
+    // names are ASCII); `||` and `group_concat` copy a BLOB's bytes as they
+    // are. `length(f.value)` straight on the column reads the length from
+    // the record header: a CAST there would read a large value twice.
     pack_fields: Some(
-        "group_concat(length(CAST(f.name AS BLOB)) || ',' || length(CAST(f.value AS BLOB)) || coalesce(',' || f.version, '') || ':' || f.name || f.value, '')"
+        "group_concat(length(f.name) || ',' || length(f.value) || coalesce(',' || f.version, '') || ':' || f.name || f.value, '')"
     ),
     last_insert_id: sqlx::sqlite::SqliteQueryResult::last_insert_rowid,
     version_type: "INTEGER",
