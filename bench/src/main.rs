@@ -176,14 +176,10 @@ async fn floor_bump(pool: &State<FloorPool>, cookies: &CookieJar<'_>) -> Result<
     Ok(pk.to_string())
 }
 
-/// Diagnostic, not a floor: the session store's own load query (same SQL,
-/// same row decoding: all 22 field rows of the session), run directly on the
-/// floor pool. `read` minus this is the session layer's overhead; this minus
-/// `floor_select` is the cost of the wider query.
-#[get("/diag/load")]
-async fn diag_load(pool: &State<FloorPool>, cookies: &CookieJar<'_>) -> Result<String, String> {
+/// What the store's load binds: the session's key (SHA-256 of the cookie's
+/// token) and the current time.
+fn load_args(cookies: &CookieJar<'_>) -> Result<(Vec<u8>, i64), String> {
     use base64::Engine as _;
-    use session_rocket::sqlx::Row;
     use sha2::Digest as _;
 
     let token = cookies
@@ -194,14 +190,25 @@ async fn diag_load(pool: &State<FloorPool>, cookies: &CookieJar<'_>) -> Result<S
                 .ok()
         })
         .ok_or("no session cookie")?;
-    let key = sha2::Sha256::digest(&token);
-    let now = i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_err(|e| e.to_string())?
-            .as_secs(),
-    )
-    .map_err(|e| e.to_string())?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_secs();
+    Ok((
+        sha2::Sha256::digest(&token).to_vec(),
+        i64::try_from(now).map_err(|e| e.to_string())?,
+    ))
+}
+
+/// Diagnostic, not a floor: the session store's own load query (same SQL,
+/// same row decoding: all 22 field rows of the session), run directly on the
+/// floor pool. `read` minus this is the session layer's overhead; this minus
+/// `floor_select` is the cost of the wider query.
+#[get("/diag/load")]
+async fn diag_load(pool: &State<FloorPool>, cookies: &CookieJar<'_>) -> Result<String, String> {
+    use session_rocket::sqlx::Row;
+
+    let (key, now) = load_args(cookies)?;
     let mut conn = pool.0.acquire().await.map_err(|e| e.to_string())?;
     let rows = session_rocket::sqlx::query(
         "SELECT s.created_at, s.expires_at, s.idle_timeout, f.name, f.value FROM `bench_sessions` s \
@@ -235,26 +242,9 @@ async fn diag_load_packed(
     pool: &State<FloorPool>,
     cookies: &CookieJar<'_>,
 ) -> Result<String, String> {
-    use base64::Engine as _;
     use session_rocket::sqlx::Row;
-    use sha2::Digest as _;
 
-    let token = cookies
-        .get("session")
-        .and_then(|c| {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(c.value())
-                .ok()
-        })
-        .ok_or("no session cookie")?;
-    let key = sha2::Sha256::digest(&token);
-    let now = i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_err(|e| e.to_string())?
-            .as_secs(),
-    )
-    .map_err(|e| e.to_string())?;
+    let (key, now) = load_args(cookies)?;
     let mut conn = pool.0.acquire().await.map_err(|e| e.to_string())?;
     let row = session_rocket::sqlx::query(
         "SELECT s.created_at, s.expires_at, s.idle_timeout, (SELECT GROUP_CONCAT(LENGTH(f.name), ',', \

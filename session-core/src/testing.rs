@@ -774,8 +774,9 @@ pub async fn login(manager: &SessionManager, user: u64) -> String {
     cookie_token(&mut handle)
 }
 
-fn cookie_token(handle: &mut CartHandle) -> String {
-    match handle.request().take_cookie_action() {
+/// The token of the Set-Cookie a flushed handle's response would carry.
+fn cookie_token<H: crate::schema::SessionHandle>(handle: &mut H) -> String {
+    match handle.state().request().take_cookie_action() {
         Some(CookieAction::Set { token, .. }) => token.to_cookie_value(),
         other => panic!("expected a Set-Cookie, got {other:?}"),
     }
@@ -1553,13 +1554,6 @@ pub async fn concurrent_compare_and_set_increments_all_land(store: Arc<dyn Sessi
     eprintln!("{conflicts} conflicts along the way");
 }
 
-fn counter_cookie(handle: &mut CounterSession) -> String {
-    match handle.request().take_cookie_action() {
-        Some(CookieAction::Set { token, .. }) => token.to_cookie_value(),
-        other => panic!("expected a Set-Cookie, got {other:?}"),
-    }
-}
-
 /// `update_x` from many parallel requests: every increment lands, and an
 /// uncontended update costs the load and one write.
 pub async fn concurrent_updates_of_a_versioned_field_lose_nothing(store: Arc<dyn SessionStore>) {
@@ -1567,7 +1561,7 @@ pub async fn concurrent_updates_of_a_versioned_field_lose_nothing(store: Arc<dyn
     let mut login = m.open::<Counter>(None);
     login.set_note("start".into());
     assert_eq!(flush(&mut login).await.unwrap(), Outcome::Created);
-    let cookie = counter_cookie(&mut login);
+    let cookie = cookie_token(&mut login);
 
     // Uncontended: load + one compare-and-set, nothing more at the flush.
     let statements = {
@@ -1618,7 +1612,7 @@ pub async fn plain_writes_of_a_versioned_field_conflict(store: Arc<dyn SessionSt
     let mut login = m.open::<Counter>(None);
     login.set_hits(10);
     flush(&mut login).await.unwrap();
-    let cookie = counter_cookie(&mut login);
+    let cookie = cookie_token(&mut login);
 
     let mut a = m.open::<Counter>(Some(&cookie));
     let mut b = m.open::<Counter>(Some(&cookie));

@@ -224,6 +224,52 @@ async fn a_foreign_sessions_table_is_named_with_the_fix() {
         .unwrap();
 }
 
+/// A `session_fields` table from before versioned fields: `create_tables`
+/// adds its `version` column and keeps its rows; `check` (the
+/// `create_tables = false` path) refuses it and names the statement.
+#[tokio::test]
+async fn a_fields_table_without_versions_gets_its_column() {
+    use session_core::store::SessionStore;
+
+    let store = store().await;
+    let prefix = store.table_names().prefix().to_string();
+    let mut conn = raw_connection().await;
+    let key = Token::generate().unwrap().store_key();
+    let t = session_core::now();
+    let session = session_core::store::NewSession {
+        created_at: t,
+        expires_at: t + 60,
+        idle_timeout: 60,
+        persistent: None,
+    };
+    assert!(store
+        .create(&key, session, &[("kept", b"1".to_vec())])
+        .await
+        .unwrap());
+    sqlx::query(&format!(
+        "ALTER TABLE `{prefix}session_fields` DROP COLUMN `version`"
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let err = store.check().await.unwrap_err().to_string();
+    assert!(
+        err.contains(&format!(
+            "ALTER TABLE `{prefix}session_fields` ADD COLUMN `version`"
+        )),
+        "{err}"
+    );
+    store.create_tables().await.unwrap();
+    store.check().await.unwrap();
+    let at = session_core::store::Validity {
+        now: t,
+        created_after: t - 3600,
+    };
+    let record = store.load(&key, &[], at).await.unwrap().unwrap();
+    assert_eq!(record.fields, vec![("kept".to_string(), b"1".to_vec())]);
+    teardown(&store).await;
+}
+
 /// A read-only server (a replica, a node being failed over) is an outage,
 /// 503, not a failure of the app: MySQL error 1290 is `Unavailable`.
 #[tokio::test]

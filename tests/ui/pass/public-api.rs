@@ -5,8 +5,8 @@
 use session_core::store::memory::{MemoryStore, DEFAULT_CAPACITY};
 use session_core::store::open::{open, redact, Opened, Profile};
 use session_core::store::{
-    Changes, Counters, ExpiryUpdate, NewSession, Record, Rename, Saved, SessionStore, StoreStats,
-    Timestamp, Validity, PREVIOUS_KEY_GRACE,
+    Changes, Counters, Expect, ExpiryUpdate, NewSession, Record, Rename, Saved, SessionStore,
+    StoreStats, Timestamp, Validity, PREVIOUS_KEY_GRACE,
 };
 use session_core::{
     flush, BoxError, Config, Error, FieldDef, RequestSession, Result, SessionData, SessionHandle,
@@ -16,6 +16,19 @@ use session_rocket::codec::{Codec, JsonCodec};
 use session_rocket::config::extract;
 use session_core::state::{CookieAction, Outcome};
 use session_rocket::{OnDecodeError, SameSite, Session, SessionError, Sessions, SessionsState};
+
+/// A store author's view of versioned writes.
+fn outcome(saved: Saved, changes: &Changes) -> Option<u64> {
+    match saved {
+        Saved::Conflict => None,
+        Saved::Saved | Saved::Gone | Saved::Moved => changes.expect.first().map(Expect::next),
+    }
+}
+
+/// An app's view of a conflict.
+fn is_conflict(error: &Error) -> bool {
+    matches!(error, Error::Conflict { field: _ }) && error.is_conflict()
+}
 
 fn main() {
     let _: fn(MemoryStore) -> Sessions = Sessions::with_store;
