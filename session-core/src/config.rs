@@ -127,6 +127,12 @@ pub struct Config {
     /// session is refused with a 503 and existing ones are kept. Default
     /// 100 000.
     pub memory_max_sessions: usize,
+    /// Keys that sign the session cookie (base64 of at least 32 random
+    /// bytes each): the first signs, all verify. A cookie without a valid
+    /// signature is treated as no cookie, before any store call. Empty (the
+    /// default): unsigned cookies, whose unknown tokens cost one indexed
+    /// lookup each.
+    pub signing_keys: Vec<crate::signing::SigningKey>,
 }
 
 impl Default for Config {
@@ -155,6 +161,7 @@ impl Default for Config {
             skip_on_server_error: true,
             statement_timeout: 5,
             memory_max_sessions: DEFAULT_MEMORY_MAX_SESSIONS,
+            signing_keys: Vec::new(),
         }
     }
 }
@@ -171,6 +178,7 @@ impl Config {
     /// # Errors
     /// [`Error::Config`] naming the setting and what it must be.
     pub fn validate(&self) -> Result<()> {
+        crate::signing::CookieSigner::new(&self.signing_keys)?;
         let cookie_ok = !self.cookie_name.is_empty()
             && self
                 .cookie_name

@@ -30,6 +30,7 @@ pub mod config;
 pub mod error;
 mod manager;
 pub mod schema;
+pub mod signing;
 pub mod state;
 pub mod store;
 pub mod token;

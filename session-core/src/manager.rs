@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::error::Result;
+use crate::signing::CookieSigner;
 use crate::store::SessionStore;
-use crate::token::StoreKey;
+use crate::token::{StoreKey, Token};
 
 /// The store and configuration every request's session state is built from.
 /// Cheap to clone (one `Arc`).
@@ -28,6 +29,8 @@ struct Inner {
     store: Arc<dyn SessionStore>,
     config: Config,
     locks: FieldLocks,
+    /// Signs and checks cookie values when `signing_keys` are set.
+    signer: Option<CookieSigner>,
 }
 
 /// One FIFO lock per (session, versioned field) being updated in this
@@ -87,13 +90,34 @@ impl SessionManager {
     /// [`Error::Config`](crate::Error::Config) when the configuration is invalid.
     pub fn new(store: Arc<dyn SessionStore>, config: Config) -> Result<Self> {
         config.validate()?;
+        let signer = CookieSigner::new(&config.signing_keys)?;
         Ok(SessionManager {
             inner: Arc::new(Inner {
                 store,
                 config,
                 locks: FieldLocks::default(),
+                signer,
             }),
         })
+    }
+
+    /// The token a request's cookie value carries: with `signing_keys`,
+    /// only a value signed by one of them; `None` for anything else (the
+    /// request then has no session yet).
+    pub fn parse_cookie(&self, value: &str) -> Option<Token> {
+        match &self.inner.signer {
+            Some(signer) => signer.verify(value),
+            None => Token::parse(value),
+        }
+    }
+
+    /// The cookie value for `token`: signed with the first of
+    /// `signing_keys`, or the bare token.
+    pub fn cookie_value(&self, token: &Token) -> String {
+        match &self.inner.signer {
+            Some(signer) => signer.sign(token),
+            None => token.to_cookie_value(),
+        }
     }
 
     /// The store.

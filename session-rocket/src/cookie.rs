@@ -3,8 +3,9 @@
 use rocket::http::{Cookie, SameSite as RocketSameSite};
 use rocket::time::{Duration, OffsetDateTime};
 use rocket::Request;
-use session_core::config::{Config, SameSite};
+use session_core::config::SameSite;
 use session_core::state::CookieAction;
+use session_core::SessionManager;
 
 fn same_site(value: SameSite) -> RocketSameSite {
     match value {
@@ -17,9 +18,10 @@ fn same_site(value: SameSite) -> RocketSameSite {
 /// The `Set-Cookie` for an action: the token with the configured flags, or
 /// a removal with the same name, path, domain and flags (browsers only
 /// drop a cookie when those match). `HttpOnly` is always on.
-pub(crate) fn render(config: &Config, action: &CookieAction) -> Cookie<'static> {
+pub(crate) fn render(manager: &SessionManager, action: &CookieAction) -> Cookie<'static> {
+    let config = manager.config();
     let (value, max_age) = match action {
-        CookieAction::Set { token, max_age } => (token.to_cookie_value(), *max_age),
+        CookieAction::Set { token, max_age } => (manager.cookie_value(token), *max_age),
         CookieAction::Remove => (String::new(), Some(0)),
     };
     let mut cookie = Cookie::build((config.cookie_name.clone(), value))

@@ -225,7 +225,7 @@ impl Fairing for Sessions {
             return;
         }
         if let Some(action) = &finished.cookie {
-            res.adjoin_header(cookie::render(config, action));
+            res.adjoin_header(cookie::render(state.manager(), action));
         }
     }
 

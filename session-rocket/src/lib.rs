@@ -143,6 +143,7 @@
 //! | `statement_timeout` | `5` | seconds a statement may take before answering 503; `0` = no limit |
 //! | `skip_on_server_error` | `true` | persist nothing for a 5xx response |
 //! | `memory_max_sessions` | `100000` | memory store cap: dead sessions go first, then new ones get a 503; live ones are never evicted |
+//! | `signing_keys` | `[]` | HMAC-SHA256 keys (base64, at least 32 bytes) signing the cookie: the first signs, all verify; an unsigned or forged cookie is no cookie and costs no statement |
 //!
 //! The same settings from the environment:
 //! `ROCKET_SESSIONS='{url="mysql://root@db/app",ttl=3600}'`, or one per

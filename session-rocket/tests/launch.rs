@@ -82,9 +82,19 @@ async fn bad_configuration_refuses_launch() {
         ("sessions.table_prefix", "x`; drop"),
         ("sessions.url", "postgres://localhost/db"),
         ("sessions.cookie_name", "bad name"),
+        ("sessions.signing_keys", "[\"too short\"]"),
     ] {
         let failed = failed_fairings(app(figment("debug").merge((key, value)))).await;
         assert_eq!(failed, ["Sessions"], "{key} = {value}");
+    }
+}
+
+#[rocket::async_test]
+async fn a_malformed_signing_key_refuses_launch() {
+    for keys in [vec!["dG9vIHNob3J0"], vec!["not base64!"]] {
+        let failed =
+            failed_fairings(app(figment("debug").merge(("sessions.signing_keys", keys)))).await;
+        assert_eq!(failed, ["Sessions"]);
     }
 }
 

@@ -353,6 +353,6 @@ impl SessionManager {
     /// [`begin`](Self::begin) at a given instant (for tests of expiry).
     #[doc(hidden)]
     pub fn begin_at(&self, cookie: Option<&str>, now: Timestamp) -> RequestSession {
-        RequestSession::new(self.clone(), cookie.and_then(Token::parse), now)
+        RequestSession::new(self.clone(), cookie.and_then(|c| self.parse_cookie(c)), now)
     }
 }

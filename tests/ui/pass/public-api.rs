@@ -8,6 +8,7 @@ use session_core::store::{
     Changes, Counters, Expect, ExpiryUpdate, NewSession, Record, Rename, Saved, SessionStore,
     StoreStats, Timestamp, Validity, PREVIOUS_KEY_GRACE,
 };
+use session_core::signing::SigningKey;
 use session_core::{
     flush, BoxError, Config, Error, FieldDef, RequestSession, Result, SessionData, SessionHandle,
     SessionManager, SessionState, StoreKey, Token,
