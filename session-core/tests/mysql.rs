@@ -29,6 +29,16 @@ async fn store() -> MySqlStore {
 }
 
 /// A connection of the test's own, to look at the tables directly.
+/// A session created at `t` that lives a minute.
+fn minute_session(t: i64) -> session_core::store::NewSession {
+    session_core::store::NewSession {
+        created_at: t,
+        expires_at: t + 60,
+        idle_timeout: 60,
+        persistent: None,
+    }
+}
+
 async fn raw_connection() -> sqlx::MySqlConnection {
     use sqlx::Connection as _;
     sqlx::MySqlConnection::connect(&url())
@@ -154,12 +164,7 @@ async fn a_failed_write_undoes_its_regenerate() {
     let store = store().await;
     let t = session_core::now();
     let from = Token::generate().unwrap().store_key();
-    let session = session_core::store::NewSession {
-        created_at: t,
-        expires_at: t + 60,
-        idle_timeout: 60,
-        persistent: None,
-    };
+    let session = minute_session(t);
     assert!(store
         .create(&from, session, &[("user", b"1".to_vec())])
         .await
@@ -236,12 +241,7 @@ async fn a_fields_table_without_versions_gets_its_column() {
     let mut conn = raw_connection().await;
     let key = Token::generate().unwrap().store_key();
     let t = session_core::now();
-    let session = session_core::store::NewSession {
-        created_at: t,
-        expires_at: t + 60,
-        idle_timeout: 60,
-        persistent: None,
-    };
+    let session = minute_session(t);
     assert!(store
         .create(&key, session, &[("kept", b"1".to_vec())])
         .await
@@ -294,12 +294,7 @@ async fn a_read_only_server_is_unavailable() {
     let limited = MySqlStore::connect(&host, &config).await.unwrap();
     let key = Token::generate().unwrap().store_key();
     let t = session_core::now();
-    let session = session_core::store::NewSession {
-        created_at: t,
-        expires_at: t + 60,
-        idle_timeout: 60,
-        persistent: None,
-    };
+    let session = minute_session(t);
     assert!(limited.create(&key, session, &[]).await.unwrap());
     // Only users without the privilege to bypass it are affected, so the
     // other tests (as root) run on.
