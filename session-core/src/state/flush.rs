@@ -151,13 +151,7 @@ impl SessionState {
                         field: field.name,
                         source,
                     })?;
-                    if bytes.len() > config.max_field_bytes {
-                        return Err(Error::FieldTooLarge {
-                            field: field.name,
-                            size: bytes.len(),
-                            limit: config.max_field_bytes,
-                        });
-                    }
+                    self.check_field_size(field.name, bytes.len())?;
                     size += bytes.len();
                     // Unchanged: equal to the stored bytes, or to the value
                     // a mutable borrow started from when that was not the

@@ -445,6 +445,15 @@ impl SessionState {
         }
     }
 
+    /// Refuses an encoded value over `max_field_bytes`.
+    pub(crate) fn check_field_size(&self, field: &'static str, size: usize) -> Result<()> {
+        let limit = self.request.manager().config().max_field_bytes;
+        if size > limit {
+            return Err(Error::FieldTooLarge { field, size, limit });
+        }
+        Ok(())
+    }
+
     pub(crate) fn change(&self, index: usize) -> Change {
         self.fields.get(index).map_or(Change::Clean, |f| f.change)
     }

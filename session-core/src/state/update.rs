@@ -81,14 +81,7 @@ impl SessionState {
                 // Nothing to write: the value is as stored.
                 return Ok((value, out));
             }
-            let limit = self.request.manager().config().max_field_bytes;
-            if bytes.len() > limit {
-                return Err(Error::FieldTooLarge {
-                    field: name,
-                    size: bytes.len(),
-                    limit,
-                });
-            }
+            self.check_field_size(name, bytes.len())?;
             let version = self.version(index).unwrap_or(None);
             let expect = Expect { name, version };
             let changes = Changes {

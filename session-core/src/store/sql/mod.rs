@@ -502,23 +502,16 @@ impl<B: Backend> SessionStore for SqlStore<B> {
                 }
             }
         }
-        let plain: Vec<(&'static str, Vec<u8>)> = if changes.expect.is_empty() {
-            Vec::new()
-        } else {
+        // The unversioned fields: the versioned ones went above.
+        let plain = || {
             changes
                 .upsert
                 .iter()
                 .filter(|(n, _)| changes.expectation(n).is_none())
-                .cloned()
-                .collect()
         };
-        let upsert = if changes.expect.is_empty() {
-            &changes.upsert
-        } else {
-            &plain
-        };
-        if !upsert.is_empty() {
-            stmts.push(self.sql.upsert(current, upsert, at));
+        let has_plain = plain().next().is_some();
+        if has_plain {
+            stmts.push(self.sql.upsert(current, plain(), at));
         }
         let remove: Vec<&'static str> = changes
             .remove
@@ -535,15 +528,12 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         // A removal alone cannot resurrect anything, so it need not match;
         // otherwise the first statement tells whether the session is alive,
         // and every compare-and-set must match.
-        let must_match = if changes.rename.is_some()
-            || changes.clear
-            || !upsert.is_empty()
-            || changes.expiry.is_some()
-        {
-            checked.max(1)
-        } else {
-            checked
-        };
+        let must_match =
+            if changes.rename.is_some() || changes.clear || has_plain || changes.expiry.is_some() {
+                checked.max(1)
+            } else {
+                checked
+            };
         let written = match self.write(&stmts, must_match).await {
             Ok(written) => written,
             // A compare-and-set insert found the field there: it appeared

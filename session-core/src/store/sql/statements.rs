@@ -324,15 +324,17 @@ impl Statements {
         }
     }
 
+    /// The upsert of `fields` (borrowed: a save passes its unversioned
+    /// ones without copying them). The statement has at least one field.
     pub(crate) fn upsert<'a>(
         &'a self,
         key: &'a StoreKey,
-        fields: &'a [(&'static str, Vec<u8>)],
+        fields: impl IntoIterator<Item = &'a (&'static str, Vec<u8>)>,
         at: Validity,
     ) -> Stmt<'a> {
         let mut sql = self.upsert_head.clone();
-        let mut args = Vec::with_capacity(fields.len() * 2 + 3);
-        for (i, (name, value)) in fields.iter().enumerate() {
+        let mut args = Vec::new();
+        for (i, (name, value)) in fields.into_iter().enumerate() {
             sql.push_str(if i == 0 {
                 "SELECT ? AS name, ? AS value"
             } else {
