@@ -133,6 +133,13 @@ pub struct Config {
     /// default): unsigned cookies, whose unknown tokens cost one indexed
     /// lookup each.
     pub signing_keys: Vec<crate::signing::SigningKey>,
+    /// Keys that encrypt every stored field value (base64 of exactly 32
+    /// random bytes each; AES-256-GCM): the first seals, all open, and a
+    /// value is re-sealed with the first when next written. A value that
+    /// does not open (another key, copied from another session or field,
+    /// altered) is an undecodable field (`on_decode_error`). Empty (the
+    /// default): values are stored as encoded.
+    pub encryption_keys: Vec<crate::sealing::EncryptionKey>,
 }
 
 impl Default for Config {
@@ -162,6 +169,7 @@ impl Default for Config {
             statement_timeout: 5,
             memory_max_sessions: DEFAULT_MEMORY_MAX_SESSIONS,
             signing_keys: Vec::new(),
+            encryption_keys: Vec::new(),
         }
     }
 }
@@ -179,6 +187,7 @@ impl Config {
     /// [`Error::Config`] naming the setting and what it must be.
     pub fn validate(&self) -> Result<()> {
         crate::signing::CookieSigner::new(&self.signing_keys)?;
+        crate::sealing::Sealer::new(&self.encryption_keys)?;
         let cookie_ok = !self.cookie_name.is_empty()
             && self
                 .cookie_name

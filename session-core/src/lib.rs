@@ -30,6 +30,7 @@ pub mod config;
 pub mod error;
 mod manager;
 pub mod schema;
+pub mod sealing;
 pub mod signing;
 pub mod state;
 pub mod store;

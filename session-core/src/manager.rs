@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::error::Result;
+use crate::sealing::Sealer;
 use crate::signing::CookieSigner;
 use crate::store::SessionStore;
 use crate::token::{StoreKey, Token};
@@ -31,6 +32,8 @@ struct Inner {
     locks: FieldLocks,
     /// Signs and checks cookie values when `signing_keys` are set.
     signer: Option<CookieSigner>,
+    /// Seals and opens stored values when `encryption_keys` are set.
+    sealer: Option<Sealer>,
 }
 
 /// One FIFO lock per (session, versioned field) being updated in this
@@ -91,12 +94,14 @@ impl SessionManager {
     pub fn new(store: Arc<dyn SessionStore>, config: Config) -> Result<Self> {
         config.validate()?;
         let signer = CookieSigner::new(&config.signing_keys)?;
+        let sealer = Sealer::new(&config.encryption_keys)?;
         Ok(SessionManager {
             inner: Arc::new(Inner {
                 store,
                 config,
                 locks: FieldLocks::default(),
                 signer,
+                sealer,
             }),
         })
     }
@@ -118,6 +123,11 @@ impl SessionManager {
             Some(signer) => signer.sign(token),
             None => token.to_cookie_value(),
         }
+    }
+
+    /// The sealer, when stored values are encrypted.
+    pub(crate) fn sealer(&self) -> Option<&Sealer> {
+        self.inner.sealer.as_ref()
     }
 
     /// The store.

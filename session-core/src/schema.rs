@@ -80,7 +80,7 @@ pub async fn flush<H: SessionHandle>(handle: &mut H) -> Result<Outcome> {
     if handle.state().is_untouched() {
         return Ok(Outcome::Unchanged);
     }
-    handle.state().load_versions().await?;
+    handle.state().prepare_flush().await?;
     let plan = handle.state().plan(|i| handle.encode_field(i))?;
     handle.state_mut().apply(plan).await
 }

@@ -33,13 +33,17 @@ impl SigningKey {
         SigningKey(base64.into())
     }
 
-    /// The key's bytes: base64 in any common alphabet, padded or not.
     fn bytes(&self) -> Option<Vec<u8>> {
-        let text = self.0.trim();
-        [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD]
-            .iter()
-            .find_map(|engine| engine.decode(text).ok())
+        key_bytes(&self.0)
     }
+}
+
+/// A configured key's bytes: base64 in any common alphabet, padded or not.
+pub(crate) fn key_bytes(text: &str) -> Option<Vec<u8>> {
+    let text = text.trim();
+    [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD]
+        .iter()
+        .find_map(|engine| engine.decode(text).ok())
 }
 
 impl fmt::Debug for SigningKey {

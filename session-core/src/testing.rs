@@ -116,6 +116,8 @@ macro_rules! store_conformance_tests {
             concurrent_compare_and_set_increments_all_land,
             concurrent_updates_of_a_versioned_field_lose_nothing,
             plain_writes_of_a_versioned_field_conflict,
+            encrypted_values_open_only_where_they_were_sealed,
+            encryption_keys_rotate_and_survive_regenerates,
         );
     };
     (@tests $factory:path, $teardown:path; $($name:ident,)*) => {
@@ -1636,4 +1638,227 @@ pub async fn plain_writes_of_a_versioned_field_conflict(store: Arc<dyn SessionSt
     assert_eq!(flush(&mut blind).await.unwrap(), Outcome::Saved);
     let check = m.open::<Counter>(Some(&cookie));
     assert_eq!(*check.hits().await.unwrap(), 0);
+}
+
+/// A manager whose stored values are sealed with keys made of these bytes
+/// (the first seals).
+fn sealed_manager(store: Arc<dyn SessionStore>, keys: &[u8]) -> SessionManager {
+    use base64::Engine as _;
+    let config = Config {
+        encryption_keys: keys
+            .iter()
+            .map(|&b| {
+                crate::sealing::EncryptionKey::new(
+                    base64::engine::general_purpose::STANDARD.encode([b; 32]),
+                )
+            })
+            .collect(),
+        ..Config::default()
+    };
+    SessionManager::new(store, config).unwrap()
+}
+
+/// The stored bytes of every field of the session behind `cookie`, as the
+/// store holds them.
+async fn raw_fields(store: &dyn SessionStore, cookie: &str) -> Vec<(String, Vec<u8>)> {
+    let key = Token::parse(cookie).unwrap().store_key();
+    store.load(&key, &[], at()).await.unwrap().unwrap().fields
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// With `encryption_keys`, no stored value holds its plaintext (deferred
+/// fields included), and a value opens only in the session and field it
+/// was sealed for: copied to another session, to another field, a whole
+/// session copied under another token, read with another key or altered,
+/// it falls back like an undecodable field, and its stored bytes stay
+/// until the app changes the field.
+pub async fn encrypted_values_open_only_where_they_were_sealed(store: Arc<dyn SessionStore>) {
+    let m = sealed_manager(store.clone(), &[1]);
+    let s = &*store;
+    let mut h = m.open::<Cart>(None);
+    h.set_user(Some(4_242_424));
+    h.set_cart(vec!["secret-apple".into()]);
+    h.set_history(vec!["secret-history".into()]);
+    assert_eq!(flush(&mut h).await.unwrap(), Outcome::Created);
+    let a = cookie_token(&mut h);
+    let mut h = m.open::<Cart>(None);
+    h.set_cart(vec!["b-item".into()]);
+    flush(&mut h).await.unwrap();
+    let b = cookie_token(&mut h);
+
+    let stored = raw_fields(s, &a).await;
+    assert_eq!(stored.len(), 3, "{stored:?}");
+    for (name, value) in &stored {
+        for plain in [&b"secret"[..], b"4242424", b"apple"] {
+            assert!(!contains(value, plain), "{name} holds plaintext");
+        }
+        assert!(value.len() >= crate::sealing::OVERHEAD, "{name} is not sealed");
+    }
+    // Through the manager, everything opens, the deferred field by its
+    // own load.
+    let h = m.open::<Cart>(Some(&a));
+    assert_eq!(*h.user().await.unwrap(), Some(4_242_424));
+    assert_eq!(*h.cart().await.unwrap(), ["secret-apple"]);
+    assert_eq!(*h.history().await.unwrap(), ["secret-history"]);
+
+    // `a`'s cart copied into `b`: does not open there, and stays as it is
+    // through a borrow that changes nothing.
+    let a_cart = field(&stored, "cart").unwrap().to_vec();
+    let a_user = field(&stored, "user").unwrap().to_vec();
+    let b_key = Token::parse(&b).unwrap().store_key();
+    let copy = |name: &'static str, bytes: Vec<u8>| Changes {
+        upsert: vec![(name, bytes)],
+        ..Changes::default()
+    };
+    assert_eq!(
+        s.save(&b_key, &copy("cart", a_cart.clone()), at()).await.unwrap(),
+        Saved::Saved
+    );
+    let mut h = m.open::<Cart>(Some(&b));
+    assert!(h.cart_mut().await.unwrap().is_empty(), "opened in another session");
+    assert_eq!(flush(&mut h).await.unwrap(), Outcome::Unchanged);
+    assert_eq!(field(&raw_fields(s, &b).await, "cart"), Some(&a_cart[..]));
+    // Under `on_decode_error = "error"` it is a decode error naming it.
+    let strict = SessionManager::new(
+        store.clone(),
+        Config {
+            on_decode_error: crate::config::OnDecodeError::Error,
+            ..m.config().clone()
+        },
+    )
+    .unwrap();
+    let err = strict.open::<Cart>(Some(&b)).cart().await.unwrap_err();
+    assert!(
+        matches!(err, crate::Error::Decode { field: "cart", .. }),
+        "{err}"
+    );
+
+    // `a`'s user copied into `a`'s visits: the right session, the wrong
+    // field.
+    let a_key = Token::parse(&a).unwrap().store_key();
+    s.save(&a_key, &copy("visits", a_user.clone()), at())
+        .await
+        .unwrap();
+    let h = m.open::<Cart>(Some(&a));
+    assert_eq!(*h.visits().await.unwrap(), 0, "opened as another field");
+    assert_eq!(*h.user().await.unwrap(), Some(4_242_424));
+
+    // The whole session copied under another token: nothing opens.
+    let thief = Token::generate().unwrap();
+    let t = now();
+    let all: Vec<(&'static str, Vec<u8>)> = ["user", "cart", "history"]
+        .into_iter()
+        .map(|n| (n, field(&stored, n).unwrap().to_vec()))
+        .collect();
+    assert!(s.create(&thief.store_key(), ns(t, t + 3600), &all).await.unwrap());
+    let h = m.open::<Cart>(Some(&thief.to_cookie_value()));
+    assert_eq!(*h.user().await.unwrap(), None);
+    assert!(h.cart().await.unwrap().is_empty());
+    assert!(h.history().await.unwrap().is_empty());
+
+    // Another key, or no key at all, opens nothing.
+    for other in [sealed_manager(store.clone(), &[2]), manager(store.clone())] {
+        let h = other.open::<Cart>(Some(&a));
+        assert_eq!(*h.user().await.unwrap(), None);
+        assert!(h.cart().await.unwrap().is_empty());
+    }
+
+    // One altered byte: the field falls back, the others still open.
+    let mut altered = a_cart.clone();
+    let last = altered.len() - 1;
+    altered[last] ^= 1;
+    s.save(&a_key, &copy("cart", altered), at()).await.unwrap();
+    let mut h = m.open::<Cart>(Some(&a));
+    assert!(h.cart().await.unwrap().is_empty());
+    assert_eq!(*h.user().await.unwrap(), Some(4_242_424));
+    // A real change replaces the altered bytes with a sealed value.
+    h.cart_mut().await.unwrap().push("pear".into());
+    assert_eq!(flush(&mut h).await.unwrap(), Outcome::Saved);
+    assert_eq!(*m.open::<Cart>(Some(&a)).cart().await.unwrap(), ["pear"]);
+}
+
+/// With `encryption_keys`, a rotated key list opens values sealed with an
+/// old key and re-seals what it writes with the new one; values sealed
+/// before a regenerate (deferred ones included) still open after it, and
+/// after a second one; reads, blind writes and versioned updates cost the
+/// statements they cost without encryption.
+pub async fn encryption_keys_rotate_and_survive_regenerates(store: Arc<dyn SessionStore>) {
+    let s = &*store;
+    let old = sealed_manager(store.clone(), &[1]);
+    let mut h = old.open::<Cart>(None);
+    h.set_user(Some(1));
+    h.set_cart(vec!["a".into()]);
+    h.set_history(vec!["h".into()]);
+    flush(&mut h).await.unwrap();
+    let cookie = cookie_token(&mut h);
+
+    let rotated = sealed_manager(store.clone(), &[2, 1]);
+    let new_only = sealed_manager(store.clone(), &[2]);
+    let h = rotated.open::<Cart>(Some(&cookie));
+    assert_eq!(*h.cart().await.unwrap(), ["a"]);
+    assert_eq!(*h.history().await.unwrap(), ["h"]);
+    assert!(new_only.open::<Cart>(Some(&cookie)).cart().await.unwrap().is_empty());
+    // Written through the rotated list: sealed with the new key.
+    let mut h = rotated.open::<Cart>(Some(&cookie));
+    h.cart_mut().await.unwrap().push("b".into());
+    assert_eq!(flush(&mut h).await.unwrap(), Outcome::Saved);
+    let h = new_only.open::<Cart>(Some(&cookie));
+    assert_eq!(*h.cart().await.unwrap(), ["a", "b"]);
+    assert_eq!(*h.user().await.unwrap(), None, "not written: still the old key's");
+    assert_eq!(*old.open::<Cart>(Some(&cookie)).user().await.unwrap(), Some(1));
+
+    // Costs: a read is one statement, a blind write one.
+    let m = rotated;
+    let n = statements(s, async {
+        let h = m.open::<Cart>(Some(&cookie));
+        assert_eq!(*h.user().await.unwrap(), Some(1));
+    })
+    .await;
+    assert_eq!(n, 1, "read");
+    let n = statements(s, async {
+        let mut h = m.open::<Cart>(Some(&cookie));
+        h.set_visits(5);
+        assert_eq!(flush(&mut h).await.unwrap(), Outcome::Saved);
+    })
+    .await;
+    assert_eq!(n, 1, "blind write");
+
+    // A regenerate keeps every value readable, the deferred one included,
+    // though only `user` is written again.
+    let mut cookie = cookie;
+    for round in 0..2u64 {
+        let mut login = m.open::<Cart>(Some(&cookie));
+        login.regenerate();
+        login.set_user(Some(10 + round));
+        assert_eq!(flush(&mut login).await.unwrap(), Outcome::Saved);
+        let next = cookie_token(&mut login);
+        assert_ne!(next, cookie);
+        cookie = next;
+        // The deferred field first, alone: its own load, then the list of
+        // previous keys.
+        let h = m.open::<Cart>(Some(&cookie));
+        assert_eq!(*h.history().await.unwrap(), ["h"], "round {round}");
+        assert_eq!(*h.user().await.unwrap(), Some(10 + round));
+        assert_eq!(*h.cart().await.unwrap(), ["a", "b"]);
+        assert_eq!(*h.visits().await.unwrap(), 5);
+    }
+    // The list of previous keys is sealed too.
+    let stored = raw_fields(s, &cookie).await;
+    let list = field(&stored, crate::state::PREVIOUS_KEYS).expect("previous keys stored");
+    assert_eq!(list.len(), 2 * 32 + crate::sealing::OVERHEAD);
+
+    // Versioned updates go through sealed.
+    let mut h = m.open::<Counter>(None);
+    h.set_note("n".into());
+    flush(&mut h).await.unwrap();
+    let counter = cookie_token(&mut h);
+    for _ in 0..3 {
+        let mut h = m.open::<Counter>(Some(&counter));
+        h.update_hits(|n| *n += 1).await.unwrap();
+        flush(&mut h).await.unwrap();
+    }
+    assert_eq!(*m.open::<Counter>(Some(&counter)).hits().await.unwrap(), 3);
 }

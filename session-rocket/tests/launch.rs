@@ -99,6 +99,21 @@ async fn a_malformed_signing_key_refuses_launch() {
 }
 
 #[rocket::async_test]
+async fn a_malformed_encryption_key_refuses_launch() {
+    // Not base64, 16 bytes, 48 bytes, the same key twice.
+    let key = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+    for keys in [
+        vec!["not base64!"],
+        vec!["dG9vIHNob3J0IHNpeHRlZW4="],
+        vec!["AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEB"],
+        vec![key, key],
+    ] {
+        let figment = figment("debug").merge(("sessions.encryption_keys", keys.clone()));
+        assert_eq!(failed_fairings(app(figment)).await, ["Sessions"], "{keys:?}");
+    }
+}
+
+#[rocket::async_test]
 async fn an_unreachable_store_refuses_launch() {
     let figment = figment("debug")
         .merge(("sessions.url", "mysql://root@127.0.0.1:1/test"))

@@ -234,7 +234,9 @@ impl SessionState {
                     self.refresh_cookie(None);
                     return Ok(Outcome::Unchanged);
                 }
-                match store.save(&key, &plan.changes, at).await? {
+                let sealed = self.seal_changes(&key, &plan.changes, None)?;
+                let changes = sealed.as_ref().unwrap_or(&plan.changes);
+                match store.save(&key, changes, at).await? {
                     Saved::Saved => {
                         self.mark_live();
                         self.commit(&plan, false);
@@ -260,7 +262,9 @@ impl SessionState {
                     to: to.store_key(),
                     previous_until: at.now.saturating_add(PREVIOUS_KEY_GRACE),
                 });
-                match store.save(&from, &plan.changes, at).await? {
+                let sealed = self.seal_changes(&to.store_key(), &plan.changes, Some(from))?;
+                let changes = sealed.as_ref().unwrap_or(&plan.changes);
+                match store.save(&from, changes, at).await? {
                     Saved::Saved => {
                         let key = to.store_key();
                         self.request.life().stage = Stage::Live {
@@ -332,7 +336,9 @@ impl SessionState {
                 None => Token::generate()?,
             };
             let key = token.store_key();
-            if store.create(&key, session, &plan.changes.upsert).await? {
+            let sealed = self.seal_changes(&key, &plan.changes, None)?;
+            let fields = &sealed.as_ref().unwrap_or(&plan.changes).upsert;
+            if store.create(&key, session, fields).await? {
                 {
                     let mut life = self.request.life();
                     life.stage = Stage::Live {

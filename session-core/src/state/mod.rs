@@ -26,6 +26,7 @@ use crate::token::StoreKey;
 mod field;
 mod flush;
 mod request;
+mod sealed;
 mod update;
 
 #[doc(hidden)]
@@ -35,6 +36,8 @@ pub use flush::Outcome;
 pub(crate) use flush::{FlushPlan, Target};
 pub use request::{CookieAction, RequestSession};
 pub(crate) use request::{ExpiryChoice, Stage, Times};
+#[cfg(feature = "testing")]
+pub(crate) use sealed::PREVIOUS_KEYS;
 
 /// One field of a session type, as the store sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +116,9 @@ struct Fields {
     /// Versions of the versioned fields (0 for the others): empty when the
     /// type has no versioned field.
     versions: Box<[u64]>,
+    /// The keys the session had before its regenerates, when values are
+    /// encrypted (see `sealed`).
+    previous_keys: Vec<StoreKey>,
 }
 
 /// The load: `None` when it found no live session.
@@ -130,6 +136,8 @@ pub struct SessionState {
     deferred: OnceLock<Box<[DeferredCell]>>,
     /// Per-field changes: empty until the first write.
     fields: Vec<FieldState>,
+    /// Fields whose stored bytes did not open (encryption at rest).
+    unopened: std::sync::Mutex<Vec<usize>>,
 }
 
 impl fmt::Debug for SessionState {
@@ -155,6 +163,7 @@ impl SessionState {
             record: OnceCell::new(),
             deferred: OnceLock::new(),
             fields: Vec::new(),
+            unopened: std::sync::Mutex::default(),
         }
     }
 
@@ -258,6 +267,7 @@ impl SessionState {
         self.record = OnceCell::new();
         self.deferred = OnceLock::new();
         self.fields = Vec::new();
+        self.unopened = std::sync::Mutex::default();
     }
 
     /// The request's session this state belongs to.
@@ -305,20 +315,56 @@ impl SessionState {
         let Some(key) = self.request.read_key() else {
             return Ok(None);
         };
+        if self.schema[index].deferred {
+            return self.deferred_bytes(key, index).await;
+        }
+        let record = self.load(key).await?;
+        Ok(record.as_ref().and_then(|r| r.values[index].as_deref()))
+    }
+
+    /// A deferred field's own load, opened when values are encrypted.
+    async fn deferred_bytes(&self, key: StoreKey, index: usize) -> Result<Option<&[u8]>> {
         let store = self.request.manager().store();
         let at = self.request.validity();
-        let field = &self.schema[index];
-        if field.deferred {
-            let cells = self
-                .deferred
-                .get_or_init(|| self.schema.iter().map(|_| OnceCell::new()).collect());
-            let value = cells[index]
-                .get_or_try_init(|| store.load_field(&key, field.name, at))
-                .await?;
-            return Ok(value.as_deref());
-        }
-        let record = self
-            .record
+        let name = self.schema[index].name;
+        let cells = self
+            .deferred
+            .get_or_init(|| self.schema.iter().map(|_| OnceCell::new()).collect());
+        let value = cells[index]
+            .get_or_try_init(|| async {
+                let value = store.load_field(&key, name, at).await?;
+                let Some(sealed) = value else {
+                    return Ok::<_, Error>(None);
+                };
+                let Some(sealer) = self.request.manager().sealer() else {
+                    return Ok(Some(sealed));
+                };
+                if let Some(plain) = sealer.open(&key, name, &sealed) {
+                    return Ok(Some(plain));
+                }
+                // Sealed before a regenerate, perhaps: the previous keys
+                // come with the main load, or by their own query.
+                let previous = match self.record.get() {
+                    Some(loaded) => loaded
+                        .as_ref()
+                        .map(|r| r.previous_keys.clone())
+                        .unwrap_or_default(),
+                    None => {
+                        let list = store.load_field(&key, sealed::PREVIOUS_KEYS, at).await?;
+                        sealed::open_keys(sealer, &key, list.as_deref())
+                    }
+                };
+                Ok(Some(self.open_value(sealer, &key, &previous, index, sealed)))
+            })
+            .await?;
+        Ok(value.as_deref())
+    }
+
+    /// The non-deferred load, run once.
+    async fn load(&self, key: StoreKey) -> Result<&Loaded> {
+        let store = self.request.manager().store();
+        let at = self.request.validity();
+        self.record
             .get_or_try_init(|| async {
                 let record = store.load(&key, self.deferred_names, at).await?;
                 match &record {
@@ -349,18 +395,29 @@ impl SessionState {
                         self.request.loaded_nothing(moved);
                     }
                 }
-                Ok::<_, Error>(record.map(|r| self.index_record(r)))
+                Ok::<_, Error>(record.map(|r| self.index_record(&key, r)))
             })
-            .await?;
-        Ok(record.as_ref().and_then(|r| r.values[index].as_deref()))
+            .await
     }
 
-    fn index_record(&self, record: crate::store::Record) -> Fields {
+    /// The loaded fields by index, opened when values are encrypted.
+    fn index_record(&self, key: &StoreKey, record: crate::store::Record) -> Fields {
         let position = |name: &str| self.schema.iter().position(|f| f.name == name);
+        let sealer = self.request.manager().sealer();
+        let previous_keys = match sealer {
+            Some(sealer) => {
+                let list = record.fields.iter().find(|(n, _)| n == sealed::PREVIOUS_KEYS);
+                sealed::open_keys(sealer, key, list.map(|(_, v)| v.as_slice()))
+            }
+            None => Vec::new(),
+        };
         let mut values: Box<[Option<Vec<u8>>]> = (0..self.schema.len()).map(|_| None).collect();
         for (name, value) in record.fields {
             if let Some(i) = position(&name) {
-                values[i] = Some(value);
+                values[i] = Some(match sealer {
+                    Some(sealer) => self.open_value(sealer, key, &previous_keys, i, value),
+                    None => value,
+                });
             }
         }
         let mut versions: Box<[u64]> = Box::default();
@@ -372,7 +429,11 @@ impl SessionState {
                 }
             }
         }
-        Fields { values, versions }
+        Fields {
+            values,
+            versions,
+            previous_keys,
+        }
     }
 
     /// Field `index`'s stored version as far as this request knows:
@@ -399,10 +460,17 @@ impl SessionState {
         self.field_mut(index).version = Some(version);
     }
 
-    /// Makes sure every versioned field this request changes has a known
-    /// version (loading the session once if one was written blind), so the
-    /// flush can state what it expects.
-    pub(crate) async fn load_versions(&self) -> Result<()> {
+    /// Loads what the flush must know and a blind write did not load:
+    /// every versioned field this request changes needs its version, so
+    /// the flush can state what it expects; a regenerate of an encrypted
+    /// session needs its previous keys, to carry them to the new key.
+    pub(crate) async fn prepare_flush(&self) -> Result<()> {
+        let moving = matches!(self.request.life().stage, Stage::Moving { .. });
+        if moving && self.request.manager().sealer().is_some() {
+            if let Some(key) = self.request.read_key() {
+                self.load(key).await?;
+            }
+        }
         for (index, field) in self.schema.iter().enumerate() {
             if field.versioned
                 && self.change(index) != Change::Clean
@@ -425,7 +493,12 @@ impl SessionState {
         let Some(bytes) = self.bytes(index).await? else {
             return Ok((default(), false));
         };
-        match T::decode_with::<C>(bytes) {
+        let decoded = if self.is_unopened(index) {
+            Err(sealed::unopened_error())
+        } else {
+            T::decode_with::<C>(bytes)
+        };
+        match decoded {
             Ok(value) => Ok((value, false)),
             Err(source) => {
                 let field = self.schema[index].name;
@@ -445,9 +518,12 @@ impl SessionState {
         }
     }
 
-    /// Refuses an encoded value over `max_field_bytes`.
+    /// Refuses an encoded value over `max_field_bytes` (as stored: sealed
+    /// when values are encrypted).
     pub(crate) fn check_field_size(&self, field: &'static str, size: usize) -> Result<()> {
-        let limit = self.request.manager().config().max_field_bytes;
+        let manager = self.request.manager();
+        let limit = manager.config().max_field_bytes;
+        let size = size + manager.sealer().map_or(0, |_| crate::sealing::OVERHEAD);
         if size > limit {
             return Err(Error::FieldTooLarge { field, size, limit });
         }
@@ -493,6 +569,10 @@ impl SessionState {
     }
 
     pub(crate) fn set_written(&mut self, index: usize, bytes: Option<Vec<u8>>) {
+        self.unopened
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|&i| i != index);
         let field = self.field_mut(index);
         field.written = Some(bytes);
         field.baseline = None;

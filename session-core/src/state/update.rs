@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::codec::{Codec, Storable};
 use crate::error::{Error, Result};
+use crate::state::sealed::{self, PREVIOUS_KEYS};
 use crate::state::{Change, Known, SessionState, Stage};
 use crate::store::{Changes, Expect, Saved};
 
@@ -90,7 +91,8 @@ impl SessionState {
                 ..Changes::default()
             };
             let at = self.request.validity();
-            match store.save(&key, &changes, at).await? {
+            let sealed = self.seal_changes(&key, &changes, None)?;
+            match store.save(&key, sealed.as_ref().unwrap_or(&changes), at).await? {
                 Saved::Saved => {
                     let [(_, bytes)] = <[_; 1]>::try_from(changes.upsert)
                         .unwrap_or_else(|_| unreachable!("one field was written"));
@@ -148,18 +150,33 @@ impl SessionState {
         match store.load(&key, &skip, at).await? {
             Some(record) => {
                 let name = self.schema[index].name;
+                let version = record
+                    .versions
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map_or(0, |(_, v)| *v);
+                let manager = self.request.manager().clone();
+                let sealer = manager.sealer();
+                let previous = match sealer {
+                    Some(sealer) => {
+                        let list = record.fields.iter().find(|(n, _)| n == PREVIOUS_KEYS);
+                        sealed::open_keys(sealer, &key, list.map(|(_, v)| v.as_slice()))
+                    }
+                    None => Vec::new(),
+                };
                 let bytes = record
                     .fields
                     .into_iter()
                     .find(|(n, _)| n == name)
                     .map(|(_, v)| v);
-                let version = record
-                    .versions
-                    .into_iter()
-                    .find(|(n, _)| n == name)
-                    .map_or(0, |(_, v)| v);
                 let present = bytes.is_some();
                 self.set_written(index, bytes);
+                if let (Some(sealer), Some(Some(stored))) =
+                    (sealer, self.fields[index].written.take())
+                {
+                    let plain = self.open_value(sealer, &key, &previous, index, stored);
+                    self.fields[index].written = Some(Some(plain));
+                }
                 self.set_version(index, present.then_some(version));
                 Ok(())
             }
