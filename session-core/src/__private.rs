@@ -7,7 +7,7 @@
 pub use crate::codec::{Codec, JsonCodec, Storable};
 pub use crate::error::{BoxError, Result};
 pub use crate::schema::{FieldDef, SessionData, SessionHandle};
-pub use crate::state::{SessionState, Slot};
+pub use crate::state::{SessionInfo, SessionState, Slot};
 pub use core::default::Default;
 pub use core::option::Option;
 pub use core::result::Result as StdResult;

@@ -49,5 +49,5 @@ pub use config::Config;
 pub use error::{BoxError, Error, Result};
 pub use manager::SessionManager;
 pub use schema::{flush, FieldDef, SessionData, SessionHandle};
-pub use state::{RequestSession, SessionState};
+pub use state::{RequestSession, SessionInfo, SessionState};
 pub use token::{StoreKey, Token};

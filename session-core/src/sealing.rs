@@ -165,6 +165,12 @@ impl Sealer {
         Some(plain)
     }
 
+    /// Each configured key's MAC, the sealing key's first: the keys of
+    /// other digests (index tags), each under its own context.
+    pub(crate) fn macs(&self) -> impl Iterator<Item = &Hmac<Sha256>> {
+        self.keys.iter().map(|m| &m.derive)
+    }
+
     /// Whether `sealed` was sealed with a key other than the first (it is
     /// re-sealed with the first when next written).
     #[cfg(test)]
@@ -213,11 +219,22 @@ mod tests {
         let sealed = sealer.seal(&a, "user", plain).unwrap();
         assert_eq!(sealed.len(), plain.len() + OVERHEAD);
         assert!(!sealed.windows(7).any(|w| w == b"hunter2"));
-        assert_eq!(sealer.open(&a, "user", &sealed).as_deref(), Some(&plain[..]));
+        assert_eq!(
+            sealer.open(&a, "user", &sealed).as_deref(),
+            Some(&plain[..])
+        );
         // Two seals of one value differ (fresh nonce).
         assert_ne!(sealer.seal(&a, "user", plain).unwrap(), sealed);
-        assert_eq!(sealer.open(&b, "user", &sealed), None, "moved to another session");
-        assert_eq!(sealer.open(&a, "cart", &sealed), None, "moved to another field");
+        assert_eq!(
+            sealer.open(&b, "user", &sealed),
+            None,
+            "moved to another session"
+        );
+        assert_eq!(
+            sealer.open(&a, "cart", &sealed),
+            None,
+            "moved to another field"
+        );
         for i in [0, 3, 10, sealed.len() - 1] {
             let mut tampered = sealed.clone();
             tampered[i] ^= 1;
@@ -248,10 +265,22 @@ mod tests {
     fn malformed_or_repeated_keys_are_refused_by_position() {
         assert!(Sealer::new(&[]).unwrap().is_none());
         for (keys, message) in [
-            (vec![key(1), EncryptionKey::new(STANDARD.encode([1u8; 16]))], "encryption_keys[1]"),
-            (vec![EncryptionKey::new(STANDARD.encode([1u8; 48]))], "encryption_keys[0]"),
-            (vec![EncryptionKey::new("not base64!")], "encryption_keys[0]"),
-            (vec![key(1), key(2), key(1)], "`encryption_keys[2]` is the same key as `encryption_keys[0]`"),
+            (
+                vec![key(1), EncryptionKey::new(STANDARD.encode([1u8; 16]))],
+                "encryption_keys[1]",
+            ),
+            (
+                vec![EncryptionKey::new(STANDARD.encode([1u8; 48]))],
+                "encryption_keys[0]",
+            ),
+            (
+                vec![EncryptionKey::new("not base64!")],
+                "encryption_keys[0]",
+            ),
+            (
+                vec![key(1), key(2), key(1)],
+                "`encryption_keys[2]` is the same key as `encryption_keys[0]`",
+            ),
         ] {
             let err = Sealer::new(&keys).unwrap_err().to_string();
             assert!(err.contains(message), "{err}");

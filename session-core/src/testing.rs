@@ -69,6 +69,18 @@ pub struct Counter {
     pub note: String,
 }
 
+/// A session type with an indexed field: `#[session(index)] user_id: u64`
+/// and a plain `device: String`.
+#[derive(Debug, session_derive::Session)]
+#[session(crate = "crate")]
+pub struct Account {
+    /// Whose session this is: searchable across sessions.
+    #[session(index)]
+    pub user_id: u64,
+    /// What a "your devices" page shows.
+    pub device: String,
+}
+
 /// Runs every conformance check against stores from `$factory`, an async
 /// function returning a fresh, isolated store. With a second argument, an
 /// async function taking `&Store`, that function tears the store down after
@@ -118,6 +130,8 @@ macro_rules! store_conformance_tests {
             plain_writes_of_a_versioned_field_conflict,
             encrypted_values_open_only_where_they_were_sealed,
             encryption_keys_rotate_and_survive_regenerates,
+            log_out_everywhere_ends_a_users_other_sessions,
+            indexed_fields_follow_their_writes,
         );
     };
     (@tests $factory:path, $teardown:path; $($name:ident,)*) => {
@@ -1695,7 +1709,10 @@ pub async fn encrypted_values_open_only_where_they_were_sealed(store: Arc<dyn Se
         for plain in [&b"secret"[..], b"4242424", b"apple"] {
             assert!(!contains(value, plain), "{name} holds plaintext");
         }
-        assert!(value.len() >= crate::sealing::OVERHEAD, "{name} is not sealed");
+        assert!(
+            value.len() >= crate::sealing::OVERHEAD,
+            "{name} is not sealed"
+        );
     }
     // Through the manager, everything opens, the deferred field by its
     // own load.
@@ -1714,11 +1731,16 @@ pub async fn encrypted_values_open_only_where_they_were_sealed(store: Arc<dyn Se
         ..Changes::default()
     };
     assert_eq!(
-        s.save(&b_key, &copy("cart", a_cart.clone()), at()).await.unwrap(),
+        s.save(&b_key, &copy("cart", a_cart.clone()), at())
+            .await
+            .unwrap(),
         Saved::Saved
     );
     let mut h = m.open::<Cart>(Some(&b));
-    assert!(h.cart_mut().await.unwrap().is_empty(), "opened in another session");
+    assert!(
+        h.cart_mut().await.unwrap().is_empty(),
+        "opened in another session"
+    );
     assert_eq!(flush(&mut h).await.unwrap(), Outcome::Unchanged);
     assert_eq!(field(&raw_fields(s, &b).await, "cart"), Some(&a_cart[..]));
     // Under `on_decode_error = "error"` it is a decode error naming it.
@@ -1753,7 +1775,10 @@ pub async fn encrypted_values_open_only_where_they_were_sealed(store: Arc<dyn Se
         .into_iter()
         .map(|n| (n, field(&stored, n).unwrap().to_vec()))
         .collect();
-    assert!(s.create(&thief.store_key(), ns(t, t + 3600), &all).await.unwrap());
+    assert!(s
+        .create(&thief.store_key(), ns(t, t + 3600), &all)
+        .await
+        .unwrap());
     let h = m.open::<Cart>(Some(&thief.to_cookie_value()));
     assert_eq!(*h.user().await.unwrap(), None);
     assert!(h.cart().await.unwrap().is_empty());
@@ -1800,15 +1825,27 @@ pub async fn encryption_keys_rotate_and_survive_regenerates(store: Arc<dyn Sessi
     let h = rotated.open::<Cart>(Some(&cookie));
     assert_eq!(*h.cart().await.unwrap(), ["a"]);
     assert_eq!(*h.history().await.unwrap(), ["h"]);
-    assert!(new_only.open::<Cart>(Some(&cookie)).cart().await.unwrap().is_empty());
+    assert!(new_only
+        .open::<Cart>(Some(&cookie))
+        .cart()
+        .await
+        .unwrap()
+        .is_empty());
     // Written through the rotated list: sealed with the new key.
     let mut h = rotated.open::<Cart>(Some(&cookie));
     h.cart_mut().await.unwrap().push("b".into());
     assert_eq!(flush(&mut h).await.unwrap(), Outcome::Saved);
     let h = new_only.open::<Cart>(Some(&cookie));
     assert_eq!(*h.cart().await.unwrap(), ["a", "b"]);
-    assert_eq!(*h.user().await.unwrap(), None, "not written: still the old key's");
-    assert_eq!(*old.open::<Cart>(Some(&cookie)).user().await.unwrap(), Some(1));
+    assert_eq!(
+        *h.user().await.unwrap(),
+        None,
+        "not written: still the old key's"
+    );
+    assert_eq!(
+        *old.open::<Cart>(Some(&cookie)).user().await.unwrap(),
+        Some(1)
+    );
 
     // Costs: a read is one statement, a blind write one.
     let m = rotated;
@@ -1861,4 +1898,191 @@ pub async fn encryption_keys_rotate_and_survive_regenerates(store: Arc<dyn Sessi
         flush(&mut h).await.unwrap();
     }
     assert_eq!(*m.open::<Counter>(Some(&counter)).hits().await.unwrap(), 3);
+    // Concurrent ones too: a conflict's reload opens the fresh value.
+    let runs: Vec<_> = (0..8)
+        .map(|_| {
+            let (m, counter) = (m.clone(), counter.clone());
+            tokio::spawn(async move {
+                for _ in 0..5 {
+                    let mut h = m.open::<Counter>(Some(&counter));
+                    h.update_hits(|n| *n += 1).await?;
+                    flush(&mut h).await?;
+                }
+                Ok::<_, crate::Error>(())
+            })
+        })
+        .collect();
+    for run in runs {
+        run.await.unwrap().unwrap();
+    }
+    assert_eq!(*m.open::<Counter>(Some(&counter)).hits().await.unwrap(), 43);
+}
+
+/// Logs `user` in on `device` as an [`Account`]; returns the cookie.
+async fn sign_in(m: &SessionManager, user: u64, device: &str) -> String {
+    let mut h = m.open::<Account>(None);
+    h.set_user_id(user);
+    h.set_device(device.into());
+    assert_eq!(flush(&mut h).await.unwrap(), Outcome::Created);
+    cookie_token(&mut h)
+}
+
+/// The devices of `user`'s live sessions, sorted, as seen from `cookie`'s
+/// request, with the current one marked `*`.
+async fn devices(m: &SessionManager, cookie: &str, user: u64) -> Vec<String> {
+    let h = m.open::<Account>(Some(cookie));
+    let mut found: Vec<String> = h
+        .sessions_by_user_id(&user)
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let device: String = s.field("device").unwrap();
+            assert!(s.created_at() > 0 && s.last_seen() >= s.created_at());
+            assert!(s.expires_at() > s.last_seen());
+            if s.is_current() {
+                format!("{device}*")
+            } else {
+                device
+            }
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// "Log out everywhere": a user's sessions are listed from any one of
+/// them; ending all but the current one leaves it and every other user's
+/// sessions intact; a request in flight on an ended session cannot bring
+/// it back; ending all ends the current one too.
+pub async fn log_out_everywhere_ends_a_users_other_sessions(store: Arc<dyn SessionStore>) {
+    let m = manager(store.clone());
+    let s = &*store;
+    let laptop = sign_in(&m, 42, "laptop").await;
+    let phone = sign_in(&m, 42, "phone").await;
+    let tablet = sign_in(&m, 42, "tablet").await;
+    let other_user = sign_in(&m, 7, "desk").await;
+    assert_eq!(
+        devices(&m, &laptop, 42).await,
+        ["laptop*", "phone", "tablet"]
+    );
+    assert_eq!(devices(&m, &laptop, 7).await, ["desk"]);
+
+    // A request on the phone, in flight: it has loaded the session.
+    let mut in_flight = m.open::<Account>(Some(&phone));
+    assert_eq!(*in_flight.device().await.unwrap(), "phone");
+
+    let mut h = m.open::<Account>(Some(&laptop));
+    let n = statements(s, async {
+        assert_eq!(h.destroy_other_sessions_by_user_id(&42).await.unwrap(), 2);
+    })
+    .await;
+    assert_eq!(n, 1, "ending the other sessions is one statement");
+    assert_eq!(flush(&mut h).await.unwrap(), Outcome::Unchanged);
+
+    // The in-flight request's write is refused, and the phone stays out.
+    in_flight.set_device("phone, renamed".into());
+    assert_eq!(flush(&mut in_flight).await.unwrap(), Outcome::Interrupted);
+    for ended in [&phone, &tablet] {
+        let h = m.open::<Account>(Some(ended));
+        assert_eq!(*h.user_id().await.unwrap(), 0);
+        assert!(h.is_new());
+    }
+    assert_eq!(devices(&m, &laptop, 42).await, ["laptop*"]);
+    assert_eq!(devices(&m, &other_user, 7).await, ["desk*"]);
+    assert_eq!(
+        *m.open::<Account>(Some(&laptop)).device().await.unwrap(),
+        "laptop"
+    );
+
+    // All of them, this one included: it is destroyed like `destroy()`.
+    let phone = sign_in(&m, 42, "phone").await;
+    let mut h = m.open::<Account>(Some(&laptop));
+    assert_eq!(h.destroy_sessions_by_user_id(&42).await.unwrap(), 2);
+    assert!(h.is_destroyed());
+    assert_eq!(flush(&mut h).await.unwrap(), Outcome::Unchanged);
+    assert_eq!(
+        crate::schema::SessionHandle::state(&h)
+            .request()
+            .take_cookie_action(),
+        Some(CookieAction::Remove)
+    );
+    assert!(devices(&m, &phone, 42).await.is_empty());
+    assert_eq!(devices(&m, &other_user, 7).await, ["desk*"]);
+
+    // Another user's request ending user 7's sessions keeps its own.
+    let mut admin = m.open::<Account>(Some(&laptop));
+    assert_eq!(admin.destroy_sessions_by_user_id(&7).await.unwrap(), 1);
+    assert!(!admin.is_destroyed());
+    let h = m.open::<Account>(Some(&other_user));
+    assert_eq!(*h.user_id().await.unwrap(), 0);
+    assert!(h.is_new());
+}
+
+/// The index follows the indexed field's writes and nothing else does:
+/// a change of the value moves the session to the new value, a removal
+/// or a `clear` takes it out, a regenerate keeps it (under the new key),
+/// writes of other fields cost what they cost without an index, and with
+/// `encryption_keys` the index is keyed and survives a rotation.
+pub async fn indexed_fields_follow_their_writes(store: Arc<dyn SessionStore>) {
+    let m = manager(store.clone());
+    let s = &*store;
+    let moved = sign_in(&m, 42, "moved").await;
+    let removed = sign_in(&m, 42, "removed").await;
+    let cleared = sign_in(&m, 42, "cleared").await;
+    let renamed = sign_in(&m, 42, "renamed").await;
+
+    let mut h = m.open::<Account>(Some(&moved));
+    h.set_user_id(43);
+    flush(&mut h).await.unwrap();
+    let mut h = m.open::<Account>(Some(&removed));
+    h.remove_user_id();
+    flush(&mut h).await.unwrap();
+    let mut h = m.open::<Account>(Some(&cleared));
+    h.clear();
+    h.set_device("cleared".into());
+    flush(&mut h).await.unwrap();
+    let mut h = m.open::<Account>(Some(&renamed));
+    h.regenerate();
+    h.set_device("renamed".into());
+    flush(&mut h).await.unwrap();
+    let renamed = cookie_token(&mut h);
+
+    assert_eq!(devices(&m, &renamed, 42).await, ["renamed*"]);
+    assert_eq!(devices(&m, &renamed, 43).await, ["moved"]);
+    let found = m
+        .open::<Account>(Some(&renamed))
+        .sessions_by_user_id(&42)
+        .await
+        .unwrap();
+    assert_eq!(
+        found[0].id(),
+        Token::parse(&renamed).unwrap().store_key(),
+        "listed under its new key"
+    );
+
+    // A write of a field that is not indexed costs what it costs without
+    // an index: the load and one write.
+    let n = statements(s, async {
+        let mut h = m.open::<Account>(Some(&renamed));
+        h.device_mut().await.unwrap().push('!');
+        assert_eq!(flush(&mut h).await.unwrap(), Outcome::Saved);
+    })
+    .await;
+    assert_eq!(n, 2, "a plain field's write");
+
+    // Keyed by the encryption key: a rotated list finds entries written
+    // under the old key.
+    let old = sealed_manager(store.clone(), &[1]);
+    let first = sign_in(&old, 99, "first").await;
+    sign_in(&old, 99, "second").await;
+    let rotated = sealed_manager(store.clone(), &[2, 1]);
+    assert_eq!(devices(&rotated, &first, 99).await, ["first*", "second"]);
+    assert!(
+        devices(&m, &first, 99).await.is_empty(),
+        "unkeyed digests differ"
+    );
+    let mut h = rotated.open::<Account>(Some(&first));
+    assert_eq!(h.destroy_other_sessions_by_user_id(&99).await.unwrap(), 1);
+    assert_eq!(devices(&rotated, &first, 99).await, ["first*"]);
 }

@@ -149,9 +149,25 @@ impl<'a> Field<'a> {
             .map(|_| format_ident!("update_{}", self.base, span = self.ident.span()))
     }
 
+    /// `sessions_by_x()`, `destroy_sessions_by_x()` and
+    /// `destroy_other_sessions_by_x()`, generated for an `index` field.
+    pub fn index_accessors(&self) -> Option<[Ident; 3]> {
+        let span = self.ident.span();
+        self.attrs.index.then(|| {
+            [
+                format_ident!("sessions_by_{}", self.base, span = span),
+                format_ident!("destroy_sessions_by_{}", self.base, span = span),
+                format_ident!("destroy_other_sessions_by_{}", self.base, span = span),
+            ]
+        })
+    }
+
     /// Every method the field generates.
     pub fn methods(&self) -> impl Iterator<Item = Ident> {
-        self.accessors().into_iter().chain(self.update_accessor())
+        self.accessors()
+            .into_iter()
+            .chain(self.update_accessor())
+            .chain(self.index_accessors().into_iter().flatten())
     }
 }
 
@@ -277,7 +293,7 @@ mod tests {
                 "duplicate session attribute `codec`",
                 "duplicate session attribute `rename`",
                 "expected `#[session(deferred)]`",
-                "unknown session attribute `unknown`; expected one of `rename`, `deferred`, `versioned`, `default`",
+                "unknown session attribute `unknown`; expected one of `rename`, `deferred`, `versioned`, `index`, `default`",
                 "expected `#[session(default = \"path::to::function\")]`",
                 "expected `#[session(…)]` with a list of attributes",
                 "expected `#[session(default = \"path::to::function\")]`",

@@ -11,8 +11,8 @@ use syn::{parse_quote, Expr, ExprLit, Lit, LitStr, Token};
 
 use crate::ctxt::Ctxt;
 use crate::symbol::{
-    Symbol, CODEC, CONTAINER_KEYS, CRATE, DEFAULT, DEFERRED, FIELD_KEYS, HANDLE, RENAME, SESSION,
-    VERSIONED,
+    Symbol, CODEC, CONTAINER_KEYS, CRATE, DEFAULT, DEFERRED, FIELD_KEYS, HANDLE, INDEX, RENAME,
+    SESSION, VERSIONED,
 };
 
 const UNKNOWN: &str = "unknown session attribute";
@@ -24,6 +24,7 @@ const EXPECTED_HANDLE: &str = "expected `#[session(handle = \"Name\")]`";
 const EXPECTED_RENAME: &str = "expected `#[session(rename = \"name\")]`";
 const EXPECTED_DEFERRED: &str = "expected `#[session(deferred)]`";
 const EXPECTED_VERSIONED: &str = "expected `#[session(versioned)]`";
+const EXPECTED_INDEX: &str = "expected `#[session(index)]`";
 const EXPECTED_DEFAULT: &str = "expected `#[session(default = \"path::to::function\")]`";
 
 /// A slot for one attribute that may be set once.
@@ -120,6 +121,8 @@ pub struct Field {
     pub deferred: bool,
     /// `versioned`, with the attribute's path for error spans.
     pub versioned: Option<syn::Path>,
+    /// `index`.
+    pub index: bool,
     /// `default = "…"`: a `fn() -> T`, spanned at the literal.
     pub default: Option<syn::ExprPath>,
 }
@@ -129,6 +132,7 @@ impl Field {
         let mut rename = Attr::none(cx, RENAME);
         let mut deferred = Attr::none(cx, DEFERRED);
         let mut versioned = Attr::none(cx, VERSIONED);
+        let mut index = Attr::none(cx, INDEX);
         let mut default = Attr::none(cx, DEFAULT);
 
         for_each_meta(cx, attrs, |meta| {
@@ -150,6 +154,13 @@ impl Field {
                 } else {
                     versioned.set(&meta.path, meta.path.clone());
                 }
+            } else if meta.path == INDEX {
+                if meta.input.peek(Token![=]) || meta.input.peek(syn::token::Paren) {
+                    cx.error_spanned_by(&meta.path, EXPECTED_INDEX);
+                    skip_value(&meta)?;
+                } else {
+                    index.set(&meta.path, ());
+                }
             } else if meta.path == DEFAULT {
                 if let Some(lit) = string_value(cx, &meta, EXPECTED_DEFAULT)? {
                     if let Some(path) =
@@ -168,6 +179,7 @@ impl Field {
             rename: rename.get(),
             deferred: deferred.get().is_some(),
             versioned: versioned.get(),
+            index: index.get().is_some(),
             default: default.get(),
         }
     }

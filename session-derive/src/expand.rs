@@ -64,7 +64,8 @@ fn expand(cont: &Container) -> TokenStream {
         let name = &f.name;
         let deferred = f.attrs.deferred;
         let versioned = f.attrs.versioned.is_some();
-        quote!(#field_def { name: #name, deferred: #deferred, versioned: #versioned })
+        let indexed = f.attrs.index;
+        quote!(#field_def { name: #name, deferred: #deferred, versioned: #versioned, indexed: #indexed })
     });
     let deferred_names = cont
         .fields
@@ -81,7 +82,7 @@ fn expand(cont: &Container) -> TokenStream {
         .fields
         .iter()
         .enumerate()
-        .map(|(i, f)| accessors(f, i, &codec));
+        .map(|(i, f)| accessors(f, i, &codec, ident));
     let bounds: Vec<_> = cont.fields.iter().map(bounds).collect();
     let default_fns = cont
         .fields
@@ -195,7 +196,7 @@ fn expand(cont: &Container) -> TokenStream {
 }
 
 /// `x()`, `x_mut()`, `set_x()` and `remove_x()` for field number `index`.
-fn accessors(field: &Field, index: usize, codec: &TokenStream) -> TokenStream {
+fn accessors(field: &Field, index: usize, codec: &TokenStream, data: &Ident) -> TokenStream {
     let vis = field.vis;
     let ty = field.ty;
     let member = syn::Index::from(index);
@@ -256,6 +257,52 @@ fn accessors(field: &Field, index: usize, codec: &TokenStream) -> TokenStream {
         }
     });
 
+    let by_index = field
+        .index_accessors()
+        .map(|[list, destroy, destroy_others]| {
+            let info = paths::session_info();
+            let vec = paths::vec();
+            let storable = paths::storable_trait();
+            let doc_list = format!(
+                "The live sessions whose `{base}`{stored} is `value`, most recently seen first: \
+             when each started and was last seen, whether it is this request's, and its \
+             fields (\"your devices\"). One indexed query, then one load per session.\n\n\
+             # Errors\n\nA store error; an encode error for `value`."
+            );
+            let doc_destroy = format!(
+                "Ends every session whose `{base}`{stored} is `value`, this request's own \
+             included when it has that value (\"log out everywhere\"), and returns how \
+             many ended. One statement for the others; they stay ended as after \
+             `destroy()`: no request in flight can bring one back.\n\n\
+             # Errors\n\nA store error; an encode error for `value`."
+            );
+            let doc_destroy_others = format!(
+                "Ends every session whose `{base}`{stored} is `value` except this request's \
+             own (\"log out my other devices\"), in one statement, and returns how many \
+             ended. They stay ended as after `destroy()`.\n\n\
+             # Errors\n\nA store error; an encode error for `value`."
+            );
+            quote! {
+                #[doc = #doc_list]
+                #vis async fn #list(&self, value: &#ty) -> #result<#vec<#info<#data>>> {
+                    let value = #storable::encode_with::<#codec>(value);
+                    #lift(self.state.find_sessions::<#data>(#index, value).await)
+                }
+
+                #[doc = #doc_destroy]
+                #vis async fn #destroy(&mut self, value: &#ty) -> #result<u64> {
+                    let value = #storable::encode_with::<#codec>(value);
+                    #lift(self.state.destroy_sessions(#index, value, false).await)
+                }
+
+                #[doc = #doc_destroy_others]
+                #vis async fn #destroy_others(&mut self, value: &#ty) -> #result<u64> {
+                    let value = #storable::encode_with::<#codec>(value);
+                    #lift(self.state.destroy_sessions(#index, value, true).await)
+                }
+            }
+        });
+
     quote! {
         #[doc = #doc_get]
         #vis async fn #get(&self) -> #result<&#ty> {
@@ -280,6 +327,7 @@ fn accessors(field: &Field, index: usize, codec: &TokenStream) -> TokenStream {
         }
 
         #update
+        #by_index
     }
 }
 

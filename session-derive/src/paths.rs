@@ -54,6 +54,10 @@ paths! {
     session_state => { _session::SessionState }
     /// One decoded field.
     slot => { _session::Slot }
+    /// A session found through an indexed field.
+    session_info => { _session::SessionInfo }
+    /// Encodes a value with a codec.
+    storable_trait => { _session::Storable }
     /// The codec unless `codec = "…"`.
     json_codec => { _session::JsonCodec }
     /// `session_core::Result`, with the session error.

@@ -26,6 +26,8 @@ pub const RENAME: Symbol = Symbol("rename");
 pub const DEFERRED: Symbol = Symbol("deferred");
 /// Field: written only by compare-and-set of its version (`versioned`).
 pub const VERSIONED: Symbol = Symbol("versioned");
+/// Field: searchable across sessions (`index`).
+pub const INDEX: Symbol = Symbol("index");
 /// Field: the function giving the value of an absent field
 /// (`default = "path::to::function"`).
 pub const DEFAULT: Symbol = Symbol("default");
@@ -33,7 +35,7 @@ pub const DEFAULT: Symbol = Symbol("default");
 /// The keys accepted on the struct, in the order the docs list them.
 pub const CONTAINER_KEYS: &[Symbol] = &[CRATE, CODEC, HANDLE];
 /// The keys accepted on a field.
-pub const FIELD_KEYS: &[Symbol] = &[RENAME, DEFERRED, VERSIONED, DEFAULT];
+pub const FIELD_KEYS: &[Symbol] = &[RENAME, DEFERRED, VERSIONED, INDEX, DEFAULT];
 
 impl PartialEq<Symbol> for Ident {
     fn eq(&self, word: &Symbol) -> bool {

@@ -327,7 +327,8 @@ pub use session_derive::Session;
 
 pub use session_core::config::{OnDecodeError, SameSite};
 pub use session_core::{
-    codec, store, Config, RequestSession, SessionManager, SessionState, StoreKey, Token,
+    codec, store, Config, RequestSession, SessionInfo, SessionManager, SessionState, StoreKey,
+    Token,
 };
 
 /// The error of this crate, [`SessionError`], under the name `?`-heavy code

@@ -49,13 +49,24 @@ fn dump(prefix: &str) -> String {
     let (address, database) = rest.split_once('/').expect("a database in DATABASE_URL");
     let (host, port) = address.split_once(':').unwrap_or((address, "3306"));
     let output = Command::new("mariadb-dump")
-        .args(["-h", host, "-P", port, "-u", user.split(':').next().unwrap()])
+        .args([
+            "-h",
+            host,
+            "-P",
+            port,
+            "-u",
+            user.split(':').next().unwrap(),
+        ])
         .arg(database.split('?').next().unwrap())
         .arg(format!("{prefix}sessions"))
         .arg(format!("{prefix}session_fields"))
         .output()
         .expect("mariadb-dump runs");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
@@ -87,7 +98,10 @@ async fn a_dump_of_an_encrypted_store_holds_no_plaintext() {
     let (plain, body) = session_dump(&[]).await;
     assert_eq!(body, expected);
     assert!(plain.contains("INSERT INTO"), "the dump has the rows");
-    assert!(plain.contains(CARD) && plain.contains("987654321"), "without keys the dump shows the values");
+    assert!(
+        plain.contains(CARD) && plain.contains("987654321"),
+        "without keys the dump shows the values"
+    );
 
     let (sealed, body) = session_dump(&[KEY]).await;
     assert_eq!(body, expected, "the app reads its values back");

@@ -109,7 +109,11 @@ async fn a_malformed_encryption_key_refuses_launch() {
         vec![key, key],
     ] {
         let figment = figment("debug").merge(("sessions.encryption_keys", keys.clone()));
-        assert_eq!(failed_fairings(app(figment)).await, ["Sessions"], "{keys:?}");
+        assert_eq!(
+            failed_fairings(app(figment)).await,
+            ["Sessions"],
+            "{keys:?}"
+        );
     }
 }
 

@@ -20,6 +20,7 @@ fn ui() {
         "reserved-name",
         "invalid-name",
         "versioned",
+        "index",
     ] {
         t.compile_fail(format!("ui/{category}/*.rs"));
     }

@@ -7,8 +7,11 @@
 //! records the cookie the response needs.
 
 use crate::error::{BoxError, Error, Result};
+use crate::state::index_tags;
 use crate::state::{Change, CookieAction, ExpiryChoice, Known, SessionState, Stage, Times};
-use crate::store::{Changes, Expect, ExpiryUpdate, NewSession, Rename, Saved, PREVIOUS_KEY_GRACE};
+use crate::store::{
+    Changes, Expect, ExpiryUpdate, IndexUpdate, NewSession, Rename, Saved, PREVIOUS_KEY_GRACE,
+};
 use crate::token::{StoreKey, Token};
 
 /// How many times creation retries with a fresh token when the key is taken
@@ -163,6 +166,13 @@ impl SessionState {
                     if !unchanged {
                         all_existing &= matches!(known, Known::Bytes(_));
                         self.expect(index, &mut plan.changes);
+                        if field.indexed {
+                            let sealer = self.request.manager().sealer();
+                            plan.changes.index.push(IndexUpdate {
+                                name: field.name,
+                                tag: index_tags(sealer, field.name, &bytes).into_iter().next(),
+                            });
+                        }
                         plan.changes.upsert.push((field.name, bytes));
                         plan.upserted.push(index);
                     }
@@ -170,6 +180,12 @@ impl SessionState {
                 Change::Removed => {
                     if known != Known::Absent {
                         self.expect(index, &mut plan.changes);
+                        if field.indexed {
+                            plan.changes.index.push(IndexUpdate {
+                                name: field.name,
+                                tag: None,
+                            });
+                        }
                         plan.changes.remove.push(field.name);
                         plan.removed.push(index);
                     }
@@ -339,6 +355,25 @@ impl SessionState {
             let sealed = self.seal_changes(&key, &plan.changes, None)?;
             let fields = &sealed.as_ref().unwrap_or(&plan.changes).upsert;
             if store.create(&key, session, fields).await? {
+                // The new session's index entries: one more statement, only
+                // when an indexed field is among its first.
+                let index: Vec<IndexUpdate> = plan
+                    .changes
+                    .index
+                    .iter()
+                    .filter(|u| u.tag.is_some())
+                    .copied()
+                    .collect();
+                if !index.is_empty() {
+                    let changes = Changes {
+                        index,
+                        ..Changes::default()
+                    };
+                    let at = self.request.validity();
+                    if store.save(&key, &changes, at).await? != Saved::Saved {
+                        return Err(Error::Interrupted);
+                    }
+                }
                 {
                     let mut life = self.request.life();
                     life.stage = Stage::Live {

@@ -25,6 +25,7 @@ use crate::token::StoreKey;
 
 mod field;
 mod flush;
+mod index;
 mod request;
 mod sealed;
 mod update;
@@ -34,6 +35,8 @@ pub use field::Slot;
 pub use flush::Outcome;
 #[cfg(test)]
 pub(crate) use flush::{FlushPlan, Target};
+pub(crate) use index::index_tags;
+pub use index::SessionInfo;
 pub use request::{CookieAction, RequestSession};
 pub(crate) use request::{ExpiryChoice, Stage, Times};
 #[cfg(feature = "testing")]
@@ -51,6 +54,9 @@ pub struct FieldDef {
     /// Written only with a compare-and-set of its version
     /// (`#[session(versioned)]`).
     pub versioned: bool,
+    /// Searchable across sessions: its writes keep the session's entry in
+    /// the store's index (`#[session(index)]`).
+    pub indexed: bool,
 }
 
 /// What a request did to one field.
@@ -354,7 +360,9 @@ impl SessionState {
                         sealed::open_keys(sealer, &key, list.as_deref())
                     }
                 };
-                Ok(Some(self.open_value(sealer, &key, &previous, index, sealed)))
+                Ok(Some(
+                    self.open_value(sealer, &key, &previous, index, sealed),
+                ))
             })
             .await?;
         Ok(value.as_deref())
@@ -406,7 +414,10 @@ impl SessionState {
         let sealer = self.request.manager().sealer();
         let previous_keys = match sealer {
             Some(sealer) => {
-                let list = record.fields.iter().find(|(n, _)| n == sealed::PREVIOUS_KEYS);
+                let list = record
+                    .fields
+                    .iter()
+                    .find(|(n, _)| n == sealed::PREVIOUS_KEYS);
                 sealed::open_keys(sealer, key, list.map(|(_, v)| v.as_slice()))
             }
             None => Vec::new(),

@@ -60,6 +60,20 @@ pub(crate) fn open_keys(sealer: &Sealer, key: &StoreKey, sealed: Option<&[u8]>) 
     }
 }
 
+/// Opens a value of field `name` of the session under `key`, sealed for
+/// that key or one of its `previous` ones.
+pub(crate) fn open(
+    sealer: &Sealer,
+    key: &StoreKey,
+    previous: &[StoreKey],
+    name: &str,
+    sealed: &[u8],
+) -> Option<Vec<u8>> {
+    std::iter::once(key)
+        .chain(previous.iter().rev())
+        .find_map(|k| sealer.open(k, name, sealed))
+}
+
 impl SessionState {
     /// Opens field `index`'s stored value: under the session's key, then
     /// its previous keys. A value that does not open is kept as it is and
@@ -73,11 +87,7 @@ impl SessionState {
         index: usize,
         sealed: Vec<u8>,
     ) -> Vec<u8> {
-        let name = self.schema[index].name;
-        let opened = std::iter::once(key)
-            .chain(previous.iter().rev())
-            .find_map(|k| sealer.open(k, name, &sealed));
-        match opened {
+        match open(sealer, key, previous, self.schema[index].name, &sealed) {
             Some(plain) => plain,
             None => {
                 self.unopened
@@ -138,6 +148,7 @@ impl SessionState {
             remove: changes.remove.clone(),
             expect: changes.expect.clone(),
             expiry: changes.expiry,
+            index: changes.index.clone(),
         }))
     }
 

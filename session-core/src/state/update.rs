@@ -92,7 +92,10 @@ impl SessionState {
             };
             let at = self.request.validity();
             let sealed = self.seal_changes(&key, &changes, None)?;
-            match store.save(&key, sealed.as_ref().unwrap_or(&changes), at).await? {
+            match store
+                .save(&key, sealed.as_ref().unwrap_or(&changes), at)
+                .await?
+            {
                 Saved::Saved => {
                     let [(_, bytes)] = <[_; 1]>::try_from(changes.upsert)
                         .unwrap_or_else(|_| unreachable!("one field was written"));
@@ -171,11 +174,11 @@ impl SessionState {
                     .map(|(_, v)| v);
                 let present = bytes.is_some();
                 self.set_written(index, bytes);
-                if let (Some(sealer), Some(Some(stored))) =
-                    (sealer, self.fields[index].written.take())
-                {
-                    let plain = self.open_value(sealer, &key, &previous, index, stored);
-                    self.fields[index].written = Some(Some(plain));
+                if let Some(sealer) = sealer {
+                    if let Some(Some(stored)) = self.fields[index].written.take() {
+                        let plain = self.open_value(sealer, &key, &previous, index, stored);
+                        self.fields[index].written = Some(Some(plain));
+                    }
                 }
                 self.set_version(index, present.then_some(version));
                 Ok(())

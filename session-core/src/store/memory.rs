@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::store::{
-    Changes, Counters, ExpiryUpdate, NewSession, Record, Saved, SessionStore, StoreStats,
+    Changes, Counters, ExpiryUpdate, IndexTag, NewSession, Record, Saved, SessionStore, StoreStats,
     Timestamp, Validity,
 };
 use crate::token::StoreKey;
@@ -38,6 +38,8 @@ struct Entry {
     /// Versions of the fields ever written with an expectation; a field
     /// not here has version 0.
     versions: HashMap<String, u64>,
+    /// The session's index entries: index name → tag.
+    index: HashMap<String, IndexTag>,
 }
 
 impl Entry {
@@ -208,6 +210,7 @@ impl SessionStore for MemoryStore {
                 persistent: session.persistent,
                 fields,
                 versions: HashMap::new(),
+                index: HashMap::new(),
             },
         );
         Ok(true)
@@ -255,6 +258,7 @@ impl SessionStore for MemoryStore {
         if changes.clear {
             entry.fields.clear();
             entry.versions.clear();
+            entry.index.clear();
         }
         for (name, value) in &changes.upsert {
             entry.fields.insert((*name).to_string(), value.clone());
@@ -265,6 +269,12 @@ impl SessionStore for MemoryStore {
         for name in &changes.remove {
             entry.fields.remove(*name);
             entry.versions.remove(*name);
+        }
+        for update in &changes.index {
+            match update.tag {
+                Some(tag) => entry.index.insert(update.name.to_string(), tag),
+                None => entry.index.remove(update.name),
+            };
         }
         match changes.expiry {
             Some(ExpiryUpdate::Extend(t)) => {
@@ -318,6 +328,34 @@ impl SessionStore for MemoryStore {
         }
         map.previous.retain(|_, (_, until)| *until > at.now);
         Ok(expired.len() as u64)
+    }
+
+    /// A scan of every session: the memory store keeps no reverse map, as
+    /// it serves tests and development.
+    async fn find(&self, name: &str, tags: &[IndexTag], at: Validity) -> Result<Vec<StoreKey>> {
+        self.counters.statement();
+        let map = self.lock();
+        Ok(map
+            .sessions
+            .iter()
+            .filter(|(_, e)| e.alive(at) && e.index.get(name).is_some_and(|t| tags.contains(t)))
+            .map(|(k, _)| *k)
+            .collect())
+    }
+
+    async fn destroy_found(
+        &self,
+        name: &str,
+        tags: &[IndexTag],
+        except: Option<&StoreKey>,
+    ) -> Result<u64> {
+        self.counters.statement();
+        let mut map = self.lock();
+        let before = map.sessions.len();
+        map.sessions.retain(|k, e| {
+            Some(k) == except || !e.index.get(name).is_some_and(|t| tags.contains(t))
+        });
+        Ok((before - map.sessions.len()) as u64)
     }
 
     fn stats(&self) -> StoreStats {

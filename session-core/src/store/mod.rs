@@ -25,6 +25,10 @@
 //!   nothing and reports [`Saved::Conflict`]. Fields written without one
 //!   keep whatever version they have.
 //!
+//! - A session's index entries ([`IndexUpdate`]) live and die with it: a
+//!   rename keeps them, a `clear` removes them, and expired or destroyed
+//!   sessions are never [`find`](SessionStore::find)-ed.
+//!
 //! The behaviour suite in `session_core::testing` (feature `testing`) checks all of
 //! this; run it against any store you write.
 //!
@@ -257,6 +261,20 @@ impl Expect {
     }
 }
 
+/// A keyed digest of an indexed field's value (`#[session(index)]`): what
+/// an index holds and is searched by. Stores compare it for equality only.
+pub type IndexTag = [u8; 32];
+
+/// A change to one session's entry in one index, made by a
+/// [`save`](SessionStore::save) along with the field's own write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexUpdate {
+    /// The indexed field's stored name: the index's name.
+    pub name: &'static str,
+    /// The session's entry from now on; `None` removes it.
+    pub tag: Option<IndexTag>,
+}
+
 /// The timestamps a new session is created with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NewSession {
@@ -331,6 +349,9 @@ pub struct Changes {
     pub expect: Vec<Expect>,
     /// A new expiry, if any.
     pub expiry: Option<ExpiryUpdate>,
+    /// The session's index entries to set or remove, after the fields
+    /// (a [`clear`](Changes::clear) removes every entry first).
+    pub index: Vec<IndexUpdate>,
 }
 
 impl Changes {
@@ -346,6 +367,7 @@ impl Changes {
             && self.upsert.is_empty()
             && self.remove.is_empty()
             && self.expiry.is_none()
+            && self.index.is_empty()
     }
 }
 
@@ -364,6 +386,13 @@ pub enum Saved {
     /// [`Expect`]ed one (another request changed it meanwhile); nothing
     /// was written.
     Conflict,
+}
+
+/// The error of a store without indexes asked to use one.
+fn no_index(store: &(impl Debug + ?Sized)) -> crate::Error {
+    crate::Error::Backend(
+        format!("this session store ({store:?}) has no indexes: `#[session(index)]` needs one that does").into(),
+    )
 }
 
 /// A session store. Object-safe: the runtime holds it as
@@ -419,6 +448,29 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
     /// (idle-expired or past `max_lifetime`); returns how many. Safe to run
     /// from several processes at once.
     async fn delete_expired(&self, at: Validity, batch: u32) -> Result<u64>;
+
+    /// The keys of the live sessions whose entry in index `name` is one of
+    /// `tags` (several when the tag's key was rotated). Stores without
+    /// indexes keep this default, an error: `#[session(index)]` needs a
+    /// store that has them.
+    async fn find(&self, name: &str, tags: &[IndexTag], at: Validity) -> Result<Vec<StoreKey>> {
+        let _ = (name, tags, at);
+        Err(no_index(self))
+    }
+
+    /// Deletes, with all their fields and index entries, every session
+    /// whose entry in index `name` is one of `tags`, except the one under
+    /// `except`; returns how many. A deleted session is gone as after
+    /// [`destroy`](Self::destroy): no save brings it back.
+    async fn destroy_found(
+        &self,
+        name: &str,
+        tags: &[IndexTag],
+        except: Option<&StoreKey>,
+    ) -> Result<u64> {
+        let _ = (name, tags, except);
+        Err(no_index(self))
+    }
 
     /// Work counters since the store was built.
     fn stats(&self) -> StoreStats {

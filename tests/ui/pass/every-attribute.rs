@@ -17,6 +17,7 @@ mod codecs {
 #[derive(Session)]
 #[session(crate = "session_rocket", codec = "codecs::Json", handle = "ShopHandle")]
 pub struct Shop {
+    #[session(index)]
     pub user_id: Option<u64>,
     cart: Vec<Item>,
     #[session(deferred)]
@@ -49,6 +50,12 @@ async fn handler(mut session: ShopHandle) -> session_rocket::__private::Result<(
         *v
     }).await?;
     let _ = visits;
+    for device in session.sessions_by_user_id(&Some(42)).await? {
+        let _: Option<String> = device.field("lang");
+        let _ = (device.id(), device.created_at(), device.last_seen(), device.is_current());
+    }
+    let _: u64 = session.destroy_other_sessions_by_user_id(&Some(42)).await?;
+    let _: u64 = session.destroy_sessions_by_user_id(&Some(42)).await?;
     Ok(())
 }
 

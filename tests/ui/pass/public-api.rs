@@ -5,13 +5,14 @@
 use session_core::store::memory::{MemoryStore, DEFAULT_CAPACITY};
 use session_core::store::open::{open, redact, Opened, Profile};
 use session_core::store::{
-    Changes, Counters, Expect, ExpiryUpdate, NewSession, Record, Rename, Saved, SessionStore,
-    StoreStats, Timestamp, Validity, PREVIOUS_KEY_GRACE,
+    Changes, Counters, Expect, ExpiryUpdate, IndexTag, IndexUpdate, NewSession, Record, Rename,
+    Saved, SessionStore, StoreStats, Timestamp, Validity, PREVIOUS_KEY_GRACE,
 };
+use session_core::sealing::EncryptionKey;
 use session_core::signing::SigningKey;
 use session_core::{
     flush, BoxError, Config, Error, FieldDef, RequestSession, Result, SessionData, SessionHandle,
-    SessionManager, SessionState, StoreKey, Token,
+    SessionInfo, SessionManager, SessionState, StoreKey, Token,
 };
 use session_rocket::codec::{Codec, JsonCodec};
 use session_rocket::config::extract;
@@ -24,6 +25,11 @@ fn outcome(saved: Saved, changes: &Changes) -> Option<u64> {
         Saved::Conflict => None,
         Saved::Saved | Saved::Gone | Saved::Moved => changes.expect.first().map(Expect::next),
     }
+}
+
+/// A store author's view of index entries.
+fn index_entries(changes: &Changes) -> Vec<(&'static str, Option<IndexTag>)> {
+    changes.index.iter().map(|u: &IndexUpdate| (u.name, u.tag)).collect()
 }
 
 /// An app's view of a conflict.

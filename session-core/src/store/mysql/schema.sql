@@ -2,7 +2,7 @@
 -- The store creates them at launch unless `create_tables = false`; users
 -- without the CREATE privilege run this file once instead. With
 -- `table_prefix = "app_"`, prefix every name that starts with
--- `sessions` or `session_fields` (tables, indexes, constraints).
+-- `sessions`, `session_fields` or `session_index` (tables, indexes, constraints).
 -- Works on MySQL 5.7+/8 and MariaDB 10.5+, and on Galera clusters (every
 -- table has a primary key; InnoDB only).
 
@@ -38,5 +38,18 @@ CREATE TABLE IF NOT EXISTS `session_fields` (
   `version` BIGINT NULL,
   PRIMARY KEY (`session_pk`, `name`),
   CONSTRAINT `session_fields_session_fk` FOREIGN KEY (`session_pk`)
+    REFERENCES `sessions` (`pk`) ON DELETE CASCADE
+) ENGINE = InnoDB;
+
+-- `#[session(index)]` fields: one row per session and indexed field, with
+-- a keyed digest of the value (never the value). Written only when an
+-- indexed field is; "log out everywhere" finds sessions through it.
+CREATE TABLE IF NOT EXISTS `session_index` (
+  `session_pk` BIGINT NOT NULL,
+  `name` VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  `tag` BINARY(32) NOT NULL,
+  PRIMARY KEY (`session_pk`, `name`),
+  KEY `session_index_tag` (`name`, `tag`),
+  CONSTRAINT `session_index_session_fk` FOREIGN KEY (`session_pk`)
     REFERENCES `sessions` (`pk`) ON DELETE CASCADE
 ) ENGINE = InnoDB;

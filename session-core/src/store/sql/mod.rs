@@ -9,7 +9,8 @@ use async_trait::async_trait;
 
 use crate::error::{BoxError, Error, Result};
 use crate::store::{
-    Changes, Counters, NewSession, Record, Saved, SessionStore, StoreStats, Timestamp, Validity,
+    Changes, Counters, IndexTag, NewSession, Record, Saved, SessionStore, StoreStats, Timestamp,
+    Validity,
 };
 use crate::token::StoreKey;
 
@@ -426,7 +427,8 @@ impl<B: Backend> SessionStore for SqlStore<B> {
             && changes.rename.is_none()
             && changes.expiry.is_none()
             && !changes.clear
-            && changes.remove.is_empty();
+            && changes.remove.is_empty()
+            && changes.index.is_empty();
         if only_updates {
             let n = changes.upsert.len() as u64;
             let stmt = self.sql.update(key, &changes.upsert, at);
@@ -493,6 +495,7 @@ impl<B: Backend> SessionStore for SqlStore<B> {
                 stmts.push(self.sql.alive(current, at));
             }
             stmts.push(self.sql.clear(current));
+            stmts.push(self.sql.index_clear(current));
             for expect in &changes.expect {
                 if let Some(bytes) = value(expect.name) {
                     stmts.push(
@@ -522,18 +525,34 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         if !remove.is_empty() {
             stmts.push(self.sql.remove(current, &remove));
         }
+        // Index entries last, the ones set first: a save of index entries
+        // alone (after a create) tells by its first statement whether the
+        // session is alive.
+        let sets_index = changes.index.iter().any(|u| u.tag.is_some());
+        for update in &changes.index {
+            if let Some(tag) = &update.tag {
+                stmts.push(self.sql.index_set(current, update.name, tag, at));
+            }
+        }
+        for update in changes.index.iter().filter(|u| u.tag.is_none()) {
+            stmts.push(self.sql.index_unset(current, update.name));
+        }
         if stmts.is_empty() {
             return Ok(Saved::Saved);
         }
         // A removal alone cannot resurrect anything, so it need not match;
         // otherwise the first statement tells whether the session is alive,
         // and every compare-and-set must match.
-        let must_match =
-            if changes.rename.is_some() || changes.clear || has_plain || changes.expiry.is_some() {
-                checked.max(1)
-            } else {
-                checked
-            };
+        let must_match = if changes.rename.is_some()
+            || changes.clear
+            || has_plain
+            || changes.expiry.is_some()
+            || sets_index
+        {
+            checked.max(1)
+        } else {
+            checked
+        };
         let written = match self.write(&stmts, must_match).await {
             Ok(written) => written,
             // A compare-and-set insert found the field there: it appeared
@@ -594,6 +613,34 @@ impl<B: Backend> SessionStore for SqlStore<B> {
             return Ok(0);
         }
         let affected = self.write(&[self.sql.delete(&pks, at)], 0).await?;
+        Ok(affected.and_then(|a| a.first().copied()).unwrap_or(0))
+    }
+
+    async fn find(&self, name: &str, tags: &[IndexTag], at: Validity) -> Result<Vec<StoreKey>> {
+        if tags.is_empty() {
+            return Ok(Vec::new());
+        }
+        let stmt = self.sql.find(name, tags, at);
+        let hashes = self.read(|| self.backend.fetch_bytes(&stmt)).await?;
+        Ok(hashes
+            .into_iter()
+            .filter_map(|h| <[u8; 32]>::try_from(h).ok().map(StoreKey::from_bytes))
+            .collect())
+    }
+
+    async fn destroy_found(
+        &self,
+        name: &str,
+        tags: &[IndexTag],
+        except: Option<&StoreKey>,
+    ) -> Result<u64> {
+        if tags.is_empty() {
+            return Ok(0);
+        }
+        // No token hashes to 32 zero bytes.
+        let except = except.map_or([0; 32], |k| *k.as_bytes());
+        let stmt = self.sql.destroy_found(name, tags, &except);
+        let affected = self.write(std::slice::from_ref(&stmt), 0).await?;
         Ok(affected.and_then(|a| a.first().copied()).unwrap_or(0))
     }
 

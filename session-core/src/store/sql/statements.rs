@@ -16,7 +16,7 @@ use std::borrow::Cow;
 
 use crate::config::validate_prefix;
 use crate::error::Result;
-use crate::store::{ExpiryUpdate, Validity};
+use crate::store::{ExpiryUpdate, IndexTag, Validity};
 use crate::token::StoreKey;
 
 use super::backend::{Arg, Backend, Stmt};
@@ -63,6 +63,7 @@ pub struct TableNames {
     prefix: String,
     pub(crate) sessions: String,
     pub(crate) fields: String,
+    pub(crate) index: String,
 }
 
 impl TableNames {
@@ -76,6 +77,7 @@ impl TableNames {
             prefix: prefix.to_string(),
             sessions: format!("{prefix}sessions"),
             fields: format!("{prefix}session_fields"),
+            index: format!("{prefix}session_index"),
         })
     }
 
@@ -94,9 +96,15 @@ impl TableNames {
         &self.fields
     }
 
+    /// The index table's name (`#[session(index)]` fields), unquoted.
+    pub fn index(&self) -> &str {
+        &self.index
+    }
+
     /// The DDL for these names, split into statements: every table, index
-    /// and constraint name in the shipped schema starts with `` `sessions``
-    /// or `` `session_fields``, so the prefix goes right after the backquote.
+    /// and constraint name in the shipped schema starts with `` `sessions``,
+    /// `` `session_fields`` or `` `session_index``, so the prefix goes right
+    /// after the backquote.
     pub(crate) fn ddl(&self, schema: &str) -> Vec<String> {
         // Comments go first: they may contain `;`.
         let code: String = schema
@@ -107,6 +115,7 @@ impl TableNames {
         let p = &self.prefix;
         code.replace("`sessions", &format!("`{p}sessions"))
             .replace("`session_fields", &format!("`{p}session_fields"))
+            .replace("`session_index", &format!("`{p}session_index"))
             .split(';')
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
@@ -142,14 +151,20 @@ pub(crate) struct Statements {
     expired: String,
     delete_head: String,
     probe: String,
-    drop: [String; 2],
+    index_set: String,
+    index_unset: String,
+    index_clear: String,
+    find: String,
+    destroy_found: String,
+    drop: [String; 3],
 }
 
 impl Statements {
     pub(crate) fn new<B: Backend>(names: &TableNames) -> Self {
-        let (s, f) = (
+        let (s, f, i) = (
             format!("`{}`", names.sessions),
             format!("`{}`", names.fields),
+            format!("`{}`", names.index),
         );
         let (greatest, least) = (B::GREATEST, B::LEAST);
         Statements {
@@ -241,9 +256,29 @@ impl Statements {
             ),
             delete_head: format!("DELETE FROM {s} WHERE pk IN ("),
             probe: format!(
-                "SELECT s.pk FROM {s} s LEFT JOIN {f} f ON f.session_pk = s.pk AND f.name = '' WHERE s.pk = 0 AND s.previous_until = 0 AND s.idle_timeout = 0"
+                "SELECT s.pk FROM {s} s LEFT JOIN {f} f ON f.session_pk = s.pk AND f.name = '' LEFT JOIN {i} i ON i.session_pk = s.pk AND i.tag = f.value WHERE s.pk = 0 AND s.previous_until = 0 AND s.idle_timeout = 0"
+            ),
+            // The fields' conflict clause, for the index's `tag` column.
+            index_set: format!(
+                "INSERT INTO {i} (session_pk, name, tag) SELECT s.pk, v.name, v.tag FROM {s} s CROSS JOIN (SELECT ? AS name, ? AS tag) v WHERE s.token_hash = ? AND {} {}",
+                alive("s."),
+                B::UPSERT.replace("value", "tag")
+            ),
+            index_unset: format!(
+                "DELETE FROM {i} WHERE session_pk = (SELECT pk FROM {s} WHERE token_hash = ?) AND name = ?"
+            ),
+            index_clear: format!(
+                "DELETE FROM {i} WHERE session_pk = (SELECT pk FROM {s} WHERE token_hash = ?)"
+            ),
+            find: format!(
+                "SELECT s.token_hash FROM {i} i JOIN {s} s ON s.pk = i.session_pk WHERE i.name = ? AND {} AND i.tag IN (",
+                alive("s.")
+            ),
+            destroy_found: format!(
+                "DELETE FROM {s} WHERE token_hash <> ? AND pk IN (SELECT session_pk FROM {i} WHERE name = ? AND tag IN ("
             ),
             drop: [
+                format!("DROP TABLE IF EXISTS {i}"),
                 format!("DROP TABLE IF EXISTS {f}"),
                 format!("DROP TABLE IF EXISTS {s}"),
             ],
@@ -585,8 +620,83 @@ impl Statements {
         }
     }
 
-    pub(crate) fn drop(&self) -> &[String; 2] {
+    pub(crate) fn drop(&self) -> &[String; 3] {
         &self.drop
+    }
+
+    /// Sets the session's entry in index `name`.
+    pub(crate) fn index_set<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        name: &'a str,
+        tag: &'a IndexTag,
+        at: Validity,
+    ) -> Stmt<'a> {
+        let mut args = vec![
+            Arg::Text(name),
+            Arg::Bytes(&tag[..]),
+            Arg::Bytes(key.as_bytes()),
+        ];
+        args.extend(alive_args(at));
+        Stmt {
+            sql: Cow::Borrowed(&self.index_set),
+            args,
+        }
+    }
+
+    /// Removes the session's entry in index `name`.
+    pub(crate) fn index_unset<'a>(&'a self, key: &'a StoreKey, name: &'a str) -> Stmt<'a> {
+        Stmt {
+            sql: Cow::Borrowed(&self.index_unset),
+            args: vec![Arg::Bytes(key.as_bytes()), Arg::Text(name)],
+        }
+    }
+
+    /// Removes every index entry of the session (a `clear`).
+    pub(crate) fn index_clear<'a>(&'a self, key: &'a StoreKey) -> Stmt<'a> {
+        Stmt {
+            sql: Cow::Borrowed(&self.index_clear),
+            args: vec![Arg::Bytes(key.as_bytes())],
+        }
+    }
+
+    /// The token hashes of the live sessions with one of `tags` in index
+    /// `name`.
+    pub(crate) fn find<'a>(
+        &'a self,
+        name: &'a str,
+        tags: &'a [IndexTag],
+        at: Validity,
+    ) -> Stmt<'a> {
+        let mut sql = self.find.clone();
+        placeholders(&mut sql, tags.len());
+        sql.push(')');
+        let mut args = vec![Arg::Text(name)];
+        args.extend(alive_args(at));
+        args.extend(tags.iter().map(|t| Arg::Bytes(&t[..])));
+        Stmt {
+            sql: sql.into(),
+            args,
+        }
+    }
+
+    /// Deletes the sessions with one of `tags` in index `name`, but the
+    /// one under `except` (a hash no token has when `None`).
+    pub(crate) fn destroy_found<'a>(
+        &'a self,
+        name: &'a str,
+        tags: &'a [IndexTag],
+        except: &'a [u8; 32],
+    ) -> Stmt<'a> {
+        let mut sql = self.destroy_found.clone();
+        placeholders(&mut sql, tags.len());
+        sql.push_str("))");
+        let mut args = vec![Arg::Bytes(&except[..]), Arg::Text(name)];
+        args.extend(tags.iter().map(|t| Arg::Bytes(&t[..])));
+        Stmt {
+            sql: sql.into(),
+            args,
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 -- Tables of the SQLite session store (session-core, feature `sqlite`).
 -- The store creates them at launch unless `create_tables = false`. With
 -- `table_prefix = "app_"`, prefix every name that starts with
--- `sessions` or `session_fields` (tables, indexes, constraints).
+-- `sessions`, `session_fields` or `session_index` (tables, indexes, constraints).
 -- Foreign keys must be on (sqlx turns them on for every connection).
 
 CREATE TABLE IF NOT EXISTS `sessions` (
@@ -37,3 +37,14 @@ CREATE TABLE IF NOT EXISTS `session_fields` (
   `version` INTEGER,
   PRIMARY KEY (`session_pk`, `name`)
 ) WITHOUT ROWID;
+
+-- `#[session(index)]` fields: one row per session and indexed field, with
+-- a keyed digest of the value (never the value).
+CREATE TABLE IF NOT EXISTS `session_index` (
+  `session_pk` INTEGER NOT NULL REFERENCES `sessions` (`pk`) ON DELETE CASCADE,
+  `name` TEXT NOT NULL,
+  `tag` BLOB NOT NULL,
+  PRIMARY KEY (`session_pk`, `name`)
+) WITHOUT ROWID;
+
+CREATE INDEX IF NOT EXISTS `session_index_tag` ON `session_index` (`name`, `tag`);

@@ -1,0 +1,216 @@
+//! Indexed fields (`#[session(index)]`): a user's sessions, found and
+//! ended from any one of them ("log out everywhere").
+//!
+//! A write of an indexed field sets the session's entry in the store's
+//! index to a digest of the encoded value (keyed with the encryption key
+//! when values are encrypted, so the index reveals no value either); a
+//! removal or a `clear` drops it. Nothing else touches the index.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+
+use crate::codec::Storable;
+use crate::error::{BoxError, Error, Result};
+use crate::schema::SessionData;
+use crate::sealing::Sealer;
+use crate::state::sealed::{self, PREVIOUS_KEYS};
+use crate::state::SessionState;
+use crate::store::{IndexTag, Timestamp};
+use crate::token::StoreKey;
+
+/// Separates index digests from any other use of the keys.
+const CONTEXT: &[u8] = b"session-core/index/v1\0";
+
+/// The digests an indexed value is searched by: one per encryption key
+/// (the first is the one written), or its plain SHA-256 when values are
+/// not encrypted (the value is then stored in the clear anyway).
+pub(crate) fn index_tags(sealer: Option<&Sealer>, name: &str, bytes: &[u8]) -> Vec<IndexTag> {
+    match sealer {
+        Some(sealer) => sealer
+            .macs()
+            .map(|mac| {
+                let mut mac: Hmac<Sha256> = mac.clone();
+                mac.update(CONTEXT);
+                mac.update(name.as_bytes());
+                mac.update(&[0]);
+                mac.update(bytes);
+                mac.finalize().into_bytes().into()
+            })
+            .collect(),
+        None => vec![Sha256::new()
+            .chain_update(CONTEXT)
+            .chain_update(name.as_bytes())
+            .chain_update([0])
+            .chain_update(bytes)
+            .finalize()
+            .into()],
+    }
+}
+
+/// One live session found through an indexed field, as a "your devices"
+/// page shows it: when it started, when it was last seen, whether it is
+/// the one making the request, and its non-deferred fields (decoded on
+/// demand with [`field`](Self::field)).
+pub struct SessionInfo<D> {
+    id: StoreKey,
+    created_at: Timestamp,
+    last_seen: Timestamp,
+    expires_at: Timestamp,
+    current: bool,
+    /// Opened bytes of the fields of `D` that are stored and open.
+    fields: Vec<(&'static str, Vec<u8>)>,
+    data: PhantomData<fn() -> D>,
+}
+
+impl<D> fmt::Debug for SessionInfo<D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionInfo")
+            .field("id", &self.id)
+            .field("created_at", &self.created_at)
+            .field("last_seen", &self.last_seen)
+            .field("current", &self.current)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<D: SessionData> SessionInfo<D> {
+    /// The session's non-secret identifier (the SHA-256 of its token), as
+    /// [`SessionState::id`] reports it: safe to show and log.
+    pub fn id(&self) -> StoreKey {
+        self.id
+    }
+
+    /// When the session was created (Unix seconds).
+    pub fn created_at(&self) -> Timestamp {
+        self.created_at
+    }
+
+    /// When the session was last used, to within `touch_after` (Unix
+    /// seconds): its last touch.
+    pub fn last_seen(&self) -> Timestamp {
+        self.last_seen
+    }
+
+    /// When the session expires unless used again (Unix seconds).
+    pub fn expires_at(&self) -> Timestamp {
+        self.expires_at
+    }
+
+    /// Whether this is the session of the request that listed it.
+    pub fn is_current(&self) -> bool {
+        self.current
+    }
+
+    /// The value of the field stored as `name` (a non-deferred field of
+    /// `D`), decoded with `D`'s codec; `None` when it is absent, deferred,
+    /// or does not decode.
+    pub fn field<T: Storable>(&self, name: &str) -> Option<T> {
+        let (_, bytes) = self.fields.iter().find(|(n, _)| *n == name)?;
+        T::decode_with::<D::Codec>(bytes).ok()
+    }
+}
+
+impl SessionState {
+    /// The stored name and search digests of indexed field `index` holding
+    /// `value`.
+    fn index_query(
+        &self,
+        index: usize,
+        value: Result<Vec<u8>, BoxError>,
+    ) -> Result<(&'static str, Vec<u8>, Vec<IndexTag>)> {
+        let field = &self.schema[index];
+        let bytes = value.map_err(|source| Error::Encode {
+            field: field.name,
+            source,
+        })?;
+        let tags = index_tags(self.request.manager().sealer(), field.name, &bytes);
+        Ok((field.name, bytes, tags))
+    }
+
+    /// The live sessions whose indexed field `index` holds `value`: one
+    /// query for the list, one load per session found. Use the handle's
+    /// generated `sessions_by_x()`.
+    #[doc(hidden)]
+    pub async fn find_sessions<D: SessionData>(
+        &self,
+        index: usize,
+        value: Result<Vec<u8>, BoxError>,
+    ) -> Result<Vec<SessionInfo<D>>> {
+        let (name, _, tags) = self.index_query(index, value)?;
+        let store = self.request.manager().store();
+        let sealer = self.request.manager().sealer();
+        let at = self.request.validity();
+        let current = self.request.read_key();
+        let mut found = Vec::new();
+        for key in store.find(name, &tags, at).await? {
+            // Gone since the query: not listed.
+            let Some(record) = store.load(&key, D::DEFERRED, at).await? else {
+                continue;
+            };
+            let previous = match sealer {
+                Some(sealer) => {
+                    let list = record.fields.iter().find(|(n, _)| n == PREVIOUS_KEYS);
+                    sealed::open_keys(sealer, &key, list.map(|(_, v)| v.as_slice()))
+                }
+                None => Vec::new(),
+            };
+            let fields = record
+                .fields
+                .into_iter()
+                .filter_map(|(n, bytes)| {
+                    let field = D::FIELDS.iter().find(|f| f.name == n)?;
+                    let bytes = match sealer {
+                        Some(sealer) => sealed::open(sealer, &key, &previous, field.name, &bytes)?,
+                        None => bytes,
+                    };
+                    Some((field.name, bytes))
+                })
+                .collect();
+            found.push(SessionInfo {
+                id: key,
+                created_at: record.created_at,
+                last_seen: record.expires_at - record.idle_timeout,
+                expires_at: record.expires_at,
+                current: Some(key) == current,
+                fields,
+                data: PhantomData,
+            });
+        }
+        found.sort_by_key(|s| std::cmp::Reverse(s.last_seen));
+        Ok(found)
+    }
+
+    /// Ends every live session whose indexed field `index` holds `value`,
+    /// in one statement, but this request's own when `keep_current`; this
+    /// request's own session, when it holds `value` too and is not kept,
+    /// is destroyed as by [`destroy`](Self::destroy). Returns how many
+    /// sessions ended. Use the handle's generated `destroy_sessions_by_x()`
+    /// or `destroy_other_sessions_by_x()`.
+    #[doc(hidden)]
+    pub async fn destroy_sessions(
+        &mut self,
+        index: usize,
+        value: Result<Vec<u8>, BoxError>,
+        keep_current: bool,
+    ) -> Result<u64> {
+        let (name, bytes, tags) = self.index_query(index, value)?;
+        let current = self.request.read_key();
+        // Whether this request's session is one of them (known from its
+        // load; loaded here if it was not).
+        let mine = !keep_current
+            && current.is_some()
+            && self.bytes(index).await? == Some(bytes.as_slice());
+        let store = self.request.manager().store().clone();
+        let mut ended = store
+            .destroy_found(name, &tags, self.request.read_key().as_ref())
+            .await?;
+        if mine {
+            self.destroy().await?;
+            ended += 1;
+        }
+        Ok(ended)
+    }
+}
