@@ -840,6 +840,18 @@ pub async fn statement_counts_per_request_kind(store: Arc<dyn SessionStore>) {
         "a read sends no cookie"
     );
 
+    // a cookie that names nothing (unknown, expired, logged out): 1, the
+    // load telling also that it is no regenerated session's previous key
+    let unknown = Token::generate().unwrap().to_cookie_value();
+    let mut stranger = m.open::<Cart>(Some(&unknown));
+    let n = statements(s, async {
+        assert_eq!(*stranger.user().await.unwrap(), None);
+        assert_eq!(flush(&mut stranger).await.unwrap(), Outcome::Unchanged);
+    })
+    .await;
+    assert_eq!(n, 1, "an unknown cookie");
+    assert!(stranger.is_new());
+
     // change one field of a loaded session: 2
     let mut bump = m.open::<Cart>(Some(&cookie));
     let before = store.stats();
@@ -1233,6 +1245,14 @@ pub async fn requests_racing_a_regenerate(store: Arc<dyn SessionStore>) {
         None,
         "no reads with the old token"
     );
+    // A request with the old token that starts after the regenerate: its
+    // read finds the key moved, so its write starts no session either
+    // (whose cookie would log the browser out).
+    let mut late = m.open::<Cart>(Some(&old));
+    assert_eq!(*late.user().await.unwrap(), None);
+    late.set_visits(3);
+    assert_ne!(flush(&mut late).await.unwrap(), Outcome::Created);
+    assert_eq!(late.request().take_cookie_action(), None);
 
     let check = m.open::<Cart>(Some(&new));
     assert_eq!(*check.user().await.unwrap(), Some(2));

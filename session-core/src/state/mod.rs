@@ -21,6 +21,7 @@ use tokio::sync::OnceCell;
 use crate::codec::{Codec, Storable};
 use crate::config::OnDecodeError;
 use crate::error::{Error, Result};
+use crate::store::Lookup;
 use crate::token::StoreKey;
 
 mod field;
@@ -374,35 +375,44 @@ impl SessionState {
         let at = self.request.validity();
         self.record
             .get_or_try_init(|| async {
-                let record = store.load(&key, self.deferred_names, at).await?;
-                match &record {
-                    Some(r) => self.request.loaded(Times {
-                        created_at: r.created_at,
-                        expires_at: r.expires_at,
-                        idle_timeout: r.idle_timeout,
-                        persistent: r.persistent,
-                    }),
-                    None => {
+                // With a cookie, the load also tells whether it names a
+                // session a concurrent regenerate just moved: one statement.
+                let lookup = if self.request.had_cookie() {
+                    store.load_or_moved(&key, self.deferred_names, at).await?
+                } else {
+                    match store.load(&key, self.deferred_names, at).await? {
+                        Some(record) => Lookup::Live(record),
+                        None => Lookup::Missing,
+                    }
+                };
+                let record = match lookup {
+                    Lookup::Live(r) => {
+                        self.request.loaded(Times {
+                            created_at: r.created_at,
+                            expires_at: r.expires_at,
+                            idle_timeout: r.idle_timeout,
+                            persistent: r.persistent,
+                        });
+                        Some(r)
+                    }
+                    Lookup::Moved => {
                         // A cookie a concurrent regenerate just replaced:
                         // this request must neither write to the moved
                         // session nor start one whose cookie would replace
                         // the login's.
-                        let moved = self.request.had_cookie()
-                            && store.is_previous_key(&key, at.now).await?;
-                        if moved {
-                            tracing::debug!(
-                                ?key,
-                                "session cookie was just replaced by a regenerate"
-                            );
-                        } else {
-                            tracing::debug!(
-                                ?key,
-                                "session cookie names no live session; starting fresh"
-                            );
-                        }
-                        self.request.loaded_nothing(moved);
+                        tracing::debug!(?key, "session cookie was just replaced by a regenerate");
+                        self.request.loaded_nothing(true);
+                        None
                     }
-                }
+                    Lookup::Missing => {
+                        tracing::debug!(
+                            ?key,
+                            "session cookie names no live session; starting fresh"
+                        );
+                        self.request.loaded_nothing(false);
+                        None
+                    }
+                };
                 Ok::<_, Error>(record.map(|r| self.index_record(&key, r)))
             })
             .await

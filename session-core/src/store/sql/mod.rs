@@ -9,8 +9,8 @@ use async_trait::async_trait;
 
 use crate::error::{BoxError, Error, Result};
 use crate::store::{
-    Changes, Counters, IndexTag, NewSession, Record, Saved, SessionStore, StoreStats, Timestamp,
-    Validity,
+    Changes, Counters, IndexTag, Lookup, NewSession, Record, Saved, SessionStore, StoreStats,
+    Timestamp, Validity,
 };
 use crate::token::StoreKey;
 
@@ -23,8 +23,8 @@ mod statements;
 pub use backend::{Affected, Arg, Backend, Conns, ErrorClass, SessionRow, Stmt};
 pub(crate) use driver::sqlx_backend;
 pub(crate) use statements::unpack;
-use statements::Statements;
 pub use statements::TableNames;
+use statements::{Statements, MOVED_MARKER};
 
 /// How often and how long a write is retried on deadlock or busy errors.
 const RETRIES: u32 = 5;
@@ -313,6 +313,33 @@ impl<B: Backend> SqlStore<B> {
     }
 }
 
+/// The session a load's rows describe; `None` for no rows.
+fn record(rows: Vec<SessionRow>) -> Option<Record> {
+    let first = rows.first()?;
+    let (created_at, expires_at, idle_timeout, persistent) = (
+        first.created_at,
+        first.expires_at,
+        first.idle_timeout,
+        first.persistent,
+    );
+    let versions = rows
+        .iter()
+        .filter_map(|r| {
+            let (name, _) = r.field.as_ref()?;
+            let version = u64::try_from(r.version?).ok()?;
+            Some((name.clone(), version))
+        })
+        .collect();
+    Some(Record {
+        created_at,
+        expires_at,
+        idle_timeout,
+        persistent,
+        fields: rows.into_iter().filter_map(|r| r.field).collect(),
+        versions,
+    })
+}
+
 /// Maps a driver error to the crate's error, keeping it as the source.
 pub(crate) fn map_error<B: Backend>(error: sqlx::Error) -> Error {
     let class = B::classify(&error);
@@ -330,31 +357,16 @@ impl<B: Backend> SessionStore for SqlStore<B> {
     async fn load(&self, key: &StoreKey, skip: &[&str], at: Validity) -> Result<Option<Record>> {
         let stmt = self.sql.load(key, skip, at);
         let rows = self.read(|| self.backend.fetch_session(&stmt)).await?;
-        let Some(first) = rows.first() else {
-            return Ok(None);
-        };
-        let (created_at, expires_at, idle_timeout, persistent) = (
-            first.created_at,
-            first.expires_at,
-            first.idle_timeout,
-            first.persistent,
-        );
-        let versions = rows
-            .iter()
-            .filter_map(|r| {
-                let (name, _) = r.field.as_ref()?;
-                let version = u64::try_from(r.version?).ok()?;
-                Some((name.clone(), version))
-            })
-            .collect();
-        Ok(Some(Record {
-            created_at,
-            expires_at,
-            idle_timeout,
-            persistent,
-            fields: rows.into_iter().filter_map(|r| r.field).collect(),
-            versions,
-        }))
+        Ok(record(rows))
+    }
+
+    async fn load_or_moved(&self, key: &StoreKey, skip: &[&str], at: Validity) -> Result<Lookup> {
+        let stmt = self.sql.load_or_moved(key, skip, at);
+        let rows = self.read(|| self.backend.fetch_session(&stmt)).await?;
+        if rows.first().is_some_and(|r| r.created_at == MOVED_MARKER) {
+            return Ok(Lookup::Moved);
+        }
+        Ok(record(rows).map_or(Lookup::Missing, Lookup::Live))
     }
 
     async fn load_field(
