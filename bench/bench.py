@@ -109,7 +109,7 @@ def delta(a, b):
 
 
 def reset_tables():
-    sql("DROP TABLE IF EXISTS `{p}session_fields`, `{p}sessions`, `{p}floor`".format(p=PREFIX))
+    sql("DROP TABLE IF EXISTS `{p}session_index`, `{p}session_fields`, `{p}sessions`, `{p}floor`".format(p=PREFIX))
     sql("CREATE TABLE `{p}floor` (id BIGINT NOT NULL PRIMARY KEY, k BINARY(32) NOT NULL,"
         " v VARBINARY(64) NOT NULL, n BIGINT NOT NULL DEFAULT 0, doc BLOB NOT NULL,"
         " UNIQUE KEY (k)) ENGINE=InnoDB".format(p=PREFIX))
@@ -502,7 +502,7 @@ def scale_sweep(args, out, url):
     bytes each store's tables take on disk per session. The tables grow from
     one step to the next; the sessions driven are 256 fresh logins per step,
     and login itself runs last (it adds sessions)."""
-    sql("DROP TABLE IF EXISTS `{p}session_fields`, `{p}sessions`, `bench_tower_sessions`"
+    sql("DROP TABLE IF EXISTS `{p}session_index`, `{p}session_fields`, `{p}sessions`, `bench_tower_sessions`"
         .format(p=PREFIX))
     apps = {"ours": App(args.port + 6, url, args.pool, os.path.join(out, "scale_ours.log")),
             "tower": Peer(args.port + 7, url, args.pool, os.path.join(out, "scale_tower.log"))}
@@ -544,7 +544,7 @@ def scale_sweep(args, out, url):
     finally:
         for a in apps.values():
             a.stop()
-        sql("DROP TABLE IF EXISTS `{p}session_fields`, `{p}sessions`, `bench_tower_sessions`"
+        sql("DROP TABLE IF EXISTS `{p}session_index`, `{p}session_fields`, `{p}sessions`, `bench_tower_sessions`"
             .format(p=PREFIX))
     return rows
 
@@ -1343,7 +1343,7 @@ def main():
     cnt = counting_pass(args, out, sessions)
     # The tables are recreated by every run; drop them now rather than leave
     # the leftover fresh sessions (about 1 GB) on the shared server.
-    sql("DROP TABLE IF EXISTS `{p}session_fields`, `{p}sessions`, `{p}floor`".format(p=PREFIX))
+    sql("DROP TABLE IF EXISTS `{p}session_index`, `{p}session_fields`, `{p}sessions`, `{p}floor`".format(p=PREFIX))
     scale = []
     if args.scales and not args.no_peer:
         log("scale sweep: %s live sessions" % args.scales)

@@ -12,7 +12,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 q() { mariadb --no-defaults -uroot -h127.0.0.1 -P$1 test -N -B -e "$2" 2>&1; }
 sed -e 's/`sessions/`g_sessions/g; s/`session_fields/`g_session_fields/g' $here/../../session-core/src/store/mysql/schema.sql > /tmp/g_schema.sql
-q 3311 "DROP TABLE IF EXISTS g_session_fields; DROP TABLE IF EXISTS g_sessions;"
+q 3311 "DROP TABLE IF EXISTS g_session_index; DROP TABLE IF EXISTS g_session_fields; DROP TABLE IF EXISTS g_sessions;"
 mariadb --no-defaults -uroot -h127.0.0.1 -P3311 test < /tmp/g_schema.sql
 errors=0; gone=0; saved=0
 for round in $(seq 1 12); do

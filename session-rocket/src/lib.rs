@@ -100,7 +100,7 @@
 //! | the handler… | statements |
 //! |---|---|
 //! | takes `Session<T>` and never uses it | 0 |
-//! | reads any number of (non-deferred) fields | 1 |
+//! | reads any number of (non-deferred) fields | 1 (also for a cookie that names nothing) |
 //! | changes one field of a loaded session | 2 (load + write) |
 //! | writes blindly with `set_x` | 1 |
 //! | logs in (new session with its fields) | 2 |
@@ -108,6 +108,13 @@
 //! | destroys | 1 |
 //! | first reads a deferred field | +1 |
 //! | `update_x` of a `#[session(versioned)]` field | +1 per call (the write, at once; +1 reload per conflict) |
+//! | writes a `#[session(index)]` field | +1 (its index entry, in the same transaction; +1 at login) |
+//! | `sessions_by_x` / `destroy_other_sessions_by_x` | 1 + 1 per session listed / 1 |
+//!
+//! With `encryption_keys`, the counts are the same, but for a regenerate of
+//! a session not read in that request (+1: the load, for the keys its values
+//! were sealed under) and a deferred field sealed before the session's last
+//! login (+1 the first time).
 //!
 //! Once per `touch_after` seconds a request that loaded the session also
 //! pushes its expiry forward (one more statement). [`Sessions::state`]
@@ -132,7 +139,7 @@
 //! | `path` | `"/"` | cookie `Path` |
 //! | `persistent` | `true` | `Max-Age` follows the expiry; `false` = browser-session cookie |
 //! | `create_tables` | `true` | create missing tables at launch |
-//! | `table_prefix` | `""` | table names `{prefix}sessions`, `{prefix}session_fields` |
+//! | `table_prefix` | `""` | table names `{prefix}sessions`, `{prefix}session_fields`, `{prefix}session_index` |
 //! | `cleanup_interval` | `300` | seconds between expired-session cleanups; `0` = off |
 //! | `cleanup_batch` | `500` | sessions deleted per cleanup statement |
 //! | `max_field_bytes` | `65536` | largest encoded field (≤ 16 MiB − 1) |
@@ -144,6 +151,7 @@
 //! | `skip_on_server_error` | `true` | persist nothing for a 5xx response |
 //! | `memory_max_sessions` | `100000` | memory store cap: dead sessions go first, then new ones get a 503; live ones are never evicted |
 //! | `signing_keys` | `[]` | HMAC-SHA256 keys (base64, at least 32 bytes) signing the cookie: the first signs, all verify; an unsigned or forged cookie is no cookie and costs no statement |
+//! | `encryption_keys` | `[]` | AES-256-GCM keys (base64, exactly 32 bytes) sealing every stored value: the first seals, all open; a value that does not open falls back like an undecodable field |
 //!
 //! The same settings from the environment:
 //! `ROCKET_SESSIONS='{url="mysql://root@db/app",ttl=3600}'`, or one per

@@ -24,7 +24,9 @@ use session_rocket::{Session, SessionError, Sessions};
 /// Everything the shop keeps about a visitor, one stored row per field.
 #[derive(Session, Default, Debug)]
 pub struct Shop {
-    /// The logged-in user's name; `None` while logged out.
+    /// The logged-in user's name; `None` while logged out. Indexed, so
+    /// "log out everywhere" finds the user's other sessions.
+    #[session(index)]
     user: Option<String>,
     /// Product id to quantity.
     cart: BTreeMap<String, u32>,
@@ -148,7 +150,8 @@ fn page(title: &str, user: Option<&str>, body: &str) -> RawHtml<String> {
     let account = match user {
         Some(name) => format!(
             r#"<span>Logged in as <strong id="user">{}</strong></span>
-      <form id="logout" method="post" action="/logout"><button type="submit">Log out</button></form>"#,
+      <form id="logout" method="post" action="/logout"><button type="submit">Log out</button></form>
+      <form id="logout-everywhere" method="post" action="/logout-everywhere"><button type="submit">Log out everywhere</button></form>"#,
             escape(name)
         ),
         None => r#"<a id="login-link" href="/login">Log in</a>"#.to_string(),
@@ -249,6 +252,17 @@ fn login(mut session: Session<Shop>, form: Form<Login<'_>>) -> Redirect {
 #[post("/logout")]
 async fn logout(session: Session<Shop>) -> Result<Redirect, SessionError> {
     session.destroy().await?;
+    Ok(Redirect::to(uri!(logged_out)))
+}
+
+/// Logs the user out on every device: ends every session of this user,
+/// this one included, in one statement.
+#[post("/logout-everywhere")]
+async fn logout_everywhere(mut session: Session<Shop>) -> Result<Redirect, SessionError> {
+    let user = session.user().await?.clone();
+    if user.is_some() {
+        session.destroy_sessions_by_user(&user).await?;
+    }
     Ok(Redirect::to(uri!(logged_out)))
 }
 
@@ -487,6 +501,7 @@ pub fn rocket(figment: Figment) -> Rocket<Build> {
                 login_page,
                 login,
                 logout,
+                logout_everywhere,
                 logged_out,
                 products,
                 cart_add,
