@@ -133,6 +133,11 @@ pub struct Config {
     /// default): unsigned cookies, whose unknown tokens cost one indexed
     /// lookup each.
     pub signing_keys: Vec<crate::signing::SigningKey>,
+    /// Sign the cookie with a key derived from the web framework's own
+    /// secret (Rocket's `secret_key`) instead of `signing_keys`: the web
+    /// integration derives the key and puts it in `signing_keys`. Default
+    /// `false`.
+    pub sign_with_secret_key: bool,
     /// Keys that encrypt every stored field value (base64 of exactly 32
     /// random bytes each; AES-256-GCM): the first seals, all open, and a
     /// value is re-sealed with the first when next written. A value that
@@ -169,6 +174,7 @@ impl Default for Config {
             statement_timeout: 5,
             memory_max_sessions: DEFAULT_MEMORY_MAX_SESSIONS,
             signing_keys: Vec::new(),
+            sign_with_secret_key: false,
             encryption_keys: Vec::new(),
         }
     }
@@ -187,6 +193,12 @@ impl Config {
     /// [`Error::Config`] naming the setting and what it must be.
     pub fn validate(&self) -> Result<()> {
         crate::signing::CookieSigner::new(&self.signing_keys)?;
+        if self.sign_with_secret_key && self.signing_keys.is_empty() {
+            return Err(Error::config(
+                "`sign_with_secret_key = true` needs the web framework's secret key, which \
+                 its integration turns into the signing key; without one, set `signing_keys`",
+            ));
+        }
         crate::sealing::Sealer::new(&self.encryption_keys)?;
         let cookie_ok = !self.cookie_name.is_empty()
             && self

@@ -52,6 +52,32 @@ impl fmt::Debug for SigningKey {
     }
 }
 
+/// The signing key derived from a framework's own secret (Rocket's
+/// `secret_key`, base64 or hex of 32 or 64 bytes): HMAC-SHA256 of a label
+/// under the secret, so the secret itself never signs anything else's
+/// data. `None` when `secret` is neither base64 nor hex of at least 32
+/// bytes.
+pub fn derive_signing_key(secret: &str) -> Option<SigningKey> {
+    let secret = secret.trim();
+    let bytes = hex(secret)
+        .or_else(|| key_bytes(secret))
+        .filter(|b| b.len() >= MIN_KEY_BYTES)?;
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&bytes).ok()?;
+    mac.update(b"session-core/cookie-signing/v1");
+    Some(SigningKey(STANDARD.encode(mac.finalize().into_bytes())))
+}
+
+/// The bytes of an even-length hex string.
+fn hex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+        .collect()
+}
+
 /// Signs and verifies cookie values with the configured keys.
 #[derive(Clone)]
 pub(crate) struct CookieSigner {
@@ -180,6 +206,20 @@ mod tests {
                 .verify(&new_value),
             Some(token)
         );
+    }
+
+    #[test]
+    fn a_key_derived_from_a_secret_is_stable_and_not_the_secret() {
+        let secret = STANDARD.encode([7u8; 64]);
+        let key = derive_signing_key(&secret).unwrap();
+        assert_eq!(key, derive_signing_key(&secret).unwrap());
+        assert_ne!(key.bytes().unwrap(), [7u8; 64]);
+        assert_eq!(key.bytes().unwrap().len(), 32);
+        let hex_secret: String = [7u8; 64].iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(derive_signing_key(&hex_secret), Some(key.clone()));
+        assert_ne!(derive_signing_key(&STANDARD.encode([8u8; 32])), Some(key));
+        assert_eq!(derive_signing_key("short"), None);
+        assert_eq!(derive_signing_key(&STANDARD.encode([1u8; 16])), None);
     }
 
     #[test]

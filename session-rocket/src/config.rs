@@ -4,6 +4,7 @@ use rocket::figment::error::Kind;
 use rocket::figment::providers::{Env, Serialized};
 use rocket::figment::value::Dict;
 use rocket::figment::Figment;
+use session_core::signing::SigningKey;
 use session_core::Config;
 
 /// The section the settings live in.
@@ -40,12 +41,34 @@ const SECTION: &str = "sessions";
 // hand it to `rocket::config::pretty_print_error`.
 #[allow(clippy::result_large_err)]
 pub fn extract(figment: &Figment) -> Result<Config, rocket::figment::Error> {
-    figment
+    let mut config: Config = figment
         .focus(SECTION)
         .join(Serialized::defaults(Config::default()))
         .merge(Env::prefixed("ROCKET_SESSIONS_").global())
         .extract()
-        .map_err(in_section)
+        .map_err(in_section)?;
+    if config.sign_with_secret_key && config.signing_keys.is_empty() {
+        config.signing_keys.push(secret_key_signer(figment)?);
+    }
+    Ok(config)
+}
+
+/// The signing key derived from Rocket's `secret_key` (see
+/// [`derive_signing_key`](session_core::signing::derive_signing_key)).
+#[allow(clippy::result_large_err)]
+fn secret_key_signer(figment: &Figment) -> Result<SigningKey, rocket::figment::Error> {
+    let secret: Option<String> = figment.extract_inner("secret_key").ok();
+    secret
+        .as_deref()
+        .and_then(session_core::signing::derive_signing_key)
+        .ok_or_else(|| {
+            rocket::figment::Error::from(
+                "`sessions.sign_with_secret_key = true` needs Rocket's `secret_key` (base64 or \
+                 hex of 32 or 64 random bytes, e.g. `openssl rand -base64 64`), and none is \
+                 configured"
+                    .to_string(),
+            )
+        })
 }
 
 /// Puts the section in front of every error's key, and suggests the key a
@@ -152,6 +175,34 @@ mod tests {
             err.contains("strict") && err.contains("lax") && err.contains("none"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn sign_with_secret_key_derives_the_signing_key_from_rockets_secret() {
+        let secret = "hPRYyVRiMyxpw5sBB1XeCMN1kFsDCqKvBi2QJxBVHQk=";
+        let config = super::extract(&figment(&format!(
+            "[default]\nsecret_key = \"{secret}\"\n[default.sessions]\nsign_with_secret_key = true"
+        )))
+        .unwrap();
+        assert_eq!(
+            config.signing_keys,
+            [session_core::signing::derive_signing_key(secret).unwrap()]
+        );
+        config.validate().unwrap();
+        // Explicit keys win.
+        let config = super::extract(&figment(&format!(
+            "[default]\nsecret_key = \"{secret}\"\n[default.sessions]\nsign_with_secret_key = true\nsigning_keys = [\"{secret}\"]"
+        )))
+        .unwrap();
+        assert_eq!(config.signing_keys.len(), 1);
+        assert_ne!(
+            config.signing_keys[0],
+            session_core::signing::derive_signing_key(secret).unwrap()
+        );
+        let err = super::extract(&figment("[default.sessions]\nsign_with_secret_key = true"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("needs Rocket's `secret_key`"), "{err}");
     }
 
     #[test]

@@ -151,6 +151,7 @@
 //! | `skip_on_server_error` | `true` | persist nothing for a 5xx response |
 //! | `memory_max_sessions` | `100000` | memory store cap: dead sessions go first, then new ones get a 503; live ones are never evicted |
 //! | `signing_keys` | `[]` | HMAC-SHA256 keys (base64, at least 32 bytes) signing the cookie: the first signs, all verify; an unsigned or forged cookie is no cookie and costs no statement |
+//! | `sign_with_secret_key` | `false` | sign the cookie with a key derived from Rocket's `secret_key` instead of `signing_keys` (refused without a `secret_key`) |
 //! | `encryption_keys` | `[]` | AES-256-GCM keys (base64, exactly 32 bytes) sealing every stored value: the first seals, all open; a value that does not open falls back like an undecodable field |
 //!
 //! The same settings from the environment:

@@ -106,3 +106,30 @@ async fn rotation_accepts_old_cookies_and_signs_new_ones_with_the_new_key() {
     let (_, _, body) = http(new_only, "GET", "/me", Some(&old_cookie)).await;
     assert_eq!(body, "None");
 }
+
+#[rocket::async_test]
+async fn rockets_secret_key_can_sign_the_cookie() {
+    let store = support::mysql().await;
+    let rocket = rocket::custom(
+        figment()
+            .merge(("secret_key", OLD))
+            .merge(("sessions.sign_with_secret_key", true)),
+    )
+    .attach(Sessions::with_shared_store(store.clone()))
+    .mount("/", routes![login, me]);
+    let signed_with_the_secret = app(store.clone(), &[OLD]).await;
+    let app = launch(rocket).await.0;
+    let (_, cookie, _) = http(app, "POST", "/login", None).await;
+    let cookie = cookie.expect("login sets a cookie");
+    let (token, _) = cookie.split_once('.').expect("a signed cookie: token.tag");
+    assert_eq!(
+        statements(&store, app, &cookie).await,
+        ("Some(7)".into(), 1)
+    );
+    // Unsigned, or signed with the secret itself rather than the key
+    // derived from it: no session, no statement.
+    let (_, direct, _) = http(signed_with_the_secret, "POST", "/login", None).await;
+    for forged in [token.to_string(), direct.unwrap()] {
+        assert_eq!(statements(&store, app, &forged).await, ("None".into(), 0));
+    }
+}
