@@ -1247,6 +1247,8 @@ def main():
     ap.add_argument("--ratio-secs", type=int, default=2)
     ap.add_argument("--perf", action="store_true",
                     help="also profile the app and the server with perf during `read`")
+    ap.add_argument("--encrypt", action="store_true",
+                    help="run our app with encryption_keys set (every value sealed)")
     ap.add_argument("--no-peer", action="store_true",
                     help="skip the tower-sessions peer and the size sweep")
     ap.add_argument("--sizes", type=int, nargs="*", default=[20, 340, 1200, 2700],
@@ -1276,6 +1278,9 @@ def main():
         print(text)
         return
     args.db_pid = db_pid()
+    if args.encrypt:
+        # Read by our app only (the peers have no such option).
+        os.environ["BENCH_ENCRYPTION_KEY"] = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="
 
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = os.path.join(ROOT, "target", "bench", stamp)

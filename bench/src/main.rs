@@ -401,6 +401,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .merge(("sessions.max_field_bytes", 1 << 20))
         .merge(("sessions.max_session_bytes", 2 << 20))
         .merge(("sessions.cleanup_interval", 0));
+    // `bench.py --encrypt`: every stored value sealed (AES-256-GCM).
+    let figment = match std::env::var("BENCH_ENCRYPTION_KEY") {
+        Ok(key) => figment.merge(("sessions.encryption_keys", [key])),
+        Err(_) => figment,
+    };
     let app = rocket::custom(figment).attach(Sessions::fairing()).mount(
         "/",
         routes![floor_none, none, read, bump, vbump, login, logout],
