@@ -306,7 +306,7 @@ pub mod recipes {}
 mod error;
 mod fairing;
 mod guard;
-#[cfg(any(feature = "mysql", feature = "sqlite"))]
+#[cfg(any(feature = "mysql", feature = "sqlite", feature = "postgres"))]
 mod pools;
 mod source;
 mod state;
@@ -353,7 +353,7 @@ pub use session_core::Error as CoreError;
 
 /// The sqlx this crate is built on, so a pool you share with
 /// [`Sessions::with_mysql_pool`] has the matching version.
-#[cfg(any(feature = "mysql", feature = "sqlite"))]
+#[cfg(any(feature = "mysql", feature = "sqlite", feature = "postgres"))]
 pub use sqlx;
 
 /// `Result` with [`SessionError`] as the default error: what the generated

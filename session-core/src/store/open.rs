@@ -51,6 +51,24 @@ const SCHEMES: &[Scheme] = &[
         open: None,
     },
     Scheme {
+        names: &["postgres", "postgresql"],
+        kind: "postgres",
+        feature: "postgres",
+        #[cfg(feature = "postgres")]
+        open: Some(super::postgres::open_url),
+        #[cfg(not(feature = "postgres"))]
+        open: None,
+    },
+    Scheme {
+        names: &["redis", "rediss"],
+        kind: "redis",
+        feature: "redis",
+        #[cfg(feature = "redis")]
+        open: Some(super::redis::open_url),
+        #[cfg(not(feature = "redis"))]
+        open: None,
+    },
+    Scheme {
         names: &["sqlite"],
         kind: "sqlite",
         feature: "sqlite",

@@ -159,6 +159,8 @@ sqlx_backend! {
     last_insert_id: |r: &sqlx::mysql::MySqlQueryResult| {
         i64::try_from(r.last_insert_id()).unwrap_or(i64::MAX)
     },
+    insert_returning: "",
+    dialect_sql: crate::store::sql::shared_sql,
     version_type: "BIGINT NULL",
     schema: include_str!("schema.sql"),
     classify: classify,

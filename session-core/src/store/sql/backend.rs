@@ -115,6 +115,10 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
     const PACK_FIELDS: Option<&'static str>;
     /// The `version` column's type, for adding it to an older table.
     const VERSION_TYPE: &'static str;
+    /// What follows a session row's `INSERT` for the database to return
+    /// its new key (`" RETURNING pk"`); empty when the driver reports it
+    /// (`last_insert_id`).
+    const INSERT_RETURNING: &'static str;
     /// A query returning the largest statement the server accepts, in
     /// bytes; `None` when there is no such limit.
     const MAX_PACKET: Option<&'static str>;

@@ -23,6 +23,8 @@ macro_rules! sqlx_backend {
         max_packet: $max_packet:expr,
         pack_fields: $pack_fields:expr,
         last_insert_id: $last_insert_id:expr,
+        insert_returning: $insert_returning:expr,
+        dialect_sql: $dialect_sql:path,
         version_type: $version_type:expr,
         schema: $schema:expr,
         classify: $classify:path $(,)?
@@ -85,11 +87,13 @@ macro_rules! sqlx_backend {
             }
         }
 
-        fn bind<'q>(stmt: &'q $crate::store::sql::Stmt<'q>) -> Query<'q> {
+        /// The statement's arguments bound to `sql`, its text in the
+        /// dialect (see `dialect_sql`).
+        fn bind<'q>(sql: &'q str, stmt: &'q $crate::store::sql::Stmt<'q>) -> Query<'q> {
             use $crate::store::sql::Arg;
             stmt.args
                 .iter()
-                .fold(sqlx::query(&stmt.sql), |q, arg| match *arg {
+                .fold(sqlx::query(sql), |q, arg| match *arg {
                     Arg::Int(v) => q.bind(v),
                     Arg::Text(v) => q.bind(v),
                     Arg::Bytes(v) => q.bind(v),
@@ -104,7 +108,8 @@ macro_rules! sqlx_backend {
         ) -> Result<$crate::store::sql::Affected, sqlx::Error> {
             let mut affected = Vec::with_capacity(stmts.len());
             for (i, stmt) in stmts.iter().enumerate() {
-                let n = bind(stmt).execute(&mut *conn).await?.rows_affected();
+                let sql = $dialect_sql(&stmt.sql);
+                let n = bind(&sql, stmt).execute(&mut *conn).await?.rows_affected();
                 if i < must_match && n == 0 {
                     return Ok(None);
                 }
@@ -152,6 +157,7 @@ macro_rules! sqlx_backend {
             const PACK_FIELDS: Option<&'static str> = $pack_fields;
             const VERSION_TYPE: &'static str = $version_type;
             const SCHEMA: &'static str = $schema;
+            const INSERT_RETURNING: &'static str = $insert_returning;
 
             async fn execute(
                 &self,
@@ -172,10 +178,17 @@ macro_rules! sqlx_backend {
                 &self,
                 stmt: &$crate::store::sql::Stmt<'_>,
             ) -> Result<i64, sqlx::Error> {
+                use sqlx::Row as _;
+                let sql = $dialect_sql(&stmt.sql);
                 let mut lease = self.lease().await?;
-                let result = bind(stmt).execute(&mut *lease).await;
+                if $insert_returning.is_empty() {
+                    let result = bind(&sql, stmt).execute(&mut *lease).await;
+                    Self::check(&mut lease, &result);
+                    return Ok(($last_insert_id)(&result?));
+                }
+                let result = bind(&sql, stmt).fetch_one(&mut *lease).await;
                 Self::check(&mut lease, &result);
-                Ok(($last_insert_id)(&result?))
+                result?.try_get::<i64, _>(0)
             }
 
             async fn fetch_session(
@@ -183,8 +196,9 @@ macro_rules! sqlx_backend {
                 stmt: &$crate::store::sql::Stmt<'_>,
             ) -> Result<Vec<$crate::store::sql::SessionRow>, sqlx::Error> {
                 use sqlx::Row as _;
+                let sql = $dialect_sql(&stmt.sql);
                 let mut lease = self.lease().await?;
-                let result = bind(stmt).fetch_all(&mut *lease).await;
+                let result = bind(&sql, stmt).fetch_all(&mut *lease).await;
                 Self::check(&mut lease, &result);
                 let rows = result?;
                 if Self::PACK_FIELDS.is_some() {
@@ -239,8 +253,9 @@ macro_rules! sqlx_backend {
                 stmt: &$crate::store::sql::Stmt<'_>,
             ) -> Result<Vec<Vec<u8>>, sqlx::Error> {
                 use sqlx::Row as _;
+                let sql = $dialect_sql(&stmt.sql);
                 let mut lease = self.lease().await?;
-                let result = bind(stmt).fetch_all(&mut *lease).await;
+                let result = bind(&sql, stmt).fetch_all(&mut *lease).await;
                 Self::check(&mut lease, &result);
                 result?.iter().map(|r| r.try_get(0)).collect()
             }
@@ -250,8 +265,9 @@ macro_rules! sqlx_backend {
                 stmt: &$crate::store::sql::Stmt<'_>,
             ) -> Result<Vec<i64>, sqlx::Error> {
                 use sqlx::Row as _;
+                let sql = $dialect_sql(&stmt.sql);
                 let mut lease = self.lease().await?;
-                let result = bind(stmt).fetch_all(&mut *lease).await;
+                let result = bind(&sql, stmt).fetch_all(&mut *lease).await;
                 Self::check(&mut lease, &result);
                 result?.iter().map(|r| r.try_get::<i64, _>(0)).collect()
             }
@@ -259,7 +275,8 @@ macro_rules! sqlx_backend {
             async fn run_ddl(&self, statements: &[String]) -> Result<(), sqlx::Error> {
                 let mut lease = self.lease().await?;
                 for sql in statements {
-                    let result = sqlx::query(sql).execute(&mut *lease).await;
+                    let sql = $dialect_sql(sql);
+                    let result = sqlx::query(&sql).execute(&mut *lease).await;
                     Self::check(&mut lease, &result);
                     result?;
                 }
@@ -295,3 +312,9 @@ macro_rules! sqlx_backend {
 }
 
 pub(crate) use sqlx_backend;
+
+/// The statement text of a dialect that takes the shared SQL as it is
+/// (`?` placeholders, backquoted names).
+pub(crate) fn shared_sql(sql: &str) -> std::borrow::Cow<'_, str> {
+    std::borrow::Cow::Borrowed(sql)
+}

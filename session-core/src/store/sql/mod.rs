@@ -21,7 +21,7 @@ pub(crate) mod pool;
 mod statements;
 
 pub use backend::{Affected, Arg, Backend, Conns, ErrorClass, SessionRow, Stmt};
-pub(crate) use driver::sqlx_backend;
+pub(crate) use driver::{shared_sql, sqlx_backend};
 pub(crate) use statements::unpack;
 pub use statements::TableNames;
 use statements::{Statements, MOVED_MARKER};

@@ -196,7 +196,8 @@ impl Statements {
                 alive("s.")
             ),
             insert: format!(
-                "INSERT INTO {s} (token_hash, created_at, expires_at, idle_timeout, persistent) VALUES (?, ?, ?, ?, ?)"
+                "INSERT INTO {s} (token_hash, created_at, expires_at, idle_timeout, persistent) VALUES (?, ?, ?, ?, ?){}",
+                B::INSERT_RETURNING
             ),
             insert_fields: format!("INSERT INTO {f} (session_pk, name, value) VALUES "),
             upsert_head: format!(

@@ -143,6 +143,8 @@ sqlx_backend! {
         "group_concat(length(f.name) || ',' || length(f.value) || coalesce(',' || f.version, '') || ':' || f.name || f.value, '')"
     ),
     last_insert_id: sqlx::sqlite::SqliteQueryResult::last_insert_rowid,
+    insert_returning: "",
+    dialect_sql: crate::store::sql::shared_sql,
     version_type: "INTEGER",
     schema: include_str!("schema.sql"),
     classify: classify,

@@ -1,0 +1,49 @@
+-- Tables of the PostgreSQL session store (session-core, feature `postgres`).
+-- The store creates them at launch unless `create_tables = false`; users
+-- without the CREATE privilege run this file once instead (the store sends
+-- it with the backquotes turned into double quotes). With
+-- `table_prefix = "app_"`, prefix every name that starts with `sessions`,
+-- `session_fields` or `session_index` (tables and indexes).
+
+CREATE TABLE IF NOT EXISTS `sessions` (
+  `pk` BIGSERIAL PRIMARY KEY,
+  -- SHA-256 of the cookie's token: a copy of this table lets no one log in.
+  `token_hash` BYTEA NOT NULL UNIQUE,
+  -- Unix seconds.
+  `created_at` BIGINT NOT NULL,
+  `expires_at` BIGINT NOT NULL,
+  -- The session's own idle timeout in seconds (`ttl`, or its `set_expiry`).
+  `idle_timeout` BIGINT NOT NULL,
+  -- The session's own cookie choice: true persistent (set_expiry), false
+  -- browser-session (expire_on_close), NULL the configured `persistent`.
+  `persistent` BOOLEAN NULL,
+  -- After a regenerate: the previous token's SHA-256, which reaches the
+  -- session for a logout (never for reads or writes) until `previous_until`.
+  `previous_hash` BYTEA NULL,
+  `previous_until` BIGINT NOT NULL DEFAULT 0
+);
+
+CREATE INDEX IF NOT EXISTS `sessions_previous_hash` ON `sessions` (`previous_hash`);
+
+CREATE INDEX IF NOT EXISTS `sessions_expires_at` ON `sessions` (`expires_at`);
+
+CREATE INDEX IF NOT EXISTS `sessions_created_at` ON `sessions` (`created_at`);
+
+CREATE TABLE IF NOT EXISTS `session_fields` (
+  `session_pk` BIGINT NOT NULL REFERENCES `sessions` (`pk`) ON DELETE CASCADE,
+  `name` TEXT NOT NULL,
+  `value` BYTEA NOT NULL,
+  -- Set only for `#[session(versioned)]` fields (compare-and-set).
+  `version` BIGINT NULL,
+  PRIMARY KEY (`session_pk`, `name`)
+);
+
+-- `#[session(index)]` fields: a keyed digest of the value (never the value).
+CREATE TABLE IF NOT EXISTS `session_index` (
+  `session_pk` BIGINT NOT NULL REFERENCES `sessions` (`pk`) ON DELETE CASCADE,
+  `name` TEXT NOT NULL,
+  `tag` BYTEA NOT NULL,
+  PRIMARY KEY (`session_pk`, `name`)
+);
+
+CREATE INDEX IF NOT EXISTS `session_index_tag` ON `session_index` (`name`, `tag`);

@@ -1,0 +1,248 @@
+//! The Lua scripts of the Redis store: each store call that must check
+//! and write atomically is one script, so one command and one round trip.
+//!
+//! A session is one hash, `{prefix}sess:{<key hex>}`, with
+//! - `_c`, `_e`, `_i`, `_p`: created at, expires at, idle timeout, cookie
+//!   choice (`t`/`f`, absent for none);
+//! - `f:<name>`: a field's bytes; `v:<name>`: its version, when it has one;
+//! - `x:<name>`: its entry in index `<name>` (the tag, hex), mirrored by
+//!   the set `{prefix}idx:<name>:<tag hex>` of session key hexes.
+//!
+//! The key's own expiry (`EXPIREAT`) follows `_e` an hour late, so Redis
+//! drops dead sessions itself and cleanup (`delete_expired`) can still
+//! count the ones it deletes; every script checks `_e` and `_c` against
+//! the request's time, so a dead session is never read or written in that
+//! hour. A regenerated session's previous
+//! key is `{prefix}prev:{<old key hex>}` = `<until> <new key hex>`, expiring
+//! at `<until>`. The braces are hash tags: a session's hash and its
+//! previous-key marker sit in one cluster slot.
+
+/// Shared Lua helpers, prepended to every script that needs them.
+const HELPERS: &str = r"
+local function alive(k, now, after)
+  local v = redis.call('HMGET', k, '_e', '_c')
+  local e, c = tonumber(v[1]), tonumber(v[2])
+  if e ~= nil and c ~= nil and e > now and c > after then return true, e, c end
+  return false
+end
+local function moved(prev, now)
+  local p = redis.call('GET', prev)
+  if not p then return false end
+  local u, to = string.match(p, '^(%d+) (%x+)$')
+  if u and tonumber(u) > now then return true, to end
+  return false
+end
+local function unindex(k, hex, prefix)
+  local h = redis.call('HGETALL', k)
+  for i = 1, #h, 2 do
+    if string.sub(h[i], 1, 2) == 'x:' then
+      redis.call('SREM', prefix .. 'idx:' .. string.sub(h[i], 3) .. ':' .. h[i + 1], hex)
+    end
+  end
+end
+local function kill(k, hex, prefix)
+  unindex(k, hex, prefix)
+  return redis.call('DEL', k)
+end
+";
+
+/// KEYS: session, previous-key marker. ARGV: now, created after, check
+/// moved (`1`/`0`), then the skipped field names. Returns the live
+/// session's hash pairs without skipped fields, or 1 (moved) or 0.
+pub(super) const LOAD: &str = r"
+local now, after = tonumber(ARGV[1]), tonumber(ARGV[2])
+local h = redis.call('HGETALL', KEYS[1])
+if #h > 0 then
+  local m = {}
+  for i = 1, #h, 2 do m[h[i]] = h[i + 1] end
+  local e, c = tonumber(m['_e']), tonumber(m['_c'])
+  if e ~= nil and c ~= nil and e > now and c > after then
+    local skip = {}
+    for i = 4, #ARGV do
+      skip['f:' .. ARGV[i]] = true
+      skip['v:' .. ARGV[i]] = true
+    end
+    local out = {}
+    for i = 1, #h, 2 do
+      if not skip[h[i]] then
+        out[#out + 1] = h[i]
+        out[#out + 1] = h[i + 1]
+      end
+    end
+    return out
+  end
+end
+if ARGV[3] == '1' then
+  local p = redis.call('GET', KEYS[2])
+  if p then
+    local u = string.match(p, '^(%d+) ')
+    if u and tonumber(u) > now then return 1 end
+  end
+end
+return 0
+";
+
+/// KEYS: session. ARGV: created at, expires at, idle timeout, cookie
+/// choice (`t`, `f` or empty), then name/bytes pairs. Returns 0 when the
+/// key is taken, else 1.
+pub(super) const CREATE: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], '_c', ARGV[1], '_e', ARGV[2], '_i', ARGV[3])
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], '_p', ARGV[4]) end
+for i = 5, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], 'f:' .. ARGV[i], ARGV[i + 1])
+end
+redis.call('EXPIREAT', KEYS[1], tonumber(ARGV[2]) + 3600)
+return 1
+";
+
+/// KEYS: session, its previous-key marker, the session's key after a
+/// rename (the same key without one).
+/// ARGV: now, created after, max lifetime, key prefix, key hex, new key
+/// hex (empty: no rename), previous until, expiry kind (`` / `x` extend /
+/// `s` set), expiry, idle timeout, cookie choice (`t`/`f`/empty), clear
+/// (`1`/`0`), then four counted lists: expectations (name, version or
+/// empty for absent), upserts (name, bytes), removals (name), index
+/// entries (name, tag hex or empty to remove).
+/// Returns 1 saved, 0 gone, 2 moved, 3 conflict.
+pub(super) const SAVE: &str = r"
+local now, after, maxlife = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local prefix, hex, tohex = ARGV[4], ARGV[5], ARGV[6]
+local key = KEYS[1]
+local ok, e, c = alive(key, now, after)
+if not ok then
+  if moved(KEYS[2], now) then return 2 end
+  return 0
+end
+local i = 13
+local expect = {}
+local n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do
+  local name, want = ARGV[i], ARGV[i + 1]
+  i = i + 2
+  local present = redis.call('HEXISTS', key, 'f:' .. name) == 1
+  if want == '' then
+    if present then return 3 end
+    expect[name] = 1
+  else
+    if not present then return 3 end
+    local v = tonumber(redis.call('HGET', key, 'v:' .. name) or '0')
+    if v ~= tonumber(want) then return 3 end
+    expect[name] = v + 1
+  end
+end
+if tohex ~= '' then
+  if redis.call('EXISTS', KEYS[3]) == 1 then
+    return redis.error_reply('the new session key is taken')
+  end
+  unindex(key, hex, prefix)
+  redis.call('RENAME', key, KEYS[3])
+  redis.call('SET', KEYS[2], ARGV[7] .. ' ' .. tohex, 'EXAT', ARGV[7])
+  key, hex = KEYS[3], tohex
+  local h = redis.call('HGETALL', key)
+  for j = 1, #h, 2 do
+    if string.sub(h[j], 1, 2) == 'x:' then
+      redis.call('SADD', prefix .. 'idx:' .. string.sub(h[j], 3) .. ':' .. h[j + 1], hex)
+    end
+  end
+end
+local cap = c + maxlife
+if ARGV[8] == 'x' then
+  e = math.min(math.max(e, tonumber(ARGV[9])), cap)
+  redis.call('HSET', key, '_e', e)
+elseif ARGV[8] == 's' then
+  e = math.min(tonumber(ARGV[9]), cap)
+  redis.call('HSET', key, '_e', e, '_i', ARGV[10])
+  if ARGV[11] == '' then redis.call('HDEL', key, '_p') else redis.call('HSET', key, '_p', ARGV[11]) end
+end
+if ARGV[12] == '1' then
+  unindex(key, hex, prefix)
+  local names = redis.call('HKEYS', key)
+  for _, f in ipairs(names) do
+    if string.sub(f, 1, 1) ~= '_' then redis.call('HDEL', key, f) end
+  end
+end
+n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do
+  local name = ARGV[i]
+  redis.call('HSET', key, 'f:' .. name, ARGV[i + 1])
+  if expect[name] then redis.call('HSET', key, 'v:' .. name, expect[name]) end
+  i = i + 2
+end
+n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do
+  redis.call('HDEL', key, 'f:' .. ARGV[i], 'v:' .. ARGV[i])
+  i = i + 1
+end
+n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do
+  local name, tag = ARGV[i], ARGV[i + 1]
+  i = i + 2
+  local old = redis.call('HGET', key, 'x:' .. name)
+  if old then redis.call('SREM', prefix .. 'idx:' .. name .. ':' .. old, hex) end
+  if tag == '' then
+    redis.call('HDEL', key, 'x:' .. name)
+  else
+    redis.call('HSET', key, 'x:' .. name, tag)
+    redis.call('SADD', prefix .. 'idx:' .. name .. ':' .. tag, hex)
+  end
+end
+redis.call('EXPIREAT', key, e + 3600)
+return 1
+";
+
+/// KEYS: session, its previous-key marker. ARGV: now, key prefix, key hex.
+/// Deletes the session, or the one the key named before a regenerate
+/// within its grace.
+pub(super) const DESTROY: &str = r"
+local now, prefix, hex = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+local gone = kill(KEYS[1], hex, prefix)
+if gone == 0 then
+  local m, to = moved(KEYS[2], now)
+  if m then kill(prefix .. 'sess:{' .. to .. '}', to, prefix) end
+end
+return 1
+";
+
+/// ARGV: now, created after, key prefix, index name, except hex (or
+/// empty), mode (`find` / `destroy`), then tag hexes. `find` returns the
+/// key hexes of the live sessions (dropping members whose session is
+/// gone); `destroy` deletes them but `except` and returns how many.
+pub(super) const INDEX: &str = r"
+local now, after, prefix, name, except, mode = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local out, count = {}, 0
+for i = 7, #ARGV do
+  local set = prefix .. 'idx:' .. name .. ':' .. ARGV[i]
+  for _, hex in ipairs(redis.call('SMEMBERS', set)) do
+    local k = prefix .. 'sess:{' .. hex .. '}'
+    if redis.call('HGET', k, 'x:' .. name) ~= ARGV[i] then
+      redis.call('SREM', set, hex)
+    elseif mode == 'find' then
+      if alive(k, now, after) then out[#out + 1] = hex end
+    elseif hex ~= except then
+      count = count + kill(k, hex, prefix)
+    end
+  end
+end
+if mode == 'find' then return out end
+return count
+";
+
+/// KEYS: sessions (one SCAN page). ARGV: now, created after, key prefix,
+/// batch. Deletes at most `batch` of them that are dead; returns how many.
+pub(super) const PURGE: &str = r"
+local now, after, prefix, batch = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local n = 0
+for _, k in ipairs(KEYS) do
+  if n >= batch then break end
+  if redis.call('EXISTS', k) == 1 and not alive(k, now, after) then
+    n = n + kill(k, string.match(k, '{(%x+)}$') or '', prefix)
+  end
+end
+return n
+";
+
+/// The helpers and a script's body, as one script.
+pub(super) fn with_helpers(body: &str) -> String {
+    format!("{HELPERS}{body}")
+}

@@ -1,0 +1,24 @@
+//! The store conformance suite on Redis (the server of `REDIS_URL`, set in
+//! `.cargo/config.toml`), a key prefix of its own per test. Fails, never
+//! skips, when the server is unreachable.
+
+use session_core::store::redis::RedisStore;
+use session_core::testing::unique_prefix;
+use session_core::Config;
+
+async fn store() -> RedisStore {
+    let url = std::env::var("REDIS_URL").expect("REDIS_URL names the Redis server (see README)");
+    let config = Config {
+        table_prefix: unique_prefix("t"),
+        ..Config::default()
+    };
+    RedisStore::connect(&url, &config)
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach Redis at {url}: {e:?}"))
+}
+
+async fn teardown(store: &RedisStore) {
+    store.drop_keys().await.expect("drop keys");
+}
+
+session_core::store_conformance_tests!(store, teardown);
