@@ -231,10 +231,11 @@ class App:
     """A benchmarked app process (ours by default) answering on `port`."""
 
     def __init__(self, port, db_url, pool, logfile, binary=BIN, name="the app",
-                 port_var="ROCKET_PORT"):
+                 port_var="ROCKET_PORT", extra_env=None):
         self.port = port
         env = dict(os.environ, ROCKET_ADDRESS="127.0.0.1", BENCH_DB_URL=db_url,
                    BENCH_POOL=str(pool))
+        env.update(extra_env or {})
         env[port_var] = str(port)
         self.log = open(logfile, "w")
         self.proc = subprocess.Popen([binary], env=env, stdout=self.log, stderr=subprocess.STDOUT)
@@ -343,6 +344,85 @@ def sqlite_pass(args, out):
         for a in apps.values():
             a.stop()
     return res
+
+
+STORE_ROUTES = [("read", "GET", "/read"), ("bump", "POST", "/bump"), ("login", "POST", "/login")]
+PG_URL = "postgres://root@127.0.0.1:5432/test"
+REDIS_URL = "redis://127.0.0.1:6379"
+ENCRYPTION_KEY = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="
+
+
+def stores_pass(args, out, mysql_url):
+    """Our app on each store beside MySQL, and on MySQL with every value
+    encrypted, all running at once, in `args.sqlite_rounds` interleaved
+    rounds per route (the order rotates every round), so drift hits them
+    alike. Returns {"route/cfg": {variant: req/s, ...}}."""
+    variants = [("mysql", mysql_url, {}),
+                ("mysql+encryption", mysql_url, {"BENCH_ENCRYPTION_KEY": ENCRYPTION_KEY}),
+                ("postgres", PG_URL, {}),
+                ("redis", REDIS_URL, {})]
+    apps = {}
+    res = {}
+    try:
+        for i, (who, url, env) in enumerate(variants):
+            env = dict(env)
+            env.setdefault("BENCH_ENCRYPTION_KEY", "")
+            apps[who] = App(args.port + 10 + i, url, args.pool,
+                            os.path.join(out, "store_%s.log" % who.replace("+", "_")),
+                            extra_env=env)
+        sessions = {who: login_sessions(a.port, max(args.configs)) for who, a in apps.items()}
+        names = [w for w, _, _ in variants]
+        for cfg in args.configs:
+            files = {}
+            for who in apps:
+                files[who] = os.path.join(out, "store_%s_cookies_%d.txt"
+                                          % (who.replace("+", "_"), cfg))
+                write(files[who], "\n".join(sessions[who][:cfg]) + "\n")
+            for name, method, path in STORE_ROUTES:
+                if name == "login" and cfg != 1:
+                    continue
+                tot = {w: [0, 0.0] for w in apps}
+                for rnd in range(args.sqlite_rounds):
+                    order = names[rnd % len(names):] + names[:rnd % len(names)]
+                    for who in order:
+                        a = apps[who]
+                        wrk(args, a.port, method, path, files[who], "rr", args.warmup, False)
+                        r = parse_wrk(wrk(args, a.port, method, path, files[who], "rr",
+                                          args.sqlite_secs, False))
+                        tot[who][0] += r["requests"]
+                        tot[who][1] += r["requests"] / max(r["rps"] or 1, 1)
+                        if r["non2xx"]:
+                            log("  store %s %s: %d non-2xx" % (who, name, r["non2xx"]))
+                row = {who: tot[who][0] / max(tot[who][1], 1e-9) for who in apps}
+                res["%s/%d" % (name, cfg)] = row
+                log("  %-5s %3d sessions: %s" % (name, cfg, ", ".join(
+                    "%s %.0f (%.2f)" % (w, row[w], row[w] / max(row["mysql"], 1)) for w in names)))
+    finally:
+        for a in apps.values():
+            a.stop()
+        sql("DROP TABLE IF EXISTS `{p}session_index`, `{p}session_fields`, `{p}sessions`"
+            .format(p=PREFIX))
+        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "root", "-d", "test", "-qc",
+                        "DROP TABLE IF EXISTS {p}session_index, {p}session_fields, {p}sessions"
+                        .format(p=PREFIX)], check=False)
+        subprocess.run("redis-cli --scan --pattern '%s*' | xargs -r -n 1000 redis-cli del >/dev/null"
+                       % PREFIX, shell=True, check=False)
+    return res
+
+
+def stores_report(res):
+    names = ["mysql", "mysql+encryption", "postgres", "redis"]
+    lines = ["### Each store beside MySQL (ours, same app, interleaved rounds)", "",
+             "| route | sessions | " + " | ".join("%s req/s" % n for n in names)
+             + " | " + " | ".join("%s / mysql" % n for n in names[1:]) + " |",
+             "|---|---:|" + "---:|" * (2 * len(names) - 1)]
+    for key in sorted(res, key=lambda k: (int(k.split("/")[1]), k)):
+        r = res[key]
+        name, cfg = key.split("/")
+        lines.append("| %s | %s | %s | %s |" % (
+            name, cfg, " | ".join("%.0f" % r[n] for n in names),
+            " | ".join("%.2f" % (r[n] / max(r["mysql"], 1)) for n in names[1:])))
+    return "\n".join(lines)
 
 
 def sqlite_report(res):
@@ -1260,7 +1340,7 @@ def main():
     ap.add_argument("--no-sqlite", action="store_true", help="skip the SQLite pass")
     ap.add_argument("--scales", type=int, nargs="*", default=[10000, 100000, 1000000],
                     help="live sessions in the tables for the scale sweep (none: skip it)")
-    ap.add_argument("--only", choices=["sqlite", "scale", "sweep"],
+    ap.add_argument("--only", choices=["sqlite", "scale", "sweep", "stores"],
                     help="run only that pass (and its report)")
     ap.add_argument("--sweep-only", action="store_true",
                     help="run only the size sweep")
@@ -1307,6 +1387,8 @@ def main():
             text = sweep_report(rows) + "\n"
         elif args.only == "sqlite":
             text = sqlite_report(sqlite_pass(args, out)) + "\n"
+        elif args.only == "stores":
+            text = stores_report(stores_pass(args, out, url)) + "\n"
         else:
             text = scale_report(scale_sweep(args, out, url)) + "\n"
         write(os.path.join(out, "report.md"), text)

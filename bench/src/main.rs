@@ -403,14 +403,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .merge(("sessions.cleanup_interval", 0));
     // `bench.py --encrypt`: every stored value sealed (AES-256-GCM).
     let figment = match std::env::var("BENCH_ENCRYPTION_KEY") {
-        Ok(key) => figment.merge(("sessions.encryption_keys", [key])),
-        Err(_) => figment,
+        Ok(key) if !key.is_empty() => figment.merge(("sessions.encryption_keys", [key])),
+        _ => figment,
     };
     let app = rocket::custom(figment).attach(Sessions::fairing()).mount(
         "/",
         routes![floor_none, none, read, bump, vbump, login, logout],
     );
-    let app = if url.starts_with("sqlite:") {
+    // The floors run on MySQL only.
+    let app = if !url.starts_with("mysql:") {
         app
     } else {
         let options: MySqlConnectOptions = url.parse()?;
