@@ -346,7 +346,8 @@ def sqlite_pass(args, out):
     return res
 
 
-STORE_ROUTES = [("read", "GET", "/read"), ("bump", "POST", "/bump"), ("login", "POST", "/login")]
+STORE_ROUTES = [("read", "GET", "/read", "rr"), ("bump", "POST", "/bump", "rr"),
+                ("login", "POST", "/login", "nocookie")]
 PG_URL = "postgres://root@127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379"
 ENCRYPTION_KEY = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="
@@ -378,7 +379,7 @@ def stores_pass(args, out, mysql_url):
                 files[who] = os.path.join(out, "store_%s_cookies_%d.txt"
                                           % (who.replace("+", "_"), cfg))
                 write(files[who], "\n".join(sessions[who][:cfg]) + "\n")
-            for name, method, path in STORE_ROUTES:
+            for name, method, path, mode in STORE_ROUTES:
                 if name == "login" and cfg != 1:
                     continue
                 tot = {w: [0, 0.0] for w in apps}
@@ -386,8 +387,9 @@ def stores_pass(args, out, mysql_url):
                     order = names[rnd % len(names):] + names[:rnd % len(names)]
                     for who in order:
                         a = apps[who]
-                        wrk(args, a.port, method, path, files[who], "rr", args.warmup, False)
-                        r = parse_wrk(wrk(args, a.port, method, path, files[who], "rr",
+                        cf = "-" if mode == "nocookie" else files[who]
+                        wrk(args, a.port, method, path, cf, "rr", args.warmup, False)
+                        r = parse_wrk(wrk(args, a.port, method, path, cf, "rr",
                                           args.sqlite_secs, False))
                         tot[who][0] += r["requests"]
                         tot[who][1] += r["requests"] / max(r["rps"] or 1, 1)

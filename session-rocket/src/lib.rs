@@ -1,5 +1,5 @@
 //! Typed, lazy, field-level server-side sessions for Rocket, stored in
-//! MySQL (production), SQLite (embedded) or memory (tests).
+//! MySQL (production), PostgreSQL, Redis, SQLite (embedded) or memory (tests).
 //!
 //! - **Typed**: `#[derive(Session)]` on a plain struct generates typed
 //!   accessors per field. No string keys, no casts.
@@ -23,7 +23,7 @@
 //!    ```toml
 //!    [dependencies]
 //!    rocket = "0.5"
-//!    session-rocket = "0.1"          # features: mysql, sqlite, memory (all default)
+//!    session-rocket = "0.1"          # features: mysql, sqlite, memory (default), postgres, redis
 //!    serde = { version = "1", features = ["derive"] }
 //!    ```
 //!
@@ -112,9 +112,9 @@
 //! | `sessions_by_x` / `destroy_other_sessions_by_x` | 1 + 1 per session listed / 1 |
 //!
 //! With `encryption_keys`, the counts are the same, but for a regenerate of
-//! a session not read in that request (+1: the load, for the keys its values
-//! were sealed under) and a deferred field sealed before the session's last
-//! login (+1 the first time).
+//! a session not read in that request (+1: one field's query, for the keys
+//! its values were sealed under) and a deferred field sealed before the
+//! session's last login (+1 the first time).
 //!
 //! Once per `touch_after` seconds a request that loaded the session also
 //! pushes its expiry forward (one more statement). [`Sessions::state`]
@@ -127,7 +127,7 @@
 //!
 //! | option | default | meaning |
 //! |---|---|---|
-//! | `url` | none | `mysql://…`, `sqlite://path.db` or `memory`; none means memory with a warning, and refusal outside the `debug` profile |
+//! | `url` | none | `mysql://…`, `postgres://…`, `redis://…`, `sqlite://path.db` or `memory`; none means memory with a warning, and refusal outside the `debug` profile |
 //! | `cookie_name` | `"session"` | cookie name; `"__Host-session"` is recommended on HTTPS (checked at launch: `secure`, `path = "/"`, no `domain`) |
 //! | `ttl` | `86400` | idle timeout, seconds |
 //! | `max_lifetime` | `2592000` | absolute lifetime, seconds |
@@ -181,9 +181,12 @@
 //! | store | `url` | for |
 //! |---|---|---|
 //! | MySQL / MariaDB | `mysql://user:pass@host:3306/db` | production; several app instances |
+//! | PostgreSQL (feature `postgres`) | `postgres://user@host:5432/db` | production on PostgreSQL; the MySQL layout and statement counts |
+//! | Redis (feature `redis`) | `redis://host:6379/0` | production on Redis: one hash per session, each check-and-write one Lua script |
 //! | SQLite | `sqlite://path/sessions.db` | one instance, no server; the example's default |
 //! | memory | `memory` | tests and development |
 //!
+//! Every store passes the same behaviour suite against its real server.
 //! The SQL stores share one layout: `sessions` (one row per session, keyed
 //! by the SHA-256 of the token, with `created_at` and an indexed
 //! `expires_at`) and `session_fields` (one row per field, cascading on

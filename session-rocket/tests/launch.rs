@@ -80,7 +80,7 @@ async fn bad_configuration_refuses_launch() {
         ("sessions.ttl", "soon"),
         ("sessions.tll", "60"),
         ("sessions.table_prefix", "x`; drop"),
-        ("sessions.url", "postgres://localhost/db"),
+        ("sessions.url", "mongodb://localhost/db"),
         ("sessions.cookie_name", "bad name"),
         ("sessions.signing_keys", "[\"too short\"]"),
     ] {

@@ -244,7 +244,12 @@ impl SessionState {
         let at = self.request.validity();
         match plan.target.clone() {
             Target::Done => Ok(self.dropped(&plan)),
-            Target::New => self.create(&plan, None).await,
+            Target::New => {
+                if self.moved_meanwhile(&plan).await? {
+                    return Ok(self.dropped(&plan));
+                }
+                self.create(&plan, None).await
+            }
             Target::Existing { key, verified } => {
                 if plan.changes.is_empty() {
                     self.refresh_cookie(None);
@@ -278,7 +283,11 @@ impl SessionState {
                     to: to.store_key(),
                     previous_until: at.now.saturating_add(PREVIOUS_KEY_GRACE),
                 });
-                let sealed = self.seal_changes(&to.store_key(), &plan.changes, Some(from))?;
+                let moved = match self.request.manager().sealer() {
+                    Some(_) => Some((from, self.previous_keys_of(from).await?)),
+                    None => None,
+                };
+                let sealed = self.seal_changes(&to.store_key(), &plan.changes, moved)?;
                 let changes = sealed.as_ref().unwrap_or(&plan.changes);
                 match store.save(&from, changes, at).await? {
                     Saved::Saved => {
@@ -302,6 +311,33 @@ impl SessionState {
                 }
             }
         }
+    }
+
+    /// Whether this request's cookie, which named no live session when it
+    /// was read, is a key a concurrent regenerate just replaced: then its
+    /// writes must neither go to the moved session nor start a new one
+    /// whose cookie would replace the login's, and the request ends.
+    async fn moved_meanwhile(&self, plan: &FlushPlan) -> Result<bool> {
+        let unchecked = std::mem::take(&mut self.request.life().miss_unchecked);
+        let Some(key) = self.request.cookie_key().filter(|_| unchecked) else {
+            return Ok(false);
+        };
+        if plan.changes.upsert.is_empty() {
+            return Ok(false);
+        }
+        let now = self.request.now();
+        if !self
+            .request
+            .manager()
+            .store()
+            .is_previous_key(&key, now)
+            .await?
+        {
+            return Ok(false);
+        }
+        tracing::debug!(?key, "session cookie was just replaced by a regenerate");
+        self.request.life().stage = Stage::Ended;
+        Ok(true)
     }
 
     /// The outcome of changes that could not be written because the session

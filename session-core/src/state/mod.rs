@@ -21,7 +21,6 @@ use tokio::sync::OnceCell;
 use crate::codec::{Codec, Storable};
 use crate::config::OnDecodeError;
 use crate::error::{Error, Result};
-use crate::store::Lookup;
 use crate::token::StoreKey;
 
 mod field;
@@ -375,44 +374,26 @@ impl SessionState {
         let at = self.request.validity();
         self.record
             .get_or_try_init(|| async {
-                // With a cookie, the load also tells whether it names a
-                // session a concurrent regenerate just moved: one statement.
-                let lookup = if self.request.had_cookie() {
-                    store.load_or_moved(&key, self.deferred_names, at).await?
-                } else {
-                    match store.load(&key, self.deferred_names, at).await? {
-                        Some(record) => Lookup::Live(record),
-                        None => Lookup::Missing,
-                    }
-                };
-                let record = match lookup {
-                    Lookup::Live(r) => {
-                        self.request.loaded(Times {
-                            created_at: r.created_at,
-                            expires_at: r.expires_at,
-                            idle_timeout: r.idle_timeout,
-                            persistent: r.persistent,
-                        });
-                        Some(r)
-                    }
-                    Lookup::Moved => {
-                        // A cookie a concurrent regenerate just replaced:
-                        // this request must neither write to the moved
-                        // session nor start one whose cookie would replace
-                        // the login's.
-                        tracing::debug!(?key, "session cookie was just replaced by a regenerate");
-                        self.request.loaded_nothing(true);
-                        None
-                    }
-                    Lookup::Missing => {
-                        tracing::debug!(
-                            ?key,
-                            "session cookie names no live session; starting fresh"
-                        );
+                let record = store.load(&key, self.deferred_names, at).await?;
+                match &record {
+                    Some(r) => self.request.loaded(Times {
+                        created_at: r.created_at,
+                        expires_at: r.expires_at,
+                        idle_timeout: r.idle_timeout,
+                        persistent: r.persistent,
+                    }),
+                    None => {
+                        tracing::debug!(?key, "session cookie names no live session");
                         self.request.loaded_nothing(false);
-                        None
+                        // Perhaps a key a concurrent regenerate just
+                        // replaced: asked before this request writes (one
+                        // more statement then), not on a read, so an
+                        // unknown cookie on a read costs one statement.
+                        if self.request.had_cookie() {
+                            self.request.life().miss_unchecked = true;
+                        }
                     }
-                };
+                }
                 Ok::<_, Error>(record.map(|r| self.index_record(&key, r)))
             })
             .await
@@ -483,15 +464,8 @@ impl SessionState {
 
     /// Loads what the flush must know and a blind write did not load:
     /// every versioned field this request changes needs its version, so
-    /// the flush can state what it expects; a regenerate of an encrypted
-    /// session needs its previous keys, to carry them to the new key.
+    /// the flush can state what it expects.
     pub(crate) async fn prepare_flush(&self) -> Result<()> {
-        let moving = matches!(self.request.life().stage, Stage::Moving { .. });
-        if moving && self.request.manager().sealer().is_some() {
-            if let Some(key) = self.request.read_key() {
-                self.load(key).await?;
-            }
-        }
         for (index, field) in self.schema.iter().enumerate() {
             if field.versioned
                 && self.change(index) != Change::Clean

@@ -92,6 +92,11 @@ pub(crate) struct Life {
     pub(crate) cookie: Option<CookieAction>,
     /// The session was read in this request (for `rolling` cookies).
     pub(crate) loaded: bool,
+    /// The cookie's key named no live session when read, and whether it is
+    /// a key a concurrent regenerate just replaced is not known yet: asked
+    /// only if the request goes on to write (see the flush), so an unknown
+    /// cookie on a read costs its one load.
+    pub(crate) miss_unchecked: bool,
 }
 
 struct Shared {
@@ -145,6 +150,7 @@ impl RequestSession {
                     pending_error: None,
                     cookie: None,
                     loaded: false,
+                    miss_unchecked: false,
                 }),
             }),
         }

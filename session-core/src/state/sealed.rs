@@ -108,14 +108,14 @@ impl SessionState {
     }
 
     /// `changes` with every upserted value sealed for `key`; `None` when
-    /// values are not encrypted (the changes go as they are). `moved_from`:
-    /// the save moves the session from that key to `key` (a regenerate),
-    /// so the session's previous keys gain it.
+    /// values are not encrypted (the changes go as they are). `moved`: the
+    /// save moves the session from that key, whose previous keys are these,
+    /// to `key` (a regenerate), so the session's previous keys gain it.
     pub(crate) fn seal_changes(
         &self,
         key: &StoreKey,
         changes: &Changes,
-        moved_from: Option<StoreKey>,
+        moved: Option<(StoreKey, Vec<StoreKey>)>,
     ) -> Result<Option<Changes>> {
         let Some(sealer) = self.request.manager().sealer() else {
             return Ok(None);
@@ -126,14 +126,10 @@ impl SessionState {
             .map(|(name, plain)| Ok((*name, sealer.seal(key, name, plain)?)))
             .collect::<Result<Vec<_>>>()?;
         let mut upsert_existing = changes.upsert_existing;
-        if let Some(from) = moved_from {
+        if let Some((from, previous)) = moved {
             // A `clear` in the same save deletes every value sealed before:
             // the list starts again from the key left behind.
-            let mut keys = if changes.clear {
-                Vec::new()
-            } else {
-                self.previous_keys()
-            };
+            let mut keys = if changes.clear { Vec::new() } else { previous };
             keys.push(from);
             let skip = keys.len().saturating_sub(MAX_PREVIOUS_KEYS);
             let plain: Vec<u8> = keys[skip..].iter().flat_map(|k| *k.as_bytes()).collect();
@@ -152,13 +148,25 @@ impl SessionState {
         }))
     }
 
-    /// The previous keys the load found (the flush loads the session first
-    /// when a regenerate needs them).
-    fn previous_keys(&self) -> Vec<StoreKey> {
-        self.record
-            .get()
-            .and_then(Option::as_ref)
-            .map(|r| r.previous_keys.clone())
-            .unwrap_or_default()
+    /// The previous keys of the session under `key`, which a regenerate
+    /// carries to the new key: from this request's load, or else by their
+    /// own query (one statement, only for a regenerate of an encrypted
+    /// session the request did not read). Nothing changes in the request's
+    /// view of the session: a regenerate that finds the session gone goes
+    /// on as it would without encryption.
+    pub(crate) async fn previous_keys_of(&self, key: StoreKey) -> Result<Vec<StoreKey>> {
+        if let Some(loaded) = self.record.get() {
+            return Ok(loaded
+                .as_ref()
+                .map(|r| r.previous_keys.clone())
+                .unwrap_or_default());
+        }
+        let Some(sealer) = self.request.manager().sealer() else {
+            return Ok(Vec::new());
+        };
+        let store = self.request.manager().store();
+        let at = self.request.validity();
+        let list = store.load_field(&key, PREVIOUS_KEYS, at).await?;
+        Ok(open_keys(sealer, &key, list.as_deref()))
     }
 }

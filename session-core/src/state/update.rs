@@ -12,8 +12,8 @@ use std::time::Duration;
 use crate::codec::{Codec, Storable};
 use crate::error::{Error, Result};
 use crate::state::sealed::{self, PREVIOUS_KEYS};
-use crate::state::{Change, Known, SessionState, Stage};
-use crate::store::{Changes, Expect, Saved};
+use crate::state::{index_tags, Change, Known, SessionState, Stage};
+use crate::store::{Changes, Expect, IndexUpdate, Saved};
 
 /// How many times `update_x` tries before it reports the conflict.
 const ATTEMPTS: u32 = 64;
@@ -85,9 +85,19 @@ impl SessionState {
             self.check_field_size(name, bytes.len())?;
             let version = self.version(index).unwrap_or(None);
             let expect = Expect { name, version };
+            let entry = if self.schema[index].indexed {
+                let sealer = self.request.manager().sealer();
+                vec![IndexUpdate {
+                    name,
+                    tag: index_tags(sealer, name, &bytes).into_iter().next(),
+                }]
+            } else {
+                Vec::new()
+            };
             let changes = Changes {
                 upsert: vec![(name, bytes)],
                 expect: vec![expect],
+                index: entry,
                 ..Changes::default()
             };
             let at = self.request.validity();

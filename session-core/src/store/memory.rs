@@ -20,8 +20,8 @@ use async_trait::async_trait;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::store::{
-    Changes, Counters, ExpiryUpdate, IndexTag, Lookup, NewSession, Record, Saved, SessionStore,
-    StoreStats, Timestamp, Validity,
+    Changes, Counters, ExpiryUpdate, IndexTag, NewSession, Record, Saved, SessionStore, StoreStats,
+    Timestamp, Validity,
 };
 use crate::token::StoreKey;
 
@@ -152,19 +152,6 @@ impl SessionStore for MemoryStore {
                     .map(|(name, version)| (name.clone(), *version))
                     .collect(),
             }))
-    }
-
-    async fn load_or_moved(&self, key: &StoreKey, skip: &[&str], at: Validity) -> Result<Lookup> {
-        // One call, as for the SQL stores: the previous-key check costs
-        // nothing more when the load finds nothing.
-        if let Some(record) = self.load(key, skip, at).await? {
-            return Ok(Lookup::Live(record));
-        }
-        let map = self.lock();
-        Ok(match map.previous.get(key) {
-            Some((_, until)) if *until > at.now => Lookup::Moved,
-            _ => Lookup::Missing,
-        })
     }
 
     async fn load_field(

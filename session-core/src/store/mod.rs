@@ -382,18 +382,6 @@ impl Changes {
     }
 }
 
-/// What [`SessionStore::load_or_moved`] found under a key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Lookup {
-    /// A live session.
-    Live(Record),
-    /// No live session: the key is the previous key of a session
-    /// regenerated within [`PREVIOUS_KEY_GRACE`].
-    Moved,
-    /// Nothing: no such session, or it expired or was destroyed.
-    Missing,
-}
-
 /// The outcome of [`SessionStore::save`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Saved {
@@ -431,20 +419,6 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
     /// is only its previous key.
     async fn load(&self, key: &StoreKey, skip: &[&str], at: Validity) -> Result<Option<Record>>;
 
-    /// [`load`](Self::load), and when that finds nothing, whether `key` is
-    /// the previous key of a session regenerated within its grace: what a
-    /// request's first read needs to know about its cookie. One call, so
-    /// a store that can answer both in one statement makes an unknown
-    /// cookie cost one (the SQL stores do). The default asks
-    /// [`is_previous_key`](Self::is_previous_key) after an empty load.
-    async fn load_or_moved(&self, key: &StoreKey, skip: &[&str], at: Validity) -> Result<Lookup> {
-        Ok(match self.load(key, skip, at).await? {
-            Some(record) => Lookup::Live(record),
-            None if self.is_previous_key(key, at.now).await? => Lookup::Moved,
-            None => Lookup::Missing,
-        })
-    }
-
     /// Loads one field of a live session (a deferred field's own query).
     async fn load_field(&self, key: &StoreKey, name: &str, at: Validity)
         -> Result<Option<Vec<u8>>>;
@@ -470,10 +444,10 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
     async fn save(&self, key: &StoreKey, changes: &Changes, at: Validity) -> Result<Saved>;
 
     /// Whether `key` is the previous key of a session regenerated within
-    /// its grace (`previous_until > now`). Asked only when a read with a
-    /// cookie found nothing, so a request racing a login neither starts a
-    /// session of its own (whose cookie would replace the new login's) nor
-    /// writes to the moved one.
+    /// its grace (`previous_until > now`). Asked only when a request whose
+    /// cookie named no live session goes on to write, so a request racing
+    /// a login neither starts a session of its own (whose cookie would
+    /// replace the new login's) nor writes to the moved one.
     async fn is_previous_key(&self, key: &StoreKey, now: Timestamp) -> Result<bool>;
 
     /// Deletes the session under `key`, or the one that `key` named before a

@@ -83,7 +83,7 @@ const SCHEMES: &[Scheme] = &[
 pub(crate) const MEMORY_WARNING: &str =
     "sessions use the in-memory store because no `url` is configured: \
      for development only (sessions vanish on restart and are not shared between instances); \
-     set `url` in [default.sessions] to a mysql:// or sqlite:// URL";
+     set `url` in [default.sessions] to a mysql://, postgres://, redis:// or sqlite:// URL";
 
 /// A store opened from the configuration's `url`.
 #[derive(Debug)]
@@ -291,9 +291,17 @@ mod tests {
             kind(&url(Some("sqlite://s.db")), release),
             Ok(("sqlite", None))
         );
-        let err = kind(&url(Some("postgres://u:secret@h/db")), release).unwrap_err();
+        assert_eq!(
+            kind(&url(Some("postgres://root@h/db")), release),
+            Ok(("postgres", None))
+        );
+        assert_eq!(
+            kind(&url(Some("redis://h:6379")), release),
+            Ok(("redis", None))
+        );
+        let err = kind(&url(Some("mongodb://u:secret@h/db")), release).unwrap_err();
         assert!(
-            err.contains("unknown session store url scheme `postgres`"),
+            err.contains("unknown session store url scheme `mongodb`"),
             "{err}"
         );
         assert!(err.contains("`mysql`") && err.contains("`sqlite`"), "{err}");

@@ -7,8 +7,7 @@
 //! to a destroyed or expired session recreates nothing: a plain `HSET`
 //! after a `DEL` would bring the hash back), with every versioned field's
 //! expectation checked first. A load is one script (`HGETALL` of the live
-//! session, the deferred fields left out, and the previous-key check when
-//! it finds nothing); a deferred field is one `HMGET`; destroy is one
+//! session, the deferred fields left out); a deferred field is one `HMGET`; destroy is one
 //! script (`DEL`). Idle and absolute expiry are checked in every script
 //! against the request's time, and the key's own `EXPIREAT` follows the
 //! session's expiry, so Redis drops dead sessions itself. The layout is in
@@ -38,8 +37,8 @@ use redis::{Script, Value};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::store::{
-    Changes, Counters, ExpiryUpdate, IndexTag, Lookup, NewSession, Record, Saved, SessionStore,
-    StoreStats, Timestamp, Validity,
+    Changes, Counters, ExpiryUpdate, IndexTag, NewSession, Record, Saved, SessionStore, StoreStats,
+    Timestamp, Validity,
 };
 use crate::token::StoreKey;
 
@@ -263,14 +262,15 @@ fn flag(persistent: Option<bool>) -> &'static str {
 #[async_trait]
 impl SessionStore for RedisStore {
     async fn load(&self, key: &StoreKey, skip: &[&str], at: Validity) -> Result<Option<Record>> {
-        match self.lookup(key, skip, at, false).await? {
-            Lookup::Live(record) => Ok(Some(record)),
-            Lookup::Moved | Lookup::Missing => Ok(None),
+        let mut call = self.load.key(self.session_key(key));
+        call.arg(at.now).arg(at.created_after);
+        for name in skip {
+            call.arg(*name);
         }
-    }
-
-    async fn load_or_moved(&self, key: &StoreKey, skip: &[&str], at: Validity) -> Result<Lookup> {
-        self.lookup(key, skip, at, true).await
+        match self.eval::<Value>(&call).await? {
+            Value::Array(pairs) => Ok(Some(record(&pairs)?)),
+            _ => Ok(None),
+        }
     }
 
     async fn load_field(
@@ -456,29 +456,6 @@ impl SessionStore for RedisStore {
 }
 
 impl RedisStore {
-    async fn lookup(
-        &self,
-        key: &StoreKey,
-        skip: &[&str],
-        at: Validity,
-        check_moved: bool,
-    ) -> Result<Lookup> {
-        let mut call = self.load.key(self.session_key(key));
-        call.key(self.previous_key(key))
-            .arg(at.now)
-            .arg(at.created_after)
-            .arg(if check_moved { "1" } else { "0" });
-        for name in skip {
-            call.arg(*name);
-        }
-        let reply: Value = self.eval(&call).await?;
-        match reply {
-            Value::Array(pairs) => Ok(Lookup::Live(record(&pairs)?)),
-            Value::Int(1) => Ok(Lookup::Moved),
-            _ => Ok(Lookup::Missing),
-        }
-    }
-
     fn index_call<'a>(
         &'a self,
         name: &str,

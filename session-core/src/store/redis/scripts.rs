@@ -46,40 +46,29 @@ local function kill(k, hex, prefix)
 end
 ";
 
-/// KEYS: session, previous-key marker. ARGV: now, created after, check
-/// moved (`1`/`0`), then the skipped field names. Returns the live
-/// session's hash pairs without skipped fields, or 1 (moved) or 0.
+/// KEYS: session. ARGV: now, created after, then the skipped field names.
+/// Returns the live session's hash pairs without skipped fields, or 0.
 pub(super) const LOAD: &str = r"
 local now, after = tonumber(ARGV[1]), tonumber(ARGV[2])
 local h = redis.call('HGETALL', KEYS[1])
-if #h > 0 then
-  local m = {}
-  for i = 1, #h, 2 do m[h[i]] = h[i + 1] end
-  local e, c = tonumber(m['_e']), tonumber(m['_c'])
-  if e ~= nil and c ~= nil and e > now and c > after then
-    local skip = {}
-    for i = 4, #ARGV do
-      skip['f:' .. ARGV[i]] = true
-      skip['v:' .. ARGV[i]] = true
-    end
-    local out = {}
-    for i = 1, #h, 2 do
-      if not skip[h[i]] then
-        out[#out + 1] = h[i]
-        out[#out + 1] = h[i + 1]
-      end
-    end
-    return out
+if #h == 0 then return 0 end
+local m = {}
+for i = 1, #h, 2 do m[h[i]] = h[i + 1] end
+local e, c = tonumber(m['_e']), tonumber(m['_c'])
+if e == nil or c == nil or e <= now or c <= after then return 0 end
+local skip = {}
+for i = 3, #ARGV do
+  skip['f:' .. ARGV[i]] = true
+  skip['v:' .. ARGV[i]] = true
+end
+local out = {}
+for i = 1, #h, 2 do
+  if not skip[h[i]] then
+    out[#out + 1] = h[i]
+    out[#out + 1] = h[i + 1]
   end
 end
-if ARGV[3] == '1' then
-  local p = redis.call('GET', KEYS[2])
-  if p then
-    local u = string.match(p, '^(%d+) ')
-    if u and tonumber(u) > now then return 1 end
-  end
-end
-return 0
+return out
 ";
 
 /// KEYS: session. ARGV: created at, expires at, idle timeout, cookie

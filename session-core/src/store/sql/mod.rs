@@ -9,8 +9,8 @@ use async_trait::async_trait;
 
 use crate::error::{BoxError, Error, Result};
 use crate::store::{
-    Changes, Counters, IndexTag, Lookup, NewSession, Record, Saved, SessionStore, StoreStats,
-    Timestamp, Validity,
+    Changes, Counters, IndexTag, NewSession, Record, Saved, SessionStore, StoreStats, Timestamp,
+    Validity,
 };
 use crate::token::StoreKey;
 
@@ -23,8 +23,8 @@ mod statements;
 pub use backend::{Affected, Arg, Backend, Conns, ErrorClass, SessionRow, Stmt};
 pub(crate) use driver::{shared_sql, sqlx_backend};
 pub(crate) use statements::unpack;
+use statements::Statements;
 pub use statements::TableNames;
-use statements::{Statements, MOVED_MARKER};
 
 /// How often and how long a write is retried on deadlock or busy errors.
 const RETRIES: u32 = 5;
@@ -358,15 +358,6 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         let stmt = self.sql.load(key, skip, at);
         let rows = self.read(|| self.backend.fetch_session(&stmt)).await?;
         Ok(record(rows))
-    }
-
-    async fn load_or_moved(&self, key: &StoreKey, skip: &[&str], at: Validity) -> Result<Lookup> {
-        let stmt = self.sql.load_or_moved(key, skip, at);
-        let rows = self.read(|| self.backend.fetch_session(&stmt)).await?;
-        if rows.first().is_some_and(|r| r.created_at == MOVED_MARKER) {
-            return Ok(Lookup::Moved);
-        }
-        Ok(record(rows).map_or(Lookup::Missing, Lookup::Live))
     }
 
     async fn load_field(

@@ -57,9 +57,6 @@ fn placeholders(out: &mut String, n: usize) {
     }
 }
 
-/// The `created_at` of the marker row of [`Statements::load_or_moved`].
-pub(crate) const MOVED_MARKER: i64 = -1;
-
 /// The table names, checked once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableNames {
@@ -132,7 +129,6 @@ pub(crate) struct Statements {
     load_head: String,
     load_from: String,
     load_where: String,
-    load_moved: String,
     load_field: String,
     insert: String,
     insert_fields: String,
@@ -183,14 +179,6 @@ impl Statements {
             },
             load_from: B::PACK_FIELDS.map_or(String::new(), |_| format!(") FROM {s} s")),
             load_where: format!(" WHERE s.token_hash = ? AND {}", alive("s.")),
-            // A marker row (`created_at` -1) when the key is a previous key
-            // within its grace: the load's other half for a cookie, so an
-            // unknown one costs one statement. A key is never both a
-            // current and a previous key, so at most one half has rows.
-            load_moved: format!(
-                " UNION ALL SELECT -1, 0, 0, NULL, NULL{} FROM {s} WHERE previous_hash = ? AND previous_until > ?",
-                if B::PACK_FIELDS.is_some() { "" } else { ", NULL, NULL" }
-            ),
             load_field: format!(
                 "SELECT f.value FROM {s} s JOIN {f} f ON f.session_pk = s.pk AND f.name = ? WHERE s.token_hash = ? AND {}",
                 alive("s.")
@@ -296,23 +284,6 @@ impl Statements {
                 format!("DROP TABLE IF EXISTS {s}"),
             ],
         }
-    }
-
-    /// The load, and a marker row ([`MOVED_MARKER`]) when it finds nothing
-    /// because `key` is a previous key within its grace.
-    pub(crate) fn load_or_moved<'a>(
-        &'a self,
-        key: &'a StoreKey,
-        skip: &'a [&str],
-        at: Validity,
-    ) -> Stmt<'a> {
-        let mut stmt = self.load(key, skip, at);
-        let mut sql = stmt.sql.into_owned();
-        sql.push_str(&self.load_moved);
-        stmt.sql = sql.into();
-        stmt.args.push(Arg::Bytes(key.as_bytes()));
-        stmt.args.push(Arg::Int(at.now));
-        stmt
     }
 
     pub(crate) fn load<'a>(
