@@ -15,6 +15,7 @@
 //! key. The first key seals; a value is re-sealed with it whenever it is
 //! next written.
 
+use std::cell::OnceCell;
 use std::fmt;
 
 use aes_gcm::aead::{AeadInPlace, KeyInit};
@@ -122,13 +123,50 @@ impl Sealer {
         Ok(Some(Sealer { keys: masters }))
     }
 
-    /// Seals `plain`, the bytes of field `name` of the session stored under
-    /// `key`, with the first key.
+    /// Seals and opens the values of the session stored under `key`,
+    /// deriving its keys once (a request opens every loaded field with
+    /// them: deriving per value measured up to 17 % of a `read`).
+    pub(crate) fn session(&self, key: &StoreKey) -> SessionSeal<'_> {
+        SessionSeal {
+            sealer: self,
+            key: *key,
+            ciphers: self.keys.iter().map(|_| OnceCell::new()).collect(),
+        }
+    }
+
+    /// Seals one value (see [`SessionSeal::seal`]).
+    #[cfg(test)]
+    pub(crate) fn seal(&self, key: &StoreKey, name: &str, plain: &[u8]) -> Result<Vec<u8>> {
+        self.session(key).seal(name, plain)
+    }
+
+    /// Opens one value (see [`SessionSeal::open`]).
+    pub(crate) fn open(&self, key: &StoreKey, name: &str, sealed: &[u8]) -> Option<Vec<u8>> {
+        self.session(key).open(name, sealed)
+    }
+}
+
+/// One session's sealing keys, derived on first use.
+pub(crate) struct SessionSeal<'a> {
+    sealer: &'a Sealer,
+    key: StoreKey,
+    /// Per configured key, the session's AES-256-GCM key.
+    ciphers: Box<[OnceCell<Aes256Gcm>]>,
+}
+
+impl SessionSeal<'_> {
+    fn cipher(&self, index: usize) -> &Aes256Gcm {
+        self.ciphers[index].get_or_init(|| cipher(&self.sealer.keys[index], &self.key))
+    }
+
+    /// Seals `plain`, the bytes of field `name` of this session, with the
+    /// first key.
     ///
     /// # Errors
     /// [`Error::Backend`] when the OS has no randomness for the nonce.
-    pub(crate) fn seal(&self, key: &StoreKey, name: &str, plain: &[u8]) -> Result<Vec<u8>> {
-        let master = &self.keys[0];
+    pub(crate) fn seal(&self, name: &str, plain: &[u8]) -> Result<Vec<u8>> {
+        let key = &self.key;
+        let master = &self.sealer.keys[0];
         let mut out = Vec::with_capacity(OVERHEAD + plain.len());
         out.push(FORMAT);
         out.extend_from_slice(&master.id);
@@ -137,7 +175,8 @@ impl Sealer {
             .map_err(|e| Error::Backend(format!("no randomness for a nonce: {e}").into()))?;
         out.extend_from_slice(&nonce);
         out.extend_from_slice(plain);
-        let tag = cipher(master, key)
+        let tag = self
+            .cipher(0)
             .encrypt_in_place_detached(
                 Nonce::from_slice(&nonce),
                 &aad(key, name),
@@ -148,23 +187,30 @@ impl Sealer {
         Ok(out)
     }
 
-    /// Opens a value sealed by [`seal`](Self::seal) for the same session
-    /// key and field name under any configured key; `None` when it does
-    /// not open (another key, session or field, or altered bytes).
-    pub(crate) fn open(&self, key: &StoreKey, name: &str, sealed: &[u8]) -> Option<Vec<u8>> {
+    /// Opens a value sealed by [`seal`](Self::seal) for this session and
+    /// field name under any configured key; `None` when it does not open
+    /// (another key, session or field, or altered bytes).
+    pub(crate) fn open(&self, name: &str, sealed: &[u8]) -> Option<Vec<u8>> {
+        let key = &self.key;
         if sealed.len() < OVERHEAD || sealed[0] != FORMAT {
             return None;
         }
-        let master = self.keys.iter().find(|m| m.id == sealed[1..1 + KEY_ID])?;
+        let index = self
+            .sealer
+            .keys
+            .iter()
+            .position(|m| m.id == sealed[1..1 + KEY_ID])?;
         let nonce = Nonce::from_slice(&sealed[1 + KEY_ID..HEADER]);
         let (body, tag) = sealed[HEADER..].split_at(sealed.len() - HEADER - TAG);
         let mut plain = body.to_vec();
-        cipher(master, key)
+        self.cipher(index)
             .decrypt_in_place_detached(nonce, &aad(key, name), &mut plain, Tag::from_slice(tag))
             .ok()?;
         Some(plain)
     }
+}
 
+impl Sealer {
     /// Each configured key's MAC, the sealing key's first: the keys of
     /// other digests (index tags), each under its own context.
     pub(crate) fn macs(&self) -> impl Iterator<Item = &Hmac<Sha256>> {

@@ -157,13 +157,14 @@ impl SessionState {
                 }
                 None => Vec::new(),
             };
+            let seals = sealer.map(|s| sealed::seals(s, &key, &previous));
             let fields = record
                 .fields
                 .into_iter()
                 .filter_map(|(n, bytes)| {
                     let field = D::FIELDS.iter().find(|f| f.name == n)?;
-                    let bytes = match sealer {
-                        Some(sealer) => sealed::open(sealer, &key, &previous, field.name, &bytes)?,
+                    let bytes = match &seals {
+                        Some(seals) => sealed::open(seals, field.name, &bytes)?,
                         None => bytes,
                     };
                     Some((field.name, bytes))

@@ -360,9 +360,8 @@ impl SessionState {
                         sealed::open_keys(sealer, &key, list.as_deref())
                     }
                 };
-                Ok(Some(
-                    self.open_value(sealer, &key, &previous, index, sealed),
-                ))
+                let seals = sealed::seals(sealer, &key, &previous);
+                Ok(Some(self.open_value(&seals, index, sealed)))
             })
             .await?;
         Ok(value.as_deref())
@@ -413,11 +412,12 @@ impl SessionState {
             }
             None => Vec::new(),
         };
+        let seals = sealer.map(|s| sealed::seals(s, key, &previous_keys));
         let mut values: Box<[Option<Vec<u8>>]> = (0..self.schema.len()).map(|_| None).collect();
         for (name, value) in record.fields {
             if let Some(i) = position(&name) {
-                values[i] = Some(match sealer {
-                    Some(sealer) => self.open_value(sealer, key, &previous_keys, i, value),
+                values[i] = Some(match &seals {
+                    Some(seals) => self.open_value(seals, i, value),
                     None => value,
                 });
             }

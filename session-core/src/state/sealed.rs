@@ -12,7 +12,7 @@
 //! its values do not open there.
 
 use crate::error::{BoxError, Result};
-use crate::sealing::Sealer;
+use crate::sealing::{Sealer, SessionSeal};
 use crate::state::SessionState;
 use crate::store::Changes;
 use crate::token::StoreKey;
@@ -60,18 +60,22 @@ pub(crate) fn open_keys(sealer: &Sealer, key: &StoreKey, sealed: Option<&[u8]>) 
     }
 }
 
-/// Opens a value of field `name` of the session under `key`, sealed for
-/// that key or one of its `previous` ones.
-pub(crate) fn open(
-    sealer: &Sealer,
+/// The seals a session's values may be under: its key's, then its
+/// previous keys', the latest first.
+pub(crate) fn seals<'a>(
+    sealer: &'a Sealer,
     key: &StoreKey,
     previous: &[StoreKey],
-    name: &str,
-    sealed: &[u8],
-) -> Option<Vec<u8>> {
+) -> Vec<SessionSeal<'a>> {
     std::iter::once(key)
         .chain(previous.iter().rev())
-        .find_map(|k| sealer.open(k, name, sealed))
+        .map(|k| sealer.session(k))
+        .collect()
+}
+
+/// Opens a value of field `name` under any of `seals`.
+pub(crate) fn open(seals: &[SessionSeal<'_>], name: &str, sealed: &[u8]) -> Option<Vec<u8>> {
+    seals.iter().find_map(|s| s.open(name, sealed))
 }
 
 impl SessionState {
@@ -81,13 +85,11 @@ impl SessionState {
     /// leaves its bytes alone unless the app changes the field.
     pub(crate) fn open_value(
         &self,
-        sealer: &Sealer,
-        key: &StoreKey,
-        previous: &[StoreKey],
+        seals: &[SessionSeal<'_>],
         index: usize,
         sealed: Vec<u8>,
     ) -> Vec<u8> {
-        match open(sealer, key, previous, self.schema[index].name, &sealed) {
+        match open(seals, self.schema[index].name, &sealed) {
             Some(plain) => plain,
             None => {
                 self.unopened
@@ -120,10 +122,11 @@ impl SessionState {
         let Some(sealer) = self.request.manager().sealer() else {
             return Ok(None);
         };
+        let seal = sealer.session(key);
         let mut upsert = changes
             .upsert
             .iter()
-            .map(|(name, plain)| Ok((*name, sealer.seal(key, name, plain)?)))
+            .map(|(name, plain)| Ok((*name, seal.seal(name, plain)?)))
             .collect::<Result<Vec<_>>>()?;
         let mut upsert_existing = changes.upsert_existing;
         if let Some((from, previous)) = moved {
@@ -133,7 +136,7 @@ impl SessionState {
             keys.push(from);
             let skip = keys.len().saturating_sub(MAX_PREVIOUS_KEYS);
             let plain: Vec<u8> = keys[skip..].iter().flat_map(|k| *k.as_bytes()).collect();
-            upsert.push((PREVIOUS_KEYS, sealer.seal(key, PREVIOUS_KEYS, &plain)?));
+            upsert.push((PREVIOUS_KEYS, seal.seal(PREVIOUS_KEYS, &plain)?));
             upsert_existing = false;
         }
         Ok(Some(Changes {

@@ -186,7 +186,8 @@ impl SessionState {
                 self.set_written(index, bytes);
                 if let Some(sealer) = sealer {
                     if let Some(Some(stored)) = self.fields[index].written.take() {
-                        let plain = self.open_value(sealer, &key, &previous, index, stored);
+                        let seals = sealed::seals(sealer, &key, &previous);
+                        let plain = self.open_value(&seals, index, stored);
                         self.fields[index].written = Some(Some(plain));
                     }
                 }
