@@ -194,6 +194,28 @@ pub use sql::{SqlStore, TableNames};
 
 pub use stats::{Counters, StoreStats};
 
+/// Runs one store call within `limit` (`statement_timeout`): past it, the
+/// call is dropped (closing its connection) and the request answers 503, so
+/// a server that stopped answering costs a bounded wait.
+#[cfg(any(feature = "sql", feature = "redis"))]
+pub(crate) async fn within<T>(
+    limit: Option<std::time::Duration>,
+    call: impl std::future::Future<Output = T>,
+) -> Result<T> {
+    match limit {
+        None => Ok(call.await),
+        Some(limit) => tokio::time::timeout(limit, call).await.map_err(|_| {
+            crate::Error::Unavailable(
+                format!(
+                    "the session store did not answer within {} ms",
+                    limit.as_millis()
+                )
+                .into(),
+            )
+        }),
+    }
+}
+
 /// Seconds since the Unix epoch, UTC.
 pub type Timestamp = i64;
 

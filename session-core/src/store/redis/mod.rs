@@ -116,16 +116,7 @@ impl RedisStore {
     pub async fn drop_keys(&self) -> Result<()> {
         let mut cursor = 0u64;
         loop {
-            let (next, keys): (u64, Vec<String>) = self
-                .run(
-                    redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(format!("{}*", self.prefix))
-                        .arg("COUNT")
-                        .arg(1000),
-                )
-                .await?;
+            let (next, keys) = self.scan(cursor, &format!("{}*", self.prefix)).await?;
             if !keys.is_empty() {
                 let _: i64 = self.run(redis::cmd("DEL").arg(&keys)).await?;
             }
@@ -134,6 +125,20 @@ impl RedisStore {
             }
             cursor = next;
         }
+    }
+
+    /// One `SCAN` step over the keys matching `pattern`: the next cursor
+    /// (0 at the end) and the keys.
+    async fn scan(&self, cursor: u64, pattern: &str) -> Result<(u64, Vec<String>)> {
+        self.run(
+            redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(1000),
+        )
+        .await
     }
 
     fn session_key(&self, key: &StoreKey) -> String {
@@ -165,19 +170,7 @@ impl RedisStore {
         &self,
         call: impl std::future::Future<Output = redis::RedisResult<T>>,
     ) -> Result<T> {
-        let result = match self.timeout {
-            None => call.await,
-            Some(limit) => tokio::time::timeout(limit, call).await.map_err(|_| {
-                Error::Unavailable(
-                    format!(
-                        "the session store did not answer within {} ms",
-                        limit.as_millis()
-                    )
-                    .into(),
-                )
-            })?,
-        };
-        result.map_err(map_error)
+        super::within(self.timeout, call).await?.map_err(map_error)
     }
 }
 
@@ -401,16 +394,7 @@ impl SessionStore for RedisStore {
         let mut cursor = 0u64;
         let mut deleted = 0u64;
         loop {
-            let (next, keys): (u64, Vec<String>) = self
-                .run(
-                    redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(format!("{}sess:*", self.prefix))
-                        .arg("COUNT")
-                        .arg(1000),
-                )
-                .await?;
+            let (next, keys) = self.scan(cursor, &format!("{}sess:*", self.prefix)).await?;
             if !keys.is_empty() {
                 let mut call = self.purge.prepare_invoke();
                 for k in &keys {

@@ -298,18 +298,7 @@ impl<B: Backend> SqlStore<B> {
 
     /// Runs `call` within the statement timeout.
     async fn bounded<T>(&self, call: impl std::future::Future<Output = T>) -> Result<T> {
-        match self.timeout {
-            None => Ok(call.await),
-            Some(limit) => tokio::time::timeout(limit, call).await.map_err(|_| {
-                Error::Unavailable(
-                    format!(
-                        "the session store did not answer within {} ms",
-                        limit.as_millis()
-                    )
-                    .into(),
-                )
-            }),
-        }
+        super::within(self.timeout, call).await
     }
 }
 
