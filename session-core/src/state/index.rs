@@ -16,7 +16,7 @@ use crate::codec::Storable;
 use crate::error::{BoxError, Error, Result};
 use crate::schema::SessionData;
 use crate::sealing::Sealer;
-use crate::state::sealed::{self, PREVIOUS_KEYS};
+use crate::state::sealed;
 use crate::state::SessionState;
 use crate::store::{IndexTag, Timestamp};
 use crate::token::StoreKey;
@@ -150,13 +150,7 @@ impl SessionState {
             let Some(record) = store.load(&key, D::DEFERRED, at).await? else {
                 continue;
             };
-            let previous = match sealer {
-                Some(sealer) => {
-                    let list = record.fields.iter().find(|(n, _)| n == PREVIOUS_KEYS);
-                    sealed::open_keys(sealer, &key, list.map(|(_, v)| v.as_slice()))
-                }
-                None => Vec::new(),
-            };
+            let previous = sealed::record_keys(sealer, &key, &record.fields);
             let seals = sealer.map(|s| sealed::seals(s, &key, &previous));
             let fields = record
                 .fields

@@ -402,16 +402,7 @@ impl SessionState {
     fn index_record(&self, key: &StoreKey, record: crate::store::Record) -> Fields {
         let position = |name: &str| self.schema.iter().position(|f| f.name == name);
         let sealer = self.request.manager().sealer();
-        let previous_keys = match sealer {
-            Some(sealer) => {
-                let list = record
-                    .fields
-                    .iter()
-                    .find(|(n, _)| n == sealed::PREVIOUS_KEYS);
-                sealed::open_keys(sealer, key, list.map(|(_, v)| v.as_slice()))
-            }
-            None => Vec::new(),
-        };
+        let previous_keys = sealed::record_keys(sealer, key, &record.fields);
         let seals = sealer.map(|s| sealed::seals(s, key, &previous_keys));
         let mut values: Box<[Option<Vec<u8>>]> = (0..self.schema.len()).map(|_| None).collect();
         for (name, value) in record.fields {

@@ -60,6 +60,20 @@ pub(crate) fn open_keys(sealer: &Sealer, key: &StoreKey, sealed: Option<&[u8]>) 
     }
 }
 
+/// The previous keys a loaded session's fields carry (empty without
+/// encryption).
+pub(crate) fn record_keys(
+    sealer: Option<&Sealer>,
+    key: &StoreKey,
+    fields: &[(String, Vec<u8>)],
+) -> Vec<StoreKey> {
+    let Some(sealer) = sealer else {
+        return Vec::new();
+    };
+    let list = fields.iter().find(|(n, _)| n == PREVIOUS_KEYS);
+    open_keys(sealer, key, list.map(|(_, v)| v.as_slice()))
+}
+
 /// The seals a session's values may be under: its key's, then its
 /// previous keys', the latest first.
 pub(crate) fn seals<'a>(

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::codec::{Codec, Storable};
 use crate::error::{Error, Result};
-use crate::state::sealed::{self, PREVIOUS_KEYS};
+use crate::state::sealed;
 use crate::state::{index_tags, Change, Known, SessionState, Stage};
 use crate::store::{Changes, Expect, IndexUpdate, Saved};
 
@@ -170,13 +170,7 @@ impl SessionState {
                     .map_or(0, |(_, v)| *v);
                 let manager = self.request.manager().clone();
                 let sealer = manager.sealer();
-                let previous = match sealer {
-                    Some(sealer) => {
-                        let list = record.fields.iter().find(|(n, _)| n == PREVIOUS_KEYS);
-                        sealed::open_keys(sealer, &key, list.map(|(_, v)| v.as_slice()))
-                    }
-                    None => Vec::new(),
-                };
+                let previous = sealed::record_keys(sealer, &key, &record.fields);
                 let bytes = record
                     .fields
                     .into_iter()
