@@ -62,6 +62,24 @@ pub enum Error {
         limit: usize,
     },
 
+    /// The session would not fit in its cookie (the cookie store: the
+    /// whole session is sealed into the cookie, and browsers keep about
+    /// 4 KB per cookie); nothing was saved and the browser keeps its
+    /// previous cookie. Keep less in the session, or use a server-side
+    /// store.
+    #[error(
+        "the session needs a {size}-byte cookie, over the browsers' limit of {limit} bytes per \
+         cookie (the cookie store keeps the whole session in it): keep less in the session, or \
+         use a server-side store"
+    )]
+    CookieTooLarge {
+        /// The cookie's size (name, `=` and sealed value) after this
+        /// request's changes.
+        size: usize,
+        /// The limit, [`COOKIE_LIMIT`](crate::store::cookie::COOKIE_LIMIT).
+        limit: usize,
+    },
+
     /// The store could not be reached or did not answer in time (connection
     /// refused, pool timeout, lock wait timeout after retries). Maps to
     /// `503 Service Unavailable`.

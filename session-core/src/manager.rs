@@ -34,6 +34,8 @@ struct Inner {
     signer: Option<CookieSigner>,
     /// Seals and opens stored values when `encryption_keys` are set.
     sealer: Option<Sealer>,
+    /// Seals and opens whole sessions in cookies (the cookie store).
+    cookie_sealer: Option<Sealer>,
 }
 
 /// One FIFO lock per (session, versioned field) being updated in this
@@ -91,10 +93,28 @@ impl SessionManager {
     ///
     /// # Errors
     /// [`Error::Config`](crate::Error::Config) when the configuration is invalid.
+    ///
+    /// With the [cookie store](crate::store::cookie), `encryption_keys`
+    /// seal the whole session into the cookie (each value is not sealed
+    /// again inside it) and `signing_keys` are not used: the seal
+    /// authenticates the cookie.
+    ///
+    /// # Errors
+    /// [`Error::Config`](crate::Error::Config) when the configuration is
+    /// invalid, or the cookie store has no `encryption_keys`.
     pub fn new(store: Arc<dyn SessionStore>, config: Config) -> Result<Self> {
         config.validate()?;
         let signer = CookieSigner::new(&config.signing_keys)?;
-        let sealer = Sealer::new(&config.encryption_keys)?;
+        let mut sealer = Sealer::new(&config.encryption_keys)?;
+        let mut cookie_sealer = None;
+        if store.in_cookie() {
+            cookie_sealer = Some(sealer.take().ok_or_else(|| {
+                crate::Error::config(
+                    "the cookie store seals each session into its cookie with `encryption_keys`, \
+                     and none is set: add one (`openssl rand -base64 32`)",
+                )
+            })?);
+        }
         Ok(SessionManager {
             inner: Arc::new(Inner {
                 store,
@@ -102,8 +122,63 @@ impl SessionManager {
                 locks: FieldLocks::default(),
                 signer,
                 sealer,
+                cookie_sealer,
             }),
         })
+    }
+
+    /// Whether this manager's store can keep session type `T`: every store
+    /// can, except the [cookie store](crate::store::cookie), which keeps no
+    /// `#[session(index)]` field (there is no server-side record to find
+    /// sessions by) and no `#[session(versioned)]` one (concurrent requests
+    /// each send back the whole cookie, so no version can hold across
+    /// them). Web integrations ask once per type, before a handler runs.
+    ///
+    /// # Errors
+    /// [`Error::Config`](crate::Error::Config) naming the type, the field
+    /// and why.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use session_core::{Config, sealing::EncryptionKey, SessionManager, store::cookie::CookieStore};
+    /// # let config = Config {
+    /// #     encryption_keys: vec![EncryptionKey::new("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")],
+    /// #     ..Config::default()
+    /// # };
+    /// # let manager = SessionManager::new(Arc::new(CookieStore::new()), config).unwrap();
+    /// // `Cart` has plain fields; `Account` has `#[session(index)] user_id`.
+    /// use session_core::testing::{Account, Cart};
+    ///
+    /// assert!(manager.supports::<Cart>().is_ok());
+    /// assert!(manager.supports::<Visits>().is_ok());
+    /// let error = manager.supports::<Account>().unwrap_err();
+    /// assert!(error.to_string().contains("`user_id`"));
+    /// ```
+    pub fn supports<T: crate::SessionData>(&self) -> Result<()> {
+        if self.inner.cookie_sealer.is_none() {
+            return Ok(());
+        }
+        let Some(field) = T::FIELDS.iter().find(|f| f.indexed || f.versioned) else {
+            return Ok(());
+        };
+        let (attribute, why) = if field.indexed {
+            (
+                "index",
+                "finding a user's sessions needs a server-side store",
+            )
+        } else {
+            (
+                "versioned",
+                "concurrent requests each send back the whole cookie, so no version holds across them",
+            )
+        };
+        Err(crate::Error::config(format!(
+            "`{}` cannot be kept by the cookie store: its field `{}` is `#[session({attribute})]`, \
+             and {why}; use a server-side store (mysql://, postgres://, redis://, sqlite://) or \
+             drop the attribute",
+            std::any::type_name::<T>(),
+            field.name,
+        )))
     }
 
     /// The token a request's cookie value carries: with `signing_keys`,
@@ -128,6 +203,11 @@ impl SessionManager {
     /// The sealer, when stored values are encrypted.
     pub(crate) fn sealer(&self) -> Option<&Sealer> {
         self.inner.sealer.as_ref()
+    }
+
+    /// The sealer of whole sessions, with the cookie store.
+    pub(crate) fn cookie_sealer(&self) -> Option<&Sealer> {
+        self.inner.cookie_sealer.as_ref()
     }
 
     /// The store.
@@ -173,7 +253,7 @@ impl SessionManager {
     /// the task at shutdown; errors are logged and the next pass retries.
     pub fn spawn_cleanup(&self) -> Option<tokio::task::JoinHandle<()>> {
         let config = self.config();
-        (config.cleanup_interval > 0).then(|| {
+        (config.cleanup_interval > 0 && !self.store().in_cookie()).then(|| {
             tokio::spawn(crate::store::cleanup::run(
                 self.store().clone(),
                 std::time::Duration::from_secs(config.cleanup_interval),

@@ -82,5 +82,7 @@ pub async fn flush<H: SessionHandle>(handle: &mut H) -> Result<Outcome> {
     }
     handle.state().prepare_flush().await?;
     let plan = handle.state().plan(|i| handle.encode_field(i))?;
-    handle.state_mut().apply(plan).await
+    let outcome = handle.state_mut().apply(plan).await?;
+    handle.state().request().seal_in_cookie()?;
+    Ok(outcome)
 }

@@ -41,6 +41,18 @@ pub(crate) const OVERHEAD: usize = HEADER + TAG;
 /// configured key.
 const DERIVE_CONTEXT: &[u8] = b"session-core/seal/v1\0";
 
+/// The first byte of a whole session sealed for the cookie store.
+const COOKIE_FORMAT: u8 = 2;
+/// The random salt each cookie's key is derived from.
+const SALT: usize = 16;
+const COOKIE_HEADER: usize = 1 + KEY_ID + SALT + NONCE;
+
+/// What sealing adds to a session kept in a cookie, in bytes.
+pub(crate) const COOKIE_OVERHEAD: usize = COOKIE_HEADER + TAG;
+
+/// Separates the cookie store's key derivation from the others.
+const COOKIE_CONTEXT: &[u8] = b"session-core/cookie/v1\0";
+
 /// An encryption key as configured: base64 of exactly 32 random bytes
 /// (AES-256). Its `Debug` output is redacted.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +65,16 @@ impl EncryptionKey {
     pub fn new(base64: impl Into<String>) -> Self {
         EncryptionKey(base64.into())
     }
+}
+
+/// The encryption key derived from a framework's own secret (Rocket's
+/// `secret_key`, base64 or hex of 32 or 64 bytes), as Rocket's private
+/// cookies use it: HMAC-SHA256 of a label under the secret, distinct from
+/// the [signing key](crate::signing::derive_signing_key) derived from the
+/// same secret. `None` when `secret` is neither base64 nor hex of at
+/// least 32 bytes.
+pub fn derive_encryption_key(secret: &str) -> Option<EncryptionKey> {
+    crate::signing::derive_from_secret(secret, b"session-core/cookie-sealing/v1").map(EncryptionKey)
 }
 
 impl fmt::Debug for EncryptionKey {
@@ -170,9 +192,7 @@ impl SessionSeal<'_> {
         let mut out = Vec::with_capacity(OVERHEAD + plain.len());
         out.push(FORMAT);
         out.extend_from_slice(&master.id);
-        let mut nonce = [0u8; NONCE];
-        getrandom::getrandom(&mut nonce)
-            .map_err(|e| Error::Backend(format!("no randomness for a nonce: {e}").into()))?;
+        let nonce: [u8; NONCE] = random()?;
         out.extend_from_slice(&nonce);
         out.extend_from_slice(plain);
         let tag = self
@@ -227,10 +247,71 @@ impl Sealer {
 
 /// The session's own AES-256-GCM key under `master`.
 fn cipher(master: &MasterKey, key: &StoreKey) -> Aes256Gcm {
+    derived(master, DERIVE_CONTEXT, key.as_bytes())
+}
+
+/// The AES-256-GCM key HMAC-SHA256(`master`, `context` ‖ `input`).
+fn derived(master: &MasterKey, context: &[u8], input: &[u8]) -> Aes256Gcm {
     let mut derive = master.derive.clone();
-    derive.update(DERIVE_CONTEXT);
-    derive.update(key.as_bytes());
+    derive.update(context);
+    derive.update(input);
     Aes256Gcm::new(&derive.finalize().into_bytes())
+}
+
+fn random<const N: usize>() -> Result<[u8; N]> {
+    let mut bytes = [0u8; N];
+    getrandom::getrandom(&mut bytes)
+        .map_err(|e| Error::Backend(format!("no randomness for a nonce: {e}").into()))?;
+    Ok(bytes)
+}
+
+impl Sealer {
+    /// Seals a whole session for the cookie store, bound to the cookie's
+    /// `name`: `2 | key id (4) | salt (16) | nonce (12) | ciphertext | tag
+    /// (16)`. Every cookie gets a key of its own, derived from a fresh
+    /// random salt: one key seals every session of the app, and random
+    /// 96-bit nonces under a single key are only safe for about 2³²
+    /// messages, which a busy site's cookie writes would reach.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] when the OS has no randomness.
+    pub(crate) fn seal_cookie(&self, name: &str, plain: &[u8]) -> Result<Vec<u8>> {
+        let master = &self.keys[0];
+        let salt: [u8; SALT] = random()?;
+        let nonce: [u8; NONCE] = random()?;
+        let mut out = Vec::with_capacity(COOKIE_OVERHEAD + plain.len());
+        out.push(COOKIE_FORMAT);
+        out.extend_from_slice(&master.id);
+        out.extend_from_slice(&salt);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(plain);
+        let tag = derived(master, COOKIE_CONTEXT, &salt)
+            .encrypt_in_place_detached(
+                Nonce::from_slice(&nonce),
+                name.as_bytes(),
+                &mut out[COOKIE_HEADER..],
+            )
+            .map_err(|_| Error::Backend("a session is too large to seal".into()))?;
+        out.extend_from_slice(&tag);
+        Ok(out)
+    }
+
+    /// Opens what [`seal_cookie`](Self::seal_cookie) sealed for the cookie
+    /// `name` under any configured key; `None` for anything else.
+    pub(crate) fn open_cookie(&self, name: &str, sealed: &[u8]) -> Option<Vec<u8>> {
+        if sealed.len() < COOKIE_OVERHEAD || sealed[0] != COOKIE_FORMAT {
+            return None;
+        }
+        let master = self.keys.iter().find(|m| m.id == sealed[1..1 + KEY_ID])?;
+        let salt = &sealed[1 + KEY_ID..1 + KEY_ID + SALT];
+        let nonce = Nonce::from_slice(&sealed[1 + KEY_ID + SALT..COOKIE_HEADER]);
+        let (body, tag) = sealed[COOKIE_HEADER..].split_at(sealed.len() - COOKIE_HEADER - TAG);
+        let mut plain = body.to_vec();
+        derived(master, COOKIE_CONTEXT, salt)
+            .decrypt_in_place_detached(nonce, name.as_bytes(), &mut plain, Tag::from_slice(tag))
+            .ok()?;
+        Some(plain)
+    }
 }
 
 /// The associated data: the session's store key and the field's name.
@@ -255,6 +336,37 @@ mod tests {
 
     fn session() -> StoreKey {
         Token::generate().unwrap().store_key()
+    }
+
+    #[test]
+    fn a_sealed_cookie_opens_only_under_its_name_and_a_configured_key() {
+        let sealer = Sealer::new(&[key(1)]).unwrap().unwrap();
+        let plain = b"the whole session";
+        let sealed = sealer.seal_cookie("session", plain).unwrap();
+        assert_eq!(sealed.len(), plain.len() + COOKIE_OVERHEAD);
+        assert!(!sealed.windows(plain.len()).any(|w| w == plain));
+        assert_eq!(sealer.open_cookie("session", &sealed).unwrap(), plain);
+        // Each seal has its own salt and nonce: equal sessions look unrelated.
+        let again = sealer.seal_cookie("session", plain).unwrap();
+        assert_ne!(
+            sealed[1 + KEY_ID..COOKIE_HEADER],
+            again[1 + KEY_ID..COOKIE_HEADER]
+        );
+        // Another cookie name, another key, a field value's format, any
+        // altered byte: nothing opens.
+        assert_eq!(sealer.open_cookie("other", &sealed), None);
+        let other = Sealer::new(&[key(2)]).unwrap().unwrap();
+        assert_eq!(other.open_cookie("session", &sealed), None);
+        let value = sealer.seal(&session(), "session", plain).unwrap();
+        assert_eq!(sealer.open_cookie("session", &value), None);
+        for i in 0..sealed.len() {
+            let mut altered = sealed.clone();
+            altered[i] ^= 1;
+            assert_eq!(sealer.open_cookie("session", &altered), None, "byte {i}");
+        }
+        // Rotation: a list with the old key second still opens it.
+        let rotated = Sealer::new(&[key(2), key(1)]).unwrap().unwrap();
+        assert_eq!(rotated.open_cookie("session", &sealed).unwrap(), plain);
     }
 
     #[test]

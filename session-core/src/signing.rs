@@ -58,13 +58,19 @@ impl fmt::Debug for SigningKey {
 /// data. `None` when `secret` is neither base64 nor hex of at least 32
 /// bytes.
 pub fn derive_signing_key(secret: &str) -> Option<SigningKey> {
+    derive_from_secret(secret, b"session-core/cookie-signing/v1").map(SigningKey)
+}
+
+/// Base64 of HMAC-SHA256(`secret`'s bytes, `label`): a key of its own for
+/// each use of a framework's secret.
+pub(crate) fn derive_from_secret(secret: &str, label: &[u8]) -> Option<String> {
     let secret = secret.trim();
     let bytes = hex(secret)
         .or_else(|| key_bytes(secret))
         .filter(|b| b.len() >= MIN_KEY_BYTES)?;
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&bytes).ok()?;
-    mac.update(b"session-core/cookie-signing/v1");
-    Some(SigningKey(STANDARD.encode(mac.finalize().into_bytes())))
+    mac.update(label);
+    Some(STANDARD.encode(mac.finalize().into_bytes()))
 }
 
 /// The bytes of an even-length hex string.

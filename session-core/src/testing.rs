@@ -793,10 +793,10 @@ pub async fn login(manager: &SessionManager, user: u64) -> String {
     cookie_token(&mut handle)
 }
 
-/// The token of the Set-Cookie a flushed handle's response would carry.
-fn cookie_token<H: crate::schema::SessionHandle>(handle: &mut H) -> String {
+/// The value of the Set-Cookie a flushed handle's response would carry.
+pub fn cookie_token<H: crate::schema::SessionHandle>(handle: &mut H) -> String {
     match handle.state().request().take_cookie_action() {
-        Some(CookieAction::Set { token, .. }) => token.to_cookie_value(),
+        Some(CookieAction::Set { value, .. }) => value,
         other => panic!("expected a Set-Cookie, got {other:?}"),
     }
 }
@@ -1286,7 +1286,7 @@ pub async fn a_session_keeps_its_own_expiry(store: Arc<dyn SessionStore>) {
     h.set_expiry(600);
     assert_eq!(flush(&mut h).await.unwrap(), Outcome::Created);
     let token = match h.request().take_cookie_action() {
-        Some(CookieAction::Set { token, max_age }) => {
+        Some(CookieAction::Set { token, max_age, .. }) => {
             assert_eq!(
                 max_age,
                 Some(600),

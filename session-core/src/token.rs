@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
-const TOKEN_BYTES: usize = 32;
+pub(crate) const TOKEN_BYTES: usize = 32;
 /// Length of a token's text form: `ceil(32 * 8 / 6)`.
 const TOKEN_CHARS: usize = 43;
 
@@ -62,6 +62,15 @@ impl Token {
     /// The cookie value: 43 characters of unpadded URL-safe base64.
     pub fn to_cookie_value(&self) -> String {
         URL_SAFE_NO_PAD.encode(self.0)
+    }
+
+    /// The token's bytes (the cookie store seals them into the cookie).
+    pub(crate) fn as_bytes(&self) -> &[u8; TOKEN_BYTES] {
+        &self.0
+    }
+
+    pub(crate) fn from_bytes(bytes: [u8; TOKEN_BYTES]) -> Token {
+        Token(bytes)
     }
 
     /// The key a store keeps this session under: the SHA-256 of the token.

@@ -4,6 +4,7 @@ use rocket::figment::error::Kind;
 use rocket::figment::providers::{Env, Serialized};
 use rocket::figment::value::Dict;
 use rocket::figment::Figment;
+use session_core::sealing::EncryptionKey;
 use session_core::signing::SigningKey;
 use session_core::Config;
 
@@ -50,7 +51,34 @@ pub fn extract(figment: &Figment) -> Result<Config, rocket::figment::Error> {
     if config.sign_with_secret_key && config.signing_keys.is_empty() {
         config.signing_keys.push(secret_key_signer(figment)?);
     }
+    let in_cookie = config
+        .url
+        .as_deref()
+        .is_some_and(|u| u.split(':').next() == Some("cookie"));
+    if in_cookie && config.encryption_keys.is_empty() {
+        config.encryption_keys.push(secret_key_sealer(figment)?);
+    }
     Ok(config)
+}
+
+/// The cookie store's key when no `encryption_keys` are set: derived from
+/// Rocket's `secret_key`, as Rocket's private cookies are sealed with it
+/// (see [`derive_encryption_key`](session_core::sealing::derive_encryption_key)).
+#[allow(clippy::result_large_err)]
+fn secret_key_sealer(figment: &Figment) -> Result<EncryptionKey, rocket::figment::Error> {
+    let secret: Option<String> = figment.extract_inner("secret_key").ok();
+    secret
+        .as_deref()
+        .and_then(session_core::sealing::derive_encryption_key)
+        .ok_or_else(|| {
+            rocket::figment::Error::from(
+                "`sessions.url = \"cookie\"` seals each session into its cookie, with \
+                 `sessions.encryption_keys` or, when none is set, a key derived from Rocket's \
+                 `secret_key`; neither is configured (set `secret_key`, e.g. \
+                 `openssl rand -base64 64`)"
+                    .to_string(),
+            )
+        })
 }
 
 /// The signing key derived from Rocket's `secret_key` (see
@@ -203,6 +231,39 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("needs Rocket's `secret_key`"), "{err}");
+    }
+
+    #[test]
+    fn the_cookie_store_seals_with_a_key_derived_from_rockets_secret() {
+        let secret = "hPRYyVRiMyxpw5sBB1XeCMN1kFsDCqKvBi2QJxBVHQk=";
+        let config = super::extract(&figment(&format!(
+            "[default]\nsecret_key = \"{secret}\"\n[default.sessions]\nurl = \"cookie\""
+        )))
+        .unwrap();
+        let derived = session_core::sealing::derive_encryption_key(secret).unwrap();
+        assert_eq!(config.encryption_keys, std::slice::from_ref(&derived));
+        config.validate().unwrap();
+        // Not the secret itself, nor the signing key of the same secret.
+        assert_ne!(derived, session_core::sealing::EncryptionKey::new(secret));
+        // Explicit keys win; other stores derive nothing.
+        let config = super::extract(&figment(&format!(
+            "[default]\nsecret_key = \"{secret}\"\n[default.sessions]\nurl = \"cookie\"\nencryption_keys = [\"{secret}\"]"
+        )))
+        .unwrap();
+        assert_eq!(config.encryption_keys.len(), 1);
+        assert_ne!(config.encryption_keys[0], derived);
+        let config = super::extract(&figment(&format!(
+            "[default]\nsecret_key = \"{secret}\"\n[default.sessions]\nurl = \"memory\""
+        )))
+        .unwrap();
+        assert!(config.encryption_keys.is_empty());
+        let err = super::extract(&figment("[default.sessions]\nurl = \"cookie\""))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("secret_key") && err.contains("encryption_keys"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ fn same_site(value: SameSite) -> RocketSameSite {
 pub(crate) fn render(manager: &SessionManager, action: &CookieAction) -> Cookie<'static> {
     let config = manager.config();
     let (value, max_age) = match action {
-        CookieAction::Set { token, max_age } => (manager.cookie_value(token), *max_age),
+        CookieAction::Set { value, max_age, .. } => (value.clone(), *max_age),
         CookieAction::Remove => (String::new(), Some(0)),
     };
     let mut cookie = Cookie::build((config.cookie_name.clone(), value))

@@ -134,6 +134,12 @@ impl<'r, T: SessionData> FromRequest<'r> for Session<T> {
         let Some(sessions) = req.rocket().state::<SessionsState>() else {
             return Outcome::Error((Status::InternalServerError, SessionError::NotAttached));
         };
+        // The sentinel refuses these at launch for route parameters; a
+        // guard built on the session reaches here instead.
+        if let Err(error) = sessions.manager().supports::<T>() {
+            rocket::error!("{error}");
+            return Outcome::Error((Status::InternalServerError, error.into()));
+        }
         let registry = Registry::of(req);
         let slot = req.local_cache(|| {
             let request = registry.request(|| {
@@ -168,6 +174,13 @@ impl<T: SessionData> Sentinel for Session<T> {
                 std::any::type_name::<T>()
             );
             rocket::info_!("add `.attach(Sessions::fairing())` to the Rocket builder");
+            return true;
+        }
+        if let Some(Err(error)) = rocket
+            .state::<SessionsState>()
+            .map(|s| s.manager().supports::<T>())
+        {
+            rocket::error!("{error}");
             return true;
         }
         false

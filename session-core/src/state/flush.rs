@@ -8,7 +8,8 @@
 
 use crate::error::{BoxError, Error, Result};
 use crate::state::index_tags;
-use crate::state::{Change, CookieAction, ExpiryChoice, Known, SessionState, Stage, Times};
+use crate::state::request::PendingCookie;
+use crate::state::{Change, ExpiryChoice, Known, SessionState, Stage, Times};
 use crate::store::{
     Changes, Expect, ExpiryUpdate, IndexUpdate, NewSession, Rename, Saved, PREVIOUS_KEY_GRACE,
 };
@@ -240,7 +241,7 @@ impl SessionState {
                 );
             }
         }
-        let store = self.request.manager().store().clone();
+        let store = self.request.store();
         let at = self.request.validity();
         match plan.target.clone() {
             Target::Done => Ok(self.dropped(&plan)),
@@ -326,13 +327,7 @@ impl SessionState {
             return Ok(false);
         }
         let now = self.request.now();
-        if !self
-            .request
-            .manager()
-            .store()
-            .is_previous_key(&key, now)
-            .await?
-        {
+        if !self.request.store().is_previous_key(&key, now).await? {
             return Ok(false);
         }
         tracing::debug!(?key, "session cookie was just replaced by a regenerate");
@@ -381,7 +376,7 @@ impl SessionState {
             idle_timeout,
             persistent: choice.map(|c| c.persistent),
         };
-        let store = self.request.manager().store().clone();
+        let store = self.request.store();
         for _ in 0..CREATE_ATTEMPTS {
             let token = match fresh.take() {
                 Some(token) => token,
@@ -518,7 +513,7 @@ impl SessionState {
             .request
             .persistent()
             .then(|| expires_at - self.request.now());
-        self.request.life().cookie = Some(CookieAction::Set { token, max_age });
+        self.request.life().cookie = Some(PendingCookie::Set { token, max_age });
     }
 
     /// The expiry change this request makes to an existing session: an

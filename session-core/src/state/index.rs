@@ -140,7 +140,7 @@ impl SessionState {
         value: Result<Vec<u8>, BoxError>,
     ) -> Result<Vec<SessionInfo<D>>> {
         let (name, _, tags) = self.index_query(index, value)?;
-        let store = self.request.manager().store();
+        let store = self.request.store();
         let sealer = self.request.manager().sealer();
         let at = self.request.validity();
         let current = self.request.read_key();
@@ -198,7 +198,7 @@ impl SessionState {
         let mine = !keep_current
             && current.is_some()
             && self.bytes(index).await? == Some(bytes.as_slice());
-        let store = self.request.manager().store().clone();
+        let store = self.request.store();
         let mut ended = store
             .destroy_found(name, &tags, self.request.read_key().as_ref())
             .await?;

@@ -26,7 +26,7 @@ use crate::token::StoreKey;
 mod field;
 mod flush;
 mod index;
-mod request;
+pub(crate) mod request;
 mod sealed;
 mod update;
 
@@ -330,7 +330,7 @@ impl SessionState {
 
     /// A deferred field's own load, opened when values are encrypted.
     async fn deferred_bytes(&self, key: StoreKey, index: usize) -> Result<Option<&[u8]>> {
-        let store = self.request.manager().store();
+        let store = self.request.store();
         let at = self.request.validity();
         let name = self.schema[index].name;
         let cells = self
@@ -369,7 +369,7 @@ impl SessionState {
 
     /// The non-deferred load, run once.
     async fn load(&self, key: StoreKey) -> Result<&Loaded> {
-        let store = self.request.manager().store();
+        let store = self.request.store();
         let at = self.request.validity();
         self.record
             .get_or_try_init(|| async {

@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use crate::error::{Error, Result};
 use crate::manager::SessionManager;
-use crate::store::{Timestamp, Validity};
+use crate::store::cookie::InCookie;
+use crate::store::{SessionStore, Timestamp, Validity};
 use crate::token::{StoreKey, Token};
 
 /// Where a request's session stands. Every transition is made by one of
@@ -64,15 +65,32 @@ pub(crate) struct Times {
 /// The cookie a response must carry after the flush.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CookieAction {
-    /// Set the cookie to this token.
+    /// Set the cookie to `value`.
     Set {
         /// The session's token.
         token: Token,
+        /// The cookie's value: the token, signed with `signing_keys` when
+        /// they are set, or, with the cookie store, the whole session
+        /// sealed.
+        value: String,
         /// Seconds until the session expires: the cookie's `Max-Age`, or
         /// `None` for a browser-session cookie.
         max_age: Option<i64>,
     },
     /// Remove the cookie: this request destroyed the session.
+    Remove,
+}
+
+/// The cookie a request's flushes have asked for so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PendingCookie {
+    /// The session lives under `token`.
+    Set {
+        token: Token,
+        max_age: Option<i64>,
+    },
+    /// The session sealed into its cookie (the cookie store).
+    Sealed(CookieAction),
     Remove,
 }
 
@@ -89,7 +107,7 @@ pub(crate) struct Life {
     /// epoch are dropped with the session they were made to.
     pub(crate) epoch: u32,
     pub(crate) pending_error: Option<Error>,
-    pub(crate) cookie: Option<CookieAction>,
+    pub(crate) cookie: Option<PendingCookie>,
     /// The session was read in this request (for `rolling` cookies).
     pub(crate) loaded: bool,
     /// The cookie's key named no live session when read, and whether it is
@@ -101,6 +119,9 @@ pub(crate) struct Life {
 
 struct Shared {
     manager: SessionManager,
+    /// With the cookie store, the request's own store: the session its
+    /// cookie carried.
+    in_cookie: Option<Arc<InCookie>>,
     now: Timestamp,
     /// The token of the cookie the request carried, if it was well-formed.
     cookie_token: Option<Token>,
@@ -128,7 +149,12 @@ impl fmt::Debug for RequestSession {
 }
 
 impl RequestSession {
-    pub(crate) fn new(manager: SessionManager, token: Option<Token>, now: Timestamp) -> Self {
+    pub(crate) fn new(
+        manager: SessionManager,
+        token: Option<Token>,
+        in_cookie: Option<Arc<InCookie>>,
+        now: Timestamp,
+    ) -> Self {
         let stage = match &token {
             Some(token) => Stage::Unverified {
                 token: token.clone(),
@@ -138,6 +164,7 @@ impl RequestSession {
         RequestSession {
             shared: Arc::new(Shared {
                 manager,
+                in_cookie,
                 now,
                 cookie_token: token,
                 cookie_key: OnceLock::new(),
@@ -158,7 +185,62 @@ impl RequestSession {
 
     /// The cookie the response must carry, once every handle is flushed.
     pub fn take_cookie_action(&self) -> Option<CookieAction> {
-        self.life().cookie.take()
+        Some(match self.life().cookie.take()? {
+            PendingCookie::Set { token, max_age } => CookieAction::Set {
+                value: self.manager().cookie_value(&token),
+                token,
+                max_age,
+            },
+            PendingCookie::Sealed(action) => action,
+            PendingCookie::Remove => CookieAction::Remove,
+        })
+    }
+
+    /// With the cookie store, after a flush: seals the session into the
+    /// cookie the response will carry, when the request changed it or the
+    /// flush asked for a cookie (a refresh). Sealing at the flush, not
+    /// later, lets its error reach the handler's `save()`.
+    pub(crate) fn seal_in_cookie(&self) -> Result<()> {
+        let Some(local) = &self.shared.in_cookie else {
+            return Ok(());
+        };
+        let (asked, token) = {
+            let life = self.life();
+            let token = match &life.stage {
+                Stage::Live { token, .. } => Some(token.clone()),
+                _ => None,
+            };
+            (life.cookie.is_some(), token)
+        };
+        if !asked && !local.changed() {
+            return Ok(());
+        }
+        let sealed = match &token {
+            Some(token) => local.seal(token)?,
+            None => None,
+        };
+        let cookie = match (token, sealed) {
+            (Some(token), Some((value, expires_at, persistent))) => {
+                let persistent = persistent.unwrap_or(self.manager().config().persistent);
+                Some(PendingCookie::Sealed(CookieAction::Set {
+                    token,
+                    value,
+                    max_age: persistent.then(|| expires_at - self.now()),
+                }))
+            }
+            _ => self.had_cookie().then_some(PendingCookie::Remove),
+        };
+        self.life().cookie = cookie;
+        Ok(())
+    }
+
+    /// The store this request's session lives in: the manager's, or with
+    /// the cookie store the request's own.
+    pub(crate) fn store(&self) -> Arc<dyn SessionStore> {
+        match &self.shared.in_cookie {
+            Some(local) => local.clone(),
+            None => self.manager().store().clone(),
+        }
     }
 
     /// The key of the request's cookie, hashed on first need.
@@ -204,11 +286,14 @@ impl RequestSession {
     }
 
     pub(crate) fn validity(&self) -> Validity {
-        let config = self.manager().config();
+        Self::validity_at(self.manager().config(), self.now())
+    }
+
+    fn validity_at(config: &crate::config::Config, now: Timestamp) -> Validity {
         let max_lifetime = i64::try_from(config.max_lifetime).unwrap_or(i64::MAX / 2);
         Validity {
-            now: self.now(),
-            created_after: self.now().saturating_sub(max_lifetime),
+            now,
+            created_after: now.saturating_sub(max_lifetime),
         }
     }
 
@@ -328,7 +413,7 @@ impl RequestSession {
             self.life().epoch += 1;
             return Ok(());
         }
-        let store = self.manager().store();
+        let store = self.store();
         if let Some(key) = current {
             store.destroy(&key, now).await?;
         }
@@ -341,7 +426,7 @@ impl RequestSession {
         life.stage = Stage::Destroyed;
         life.expiry = None;
         life.epoch += 1;
-        life.cookie = self.had_cookie().then_some(CookieAction::Remove);
+        life.cookie = self.had_cookie().then_some(PendingCookie::Remove);
         Ok(())
     }
 }
@@ -359,6 +444,16 @@ impl SessionManager {
     /// [`begin`](Self::begin) at a given instant (for tests of expiry).
     #[doc(hidden)]
     pub fn begin_at(&self, cookie: Option<&str>, now: Timestamp) -> RequestSession {
-        RequestSession::new(self.clone(), cookie.and_then(|c| self.parse_cookie(c)), now)
+        if let Some(sealer) = self.cookie_sealer() {
+            let at = RequestSession::validity_at(self.config(), now);
+            let opened = InCookie::open(sealer, self.config(), cookie, at);
+            return RequestSession::new(self.clone(), opened.token, Some(opened.store), now);
+        }
+        RequestSession::new(
+            self.clone(),
+            cookie.and_then(|c| self.parse_cookie(c)),
+            None,
+            now,
+        )
     }
 }

@@ -181,7 +181,7 @@ impl SessionState {
         let Some(sealer) = self.request.manager().sealer() else {
             return Ok(Vec::new());
         };
-        let store = self.request.manager().store();
+        let store = self.request.store();
         let at = self.request.validity();
         let list = store.load_field(&key, PREVIOUS_KEYS, at).await?;
         Ok(open_keys(sealer, &key, list.as_deref()))

@@ -152,6 +152,14 @@ use crate::error::Result;
 use crate::token::StoreKey;
 
 pub(crate) mod cleanup;
+#[cfg(feature = "cookie")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cookie")))]
+pub mod cookie;
+// Without the feature the per-request half stays: the manager asks every
+// store `in_cookie()`, and only the cookie store answers yes.
+#[cfg(not(feature = "cookie"))]
+#[allow(dead_code, unreachable_pub)]
+pub(crate) mod cookie;
 #[cfg(feature = "memory")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
 pub mod memory;
@@ -503,6 +511,15 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
     ) -> Result<u64> {
         let _ = (name, tags, except);
         Err(no_index(self))
+    }
+
+    /// Whether sessions live in the client's cookie instead of in this
+    /// store: only [`CookieStore`](cookie::CookieStore) says yes. A
+    /// [`SessionManager`](crate::SessionManager) over such a store gives
+    /// each request a store of its own, opened from the request's cookie
+    /// and sealed back into it, and never calls this one.
+    fn in_cookie(&self) -> bool {
+        false
     }
 
     /// Work counters since the store was built.

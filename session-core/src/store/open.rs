@@ -33,6 +33,15 @@ struct Scheme {
 /// Every store a URL can name.
 const SCHEMES: &[Scheme] = &[
     Scheme {
+        names: &["cookie"],
+        kind: "cookie",
+        feature: "cookie",
+        #[cfg(feature = "cookie")]
+        open: Some(super::cookie::open_url),
+        #[cfg(not(feature = "cookie"))]
+        open: None,
+    },
+    Scheme {
         names: &["memory"],
         kind: "memory",
         feature: "memory",

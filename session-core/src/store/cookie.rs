@@ -1,0 +1,535 @@
+//! The cookie store: each session kept whole in its own cookie, sealed
+//! with AES-256-GCM, for apps without a server-side store (the model of
+//! express's `cookie-session`).
+//!
+//! [`CookieStore`] holds nothing itself. A [`SessionManager`](crate::SessionManager)
+//! over it opens each request's cookie into a store of that request's
+//! own, holding that one session; the typed layer reads and writes it as
+//! it would any store (lazily, per field), and at the end of the request
+//! the session is sealed back into the cookie when anything changed. The
+//! seal (the first of `encryption_keys`, every key opening) both hides and
+//! authenticates it: a cookie that does not open, from another app, key or
+//! cookie name, or altered in any byte, is no cookie, and the request
+//! starts a fresh session.
+//!
+//! # What it cannot do
+//! The server keeps nothing, so nothing that needs a record on the server
+//! holds:
+//! - **No revocation.** `destroy()` removes the cookie from the browser
+//!   that asked; a copy of the cookie taken earlier still opens until it
+//!   expires (the expiry is inside the seal, so it cannot be extended).
+//!   `regenerate()` gives a new id, but the old cookie stays valid.
+//! - **No "log out everywhere"**: `#[session(index)]` needs a server-side
+//!   store.
+//! - **The last response wins.** Two concurrent requests (two tabs) each
+//!   return the whole session; the browser keeps the later cookie, so a
+//!   change made by the other request is lost, and a slower request can
+//!   bring back a session a logout removed. `#[session(versioned)]` fields
+//!   cannot be kept exact across tabs, so a session type with one is
+//!   refused (see [`SessionManager::supports`](crate::SessionManager::supports)).
+//! - **Size.** Browsers keep about 4 KB per cookie: a session whose sealed
+//!   cookie would pass [`COOKIE_LIMIT`] is refused with
+//!   [`Error::CookieTooLarge`] when it is saved (an explicit `save()` in
+//!   the handler sees it), never sent truncated or dropped.
+//!
+//! The sealed expiry is checked on every request: an idle or
+//! `max_lifetime`-expired cookie opens to no session.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::sealing::{Sealer, COOKIE_OVERHEAD};
+use crate::store::{
+    Changes, ExpiryUpdate, NewSession, Record, Saved, SessionStore, Timestamp, Validity,
+};
+use crate::token::{StoreKey, Token, TOKEN_BYTES};
+
+/// The most bytes a session cookie may take, its name and `=` included:
+/// the 4096 bytes per cookie that browsers keep (RFC 6265 §6.1 asks for
+/// at least that; Chrome, Firefox and Safari stop there).
+pub const COOKIE_LIMIT: usize = 4096;
+
+/// Sessions kept in their cookies: `url = "cookie"`. Needs
+/// `encryption_keys` (in Rocket, a key derived from its `secret_key`
+/// stands in when none is configured). See the [module docs](self) for
+/// what it cannot do.
+///
+/// ```
+/// use std::sync::Arc;
+/// use session_core::{Config, sealing::EncryptionKey, SessionManager, store::cookie::CookieStore};
+///
+/// let config = Config {
+///     encryption_keys: vec![EncryptionKey::new("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")],
+///     ..Config::default()
+/// };
+/// let manager = SessionManager::new(Arc::new(CookieStore::new()), config).unwrap();
+/// ```
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CookieStore;
+
+impl CookieStore {
+    /// The cookie store.
+    pub fn new() -> Self {
+        CookieStore
+    }
+}
+
+/// Opens the cookie store for `url = "cookie"` (see [`open`](super::open)).
+#[cfg(feature = "cookie")]
+pub(crate) fn open_url<'a>(_url: &'a str, _config: &'a Config) -> super::open::Opening<'a> {
+    let store: Arc<dyn SessionStore> = Arc::new(CookieStore);
+    Box::pin(std::future::ready(Ok(store)))
+}
+
+/// The error of a call that only a request's own store can answer.
+fn not_here() -> Error {
+    Error::Backend(
+        "the cookie store keeps each session in its cookie: use it through a `SessionManager`, \
+         which opens every request's cookie into a store of that request's own"
+            .into(),
+    )
+}
+
+#[async_trait]
+impl SessionStore for CookieStore {
+    async fn load(&self, _: &StoreKey, _: &[&str], _: Validity) -> Result<Option<Record>> {
+        Err(not_here())
+    }
+
+    async fn load_field(&self, _: &StoreKey, _: &str, _: Validity) -> Result<Option<Vec<u8>>> {
+        Err(not_here())
+    }
+
+    async fn create(
+        &self,
+        _: &StoreKey,
+        _: NewSession,
+        _: &[(&'static str, Vec<u8>)],
+    ) -> Result<bool> {
+        Err(not_here())
+    }
+
+    async fn save(&self, _: &StoreKey, _: &Changes, _: Validity) -> Result<Saved> {
+        Err(not_here())
+    }
+
+    async fn is_previous_key(&self, _: &StoreKey, _: Timestamp) -> Result<bool> {
+        Ok(false)
+    }
+
+    async fn destroy(&self, _: &StoreKey, _: Timestamp) -> Result<()> {
+        Err(not_here())
+    }
+
+    /// Nothing to clean up: an expired cookie opens to no session.
+    async fn delete_expired(&self, _: Validity, _: u32) -> Result<u64> {
+        Ok(0)
+    }
+
+    fn in_cookie(&self) -> bool {
+        true
+    }
+}
+
+/// A session as its cookie carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Carried {
+    created_at: Timestamp,
+    expires_at: Timestamp,
+    idle_timeout: Timestamp,
+    persistent: Option<bool>,
+    fields: Vec<(String, Vec<u8>)>,
+}
+
+/// The plaintext's format: 1.
+const FORMAT: u8 = 1;
+/// Format, token, three timestamps, the cookie choice.
+const FIXED: usize = 1 + TOKEN_BYTES + 3 * 8 + 1;
+
+impl Carried {
+    fn alive(&self, at: Validity) -> bool {
+        at.admits(self.created_at, self.expires_at)
+    }
+
+    /// Bytes of the plaintext: the fixed part, then per field a one-byte
+    /// name length, the name, a two-byte value length and the value.
+    fn encoded_len(&self) -> usize {
+        FIXED
+            + self
+                .fields
+                .iter()
+                .map(|(n, v)| 1 + n.len() + 2 + v.len())
+                .sum::<usize>()
+    }
+
+    fn encode(&self, token: &Token) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.encoded_len());
+        out.push(FORMAT);
+        out.extend_from_slice(token.as_bytes());
+        for t in [self.created_at, self.expires_at, self.idle_timeout] {
+            out.extend_from_slice(&t.to_le_bytes());
+        }
+        out.push(match self.persistent {
+            None => 0,
+            Some(false) => 1,
+            Some(true) => 2,
+        });
+        for (name, value) in &self.fields {
+            // Names are Rust identifiers or `rename`s (checked by the
+            // derive); values fit: `fits` refused larger sessions.
+            out.push(name.len() as u8);
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(&(value.len() as u16).to_le_bytes());
+            out.extend_from_slice(value);
+        }
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Option<(Token, Carried)> {
+        let mut r = Reader(bytes);
+        if r.take(1)? != [FORMAT] {
+            return None;
+        }
+        let token = Token::from_bytes(r.take(TOKEN_BYTES)?.try_into().ok()?);
+        let mut time = || Some(i64::from_le_bytes(r.take(8)?.try_into().ok()?));
+        let (created_at, expires_at, idle_timeout) = (time()?, time()?, time()?);
+        let persistent = match r.take(1)?[0] {
+            0 => None,
+            1 => Some(false),
+            2 => Some(true),
+            _ => return None,
+        };
+        let mut fields = Vec::new();
+        while !r.0.is_empty() {
+            let len = usize::from(r.take(1)?[0]);
+            let name = std::str::from_utf8(r.take(len)?).ok()?.to_string();
+            let len = usize::from(u16::from_le_bytes(r.take(2)?.try_into().ok()?));
+            fields.push((name, r.take(len)?.to_vec()));
+        }
+        let carried = Carried {
+            created_at,
+            expires_at,
+            idle_timeout,
+            persistent,
+            fields,
+        };
+        Some((token, carried))
+    }
+
+    fn field(&self, name: &str) -> Option<&Vec<u8>> {
+        self.fields.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+
+    fn set(&mut self, name: &str, value: &[u8]) {
+        match self.fields.iter_mut().find(|(n, _)| n == name) {
+            Some((_, v)) => *v = value.to_vec(),
+            None => self.fields.push((name.to_string(), value.to_vec())),
+        }
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+}
+
+/// The length of the cookie (name, `=`, value) that carries a plaintext
+/// of `plain` bytes: sealed, then unpadded URL-safe base64.
+fn cookie_len(name: &str, plain: usize) -> usize {
+    let sealed = plain + COOKIE_OVERHEAD;
+    name.len() + 1 + (sealed * 4).div_ceil(3)
+}
+
+/// One request's store over a cookie store: the cookie's session, if it
+/// opened, and what the request did to it.
+pub(crate) struct InCookie {
+    sealer: Sealer,
+    cookie_name: String,
+    slot: Mutex<Slot>,
+}
+
+#[derive(Default)]
+struct Slot {
+    /// The session and the key it is under.
+    session: Option<(StoreKey, Carried)>,
+    /// A write, a create or a destroy happened: the cookie must follow.
+    changed: bool,
+}
+
+impl fmt::Debug for InCookie {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InCookie").finish_non_exhaustive()
+    }
+}
+
+/// The cookie's session, opened: its token and the request's store.
+pub(crate) struct Opened {
+    pub(crate) token: Option<Token>,
+    pub(crate) store: Arc<InCookie>,
+}
+
+impl InCookie {
+    /// Opens a cookie value: the session it carries if it opens and is
+    /// alive at `at`; an empty store otherwise.
+    pub(crate) fn open(
+        sealer: &Sealer,
+        config: &Config,
+        value: Option<&str>,
+        at: Validity,
+    ) -> Opened {
+        let name = &config.cookie_name;
+        let opened = value
+            .filter(|v| v.len() + name.len() < COOKIE_LIMIT)
+            .and_then(|v| URL_SAFE_NO_PAD.decode(v).ok())
+            .and_then(|sealed| sealer.open_cookie(name, &sealed))
+            .and_then(|plain| Carried::decode(&plain))
+            .filter(|(_, s)| s.alive(at));
+        let (token, session) = match opened {
+            Some((token, carried)) => (Some(token.clone()), Some((token.store_key(), carried))),
+            None => (None, None),
+        };
+        Opened {
+            token,
+            store: Arc::new(InCookie {
+                sealer: sealer.clone(),
+                cookie_name: name.clone(),
+                slot: Mutex::new(Slot {
+                    session,
+                    changed: false,
+                }),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Slot> {
+        self.slot.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether the request changed the session (the cookie must follow).
+    pub(crate) fn changed(&self) -> bool {
+        self.lock().changed
+    }
+
+    /// The cookie value carrying the session under `token`, and when it
+    /// expires and whether it chose its cookie's persistence; `None` when
+    /// no session lives under the token's key.
+    pub(crate) fn seal(&self, token: &Token) -> Result<Option<(String, Timestamp, Option<bool>)>> {
+        let slot = self.lock();
+        let Some((key, session)) = &slot.session else {
+            return Ok(None);
+        };
+        if *key != token.store_key() {
+            return Ok(None);
+        }
+        let sealed = self
+            .sealer
+            .seal_cookie(&self.cookie_name, &session.encode(token))?;
+        Ok(Some((
+            URL_SAFE_NO_PAD.encode(sealed),
+            session.expires_at,
+            session.persistent,
+        )))
+    }
+
+    /// Refuses a session whose cookie would pass [`COOKIE_LIMIT`].
+    fn fits(&self, session: &Carried) -> Result<()> {
+        let size = cookie_len(&self.cookie_name, session.encoded_len());
+        if size > COOKIE_LIMIT || session.fields.iter().any(|(_, v)| v.len() > COOKIE_LIMIT) {
+            return Err(Error::CookieTooLarge {
+                size,
+                limit: COOKIE_LIMIT,
+            });
+        }
+        Ok(())
+    }
+
+    /// The live session under `key`.
+    fn live<'s>(slot: &'s mut Slot, key: &StoreKey, at: Validity) -> Option<&'s mut Carried> {
+        match &mut slot.session {
+            Some((k, s)) if k == key && s.alive(at) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+#[async_trait]
+impl SessionStore for InCookie {
+    async fn load(&self, key: &StoreKey, skip: &[&str], at: Validity) -> Result<Option<Record>> {
+        let mut slot = self.lock();
+        Ok(Self::live(&mut slot, key, at).map(|s| Record {
+            created_at: s.created_at,
+            expires_at: s.expires_at,
+            idle_timeout: s.idle_timeout,
+            persistent: s.persistent,
+            fields: s
+                .fields
+                .iter()
+                .filter(|(n, _)| !skip.contains(&n.as_str()))
+                .cloned()
+                .collect(),
+            versions: Vec::new(),
+        }))
+    }
+
+    async fn load_field(
+        &self,
+        key: &StoreKey,
+        name: &str,
+        at: Validity,
+    ) -> Result<Option<Vec<u8>>> {
+        let mut slot = self.lock();
+        Ok(Self::live(&mut slot, key, at).and_then(|s| s.field(name).cloned()))
+    }
+
+    /// A cookie holds one session: a new one replaces whatever it held.
+    async fn create(
+        &self,
+        key: &StoreKey,
+        session: NewSession,
+        fields: &[(&'static str, Vec<u8>)],
+    ) -> Result<bool> {
+        let carried = Carried {
+            created_at: session.created_at,
+            expires_at: session.expires_at,
+            idle_timeout: session.idle_timeout,
+            persistent: session.persistent,
+            fields: fields
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.clone()))
+                .collect(),
+        };
+        self.fits(&carried)?;
+        let mut slot = self.lock();
+        slot.session = Some((*key, carried));
+        slot.changed = true;
+        Ok(true)
+    }
+
+    async fn save(&self, key: &StoreKey, changes: &Changes, at: Validity) -> Result<Saved> {
+        if !changes.expect.is_empty() || !changes.index.is_empty() {
+            return Err(Error::config(
+                "the cookie store keeps no versioned or indexed fields (see `SessionManager::supports`)",
+            ));
+        }
+        let mut slot = self.lock();
+        let Some(stored) = Self::live(&mut slot, key, at) else {
+            return Ok(Saved::Gone);
+        };
+        // All or nothing: the changes go to a copy, kept only if it fits.
+        let mut next = stored.clone();
+        if changes.clear {
+            next.fields.clear();
+        }
+        for (name, value) in &changes.upsert {
+            next.set(name, value);
+        }
+        next.fields
+            .retain(|(n, _)| !changes.remove.contains(&n.as_str()));
+        let cap = next.created_at.saturating_add(at.max_lifetime());
+        match changes.expiry {
+            Some(ExpiryUpdate::Extend(to)) => next.expires_at = next.expires_at.max(to).min(cap),
+            Some(ExpiryUpdate::Set {
+                expires_at,
+                idle_timeout,
+                persistent,
+            }) => {
+                next.expires_at = expires_at.min(cap);
+                next.idle_timeout = idle_timeout;
+                next.persistent = persistent;
+            }
+            None => {}
+        }
+        self.fits(&next)?;
+        let key = changes.rename.map_or(*key, |r| r.to);
+        slot.session = Some((key, next));
+        slot.changed = true;
+        Ok(Saved::Saved)
+    }
+
+    async fn is_previous_key(&self, _: &StoreKey, _: Timestamp) -> Result<bool> {
+        Ok(false)
+    }
+
+    async fn destroy(&self, key: &StoreKey, _: Timestamp) -> Result<()> {
+        let mut slot = self.lock();
+        if slot.session.as_ref().is_some_and(|(k, _)| k == key) {
+            slot.session = None;
+            slot.changed = true;
+        }
+        Ok(())
+    }
+
+    async fn delete_expired(&self, _: Validity, _: u32) -> Result<u64> {
+        Ok(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn carried(fields: Vec<(String, Vec<u8>)>) -> Carried {
+        Carried {
+            created_at: 1_700_000_000,
+            expires_at: 1_700_086_400,
+            idle_timeout: 86_400,
+            persistent: Some(true),
+            fields,
+        }
+    }
+
+    #[test]
+    fn the_plaintext_round_trips_and_its_length_is_known_in_advance() {
+        let token = Token::generate().unwrap();
+        let session = carried(vec![
+            ("user".into(), b"42".to_vec()),
+            ("cart".into(), vec![0, 255, 1, 254]),
+            ("empty".into(), Vec::new()),
+        ]);
+        let bytes = session.encode(&token);
+        assert_eq!(bytes.len(), session.encoded_len());
+        let (back, decoded) = Carried::decode(&bytes).unwrap();
+        assert_eq!(back, token);
+        assert_eq!(decoded, session);
+        // A cut anywhere is refused, never read as a shorter session.
+        for cut in 1..bytes.len() {
+            if let Some((_, s)) = Carried::decode(&bytes[..cut]) {
+                // Cutting exactly between fields is a valid shorter list.
+                assert!(s.fields.len() < session.fields.len(), "cut {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_cookie_length_is_the_sealed_base64_length() {
+        let sealer = Sealer::new(&[crate::sealing::EncryptionKey::new(
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        )])
+        .unwrap()
+        .unwrap();
+        let token = Token::generate().unwrap();
+        for size in [0, 1, 2, 3, 100, 1000, 2900] {
+            let session = carried(vec![("v".into(), vec![7; size])]);
+            let plain = session.encode(&token);
+            let value = URL_SAFE_NO_PAD.encode(sealer.seal_cookie("session", &plain).unwrap());
+            assert_eq!(
+                cookie_len("session", plain.len()),
+                "session=".len() + value.len()
+            );
+        }
+    }
+}

@@ -1,0 +1,426 @@
+//! The cookie store: the behaviour suite's checks that apply to a session
+//! kept whole in its cookie, through the session layer (there is no server
+//! to look at), and the limits it documents.
+
+use std::sync::Arc;
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use session_core::schema::flush;
+use session_core::sealing::EncryptionKey;
+use session_core::state::{CookieAction, Outcome};
+use session_core::store::cookie::{CookieStore, COOKIE_LIMIT};
+use session_core::store::SessionStore;
+use session_core::testing::{Account, Cart, Counter, Prefs};
+use session_core::{Config, Error, SessionManager};
+
+fn key(byte: u8) -> EncryptionKey {
+    EncryptionKey::new(STANDARD.encode([byte; 32]))
+}
+
+fn manager_with(config: Config) -> SessionManager {
+    SessionManager::new(Arc::new(CookieStore::new()), config).unwrap()
+}
+
+fn manager() -> SessionManager {
+    manager_with(Config {
+        encryption_keys: vec![key(1)],
+        ..Config::default()
+    })
+}
+
+/// A string in the old layout of `cart` (now a list).
+#[derive(Debug, session_derive::Session)]
+#[session(crate = "session_core")]
+struct Legacy {
+    cart: String,
+}
+
+/// The cookie a request's response carries: `Some(Some(value))` set,
+/// `Some(None)` removed, `None` untouched.
+fn cookie<H: session_core::SessionHandle>(h: &H) -> Option<Option<String>> {
+    match h.state().request().take_cookie_action()? {
+        CookieAction::Set { value, .. } => Some(Some(value)),
+        CookieAction::Remove => Some(None),
+    }
+}
+
+fn set(cookie: Option<Option<String>>) -> String {
+    cookie.flatten().expect("a Set-Cookie")
+}
+
+async fn login(m: &SessionManager, user: u64) -> String {
+    let mut h = m.open::<Cart>(None);
+    h.set_user(Some(user));
+    h.set_history(vec!["a".repeat(100)]);
+    assert_eq!(flush(&mut h).await.unwrap(), Outcome::Created);
+    set(cookie(&h))
+}
+
+#[tokio::test]
+async fn the_session_travels_in_its_sealed_cookie() {
+    let m = manager();
+    let c = login(&m, 42).await;
+    assert!(c.len() < COOKIE_LIMIT);
+    // Sealed: neither the value nor the field's name shows.
+    let raw = URL_SAFE_NO_PAD.decode(&c).unwrap();
+    assert!(!raw.windows(4).any(|w| w == b"user"));
+    assert!(!raw.windows(3).any(|w| w == b"aaa"));
+
+    // load, deferred field
+    let mut h = m.open::<Cart>(Some(&c));
+    assert_eq!(*h.user().await.unwrap(), Some(42));
+    assert_eq!(h.history().await.unwrap().len(), 1);
+    assert!(!h.is_new());
+    // A read changes nothing: no Set-Cookie.
+    assert_eq!(flush(&mut h).await.unwrap(), Outcome::Unchanged);
+    assert_eq!(cookie(&h), None);
+
+    // A write sends the whole session again; what it did not touch stays.
+    let mut h = m.open::<Cart>(Some(&c));
+    h.cart_mut().await.unwrap().push("apple".into());
+    assert_eq!(flush(&mut h).await.unwrap(), Outcome::Saved);
+    let c2 = set(cookie(&h));
+    assert_ne!(c2, c);
+    let h = m.open::<Cart>(Some(&c2));
+    assert_eq!(*h.cart().await.unwrap(), vec!["apple".to_string()]);
+    assert_eq!(*h.user().await.unwrap(), Some(42));
+    assert_eq!(h.history().await.unwrap().len(), 1);
+
+    // A write of the stored value changes nothing and sends nothing.
+    let mut h = m.open::<Cart>(Some(&c2));
+    let _ = h.user().await.unwrap();
+    h.set_user(Some(42));
+    assert_eq!(flush(&mut h).await.unwrap(), Outcome::Unchanged);
+    assert_eq!(cookie(&h), None);
+
+    // removal
+    let mut h = m.open::<Cart>(Some(&c2));
+    h.remove_cart();
+    assert_eq!(flush(&mut h).await.unwrap(), Outcome::Saved);
+    let c3 = set(cookie(&h));
+    let h = m.open::<Cart>(Some(&c3));
+    assert!(h.cart().await.unwrap().is_empty());
+    assert_eq!(*h.user().await.unwrap(), Some(42));
+
+    // Nothing ever reaches a server.
+    assert_eq!(m.store().stats().statements, 0);
+}
+
+#[tokio::test]
+async fn two_session_types_share_one_cookie() {
+    let m = manager();
+    let c = login(&m, 1).await;
+    let request = m.begin(Some(&c));
+    let mut cart = request.open::<Cart>();
+    let mut prefs = request.open::<Prefs>();
+    prefs.set_theme("dark".into());
+    *cart.visits_mut().await.unwrap() += 1;
+    flush(&mut cart).await.unwrap();
+    flush(&mut prefs).await.unwrap();
+    let c2 = match request.take_cookie_action() {
+        Some(CookieAction::Set { value, .. }) => value,
+        other => panic!("expected a Set-Cookie, got {other:?}"),
+    };
+    assert_eq!(request.take_cookie_action(), None, "one cookie");
+    let request = m.begin(Some(&c2));
+    let prefs = request.open::<Prefs>();
+    assert_eq!(*prefs.theme().await.unwrap(), "dark");
+    assert_eq!(*prefs.visits().await.unwrap(), 1, "one stored field");
+    assert_eq!(*request.open::<Cart>().user().await.unwrap(), Some(1));
+}
+
+#[tokio::test]
+async fn a_cookie_that_does_not_open_is_no_session() {
+    let m = manager();
+    let c = login(&m, 7).await;
+    let mut raw = URL_SAFE_NO_PAD.decode(&c).unwrap();
+    let last = raw.len() - 1;
+    raw[last] ^= 1;
+    let tampered = URL_SAFE_NO_PAD.encode(&raw);
+    let other_key = manager_with(Config {
+        encryption_keys: vec![key(2)],
+        ..Config::default()
+    });
+    let other_name = manager_with(Config {
+        encryption_keys: vec![key(1)],
+        cookie_name: "other".into(),
+        ..Config::default()
+    });
+    let oversized = "A".repeat(COOKIE_LIMIT + 10);
+    for (what, m, value) in [
+        ("altered byte", &m, tampered.as_str()),
+        ("garbage", &m, "not-a-cookie"),
+        ("oversized", &m, oversized.as_str()),
+        ("other key", &other_key, c.as_str()),
+        ("other cookie name", &other_name, c.as_str()),
+    ] {
+        let mut h = m.open::<Cart>(Some(value));
+        assert_eq!(*h.user().await.unwrap(), None, "{what}");
+        assert!(h.is_new(), "{what}");
+        // A write starts a fresh session under a fresh id.
+        h.set_visits(1);
+        assert_eq!(flush(&mut h).await.unwrap(), Outcome::Created, "{what}");
+        let fresh = set(cookie(&h));
+        let h = m.open::<Cart>(Some(&fresh));
+        assert_eq!(*h.user().await.unwrap(), None, "{what}");
+        assert_eq!(*h.visits().await.unwrap(), 1, "{what}");
+    }
+}
+
+#[tokio::test]
+async fn rotated_keys_open_old_cookies_and_seal_with_the_first() {
+    let old = manager();
+    let c = login(&old, 5).await;
+    let rotated = manager_with(Config {
+        encryption_keys: vec![key(2), key(1)],
+        ..Config::default()
+    });
+    let mut h = rotated.open::<Cart>(Some(&c));
+    assert_eq!(*h.user().await.unwrap(), Some(5));
+    h.set_visits(3);
+    flush(&mut h).await.unwrap();
+    let resealed = set(cookie(&h));
+    let only_new = manager_with(Config {
+        encryption_keys: vec![key(2)],
+        ..Config::default()
+    });
+    let h = only_new.open::<Cart>(Some(&resealed));
+    assert_eq!(*h.user().await.unwrap(), Some(5));
+    let h = only_new.open::<Cart>(Some(&c));
+    assert_eq!(
+        *h.user().await.unwrap(),
+        None,
+        "the retired key opens nothing"
+    );
+}
+
+#[tokio::test]
+async fn destroy_removes_the_cookie_and_regenerate_gives_a_new_id() {
+    let m = manager();
+    let c = login(&m, 9).await;
+
+    let mut h = m.open::<Cart>(Some(&c));
+    let before = h.id();
+    assert_eq!(*h.user().await.unwrap(), Some(9));
+    h.regenerate();
+    h.set_visits(1);
+    assert_eq!(flush(&mut h).await.unwrap(), Outcome::Saved);
+    let after = h.id();
+    assert_ne!(before, after);
+    let c2 = set(cookie(&h));
+    let h = m.open::<Cart>(Some(&c2));
+    assert_eq!(
+        *h.user().await.unwrap(),
+        Some(9),
+        "regenerate keeps the data"
+    );
+    assert_eq!(h.id(), after);
+
+    let mut h = m.open::<Cart>(Some(&c2));
+    h.destroy().await.unwrap();
+    assert_eq!(flush(&mut h).await.unwrap(), Outcome::Unchanged);
+    assert_eq!(cookie(&h), Some(None), "the cookie is removed");
+
+    // start_over: the old session ends, a new one starts in one request.
+    let mut h = m.open::<Cart>(Some(&c2));
+    h.start_over().await.unwrap();
+    h.set_visits(7);
+    assert_eq!(flush(&mut h).await.unwrap(), Outcome::Created);
+    let c3 = set(cookie(&h));
+    let h = m.open::<Cart>(Some(&c3));
+    assert_eq!(*h.user().await.unwrap(), None);
+    assert_eq!(*h.visits().await.unwrap(), 7);
+
+    // The documented limit: a copy of an earlier cookie still opens (the
+    // server keeps no record to revoke).
+    let h = m.open::<Cart>(Some(&c));
+    assert_eq!(*h.user().await.unwrap(), Some(9));
+}
+
+#[tokio::test]
+async fn expiry_idle_and_absolute_is_sealed_in_the_cookie() {
+    let m = manager_with(Config {
+        encryption_keys: vec![key(1)],
+        ttl: 100,
+        touch_after: 10,
+        max_lifetime: 1000,
+        ..Config::default()
+    });
+    let t0 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let mut h = m.open_at::<Cart>(None, t0);
+    h.set_user(Some(1));
+    flush(&mut h).await.unwrap();
+    let c = set(cookie(&h));
+
+    // idle: alive before the timeout, gone after it
+    let h = m.open_at::<Cart>(Some(&c), t0 + 99);
+    assert_eq!(*h.user().await.unwrap(), Some(1));
+    let h = m.open_at::<Cart>(Some(&c), t0 + 100);
+    assert_eq!(*h.user().await.unwrap(), None, "idle-expired");
+
+    // A read after `touch_after` slides the expiry: a new cookie.
+    let mut c = c;
+    let mut t = t0;
+    while t + 90 < t0 + 1000 {
+        t += 90;
+        let mut h = m.open_at::<Cart>(Some(&c), t);
+        assert_eq!(*h.user().await.unwrap(), Some(1), "at {}", t - t0);
+        flush(&mut h).await.unwrap();
+        // Refreshed while the cap allows a later expiry.
+        match cookie(&h) {
+            Some(Some(refreshed)) => c = refreshed,
+            None => assert!(t + 100 > t0 + 1000, "at {}", t - t0),
+            Some(None) => panic!("removed"),
+        }
+    }
+    // absolute: touches never pass `max_lifetime`
+    let h = m.open_at::<Cart>(Some(&c), t0 + 999);
+    assert_eq!(*h.user().await.unwrap(), Some(1));
+    let h = m.open_at::<Cart>(Some(&c), t0 + 1000);
+    assert_eq!(*h.user().await.unwrap(), None, "past max_lifetime");
+}
+
+#[tokio::test]
+async fn a_session_too_large_for_a_cookie_is_an_error_at_save() {
+    let m = manager();
+    let c = login(&m, 3).await;
+
+    let mut h = m.open::<Cart>(Some(&c));
+    h.set_cart(vec!["x".repeat(COOKIE_LIMIT)]);
+    let error = flush(&mut h).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::CookieTooLarge {
+                limit: COOKIE_LIMIT,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("4096"), "{error}");
+    assert_eq!(
+        cookie(&h),
+        None,
+        "no cookie: the browser keeps the one it had"
+    );
+    let h = m.open::<Cart>(Some(&c));
+    assert_eq!(*h.user().await.unwrap(), Some(3));
+    assert!(h.cart().await.unwrap().is_empty());
+
+    // Just under the limit fits; one byte more does not, whatever the
+    // fields add up to.
+    let mut fits = 0;
+    for n in (2500..COOKIE_LIMIT).rev() {
+        let mut h = m.open::<Cart>(Some(&c));
+        h.set_cart(vec!["y".repeat(n)]);
+        match flush(&mut h).await {
+            Ok(_) => {
+                let value = set(cookie(&h));
+                assert!("session=".len() + value.len() <= COOKIE_LIMIT);
+                fits = n;
+                break;
+            }
+            Err(Error::CookieTooLarge { size, .. }) => assert!(size > COOKIE_LIMIT),
+            Err(other) => panic!("{other}"),
+        }
+    }
+    assert!(fits > 2500, "a ~4 KB session fits");
+
+    // A new session too large is refused the same way.
+    let mut h = m.open::<Cart>(None);
+    h.set_history(vec!["z".repeat(5000)]);
+    assert!(matches!(
+        flush(&mut h).await,
+        Err(Error::CookieTooLarge { .. })
+    ));
+    assert_eq!(cookie(&h), None);
+}
+
+#[tokio::test]
+async fn an_undecodable_field_falls_back_and_keeps_its_bytes() {
+    let m = manager();
+    let mut old = m.open::<Legacy>(None);
+    old.set_cart("x".into());
+    flush(&mut old).await.unwrap();
+    let c = set(cookie(&old));
+
+    let mut h = m.open::<Cart>(Some(&c));
+    assert!(
+        h.cart().await.unwrap().is_empty(),
+        "falls back to the default"
+    );
+    h.set_visits(1);
+    flush(&mut h).await.unwrap();
+    let c2 = set(cookie(&h));
+    let h = m.open::<Legacy>(Some(&c2));
+    assert_eq!(*h.cart().await.unwrap(), "x", "the stored bytes stay");
+}
+
+#[tokio::test]
+async fn indexed_and_versioned_types_are_refused() {
+    let m = manager();
+    assert!(m.supports::<Cart>().is_ok());
+    let index = m.supports::<Account>().unwrap_err().to_string();
+    assert!(index.contains("Account") && index.contains("`user_id`") && index.contains("index"));
+    let versioned = m.supports::<Counter>().unwrap_err().to_string();
+    assert!(versioned.contains("Counter") && versioned.contains("`hits`"));
+
+    // Server-side stores keep both.
+    let memory = SessionManager::new(
+        Arc::new(session_core::store::memory::MemoryStore::new()),
+        Config::default(),
+    )
+    .unwrap();
+    assert!(memory.supports::<Account>().is_ok());
+    assert!(memory.supports::<Counter>().is_ok());
+}
+
+#[tokio::test]
+async fn the_cookie_store_needs_an_encryption_key() {
+    let error = SessionManager::new(Arc::new(CookieStore::new()), Config::default()).unwrap_err();
+    assert!(error.to_string().contains("encryption_keys"), "{error}");
+    let store: Arc<dyn SessionStore> = Arc::new(CookieStore::new());
+    assert!(store.in_cookie());
+}
+
+#[tokio::test]
+async fn url_cookie_opens_the_cookie_store() {
+    let config = Config {
+        url: Some("cookie".into()),
+        ..Config::default()
+    };
+    let opened = session_core::store::open::open(
+        &config,
+        session_core::store::open::Profile::Other("release"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(opened.kind, "cookie");
+    assert!(opened.store.in_cookie());
+}
+
+#[tokio::test]
+async fn concurrent_requests_last_response_wins() {
+    // The documented limit, shown: two requests from one cookie each send
+    // the whole session back; the browser keeps the later one.
+    let m = manager();
+    let c = login(&m, 1).await;
+    let mut a = m.open::<Cart>(Some(&c));
+    let mut b = m.open::<Cart>(Some(&c));
+    a.cart_mut().await.unwrap().push("from a".into());
+    *b.visits_mut().await.unwrap() += 1;
+    flush(&mut a).await.unwrap();
+    flush(&mut b).await.unwrap();
+    let (_, later) = (set(cookie(&a)), set(cookie(&b)));
+    let h = m.open::<Cart>(Some(&later));
+    assert_eq!(*h.visits().await.unwrap(), 1);
+    assert!(
+        h.cart().await.unwrap().is_empty(),
+        "a's change is not in b's cookie"
+    );
+}
