@@ -241,7 +241,7 @@ impl SessionState {
                 );
             }
         }
-        let store = self.request.store();
+        let store = self.request.store().clone();
         let at = self.request.validity();
         match plan.target.clone() {
             Target::Done => Ok(self.dropped(&plan)),
@@ -376,7 +376,7 @@ impl SessionState {
             idle_timeout,
             persistent: choice.map(|c| c.persistent),
         };
-        let store = self.request.store();
+        let store = self.request.store().clone();
         for _ in 0..CREATE_ATTEMPTS {
             let token = match fresh.take() {
                 Some(token) => token,

@@ -198,7 +198,7 @@ impl SessionState {
         let mine = !keep_current
             && current.is_some()
             && self.bytes(index).await? == Some(bytes.as_slice());
-        let store = self.request.store();
+        let store = self.request.store().clone();
         let mut ended = store
             .destroy_found(name, &tags, self.request.read_key().as_ref())
             .await?;

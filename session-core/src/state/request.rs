@@ -122,6 +122,8 @@ struct Shared {
     /// With the cookie store, the request's own store: the session its
     /// cookie carried.
     in_cookie: Option<Arc<InCookie>>,
+    /// The same, as the store every call of the request goes to.
+    own_store: Option<Arc<dyn SessionStore>>,
     now: Timestamp,
     /// The token of the cookie the request carried, if it was well-formed.
     cookie_token: Option<Token>,
@@ -164,6 +166,7 @@ impl RequestSession {
         RequestSession {
             shared: Arc::new(Shared {
                 manager,
+                own_store: in_cookie.clone().map(|s| s as Arc<dyn SessionStore>),
                 in_cookie,
                 now,
                 cookie_token: token,
@@ -236,11 +239,11 @@ impl RequestSession {
 
     /// The store this request's session lives in: the manager's, or with
     /// the cookie store the request's own.
-    pub(crate) fn store(&self) -> Arc<dyn SessionStore> {
-        match &self.shared.in_cookie {
-            Some(local) => local.clone(),
-            None => self.manager().store().clone(),
-        }
+    pub(crate) fn store(&self) -> &Arc<dyn SessionStore> {
+        self.shared
+            .own_store
+            .as_ref()
+            .unwrap_or_else(|| self.manager().store())
     }
 
     /// The key of the request's cookie, hashed on first need.

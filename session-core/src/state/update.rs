@@ -57,7 +57,7 @@ impl SessionState {
             return Ok((value, out));
         };
         let manager = self.request.manager().clone();
-        let store = self.request.store();
+        let store = self.request.store().clone();
         // This process's updates of the field take turns; other processes
         // race through the compare-and-set. After waiting for the turn,
         // the value loaded before is likely stale: reload it first rather
@@ -159,7 +159,7 @@ impl SessionState {
             .map(|(_, f)| f.name)
             .collect();
         let at = self.request.validity();
-        let store = self.request.store();
+        let store = self.request.store().clone();
         match store.load(&key, &skip, at).await? {
             Some(record) => {
                 let name = self.schema[index].name;
