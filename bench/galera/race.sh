@@ -4,10 +4,10 @@
 # node 2 while node 3 destroys the session; afterwards no node may hold the
 # session or any of its fields (no resurrection across nodes).
 #
-#   bash bench/galera/cluster.sh up && bash bench/galera/race.sh; bash bench/galera/cluster.sh down
+#   bash tests/cluster/galera.sh up && bash bench/galera/race.sh; bash tests/cluster/galera.sh down
 #
-# Manual: it needs the cluster, which CI does not start (three servers on two
-# cores). Results are recorded in BENCHMARKS.md.
+# Manual (CI runs the cluster test in session-rocket/tests/galera.rs instead;
+# this script only checks the raw SQL). Results are recorded in BENCHMARKS.md.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 q() { mariadb --no-defaults -uroot -h127.0.0.1 -P$1 test -N -B -e "$2" 2>&1; }

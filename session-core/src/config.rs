@@ -122,6 +122,16 @@ pub struct Config {
     /// stopped answering costs a bounded wait, not a stuck request. `0`
     /// waits forever. Default 5.
     pub statement_timeout: u64,
+    /// On a MariaDB Galera Cluster node (detected when the MySQL store
+    /// connects: `wsrep_on = ON`), make every statement of the store wait
+    /// until the node has applied every write committed anywhere in the
+    /// cluster before it (`wsrep_sync_wait = 7` on its connections): a
+    /// request served by one node then sees what the previous request
+    /// wrote through another, as on a single server. `false` skips the
+    /// wait, and a read on one node may miss a write made a moment before
+    /// on another (a lost update, a login not yet seen). Ignored elsewhere.
+    /// Default `true`.
+    pub causal_reads: bool,
     /// The most sessions the memory store holds (`url = "memory"`). At the
     /// cap, dead sessions are dropped first; if it is still full, a new
     /// session is refused with a 503 and existing ones are kept. Default
@@ -172,6 +182,7 @@ impl Default for Config {
             connect_timeout: 5,
             skip_on_server_error: true,
             statement_timeout: 5,
+            causal_reads: true,
             memory_max_sessions: DEFAULT_MEMORY_MAX_SESSIONS,
             signing_keys: Vec::new(),
             sign_with_secret_key: false,

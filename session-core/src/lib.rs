@@ -8,8 +8,9 @@
 //!   [`SessionHandle`]);
 //! - [`state`]: one request's session: lazy load, per-field decode, change
 //!   markers, and the [`flush`] that writes only what changed;
-//! - [`store`]: the field-level [`SessionStore`](store::SessionStore) trait and the memory,
-//!   MySQL and SQLite stores;
+//! - [`store`]: the field-level [`SessionStore`](store::SessionStore) trait and the
+//!   stores: memory, MySQL, PostgreSQL, SQLite, Redis, and the cookie store,
+//!   each behind its cargo feature;
 //! - [`token`]: 256-bit tokens and the SHA-256 keys stores see;
 //! - [`codec`], [`config`], [`error`].
 //!

@@ -149,6 +149,7 @@
 //! | `connect_timeout` | `5` | seconds to wait for a connection before answering 503 |
 //! | `statement_timeout` | `5` | seconds a statement may take before answering 503; `0` = no limit |
 //! | `skip_on_server_error` | `true` | persist nothing for a 5xx response |
+//! | `causal_reads` | `true` | on a Galera node (detected at connect), every store statement first waits for writes committed on other nodes (`wsrep_sync_wait = 7`) |
 //! | `memory_max_sessions` | `100000` | memory store cap: dead sessions go first, then new ones get a 503; live ones are never evicted |
 //! | `signing_keys` | `[]` | HMAC-SHA256 keys (base64, at least 32 bytes) signing the cookie: the first signs, all verify; an unsigned or forged cookie is no cookie and costs no statement |
 //! | `sign_with_secret_key` | `false` | sign the cookie with a key derived from Rocket's `secret_key` instead of `signing_keys` (refused without a `secret_key`) |
@@ -185,8 +186,11 @@
 //! | Redis (feature `redis`) | `redis://host:6379/0` | production on Redis: one hash per session, each check-and-write one Lua script |
 //! | SQLite | `sqlite://path/sessions.db` | one instance, no server; the example's default |
 //! | memory | `memory` | tests and development |
+//! | cookie (feature `cookie`) | `cookie` | no server-side store: the whole session sealed (AES-256-GCM) in its cookie, ≤ 4 KB; no revocation, no index or versioned fields |
 //!
-//! Every store passes the same behaviour suite against its real server.
+//! Every server-side store passes the same behaviour suite against its real
+//! server; the cookie store passes the part of it that a session without a
+//! server can keep (see [`session_core::store::cookie`]).
 //! The SQL stores share one layout: `sessions` (one row per session, keyed
 //! by the SHA-256 of the token, with `created_at` and an indexed
 //! `expires_at`) and `session_fields` (one row per field, cascading on

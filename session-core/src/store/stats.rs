@@ -11,6 +11,12 @@ pub struct StoreStats {
     pub rows_written: u64,
     /// Bytes of field values sent to the backend.
     pub bytes_written: u64,
+    /// Writes run again whole after the database refused them for a
+    /// concurrent one: a deadlock, a lock wait timeout, or on a
+    /// multi-primary cluster (Galera) a certification conflict with a
+    /// write committed on another node (all MySQL error 1213 / 1205).
+    /// Their statements are counted in `statements` too.
+    pub retries: u64,
 }
 
 impl std::ops::Sub for StoreStats {
@@ -21,6 +27,7 @@ impl std::ops::Sub for StoreStats {
             statements: self.statements - earlier.statements,
             rows_written: self.rows_written - earlier.rows_written,
             bytes_written: self.bytes_written - earlier.bytes_written,
+            retries: self.retries - earlier.retries,
         }
     }
 }
@@ -31,12 +38,18 @@ pub struct Counters {
     statements: AtomicU64,
     rows_written: AtomicU64,
     bytes_written: AtomicU64,
+    retries: AtomicU64,
 }
 
 impl Counters {
     /// Counts one statement.
     pub fn statement(&self) {
         self.statements.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a write run again after a conflict.
+    pub fn retry(&self) {
+        self.retries.fetch_add(1, Relaxed);
     }
 
     /// Counts written field rows and their bytes.
@@ -54,6 +67,7 @@ impl Counters {
             statements: self.statements.load(Relaxed),
             rows_written: self.rows_written.load(Relaxed),
             bytes_written: self.bytes_written.load(Relaxed),
+            retries: self.retries.load(Relaxed),
         }
     }
 }

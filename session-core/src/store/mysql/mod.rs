@@ -88,12 +88,46 @@ impl SqlStore<MySqlBackend> {
             .parse()
             .map_err(|e| Error::config(format!("invalid MySQL `url`: {e}")))?;
         let pool = ConnPool::<MySqlConnection>::open(options, config).await?;
+        if config.causal_reads && is_galera(&pool).await? {
+            tracing::info!(
+                "the session store's server is a Galera cluster node: its statements wait for \
+                 writes committed on other nodes first (`{SET_SYNC_WAIT}`)"
+            );
+            pool.set_init(Box::new(|conn| {
+                Box::pin(async move {
+                    use sqlx::Executor as _;
+                    conn.execute(SET_SYNC_WAIT).await.map(drop)
+                })
+            }));
+        }
         SqlStore::from_backend(MySqlBackend {
             conns: Conns::Own(pool),
         })
         .with_statement_timeout(config.statement_timeout())
         .with_table_prefix(&config.table_prefix)
     }
+}
+
+/// `wsrep_sync_wait` on a Galera node: 1 (reads) | 2 (updates, deletes) |
+/// 4 (inserts). The store's writes read too (the upsert's `SELECT` checks
+/// the session is alive, a destroy finds it by its hash), so all three:
+/// with reads alone, a write on one node could miss a session created on
+/// another a moment before and start a new one.
+const SET_SYNC_WAIT: &str = "SET SESSION wsrep_sync_wait = 7";
+
+/// Whether the server is a Galera cluster node (`wsrep_on = ON`; MySQL
+/// has no such variable, a plain MariaDB has it `OFF`).
+async fn is_galera(pool: &ConnPool<MySqlConnection>) -> Result<bool> {
+    let mut conn = pool
+        .acquire()
+        .await
+        .map_err(|e| Error::Unavailable(Box::new(e)))?;
+    let row: Option<(String, String)> = sqlx::query_as("SHOW VARIABLES LIKE 'wsrep_on'")
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(|e| Error::Backend(Box::new(e)))?;
+    conn.finish();
+    Ok(row.is_some_and(|(_, value)| value.eq_ignore_ascii_case("ON")))
 }
 
 fn classify(error: &sqlx::Error) -> ErrorClass {

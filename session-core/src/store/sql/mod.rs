@@ -222,6 +222,7 @@ impl<B: Backend> SqlStore<B> {
                 Ok(done) => return Ok(Some(done)),
                 Err(e) if B::classify(&e) == ErrorClass::Retry && attempt < RETRIES => {
                     attempt += 1;
+                    self.counters.retry();
                     tracing::debug!(error = %e, attempt, "session write hit a deadlock or lock timeout; retrying");
                     tokio::time::sleep(RETRY_BASE * 2u32.pow(attempt)).await;
                 }

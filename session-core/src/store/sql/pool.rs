@@ -30,12 +30,23 @@ use tokio::time::Instant;
 /// sooner), and a dead one would fail a request with 503.
 const TEST_AFTER_IDLE: Duration = Duration::from_secs(30);
 
+/// What a new connection runs before its first use (`SET SESSION …`).
+pub type Init<C> = Box<
+    dyn for<'c> Fn(
+            &'c mut C,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<(), sqlx::Error>> + Send + 'c>,
+        > + Send
+        + Sync,
+>;
+
 /// Connections to one database, opened on demand.
 pub struct ConnPool<C: Connection> {
     options: <C as Connection>::Options,
     idle: Mutex<Vec<(C, Instant)>>,
     permits: Semaphore,
     acquire_timeout: Duration,
+    init: std::sync::OnceLock<Init<C>>,
 }
 
 impl<C: Connection> std::fmt::Debug for ConnPool<C> {
@@ -59,7 +70,15 @@ impl<C: Connection> ConnPool<C> {
             idle: Mutex::new(Vec::new()),
             permits: Semaphore::new(max_connections.max(1) as usize),
             acquire_timeout,
+            init: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Sets what every new connection runs before its first use, and drops
+    /// the idle ones opened without it. Set once, at startup.
+    pub fn set_init(&self, init: Init<C>) {
+        let _ = self.init.set(init);
+        self.purge_idle();
     }
 
     /// A pool sized and timed by `config` (`max_connections`,
@@ -122,9 +141,14 @@ impl<C: Connection> ConnPool<C> {
                 _ => drop(conn),
             }
         }
-        let conn = tokio::time::timeout_at(deadline, C::connect_with(&self.options))
+        let mut conn = tokio::time::timeout_at(deadline, C::connect_with(&self.options))
             .await
             .map_err(|_| sqlx::Error::PoolTimedOut)??;
+        if let Some(init) = self.init.get() {
+            tokio::time::timeout_at(deadline, init(&mut conn))
+                .await
+                .map_err(|_| sqlx::Error::PoolTimedOut)??;
+        }
         Ok(self.lease(conn, permit))
     }
 
