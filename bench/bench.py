@@ -431,6 +431,101 @@ def stores_report(res):
     return "\n".join(lines)
 
 
+GALERA = os.path.join(ROOT, "tests", "cluster", "galera.sh")
+GALERA_ROUTES = [("read", "GET", "/read"), ("bump", "POST", "/bump")]
+
+
+def galera_pass(args, out, mysql_url):
+    """Read and bump through two instances on two nodes of a 3-node Galera
+    cluster (tests/cluster/galera.sh, on this machine), beside one instance
+    on one node and one instance on the single server, in interleaved
+    rounds. "two" runs two wrk at once, each with half the connections, one
+    per instance, on the same sessions (what a load balancer without sticky
+    routing does). Returns {"route/cfg": {variant: req/s, ...}}."""
+    subprocess.run(["bash", GALERA, "up"], check=True)
+    node = lambda n: "mysql://root@127.0.0.1:%d/test" % (3310 + n)
+    apps = {}
+    res = {}
+    try:
+        apps["server"] = App(args.port + 30, mysql_url, args.pool,
+                             os.path.join(out, "galera_server.log"))
+        apps["node1"] = App(args.port + 31, node(1), args.pool,
+                            os.path.join(out, "galera_node1.log"))
+        apps["node2"] = App(args.port + 32, node(2), args.pool,
+                            os.path.join(out, "galera_node2.log"))
+        # What causal reads cost: the same instance without them.
+        apps["nocausal"] = App(args.port + 33, node(1), args.pool,
+                               os.path.join(out, "galera_nocausal.log"),
+                               extra_env={"ROCKET_SESSIONS_CAUSAL_READS": "false"})
+        sessions = {"server": login_sessions(apps["server"].port, max(args.configs)),
+                    "cluster": login_sessions(apps["node1"].port, max(args.configs))}
+        half = argparse.Namespace(**dict(vars(args), connections=max(args.connections // 2, 1),
+                                         threads=max(args.threads // 2, 1)))
+        variants = ["one/server", "one/node", "one/node-no-causal", "two/nodes"]
+        for cfg in args.configs:
+            files = {}
+            for who in sessions:
+                files[who] = os.path.join(out, "galera_%s_cookies_%d.txt" % (who, cfg))
+                write(files[who], "\n".join(sessions[who][:cfg]) + "\n")
+            for name, method, path in GALERA_ROUTES:
+                tot = {v: [0, 0.0] for v in variants}
+                for rnd in range(args.sqlite_rounds):
+                    order = variants[rnd % 4:] + variants[:rnd % 4]
+                    for v in order:
+                        if v == "two/nodes":
+                            for a in ("node1", "node2"):
+                                wrk(half, apps[a].port, method, path, files["cluster"], "rr",
+                                    args.warmup, False)
+                            procs = [subprocess.Popen(
+                                wrk_cmd(half, apps[a].port, method, path, files["cluster"], "rr",
+                                        args.sqlite_secs, False),
+                                stdout=subprocess.PIPE, text=True) for a in ("node1", "node2")]
+                            runs = [parse_wrk(p.communicate()[0]) for p in procs]
+                        else:
+                            a = apps[{"one/server": "server", "one/node": "node1",
+                                      "one/node-no-causal": "nocausal"}[v]]
+                            f = files["server" if v == "one/server" else "cluster"]
+                            wrk(args, a.port, method, path, f, "rr", args.warmup, False)
+                            runs = [parse_wrk(wrk(args, a.port, method, path, f, "rr",
+                                                  args.sqlite_secs, False))]
+                        for r in runs:
+                            if r["non2xx"]:
+                                log("  galera %s %s: %d non-2xx" % (v, name, r["non2xx"]))
+                        # Requests over the longest of the parallel runs.
+                        tot[v][0] += sum(r["requests"] for r in runs)
+                        tot[v][1] += max(r["requests"] / max(r["rps"] or 1, 1) for r in runs)
+                row = {v: tot[v][0] / max(tot[v][1], 1e-9) for v in variants}
+                res["%s/%d" % (name, cfg)] = row
+                log("  galera %-5s %3d sessions: %s" % (name, cfg, ", ".join(
+                    "%s %.0f (%.2f)" % (v, row[v], row[v] / max(row["one/server"], 1))
+                    for v in variants)))
+    finally:
+        for a in apps.values():
+            a.stop()
+        sql("DROP TABLE IF EXISTS `{p}session_index`, `{p}session_fields`, `{p}sessions`"
+            .format(p=PREFIX))
+        subprocess.run(["bash", GALERA, "down"], check=False)
+    return res
+
+
+def galera_report(res):
+    variants = ["one/server", "one/node", "one/node-no-causal", "two/nodes"]
+    lines = ["### Galera: two instances on two nodes beside one instance (same run, "
+             "interleaved rounds, all on this 2-core machine)", "",
+             "| route | sessions | " + " | ".join("%s req/s" % v for v in variants)
+             + " | one/node / one/server | one/node / no-causal | two/nodes / one/server |",
+             "|---|---:|" + "---:|" * (len(variants) + 3)]
+    for key in sorted(res, key=lambda k: (int(k.split("/")[1]), k)):
+        r = res[key]
+        name, cfg = key.split("/")
+        lines.append("| %s | %s | %s | %.2f | %.2f | %.2f |" % (
+            name, cfg, " | ".join("%.0f" % r[v] for v in variants),
+            r["one/node"] / max(r["one/server"], 1),
+            r["one/node"] / max(r["one/node-no-causal"], 1),
+            r["two/nodes"] / max(r["one/server"], 1)))
+    return "\n".join(lines)
+
+
 def sqlite_report(res):
     lines = ["### SQLite beside rocket_flex_session 0.2 (the embedded default), same run", "",
              "| route | sessions | rocket_flex_session req/s | ours req/s | ours / peer "
@@ -770,15 +865,18 @@ def parse_wrk(text):
     }
 
 
-def wrk(args, port, method, path, cookie_file, mode, seconds, latency=True):
+def wrk_cmd(args, port, method, path, cookie_file, mode, seconds, latency=True):
     cmd = ["wrk", "-t%d" % args.threads, "-c%d" % args.connections, "-d%ds" % seconds,
            "--timeout", "10s", "-s", LUA]
     if latency:
         cmd.append("--latency")
-    cmd += ["http://127.0.0.1:%d" % port, "--", method, path, cookie_file, mode,
-            str(args.threads)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    return out
+    return cmd + ["http://127.0.0.1:%d" % port, "--", method, path, cookie_file, mode,
+                  str(args.threads)]
+
+
+def wrk(args, port, method, path, cookie_file, mode, seconds, latency=True):
+    cmd = wrk_cmd(args, port, method, path, cookie_file, mode, seconds, latency)
+    return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
 
 
 # ---------------------------------------------------------------- proxy
@@ -1346,7 +1444,7 @@ def main():
     ap.add_argument("--no-sqlite", action="store_true", help="skip the SQLite pass")
     ap.add_argument("--scales", type=int, nargs="*", default=[10000, 100000, 1000000],
                     help="live sessions in the tables for the scale sweep (none: skip it)")
-    ap.add_argument("--only", choices=["sqlite", "scale", "sweep", "stores"],
+    ap.add_argument("--only", choices=["sqlite", "scale", "sweep", "stores", "galera"],
                     help="run only that pass (and its report)")
     ap.add_argument("--sweep-only", action="store_true",
                     help="run only the size sweep")
@@ -1395,6 +1493,8 @@ def main():
             text = sqlite_report(sqlite_pass(args, out)) + "\n"
         elif args.only == "stores":
             text = stores_report(stores_pass(args, out, url)) + "\n"
+        elif args.only == "galera":
+            text = galera_report(galera_pass(args, out, url)) + "\n"
         else:
             text = scale_report(scale_sweep(args, out, url)) + "\n"
         write(os.path.join(out, "report.md"), text)

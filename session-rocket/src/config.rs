@@ -4,8 +4,6 @@ use rocket::figment::error::Kind;
 use rocket::figment::providers::{Env, Serialized};
 use rocket::figment::value::Dict;
 use rocket::figment::Figment;
-use session_core::sealing::EncryptionKey;
-use session_core::signing::SigningKey;
 use session_core::Config;
 
 /// The section the settings live in.
@@ -49,54 +47,45 @@ pub fn extract(figment: &Figment) -> Result<Config, rocket::figment::Error> {
         .extract()
         .map_err(in_section)?;
     if config.sign_with_secret_key && config.signing_keys.is_empty() {
-        config.signing_keys.push(secret_key_signer(figment)?);
+        config.signing_keys.push(from_secret_key(
+            figment,
+            session_core::signing::derive_signing_key,
+            "`sessions.sign_with_secret_key = true` needs",
+        )?);
     }
     let in_cookie = config
         .url
         .as_deref()
         .is_some_and(|u| u.split(':').next() == Some("cookie"));
     if in_cookie && config.encryption_keys.is_empty() {
-        config.encryption_keys.push(secret_key_sealer(figment)?);
+        // As Rocket's private cookies are sealed with it.
+        config.encryption_keys.push(from_secret_key(
+            figment,
+            session_core::sealing::derive_encryption_key,
+            "`sessions.url = \"cookie\"` seals each session into its cookie with \
+             `sessions.encryption_keys`, none is set, and so it needs",
+        )?);
     }
     Ok(config)
 }
 
-/// The cookie store's key when no `encryption_keys` are set: derived from
-/// Rocket's `secret_key`, as Rocket's private cookies are sealed with it
-/// (see [`derive_encryption_key`](session_core::sealing::derive_encryption_key)).
+/// A key derived from Rocket's `secret_key` by `derive` (see
+/// [`derive_signing_key`](session_core::signing::derive_signing_key) and
+/// [`derive_encryption_key`](session_core::sealing::derive_encryption_key));
+/// `missing` says what needed it when there is none.
 #[allow(clippy::result_large_err)]
-fn secret_key_sealer(figment: &Figment) -> Result<EncryptionKey, rocket::figment::Error> {
+fn from_secret_key<K>(
+    figment: &Figment,
+    derive: fn(&str) -> Option<K>,
+    missing: &str,
+) -> Result<K, rocket::figment::Error> {
     let secret: Option<String> = figment.extract_inner("secret_key").ok();
-    secret
-        .as_deref()
-        .and_then(session_core::sealing::derive_encryption_key)
-        .ok_or_else(|| {
-            rocket::figment::Error::from(
-                "`sessions.url = \"cookie\"` seals each session into its cookie, with \
-                 `sessions.encryption_keys` or, when none is set, a key derived from Rocket's \
-                 `secret_key`; neither is configured (set `secret_key`, e.g. \
-                 `openssl rand -base64 64`)"
-                    .to_string(),
-            )
-        })
-}
-
-/// The signing key derived from Rocket's `secret_key` (see
-/// [`derive_signing_key`](session_core::signing::derive_signing_key)).
-#[allow(clippy::result_large_err)]
-fn secret_key_signer(figment: &Figment) -> Result<SigningKey, rocket::figment::Error> {
-    let secret: Option<String> = figment.extract_inner("secret_key").ok();
-    secret
-        .as_deref()
-        .and_then(session_core::signing::derive_signing_key)
-        .ok_or_else(|| {
-            rocket::figment::Error::from(
-                "`sessions.sign_with_secret_key = true` needs Rocket's `secret_key` (base64 or \
-                 hex of 32 or 64 random bytes, e.g. `openssl rand -base64 64`), and none is \
-                 configured"
-                    .to_string(),
-            )
-        })
+    secret.as_deref().and_then(derive).ok_or_else(|| {
+        rocket::figment::Error::from(format!(
+            "{missing} Rocket's `secret_key` (base64 or hex of 32 or 64 random bytes, e.g. \
+             `openssl rand -base64 64`), and none is configured"
+        ))
+    })
 }
 
 /// Puts the section in front of every error's key, and suggests the key a

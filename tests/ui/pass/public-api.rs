@@ -2,13 +2,14 @@
 // of it fails this file.
 #![allow(unused_imports, dead_code)]
 
+use session_core::store::cookie::{CookieStore, COOKIE_LIMIT};
 use session_core::store::memory::{MemoryStore, DEFAULT_CAPACITY};
 use session_core::store::open::{open, redact, Opened, Profile};
 use session_core::store::{
     Changes, Counters, Expect, ExpiryUpdate, IndexTag, IndexUpdate, NewSession, Record, Rename,
     Saved, SessionStore, StoreStats, Timestamp, Validity, PREVIOUS_KEY_GRACE,
 };
-use session_core::sealing::EncryptionKey;
+use session_core::sealing::{derive_encryption_key, EncryptionKey};
 use session_core::signing::SigningKey;
 use session_core::{
     flush, BoxError, Config, Error, FieldDef, RequestSession, Result, SessionData, SessionHandle,
@@ -37,7 +38,29 @@ fn is_conflict(error: &Error) -> bool {
     matches!(error, Error::Conflict { field: _ }) && error.is_conflict()
 }
 
+/// An app's view of a session too large for its cookie.
+fn too_large(error: &Error) -> Option<usize> {
+    match error {
+        Error::CookieTooLarge { size, limit } if *limit == COOKIE_LIMIT => Some(*size),
+        _ => None,
+    }
+}
+
+/// An operator's view of the store's work, conflicts included.
+fn retried(store: &dyn SessionStore) -> u64 {
+    let StoreStats { statements, retries, .. } = store.stats();
+    retries.min(statements)
+}
+
+/// Whether a session type fits the configured store (the cookie store
+/// refuses index and versioned fields).
+fn fits<T: SessionData>(manager: &SessionManager) -> bool {
+    manager.supports::<T>().is_ok()
+}
+
 fn main() {
+    let _ = CookieStore::new().in_cookie();
+    let _ = Config::default().causal_reads;
     let _: fn(MemoryStore) -> Sessions = Sessions::with_store;
     let _ = Sessions::fairing();
     let _ = session_rocket::Result::<()>::Ok(());

@@ -26,6 +26,11 @@ mod codes {
     pub const LOCK_WAIT_TIMEOUT: u16 = 1205;
     /// `ER_LOCK_DEADLOCK`; Galera reports certification conflicts with it too.
     pub const DEADLOCK: u16 = 1213;
+    /// TiDB's write conflict of an optimistic transaction (`ErrWriteConflict`,
+    /// from TiDB's documentation; not tested here, no TiDB server can be
+    /// installed where this crate is tested). Retrying the write is what
+    /// TiDB asks for.
+    pub const TIDB_WRITE_CONFLICT: u16 = 9007;
     /// `ER_CON_COUNT_ERROR`: too many connections.
     pub const TOO_MANY_CONNECTIONS: u16 = 1040;
     /// `ER_SERVER_SHUTDOWN`.
@@ -145,7 +150,9 @@ fn classify(error: &sqlx::Error) -> ErrorClass {
                 .try_downcast_ref::<MySqlDatabaseError>()
                 .map(|e| e.number())
             {
-                Some(codes::DEADLOCK | codes::LOCK_WAIT_TIMEOUT) => ErrorClass::Retry,
+                Some(codes::DEADLOCK | codes::LOCK_WAIT_TIMEOUT | codes::TIDB_WRITE_CONFLICT) => {
+                    ErrorClass::Retry
+                }
                 Some(codes::NO_REFERENCED_ROW) => ErrorClass::Gone,
                 Some(codes::SERVER_SHUTDOWN | codes::IDLE_DISCONNECT) => ErrorClass::Lost,
                 Some(
