@@ -150,7 +150,6 @@ impl SessionManager {
     /// use session_core::testing::{Account, Cart};
     ///
     /// assert!(manager.supports::<Cart>().is_ok());
-    /// assert!(manager.supports::<Visits>().is_ok());
     /// let error = manager.supports::<Account>().unwrap_err();
     /// assert!(error.to_string().contains("`user_id`"));
     /// ```
