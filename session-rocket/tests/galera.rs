@@ -23,7 +23,7 @@ use session_rocket::store::SessionStore;
 use session_rocket::{Session, SessionError, Sessions};
 
 mod support;
-use support::{figment, http, unique};
+use support::{figment, http, serve, unique};
 
 #[derive(Session)]
 struct Shop {
@@ -160,18 +160,7 @@ async fn instance(n: u16, prefix: &str) -> (SocketAddr, Arc<dyn SessionStore>) {
     .await
     .expect("the instance starts");
     let store = Sessions::state(&rocket).unwrap().manager().store().clone();
-    let app: SocketAddr = format!("127.0.0.1:{}", rocket.config().port)
-        .parse()
-        .unwrap();
-    tokio::spawn(async move {
-        let _ = rocket.launch().await;
-    });
-    for _ in 0..250 {
-        if tokio::net::TcpStream::connect(app).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (app, _, _) = serve(rocket).await;
     (app, store)
 }
 

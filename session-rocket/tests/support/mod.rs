@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rocket::http::{Cookie, Status};
 use rocket::local::asynchronous::{Client, LocalResponse};
-use rocket::{Build, Rocket, Shutdown};
+use rocket::{Build, Ignite, Rocket, Shutdown};
 use session_rocket::store::mysql::MySqlStore;
 use session_rocket::store::sqlite::SqliteStore;
 use session_rocket::store::SessionStore;
@@ -20,7 +20,11 @@ use tokio::net::TcpStream;
 /// Launches `rocket` (built on [`figment`]) on 127.0.0.1 and waits until it
 /// accepts connections.
 pub async fn launch(rocket: Rocket<Build>) -> (SocketAddr, Shutdown, tokio::task::JoinHandle<()>) {
-    let rocket = rocket.ignite().await.expect("ignite");
+    serve(rocket.ignite().await.expect("ignite")).await
+}
+
+/// [`launch`] for a Rocket already ignited (to take its state first).
+pub async fn serve(rocket: Rocket<Ignite>) -> (SocketAddr, Shutdown, tokio::task::JoinHandle<()>) {
     let port = rocket.config().port;
     let shutdown = rocket.shutdown();
     let server = tokio::spawn(async move {
