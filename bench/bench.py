@@ -470,7 +470,7 @@ def galera_pass(args, out, mysql_url):
             for name, method, path in GALERA_ROUTES:
                 tot = {v: [0, 0.0] for v in variants}
                 for rnd in range(args.sqlite_rounds):
-                    order = variants[rnd % 4:] + variants[:rnd % 4]
+                    order = variants[rnd % len(variants):] + variants[:rnd % len(variants)]
                     for v in order:
                         if v == "two/nodes":
                             for a in ("node1", "node2"):

@@ -207,22 +207,25 @@ impl RequestSession {
         let Some(local) = &self.shared.in_cookie else {
             return Ok(());
         };
-        let (asked, token) = {
+        let (asked, live) = {
             let life = self.life();
-            let token = match &life.stage {
-                Stage::Live { token, .. } => Some(token.clone()),
+            let live = match &life.stage {
+                Stage::Live { token, key } => Some((token.clone(), *key)),
                 _ => None,
             };
-            (life.cookie.is_some(), token)
+            (life.cookie.is_some(), live)
         };
         if !asked && !local.changed() {
             return Ok(());
         }
-        let sealed = match &token {
-            Some(token) => local.seal(token)?,
-            None => None,
+        let manager = self.manager();
+        let sealed = match (&live, manager.cookie_sealer()) {
+            (Some((token, key)), Some(sealer)) => {
+                local.seal(sealer, &manager.config().cookie_name, token, key)?
+            }
+            _ => None,
         };
-        let cookie = match (token, sealed) {
+        let cookie = match (live.map(|(token, _)| token), sealed) {
             (Some(token), Some((value, expires_at, persistent))) => {
                 let persistent = persistent.unwrap_or(self.manager().config().persistent);
                 Some(PendingCookie::Sealed(CookieAction::Set {
@@ -450,7 +453,13 @@ impl SessionManager {
         if let Some(sealer) = self.cookie_sealer() {
             let at = RequestSession::validity_at(self.config(), now);
             let opened = InCookie::open(sealer, self.config(), cookie, at);
-            return RequestSession::new(self.clone(), opened.token, Some(opened.store), now);
+            let (token, key) = opened.token.unzip();
+            let request = RequestSession::new(self.clone(), token, Some(opened.store), now);
+            if let Some(key) = key {
+                // Hashed while opening: not again on first use.
+                let _ = request.shared.cookie_key.set(key);
+            }
+            return request;
         }
         RequestSession::new(
             self.clone(),

@@ -247,18 +247,19 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// The length of the cookie (name, `=`, value) that carries a plaintext
-/// of `plain` bytes: sealed, then unpadded URL-safe base64.
-fn cookie_len(name: &str, plain: usize) -> usize {
+/// The length of the cookie (a name of `name_len` bytes, `=`, the value)
+/// that carries a plaintext of `plain` bytes: sealed, then unpadded URL-safe base64.
+fn cookie_len(name_len: usize, plain: usize) -> usize {
     let sealed = plain + COOKIE_OVERHEAD;
-    name.len() + 1 + (sealed * 4).div_ceil(3)
+    name_len + 1 + (sealed * 4).div_ceil(3)
 }
 
 /// One request's store over a cookie store: the cookie's session, if it
 /// opened, and what the request did to it.
 pub(crate) struct InCookie {
-    sealer: Sealer,
-    cookie_name: String,
+    /// The cookie name's length, for the size check (the sealer and the
+    /// name stay with the manager: nothing is copied per request).
+    name_len: usize,
     slot: Mutex<Slot>,
 }
 
@@ -278,7 +279,8 @@ impl fmt::Debug for InCookie {
 
 /// The cookie's session, opened: its token and the request's store.
 pub(crate) struct Opened {
-    pub(crate) token: Option<Token>,
+    /// The cookie's token and its key (hashed once, here).
+    pub(crate) token: Option<(Token, StoreKey)>,
     pub(crate) store: Arc<InCookie>,
 }
 
@@ -299,14 +301,16 @@ impl InCookie {
             .and_then(|plain| Carried::decode(&plain))
             .filter(|(_, s)| s.alive(at));
         let (token, session) = match opened {
-            Some((token, carried)) => (Some(token.clone()), Some((token.store_key(), carried))),
+            Some((token, carried)) => {
+                let key = token.store_key();
+                (Some((token, key)), Some((key, carried)))
+            }
             None => (None, None),
         };
         Opened {
             token,
             store: Arc::new(InCookie {
-                sealer: sealer.clone(),
-                cookie_name: name.clone(),
+                name_len: name.len(),
                 slot: Mutex::new(Slot {
                     session,
                     changed: false,
@@ -327,17 +331,21 @@ impl InCookie {
     /// The cookie value carrying the session under `token`, and when it
     /// expires and whether it chose its cookie's persistence; `None` when
     /// no session lives under the token's key.
-    pub(crate) fn seal(&self, token: &Token) -> Result<Option<(String, Timestamp, Option<bool>)>> {
+    pub(crate) fn seal(
+        &self,
+        sealer: &Sealer,
+        name: &str,
+        token: &Token,
+        key: &StoreKey,
+    ) -> Result<Option<(String, Timestamp, Option<bool>)>> {
         let slot = self.lock();
-        let Some((key, session)) = &slot.session else {
+        let Some((stored, session)) = &slot.session else {
             return Ok(None);
         };
-        if *key != token.store_key() {
+        if stored != key {
             return Ok(None);
         }
-        let sealed = self
-            .sealer
-            .seal_cookie(&self.cookie_name, &session.encode(token))?;
+        let sealed = sealer.seal_cookie(name, &session.encode(token))?;
         Ok(Some((
             URL_SAFE_NO_PAD.encode(sealed),
             session.expires_at,
@@ -347,7 +355,7 @@ impl InCookie {
 
     /// Refuses a session whose cookie would pass [`COOKIE_LIMIT`].
     fn fits(&self, session: &Carried) -> Result<()> {
-        let size = cookie_len(&self.cookie_name, session.encoded_len());
+        let size = cookie_len(self.name_len, session.encoded_len());
         if size > COOKIE_LIMIT || session.fields.iter().any(|(_, v)| v.len() > COOKIE_LIMIT) {
             return Err(Error::CookieTooLarge {
                 size,
@@ -527,7 +535,7 @@ mod tests {
             let plain = session.encode(&token);
             let value = URL_SAFE_NO_PAD.encode(sealer.seal_cookie("session", &plain).unwrap());
             assert_eq!(
-                cookie_len("session", plain.len()),
+                cookie_len("session".len(), plain.len()),
                 "session=".len() + value.len()
             );
         }
