@@ -229,11 +229,19 @@ async fn a_foreign_sessions_table_is_named_with_the_fix() {
         .unwrap();
 }
 
-/// A `session_fields` table from before versioned fields: `create_tables`
-/// adds its `version` column and keeps its rows; `check` (the
-/// `create_tables = false` path) refuses it and names the statement.
+/// A `session_fields` table from before versioned fields (no `version`,
+/// no `writers`) and one from before lost replies were recognised (no
+/// `writers`): `create_tables` adds the missing columns and keeps the
+/// rows; `check` (the `create_tables = false` path) refuses the table and
+/// names the statements.
 #[tokio::test]
-async fn a_fields_table_without_versions_gets_its_column() {
+async fn an_older_fields_table_gets_its_columns() {
+    for dropped in [&["writers", "version"][..], &["writers"][..]] {
+        older_fields_table(dropped).await;
+    }
+}
+
+async fn older_fields_table(dropped: &[&str]) {
     use session_core::store::SessionStore;
 
     let store = store().await;
@@ -246,19 +254,23 @@ async fn a_fields_table_without_versions_gets_its_column() {
         .create(&key, session, &[("kept", b"1".to_vec())])
         .await
         .unwrap());
-    sqlx::query(&format!(
-        "ALTER TABLE `{prefix}session_fields` DROP COLUMN `version`"
-    ))
-    .execute(&mut conn)
-    .await
-    .unwrap();
+    for column in dropped {
+        sqlx::query(&format!(
+            "ALTER TABLE `{prefix}session_fields` DROP COLUMN `{column}`"
+        ))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
     let err = store.check().await.unwrap_err().to_string();
-    assert!(
-        err.contains(&format!(
-            "ALTER TABLE `{prefix}session_fields` ADD COLUMN `version`"
-        )),
-        "{err}"
-    );
+    for column in dropped {
+        assert!(
+            err.contains(&format!(
+                "ALTER TABLE `{prefix}session_fields` ADD COLUMN `{column}`"
+            )),
+            "{err}"
+        );
+    }
     store.create_tables().await.unwrap();
     store.check().await.unwrap();
     let at = session_core::store::Validity {

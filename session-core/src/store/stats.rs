@@ -17,6 +17,10 @@ pub struct StoreStats {
     /// write committed on another node (all MySQL error 1213 / 1205).
     /// Their statements are counted in `statements` too.
     pub retries: u64,
+    /// Writes whose reply was lost with their connection after the server
+    /// had applied them, recognised as applied (and reported saved)
+    /// instead of being sent again.
+    pub recovered: u64,
 }
 
 impl std::ops::Sub for StoreStats {
@@ -28,6 +32,7 @@ impl std::ops::Sub for StoreStats {
             rows_written: self.rows_written - earlier.rows_written,
             bytes_written: self.bytes_written - earlier.bytes_written,
             retries: self.retries - earlier.retries,
+            recovered: self.recovered - earlier.recovered,
         }
     }
 }
@@ -39,6 +44,7 @@ pub struct Counters {
     rows_written: AtomicU64,
     bytes_written: AtomicU64,
     retries: AtomicU64,
+    recovered: AtomicU64,
 }
 
 impl Counters {
@@ -50,6 +56,11 @@ impl Counters {
     /// Counts a write run again after a conflict.
     pub fn retry(&self) {
         self.retries.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a write found applied after its reply was lost.
+    pub fn recovered(&self) {
+        self.recovered.fetch_add(1, Relaxed);
     }
 
     /// Counts written field rows and their bytes.
@@ -68,6 +79,7 @@ impl Counters {
             rows_written: self.rows_written.load(Relaxed),
             bytes_written: self.bytes_written.load(Relaxed),
             retries: self.retries.load(Relaxed),
+            recovered: self.recovered.load(Relaxed),
         }
     }
 }

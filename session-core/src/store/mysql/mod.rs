@@ -203,6 +203,10 @@ sqlx_backend! {
     insert_returning: "",
     dialect_sql: crate::store::sql::shared_sql,
     version_type: "BIGINT NULL",
+    writers_type: "VARBINARY(128) NULL",
+    // Binary strings: CONCAT, LEFT and INSTR count bytes.
+    push_writer: "LEFT(CONCAT(?, COALESCE(writers, '')), 128)",
+    has_writer: "INSTR(f.writers, ?) > 0",
     schema: include_str!("schema.sql"),
     classify: classify,
 }

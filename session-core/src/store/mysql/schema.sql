@@ -36,6 +36,9 @@ CREATE TABLE IF NOT EXISTS `session_fields` (
   -- Set only for `#[session(versioned)]` fields (compare-and-set); NULL
   -- (version 0) for every other field, so loading it costs them nothing.
   `version` BIGINT NULL,
+  -- The random tags of the last writes of a versioned field (8 bytes each,
+  -- newest first): a write whose reply was lost recognises itself by its tag.
+  `writers` VARBINARY(128) NULL,
   PRIMARY KEY (`session_pk`, `name`),
   CONSTRAINT `session_fields_session_fk` FOREIGN KEY (`session_pk`)
     REFERENCES `sessions` (`pk`) ON DELETE CASCADE

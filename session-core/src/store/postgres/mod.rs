@@ -147,6 +147,9 @@ sqlx_backend! {
     insert_returning: " RETURNING pk",
     dialect_sql: dialect_sql,
     version_type: "BIGINT NULL",
+    writers_type: "BYTEA NULL",
+    push_writer: "substring(? || COALESCE(writers, ''::bytea) from 1 for 128)",
+    has_writer: "position(? in f.writers) > 0",
     schema: include_str!("schema.sql"),
     classify: classify,
 }

@@ -115,6 +115,14 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
     const PACK_FIELDS: Option<&'static str>;
     /// The `version` column's type, for adding it to an older table.
     const VERSION_TYPE: &'static str;
+    /// The `writers` column's type, for adding it to an older table.
+    const WRITERS_TYPE: &'static str;
+    /// The new value of a field's `writers` column (its last writers'
+    /// nonces, newest first) with the nonce of this write as its one `?`.
+    const PUSH_WRITER: &'static str;
+    /// A condition true when `f.writers` holds the nonce given as its one
+    /// `?`.
+    const HAS_WRITER: &'static str;
     /// What follows a session row's `INSERT` for the database to return
     /// its new key (`" RETURNING pk"`); empty when the driver reports it
     /// (`last_insert_id`).

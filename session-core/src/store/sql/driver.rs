@@ -26,6 +26,9 @@ macro_rules! sqlx_backend {
         insert_returning: $insert_returning:expr,
         dialect_sql: $dialect_sql:path,
         version_type: $version_type:expr,
+        writers_type: $writers_type:expr,
+        push_writer: $push_writer:expr,
+        has_writer: $has_writer:expr,
         schema: $schema:expr,
         classify: $classify:path $(,)?
     ) => {
@@ -156,6 +159,9 @@ macro_rules! sqlx_backend {
             const MAX_PACKET: Option<&'static str> = $max_packet;
             const PACK_FIELDS: Option<&'static str> = $pack_fields;
             const VERSION_TYPE: &'static str = $version_type;
+            const WRITERS_TYPE: &'static str = $writers_type;
+            const PUSH_WRITER: &'static str = $push_writer;
+            const HAS_WRITER: &'static str = $has_writer;
             const SCHEMA: &'static str = $schema;
             const INSERT_RETURNING: &'static str = $insert_returning;
 

@@ -12,10 +12,11 @@ use super::{map_error, SqlStore};
 /// columns added since.
 const FIRST_LAYOUT: &[&str] = &["pk", "token_hash", "created_at", "expires_at"];
 
-/// The `session_fields` columns before versioned fields: the store adds
-/// `version` itself (a nullable column at the end: instant on MySQL 8,
-/// MariaDB 10.3+ and SQLite).
-const UNVERSIONED_FIELDS: &[&str] = &["session_pk", "name", "value"];
+/// The `session_fields` columns of the first release. The columns after
+/// them in [`FIELDS_COLUMNS`] (`version`, `writers`) were added since, as
+/// nullable columns at the end, which the store adds itself (instant on
+/// MySQL 8, MariaDB 10.3+, PostgreSQL 11+ and SQLite).
+const FIRST_FIELDS: usize = 3;
 
 impl<B: Backend> SqlStore<B> {
     /// Refuses tables that exist under the store's names with another
@@ -47,27 +48,39 @@ impl<B: Backend> SqlStore<B> {
             if found.is_empty() || missing.is_empty() {
                 continue;
             }
-            if found
-                .iter()
-                .map(String::as_str)
-                .eq(UNVERSIONED_FIELDS.iter().copied())
-            {
-                let alter = format!(
-                    "ALTER TABLE `{table}` ADD COLUMN `version` {}",
-                    B::VERSION_TYPE
-                );
+            let added = &expected[found.len().min(expected.len())..];
+            let is_older = std::ptr::eq(expected, FIELDS_COLUMNS)
+                && found.len() >= FIRST_FIELDS
+                && found
+                    .iter()
+                    .map(String::as_str)
+                    .eq(expected[..found.len()].iter().copied());
+            if is_older {
+                let alter: Vec<String> = added
+                    .iter()
+                    .map(|column| {
+                        let ty = if *column == "version" {
+                            B::VERSION_TYPE
+                        } else {
+                            B::WRITERS_TYPE
+                        };
+                        format!("ALTER TABLE `{table}` ADD COLUMN `{column}` {ty}")
+                    })
+                    .collect();
                 if migrate {
-                    tracing::info!(table = %table, "adding the `version` column of versioned session fields");
+                    tracing::info!(table = %table, columns = %added.join(", "), "adding the session fields table's newer columns");
                     self.backend
-                        .run_ddl(&[alter])
+                        .run_ddl(&alter)
                         .await
                         .map_err(|e| map_error::<B>(e))?;
                     continue;
                 }
                 return Err(Error::config(format!(
-                    "table `{table}` lacks the `version` column of versioned fields (it was \
-                     created by an earlier session-rocket) and `create_tables = false`: run \
-                     `{alter}` (or let the store add it with `create_tables = true`)"
+                    "table `{table}` lacks the column(s) {} (it was created by an earlier \
+                     session-rocket) and `create_tables = false`: run `{}` (or let the store \
+                     add them with `create_tables = true`)",
+                    added.join(", "),
+                    alter.join("; ")
                 )));
             }
             let hint = if found

@@ -17,14 +17,16 @@ use crate::token::StoreKey;
 mod backend;
 mod driver;
 mod layout;
+#[cfg(all(test, feature = "mysql", feature = "postgres"))]
+mod lost_reply;
 pub(crate) mod pool;
 mod statements;
 
 pub use backend::{Affected, Arg, Backend, Conns, ErrorClass, SessionRow, Stmt};
 pub(crate) use driver::{shared_sql, sqlx_backend};
 pub(crate) use statements::unpack;
-use statements::Statements;
 pub use statements::TableNames;
+use statements::{Nonce, Statements};
 
 /// How a write is retried on deadlock, busy or (on a Galera cluster)
 /// certification-conflict errors: after pauses drawn at random below 4, 8,
@@ -202,33 +204,119 @@ impl<B: Backend> SqlStore<B> {
             .map_err(|e| map_error::<B>(e))
     }
 
-    /// Runs a write, retrying it whole on deadlock / busy errors, and once
-    /// on a fresh connection when the connection was lost. A foreign-key
-    /// miss (see [`ErrorClass::Gone`]) is `Ok(None)`, like a first
-    /// statement that matched nothing.
+    /// Runs a write that is safe to apply twice (an upsert of plain
+    /// fields, a delete, an expiry touch), retrying it whole on deadlock /
+    /// busy errors, and once on a fresh connection when the connection was
+    /// lost (its first attempt may have been applied: harmless here). A
+    /// foreign-key miss (see [`ErrorClass::Gone`]) is `Ok(None)`, like a
+    /// first statement that matched nothing.
     async fn write(&self, stmts: &[Stmt<'_>], must_match: usize) -> Result<Affected> {
-        self.retried(stmts.len(), || self.backend.execute(stmts, must_match))
-            .await
-            .map(Option::flatten)
+        let attempt = self
+            .retried(stmts.len(), || self.backend.execute(stmts, must_match))
+            .await;
+        attempt.result.map(Option::flatten)
     }
 
-    /// The retry policy of [`write`](Self::write) for any write call of
-    /// `statements` statements; `Ok(None)` on a foreign-key miss.
-    async fn retried<T, F, Fut>(&self, statements: usize, run: F) -> Result<Option<T>>
+    /// Runs a write that must not be applied twice (a compare-and-set, a
+    /// regenerate's move), as [`write`](Self::write) does; but when the
+    /// connection was lost on the way (the reply to an applied write can
+    /// be what was lost), and the attempt that followed did not apply,
+    /// asks the server whether the lost attempt was: `landed`. Applied,
+    /// the write reports success (`Some` with no counts); not applied, it
+    /// reports what its last attempt found; unknown, it is
+    /// [`Error::Unavailable`], never a conflict that the caller would
+    /// answer by writing again.
+    async fn write_once(
+        &self,
+        stmts: &[Stmt<'_>],
+        must_match: usize,
+        landed: &Landed<'_>,
+    ) -> Result<Affected> {
+        let attempt = self
+            .retried(stmts.len(), || self.backend.execute(stmts, must_match))
+            .await;
+        if !attempt.replayed {
+            return attempt.result.map(Option::flatten);
+        }
+        let unsure = match &attempt.result {
+            Ok(Some(Some(_))) => false,
+            Ok(_) => true,
+            Err(e) => e.is_unavailable() || is_duplicate::<B>(e),
+        };
+        if !unsure {
+            return attempt.result.map(Option::flatten);
+        }
+        match self.landed(landed).await {
+            Ok(Some(true)) => {
+                tracing::info!("a session write whose reply was lost had been applied: reported as saved, not sent again");
+                self.counters.recovered();
+                Ok(Some(Vec::new()))
+            }
+            Ok(Some(false)) => attempt.result.map(Option::flatten),
+            Ok(None) => Err(Error::Unavailable(
+                "the connection was lost after a session write was sent, and whether the \
+                 server applied it cannot be told any more: reported as not saved"
+                    .into(),
+            )),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether a write whose reply was lost was applied: `None` when that
+    /// cannot be told.
+    async fn landed(&self, landed: &Landed<'_>) -> Result<Option<bool>> {
+        match landed {
+            Landed::Never => Ok(Some(false)),
+            Landed::Moved(to) => {
+                let stmt = self.sql.pk_of(to);
+                let pks = self.read(|| self.backend.fetch_ints(&stmt)).await?;
+                Ok(Some(!pks.is_empty()))
+            }
+            Landed::Wrote {
+                key,
+                name,
+                version,
+                nonce,
+            } => {
+                let stmt = self.sql.cas_landed(key, name, *version, nonce);
+                let found = self.read(|| self.backend.fetch_ints(&stmt)).await?;
+                Ok(match found.first() {
+                    Some(1) => Some(true),
+                    Some(2) => None,
+                    // Absent, or short of the version the write set.
+                    _ => Some(false),
+                })
+            }
+            Landed::Removed { key, name } => {
+                let stmt = self.sql.cas_landed(key, name, 0, &Nonce([0; 8]));
+                let found = self.read(|| self.backend.fetch_ints(&stmt)).await?;
+                Ok(Some(found.is_empty()))
+            }
+        }
+    }
+
+    /// The retry policy of every write call of `statements` statements;
+    /// `Ok(None)` on a foreign-key miss. `replayed`: the call was sent
+    /// again after a lost connection.
+    async fn retried<T, F, Fut>(&self, statements: usize, run: F) -> Attempt<T>
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
     {
         let mut attempt = 0;
-        let mut reconnected = false;
+        let mut replayed = false;
         let started = tokio::time::Instant::now();
         let budget = self.timeout.unwrap_or(DEFAULT_TIMEOUT);
-        loop {
+        let result = loop {
             for _ in 0..statements {
                 self.counters.statement();
             }
-            match self.bounded(run()).await? {
-                Ok(done) => return Ok(Some(done)),
+            let outcome = match self.bounded(run()).await {
+                Ok(outcome) => outcome,
+                Err(e) => break Err(e),
+            };
+            match outcome {
+                Ok(done) => break Ok(Some(done)),
                 Err(e)
                     if B::classify(&e) == ErrorClass::Retry
                         && (attempt < RETRIES || started.elapsed() < budget) =>
@@ -239,14 +327,15 @@ impl<B: Backend> SqlStore<B> {
                     let window = (RETRY_BASE * 2u32.pow(attempt.min(8))).min(RETRY_MAX_PAUSE);
                     tokio::time::sleep(jittered(window)).await;
                 }
-                Err(e) if B::classify(&e) == ErrorClass::Lost && !reconnected => {
-                    reconnected = true;
+                Err(e) if B::classify(&e) == ErrorClass::Lost && !replayed => {
+                    replayed = true;
                     self.lost(&e);
                 }
-                Err(e) if B::classify(&e) == ErrorClass::Gone => return Ok(None),
-                Err(e) => return Err(map_error::<B>(e)),
+                Err(e) if B::classify(&e) == ErrorClass::Gone => break Ok(None),
+                Err(e) => break Err(map_error::<B>(e)),
             }
-        }
+        };
+        Attempt { result, replayed }
     }
 
     /// Runs a read, once more on a fresh connection if the connection was
@@ -314,6 +403,40 @@ impl<B: Backend> SqlStore<B> {
     async fn bounded<T>(&self, call: impl std::future::Future<Output = T>) -> Result<T> {
         super::within(self.timeout, call).await
     }
+}
+
+/// What a write call came to, and whether it was sent more than once.
+struct Attempt<T> {
+    result: Result<Option<T>>,
+    /// Sent again after a lost connection: the first attempt may have
+    /// been applied, its reply lost.
+    replayed: bool,
+}
+
+/// How to tell, after a lost reply, whether a write was applied.
+enum Landed<'a> {
+    /// It can be applied twice harmlessly: no need to ask.
+    Never,
+    /// A regenerate: applied if the session is under its new key.
+    Moved(&'a StoreKey),
+    /// A compare-and-set that gave field `name` version `version`, tagged
+    /// with `nonce`.
+    Wrote {
+        key: &'a StoreKey,
+        name: &'a str,
+        version: u64,
+        nonce: &'a Nonce,
+    },
+    /// A compare-and-set removal of field `name`: applied if it is gone.
+    Removed { key: &'a StoreKey, name: &'a str },
+}
+
+/// Whether `error` is the driver's unique-key violation.
+fn is_duplicate<B: Backend>(error: &Error) -> bool {
+    matches!(error, Error::Backend(source)
+        if source
+            .downcast_ref::<sqlx::Error>()
+            .is_some_and(|e| B::classify(e) == ErrorClass::Duplicate))
 }
 
 /// A pause drawn uniformly below `window` ("full jitter").
@@ -401,30 +524,42 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         // multi-row insert: measured faster than the upsert a save uses,
         // which finds the session by token through a derived table.
         let insert = self.sql.insert(key, session);
-        let pk = match self.retried(1, || self.backend.insert(&insert)).await {
+        let attempt = self.retried(1, || self.backend.insert(&insert)).await;
+        let pk = match attempt.result {
             Ok(Some(pk)) => pk,
             // No foreign key to miss: cannot happen, and would mean the
             // row is not there.
             Ok(None) => return Err(Error::Interrupted),
-            Err(Error::Backend(source))
-                if source
-                    .downcast_ref::<sqlx::Error>()
-                    .is_some_and(|e| B::classify(e) == ErrorClass::Duplicate) =>
-            {
-                return Ok(false)
+            // The key is taken. After a lost reply, by this very insert
+            // (a 256-bit random key is taken by no one else): its row.
+            Err(e) if is_duplicate::<B>(&e) && attempt.replayed => {
+                let stmt = self.sql.pk_of(key);
+                let pks = self.read(|| self.backend.fetch_ints(&stmt)).await?;
+                match pks.first() {
+                    Some(&pk) => {
+                        self.counters.recovered();
+                        pk
+                    }
+                    None => return Err(Error::Interrupted),
+                }
             }
+            Err(e) if is_duplicate::<B>(&e) => return Ok(false),
             Err(e) => return Err(e),
         };
         if !fields.is_empty() {
             // A foreign-key miss here means the new row went already (a
             // destroy by a key no one has yet cannot): never report the
-            // fields saved when they were not.
-            if self
-                .write(&[self.sql.insert_fields(pk, fields)], 0)
-                .await?
-                .is_none()
-            {
-                return Err(Error::Interrupted);
+            // fields saved when they were not. A duplicate after a lost
+            // reply: the one multi-row insert was applied, whole.
+            let stmt = self.sql.insert_fields(pk, fields);
+            let attempt = self
+                .retried(1, || self.backend.execute(std::slice::from_ref(&stmt), 0))
+                .await;
+            match attempt.result {
+                Ok(Some(_)) => {}
+                Ok(None) => return Err(Error::Interrupted),
+                Err(e) if is_duplicate::<B>(&e) && attempt.replayed => self.counters.recovered(),
+                Err(e) => return Err(e),
             }
             self.counters
                 .wrote(fields.iter().map(|(_, v)| v.as_slice()));
@@ -463,6 +598,11 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         // benchmark's 1-session `bump` run). Each of the three matches only
         // a live session, so whichever comes first tells whether it is gone.
         let mut stmts = Vec::with_capacity(4 + changes.expect.len());
+        let nonce = if changes.expect.is_empty() {
+            Nonce([0; 8])
+        } else {
+            Nonce::generate()?
+        };
         let mut current = key;
         if let Some(rename) = &changes.rename {
             stmts.push(self.sql.rename(key, &rename.to, rename.previous_until, at));
@@ -485,10 +625,16 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         for expect in &changes.expect {
             match (value(expect.name), expect.version) {
                 (Some(bytes), Some(v)) if !changes.clear => {
-                    stmts.push(self.sql.cas_update(current, expect.name, bytes, v, at));
+                    stmts.push(
+                        self.sql
+                            .cas_update(current, expect.name, bytes, v, &nonce, at),
+                    );
                 }
                 (Some(bytes), None) if !changes.clear => {
-                    stmts.push(self.sql.cas_insert(current, expect.name, bytes, 1, at));
+                    stmts.push(
+                        self.sql
+                            .cas_insert(current, expect.name, bytes, 1, &nonce, at),
+                    );
                 }
                 (None, Some(v)) => {
                     let check_only = changes.clear;
@@ -513,10 +659,14 @@ impl<B: Backend> SessionStore for SqlStore<B> {
             stmts.push(self.sql.index_clear(current));
             for expect in &changes.expect {
                 if let Some(bytes) = value(expect.name) {
-                    stmts.push(
-                        self.sql
-                            .cas_insert(current, expect.name, bytes, expect.next(), at),
-                    );
+                    stmts.push(self.sql.cas_insert(
+                        current,
+                        expect.name,
+                        bytes,
+                        expect.next(),
+                        &nonce,
+                        at,
+                    ));
                 }
             }
         }
@@ -568,16 +718,29 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         } else {
             checked
         };
-        let written = match self.write(&stmts, must_match).await {
+        // How to tell, should the reply be lost, whether this save was
+        // applied: it is all or nothing, so one of its writes tells.
+        let landed = match (&changes.rename, changes.expect.first()) {
+            (Some(rename), _) => Landed::Moved(&rename.to),
+            (None, Some(expect)) => match value(expect.name) {
+                Some(_) => Landed::Wrote {
+                    key: current,
+                    name: expect.name,
+                    version: expect.next(),
+                    nonce: &nonce,
+                },
+                None => Landed::Removed {
+                    key: current,
+                    name: expect.name,
+                },
+            },
+            (None, None) => Landed::Never,
+        };
+        let written = match self.write_once(&stmts, must_match, &landed).await {
             Ok(written) => written,
             // A compare-and-set insert found the field there: it appeared
             // since this request loaded.
-            Err(Error::Backend(source))
-                if !changes.expect.is_empty()
-                    && source
-                        .downcast_ref::<sqlx::Error>()
-                        .is_some_and(|e| B::classify(e) == ErrorClass::Duplicate) =>
-            {
+            Err(e) if !changes.expect.is_empty() && is_duplicate::<B>(&e) => {
                 return Ok(Saved::Conflict)
             }
             Err(e) => return Err(e),

@@ -33,7 +33,28 @@ pub(crate) const SESSIONS_COLUMNS: &[&str] = &[
     "previous_until",
 ];
 /// See [`SESSIONS_COLUMNS`].
-pub(crate) const FIELDS_COLUMNS: &[&str] = &["session_pk", "name", "value", "version"];
+pub(crate) const FIELDS_COLUMNS: &[&str] = &["session_pk", "name", "value", "version", "writers"];
+
+/// How many of a versioned field's last writers its `writers` column
+/// remembers (see [`Nonce`]).
+pub(crate) const WRITERS_KEPT: i64 = 16;
+
+/// A per-save random tag stored with every versioned field the save
+/// writes, in the field's `writers` column (the last [`WRITERS_KEPT`]
+/// writers, newest first). A save whose reply was lost (the connection
+/// dropped after the server committed) recognises its own write by it, so
+/// it is neither applied twice nor reported as a conflict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Nonce(pub(crate) [u8; 8]);
+
+impl Nonce {
+    /// A fresh random nonce.
+    pub(crate) fn generate() -> crate::error::Result<Nonce> {
+        let mut bytes = [0u8; 8];
+        getrandom::getrandom(&mut bytes).map_err(|e| crate::Error::Backend(Box::new(e)))?;
+        Ok(Nonce(bytes))
+    }
+}
 
 /// The session-is-alive predicate on the sessions table under `alias`
 /// (`"s."` or `""`), with its two arguments.
@@ -142,6 +163,8 @@ pub(crate) struct Statements {
     cas_insert: String,
     cas_delete: String,
     cas_check: String,
+    cas_landed: String,
+    pk_of: String,
     alive: String,
     rename: String,
     extend: String,
@@ -211,13 +234,14 @@ impl Statements {
             // exactly when the session is alive and the field's version is
             // the expected one (a NULL version is 0).
             cas_update: format!(
-                "UPDATE {f} SET value = ?, version = ? WHERE session_pk = (SELECT pk FROM {s} WHERE token_hash = ? AND {}) AND name = ? AND COALESCE(version, 0) = ?",
+                "UPDATE {f} SET value = ?, version = ?, writers = {} WHERE session_pk = (SELECT pk FROM {s} WHERE token_hash = ? AND {}) AND name = ? AND COALESCE(version, 0) = ?",
+                B::PUSH_WRITER,
                 alive("")
             ),
             // An existing row is a duplicate key: the field appeared
             // meanwhile (a conflict).
             cas_insert: format!(
-                "INSERT INTO {f} (session_pk, name, value, version) SELECT pk, ?, ?, ? FROM {s} WHERE token_hash = ? AND {}",
+                "INSERT INTO {f} (session_pk, name, value, version, writers) SELECT pk, ?, ?, ?, ? FROM {s} WHERE token_hash = ? AND {}",
                 alive("")
             ),
             cas_delete: format!(
@@ -228,6 +252,17 @@ impl Statements {
                 "UPDATE {f} SET version = version WHERE session_pk = (SELECT pk FROM {s} WHERE token_hash = ? AND {}) AND name = ? AND COALESCE(version, 0) = ?",
                 alive("")
             ),
+            // Whether a compare-and-set whose reply was lost was applied:
+            // 1 when the field's writers include the save's nonce, 0 when
+            // they would include it but do not (or the field is still
+            // below the version the save wrote), 2 when too many writes
+            // came since to tell. No row: the field is absent. (Added to
+            // the version times 0, so every dialect answers a BIGINT.)
+            cas_landed: format!(
+                "SELECT 0 * COALESCE(f.version, 0) + CASE WHEN {} THEN 1 WHEN COALESCE(f.version, 0) - ? < {WRITERS_KEPT} THEN 0 ELSE 2 END FROM {f} f WHERE f.session_pk = (SELECT pk FROM {s} WHERE token_hash = ?) AND f.name = ?",
+                B::HAS_WRITER
+            ),
+            pk_of: format!("SELECT pk FROM {s} WHERE token_hash = ?"),
             // Matches a live session and changes nothing: the liveness check
             // of a save whose other statements cannot tell.
             alive: format!(
@@ -257,7 +292,7 @@ impl Statements {
             ),
             delete_head: format!("DELETE FROM {s} WHERE pk IN ("),
             probe: format!(
-                "SELECT s.pk FROM {s} s LEFT JOIN {f} f ON f.session_pk = s.pk AND f.name = '' LEFT JOIN {i} i ON i.session_pk = s.pk AND i.tag = f.value WHERE s.pk = 0 AND s.previous_until = 0 AND s.idle_timeout = 0"
+                "SELECT s.pk FROM {s} s LEFT JOIN {f} f ON f.session_pk = s.pk AND f.name = '' AND f.writers IS NULL LEFT JOIN {i} i ON i.session_pk = s.pk AND i.tag = f.value WHERE s.pk = 0 AND s.previous_until = 0 AND s.idle_timeout = 0"
             ),
             // The fields' conflict clause, for the index's `tag` column.
             index_set: format!(
@@ -428,13 +463,16 @@ impl Statements {
         }
     }
 
-    /// Writes a versioned field if its version is `expected`.
+    /// Writes a versioned field if its version is `expected`, adding
+    /// `nonce` to its writers.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn cas_update<'a>(
         &'a self,
         key: &'a StoreKey,
         name: &'a str,
         value: &'a [u8],
         expected: u64,
+        nonce: &'a Nonce,
         at: Validity,
     ) -> Stmt<'a> {
         let [now, created_after] = alive_args(at);
@@ -443,6 +481,7 @@ impl Statements {
             args: vec![
                 Arg::Bytes(value),
                 Arg::Int(version(expected + 1)),
+                Arg::Bytes(&nonce.0),
                 Arg::Bytes(key.as_bytes()),
                 now,
                 created_after,
@@ -452,14 +491,16 @@ impl Statements {
         }
     }
 
-    /// Adds a versioned field with version `next`; a duplicate key if the
-    /// field exists.
+    /// Adds a versioned field with version `next`, written by `nonce`; a
+    /// duplicate key if the field exists.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn cas_insert<'a>(
         &'a self,
         key: &'a StoreKey,
         name: &'a str,
         value: &'a [u8],
         next: u64,
+        nonce: &'a Nonce,
         at: Validity,
     ) -> Stmt<'a> {
         let [now, created_after] = alive_args(at);
@@ -469,6 +510,7 @@ impl Statements {
                 Arg::Text(name),
                 Arg::Bytes(value),
                 Arg::Int(version(next)),
+                Arg::Bytes(&nonce.0),
                 Arg::Bytes(key.as_bytes()),
                 now,
                 created_after,
@@ -500,6 +542,34 @@ impl Statements {
                 Arg::Text(name),
                 Arg::Int(version(expected)),
             ],
+        }
+    }
+
+    /// Whether the compare-and-set of field `name` that `nonce` wrote
+    /// with version `wrote` was applied (see the statement).
+    pub(crate) fn cas_landed<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        name: &'a str,
+        wrote: u64,
+        nonce: &'a Nonce,
+    ) -> Stmt<'a> {
+        Stmt {
+            sql: Cow::Borrowed(&self.cas_landed),
+            args: vec![
+                Arg::Bytes(&nonce.0),
+                Arg::Int(version(wrote)),
+                Arg::Bytes(key.as_bytes()),
+                Arg::Text(name),
+            ],
+        }
+    }
+
+    /// The primary key of the session under `key`, alive or not.
+    pub(crate) fn pk_of<'a>(&'a self, key: &'a StoreKey) -> Stmt<'a> {
+        Stmt {
+            sql: Cow::Borrowed(&self.pk_of),
+            args: vec![Arg::Bytes(key.as_bytes())],
         }
     }
 

@@ -146,6 +146,11 @@ sqlx_backend! {
     insert_returning: "",
     dialect_sql: crate::store::sql::shared_sql,
     version_type: "INTEGER",
+    writers_type: "BLOB",
+    // In-process: a reply is never lost, so only the last writer is kept
+    // (the column is there for the shared statements).
+    push_writer: "?",
+    has_writer: "f.writers = ?",
     schema: include_str!("schema.sql"),
     classify: classify,
 }

@@ -35,6 +35,9 @@ CREATE TABLE IF NOT EXISTS `session_fields` (
   `value` BLOB NOT NULL,
   -- Set only for `#[session(versioned)]` fields (compare-and-set).
   `version` INTEGER,
+  -- The random tags of the last writes of a versioned field (8 bytes each,
+  -- newest first): a write whose reply was lost recognises itself by its tag.
+  `writers` BLOB,
   PRIMARY KEY (`session_pk`, `name`)
 ) WITHOUT ROWID;
 
