@@ -55,7 +55,10 @@ pub enum SameSite {
 /// config.validate().unwrap();
 /// assert!(config.secure);
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Its `Debug` output masks the password in `url` (`mysql://user:***@…`);
+/// the keys are redacted by their own `Debug`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Which store: `mysql://user:pass@host/db`, `sqlite://path/sessions.db`
@@ -155,6 +158,71 @@ pub struct Config {
     /// altered) is an undecodable field (`on_decode_error`). Empty (the
     /// default): values are stored as encoded.
     pub encryption_keys: Vec<crate::sealing::EncryptionKey>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Destructured, so a new setting cannot be left out by accident.
+        let Config {
+            url,
+            cookie_name,
+            ttl,
+            max_lifetime,
+            touch_after,
+            rolling,
+            secure,
+            same_site,
+            domain,
+            path,
+            persistent,
+            create_tables,
+            table_prefix,
+            cleanup_interval,
+            cleanup_batch,
+            max_field_bytes,
+            max_session_bytes,
+            on_decode_error,
+            max_connections,
+            connect_timeout,
+            skip_on_server_error,
+            statement_timeout,
+            causal_reads,
+            memory_max_sessions,
+            signing_keys,
+            sign_with_secret_key,
+            encryption_keys,
+        } = self;
+        let url = url.as_deref().map(crate::store::open::redact);
+        f.debug_struct("Config")
+            .field("url", &url)
+            .field("cookie_name", cookie_name)
+            .field("ttl", ttl)
+            .field("max_lifetime", max_lifetime)
+            .field("touch_after", touch_after)
+            .field("rolling", rolling)
+            .field("secure", secure)
+            .field("same_site", same_site)
+            .field("domain", domain)
+            .field("path", path)
+            .field("persistent", persistent)
+            .field("create_tables", create_tables)
+            .field("table_prefix", table_prefix)
+            .field("cleanup_interval", cleanup_interval)
+            .field("cleanup_batch", cleanup_batch)
+            .field("max_field_bytes", max_field_bytes)
+            .field("max_session_bytes", max_session_bytes)
+            .field("on_decode_error", on_decode_error)
+            .field("max_connections", max_connections)
+            .field("connect_timeout", connect_timeout)
+            .field("skip_on_server_error", skip_on_server_error)
+            .field("statement_timeout", statement_timeout)
+            .field("causal_reads", causal_reads)
+            .field("memory_max_sessions", memory_max_sessions)
+            .field("signing_keys", signing_keys)
+            .field("sign_with_secret_key", sign_with_secret_key)
+            .field("encryption_keys", encryption_keys)
+            .finish()
+    }
 }
 
 impl Default for Config {

@@ -230,3 +230,72 @@ async fn session_methods_through_deref() {
     assert!(s.is_destroyed());
     assert!(format!("{s:?}").starts_with("ShopSession { state: SessionState"));
 }
+
+/// `needle` as `{:?}` prints it inside a byte list (`[104, 117, …]`
+/// without the brackets), to catch values leaked as raw bytes.
+fn as_debug_bytes(needle: &str) -> String {
+    let list = format!("{:?}", needle.as_bytes());
+    list[1..list.len() - 1].to_string()
+}
+
+/// Asserts that `secret` appears in `debug` neither as text nor as bytes.
+fn assert_hidden(debug: &str, secret: &str, what: &str) {
+    assert!(
+        !debug.contains(secret),
+        "{what}'s Debug shows {secret:?}: {debug}"
+    );
+    assert!(
+        !debug.contains(&as_debug_bytes(secret)),
+        "{what}'s Debug shows the bytes of {secret:?}: {debug}"
+    );
+}
+
+/// What lands in a log through `{:?}` never holds a secret: the session
+/// handle names its fields but shows no value (stored, loaded, written or
+/// flushed), the cookie action shows neither the token nor the cookie
+/// value, and the configuration hides the database password in its `url`.
+#[tokio::test]
+async fn debug_output_shows_no_value_token_or_password() {
+    let f = Fixture::new();
+    const STORED: &str = "stored-secret-sku";
+    const WRITTEN: &str = "written-secret-locale";
+
+    let mut s = f.open(None);
+    s.set_cart(vec![Item {
+        sku: STORED.into(),
+        qty: 1,
+    }]);
+    assert_hidden(&format!("{s:?}"), STORED, "a handle with a blind write");
+    assert_eq!(flush(&mut s).await.unwrap(), Outcome::Created);
+    assert_hidden(&format!("{s:?}"), STORED, "a flushed handle");
+    let action = s.state().request().take_cookie_action().unwrap();
+    let CookieAction::Set { token, value, .. } = &action else {
+        panic!("expected a Set-Cookie, got a removal");
+    };
+    let action_debug = format!("{action:?}");
+    assert_hidden(&action_debug, &token.to_cookie_value(), "CookieAction");
+    assert_hidden(&action_debug, value, "CookieAction");
+    assert!(action_debug.contains("max_age"), "{action_debug}");
+    let cookie = token.to_cookie_value();
+
+    let mut s = f.open(Some(&cookie));
+    assert_eq!(s.cart().await.unwrap()[0].sku, STORED);
+    *s.locale_mut().await.unwrap() = WRITTEN.into();
+    let debug = format!("{s:?}");
+    assert_hidden(&debug, STORED, "a handle with a loaded field");
+    assert_hidden(&debug, WRITTEN, "a handle with a changed field");
+    assert_hidden(&debug, &cookie, "a handle");
+    for name in ["user_id", "cart", "locale"] {
+        assert!(debug.contains(name), "the Debug names `{name}`: {debug}");
+    }
+    assert_eq!(flush(&mut s).await.unwrap(), Outcome::Saved);
+    assert_hidden(&format!("{s:?}"), WRITTEN, "a flushed handle");
+
+    let config = Config {
+        url: Some("mysql://app:hunter2-db-password@db:3306/app".into()),
+        ..Config::default()
+    };
+    let debug = format!("{config:?}");
+    assert_hidden(&debug, "hunter2-db-password", "Config");
+    assert!(debug.contains("mysql://app:***@db:3306/app"), "{debug}");
+}

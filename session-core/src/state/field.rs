@@ -36,11 +36,14 @@ impl<T> Default for Slot<T> {
     }
 }
 
+/// Never the value: `<redacted>` once it was decoded (or set) in this
+/// request, `<not decoded>` before.
 impl<T> fmt::Debug for Slot<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Slot")
-            .field("decoded", &self.value.get().is_some())
-            .finish()
+        f.write_str(match self.value.get() {
+            Some(_) => "<redacted>",
+            None => "<not decoded>",
+        })
     }
 }
 

@@ -83,7 +83,9 @@ pub(crate) enum Known<'a> {
 
 /// What a request did to one field beyond reading it. Allocated for all
 /// fields on the first write, so read-only requests allocate nothing here.
-#[derive(Debug, Clone)]
+/// No `Debug`: it holds the field's bytes (see `SessionState`'s, which
+/// shows only what changed).
+#[derive(Clone)]
 struct FieldState {
     change: Change,
     /// Bytes this request already stored, which supersede the loaded ones.
@@ -146,13 +148,35 @@ pub struct SessionState {
     unopened: std::sync::Mutex<Vec<usize>>,
 }
 
+/// Never a value: the request, whether the session was loaded, and what
+/// this request did to each field (by stored name), so a `{:?}` in a log
+/// cannot leak what a session holds.
 impl fmt::Debug for SessionState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SessionState")
             .field("request", &self.request)
             .field("loaded", &self.record.initialized())
-            .field("fields", &self.fields)
+            .field("fields", &FieldChanges(self))
             .finish_non_exhaustive()
+    }
+}
+
+/// A state's fields in its `Debug` output: each stored name with its
+/// change marker, never its bytes.
+struct FieldChanges<'a>(&'a SessionState);
+
+impl fmt::Debug for FieldChanges<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.0;
+        f.debug_map()
+            .entries(
+                state
+                    .schema
+                    .iter()
+                    .enumerate()
+                    .map(|(index, field)| (field.name, state.change(index))),
+            )
+            .finish()
     }
 }
 

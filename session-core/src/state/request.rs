@@ -63,7 +63,10 @@ pub(crate) struct Times {
 }
 
 /// The cookie a response must carry after the flush.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its `Debug` output shows neither the token nor the cookie value: either
+/// one lets whoever reads a log take over the session.
+#[derive(Clone, PartialEq, Eq)]
 pub enum CookieAction {
     /// Set the cookie to `value`.
     Set {
@@ -79,6 +82,24 @@ pub enum CookieAction {
     },
     /// Remove the cookie: this request destroyed the session.
     Remove,
+}
+
+impl fmt::Debug for CookieAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CookieAction::Set {
+                token,
+                value: _,
+                max_age,
+            } => f
+                .debug_struct("Set")
+                .field("token", token)
+                .field("value", &format_args!("<redacted>"))
+                .field("max_age", max_age)
+                .finish(),
+            CookieAction::Remove => f.write_str("Remove"),
+        }
+    }
 }
 
 /// The cookie a request's flushes have asked for so far.
