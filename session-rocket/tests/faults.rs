@@ -6,94 +6,16 @@
 //! and forward nothing (a server that stopped answering), and heal.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rocket::{get, post, routes};
 use session_rocket::store::mysql::MySqlStore;
 use session_rocket::{Config, Session, SessionError, Sessions, Token};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::AbortHandle;
 
 mod support;
+use support::proxy::{self, Proxy, Wire, BLACK_HOLE, PASS, REFUSE};
 use support::{http, launch};
-
-const PASS: u8 = 0;
-const REFUSE: u8 = 1;
-const BLACK_HOLE: u8 = 2;
-
-/// A TCP proxy to the database whose behaviour the test switches.
-struct Proxy {
-    addr: SocketAddr,
-    mode: Arc<AtomicU8>,
-    links: Arc<Mutex<Vec<AbortHandle>>>,
-}
-
-/// Forwards bytes one way; in black-hole mode it swallows them instead, so
-/// live connections stop answering without closing.
-async fn pump(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    mode: Arc<AtomicU8>,
-) {
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        if mode.load(Ordering::SeqCst) == BLACK_HOLE {
-            continue;
-        }
-        if to.write_all(&buf[..n]).await.is_err() {
-            return;
-        }
-    }
-}
-
-impl Proxy {
-    async fn start(upstream: SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let mode = Arc::new(AtomicU8::new(PASS));
-        let links: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
-        let (m, l) = (mode.clone(), links.clone());
-        tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                if m.load(Ordering::SeqCst) == REFUSE {
-                    continue; // dropping the socket closes it
-                }
-                let m = m.clone();
-                let task = tokio::spawn(async move {
-                    let Ok(server) = TcpStream::connect(upstream).await else {
-                        return;
-                    };
-                    let (client_read, client_write) = client.into_split();
-                    let (server_read, server_write) = server.into_split();
-                    let up = tokio::spawn(pump(client_read, server_write, m.clone()));
-                    let down = pump(server_read, client_write, m).await;
-                    up.abort();
-                    let () = down;
-                });
-                l.lock().unwrap().push(task.abort_handle());
-            }
-        });
-        Proxy { addr, mode, links }
-    }
-
-    /// Drops every connection, as a server restart does.
-    fn cut(&self) {
-        for link in self.links.lock().unwrap().drain(..) {
-            link.abort();
-        }
-    }
-
-    fn set(&self, mode: u8) {
-        self.mode.store(mode, Ordering::SeqCst);
-    }
-}
 
 #[derive(Session)]
 struct Counter {
@@ -152,33 +74,8 @@ fn count(statuses: &[u16], status: u16) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outages_cost_a_short_503_and_heal_alone() {
     let url = std::env::var("DATABASE_URL").expect("DATABASE_URL names the MySQL server");
-    let upstream = {
-        use std::net::ToSocketAddrs;
-        let rest = url.split_once("://").unwrap().1;
-        let host = rest
-            .rsplit_once('@')
-            .map_or(rest, |(_, r)| r)
-            .split('/')
-            .next()
-            .unwrap();
-        let host = if host.contains(':') {
-            host.to_string()
-        } else {
-            format!("{host}:3306")
-        };
-        host.to_socket_addrs().unwrap().next().unwrap()
-    };
-    let proxy = Proxy::start(upstream).await;
-    let through = {
-        let (scheme, rest) = url.split_once("://").unwrap();
-        let (auth, rest) = rest.rsplit_once('@').map_or(("", rest), |(a, r)| (a, r));
-        let path = rest.find('/').map_or("", |i| &rest[i..]);
-        format!(
-            "{scheme}://{auth}{}{}{path}",
-            if auth.is_empty() { "" } else { "@" },
-            proxy.addr
-        )
-    };
+    let proxy = Proxy::start(proxy::upstream(&url, 3306), Wire::MySql).await;
+    let through = proxy.url(&url);
     let prefix = support::unique("f");
     let config = Config {
         table_prefix: prefix,
