@@ -35,7 +35,10 @@ const NAME: &str = "Sessions";
 ///   a 503 (store unreachable) or 500, and the cause is logged; if a
 ///   concurrent request ended the session (a logout in another tab) and this
 ///   request's changes were dropped, it becomes a 409. The client is never
-///   told a change worked when it did not.
+///   told a change worked when it did not; and the response still carries
+///   the cookie of what the request did commit before the failure (a
+///   `save()` after `regenerate()` moved the session to a new token: the
+///   browser gets that token, so the login is not lost with the error).
 /// - **Shutdown**: stops the cleanup task, lets requests in flight finish
 ///   their save (within Rocket's shutdown grace), then closes the store's
 ///   own connections.
@@ -210,9 +213,7 @@ impl Fairing for Sessions {
                 )
             };
             replace_body(res, status, body);
-            return;
-        }
-        if finished.interrupted {
+        } else if finished.interrupted {
             rocket::warn!(
                 "the session ended while this request ran (a concurrent logout, expiry or \
                  regenerate); its changes were not saved"
@@ -222,8 +223,11 @@ impl Fairing for Sessions {
                 Status::Conflict,
                 "the session ended while this request ran; its changes were not saved",
             );
-            return;
         }
+        // The cookie of what this request committed, even when a later
+        // write failed: after `regenerate(); save()`, the session lives
+        // under the new token only, and a response without its cookie
+        // would leave the browser with a token that reads nothing.
         if let Some(action) = &finished.cookie {
             res.adjoin_header(cookie::render(state.manager(), action));
         }

@@ -30,8 +30,13 @@ pub(crate) enum Target {
     /// this request (otherwise this is a blind write to the cookie's key).
     Existing { key: StoreKey, verified: bool },
     /// An existing session moves to a fresh token, with this request's
-    /// changes, in one transaction.
-    Rekey { from: StoreKey, to: Token },
+    /// changes, in one transaction; `verified` when it was seen alive in
+    /// this request.
+    Rekey {
+        from: StoreKey,
+        to: Token,
+        verified: bool,
+    },
 }
 
 /// Exactly what a flush will send.
@@ -105,9 +110,10 @@ impl SessionState {
                 key: *key,
                 verified: true,
             },
-            Stage::Moving { from, to, .. } => Target::Rekey {
+            Stage::Moving { from, to, verified } => Target::Rekey {
                 from: *from,
                 to: to.clone(),
+                verified: *verified,
             },
         };
         let mut plan = FlushPlan {
@@ -279,7 +285,7 @@ impl SessionState {
                     Saved::Conflict => Err(self.conflict(&plan)),
                 }
             }
-            Target::Rekey { from, to } => {
+            Target::Rekey { from, to, verified } => {
                 plan.changes.rename = Some(Rename {
                     to: to.store_key(),
                     previous_until: at.now.saturating_add(PREVIOUS_KEY_GRACE),
@@ -302,11 +308,23 @@ impl SessionState {
                         self.set_cookie(to, expires_at);
                         Ok(Outcome::Saved)
                     }
-                    // The old session is gone: what this request wrote
-                    // becomes a new session under the fresh token.
-                    Saved::Gone | Saved::Moved => {
+                    // The cookie named no session (unknown, expired) and
+                    // this request never saw one: what it wrote becomes a
+                    // new session under the fresh token, a login with a
+                    // stale cookie.
+                    Saved::Gone if !verified => {
                         self.request.life().stage = Stage::Absent;
                         self.create(&plan, Some(to)).await
+                    }
+                    // The session this request saw ended meanwhile (a
+                    // logout, "log out everywhere"), or a concurrent
+                    // regenerate moved it (a login sent twice): a
+                    // regenerate neither undoes a logout nor starts a
+                    // session beside the one the other login made. Its
+                    // changes are dropped (409), as any request's are.
+                    Saved::Gone | Saved::Moved => {
+                        self.request.life().stage = Stage::Ended;
+                        Ok(self.dropped(&plan))
                     }
                     Saved::Conflict => Err(self.conflict(&plan)),
                 }
