@@ -254,7 +254,9 @@ fn accessors(field: &Field, index: usize, codec: &TokenStream, data: &Ident) -> 
              conflict the field is reloaded and `change` runs again on the fresh value, so \
              **`change` may run more than once**: keep it free of side effects. Returns what \
              the last run of `change` returned.\n\nIt starts from the stored value: a change \
-             made with `{get_mut}()` earlier in the request is replaced.\n\n# Errors\n\n\
+             made with `{get_mut}()` earlier in the request is replaced. After `clear()` in \
+             the same request it starts from the default and is written with the clear when \
+             the request is saved.\n\n# Errors\n\n\
              A store error; a conflict error (409) when the field kept changing through every \
              retry; an interrupted error (409) when the session ended meanwhile.",
         );

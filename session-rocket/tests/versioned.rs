@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use rocket::tokio::sync::Barrier;
 use rocket::{get, post, routes, State};
+use session_rocket::store::memory::MemoryStore;
 use session_rocket::store::SessionStore;
 use session_rocket::{Session, SessionError, Sessions};
 
@@ -71,11 +72,29 @@ async fn plain(
     Ok("ok".into())
 }
 
+/// `clear()`, then `update_visits` in the same request (with `read`,
+/// after the session was read): the update starts from the cleared
+/// field's default.
+#[post("/reset?<read>")]
+async fn reset(mut s: Session<Visits>, read: bool) -> Result<String, SessionError> {
+    if read {
+        s.visits().await?;
+    }
+    s.clear();
+    let after = s
+        .update_visits(|v| {
+            *v += 5;
+            *v
+        })
+        .await?;
+    Ok(after.to_string())
+}
+
 async fn app(store: Arc<dyn SessionStore>) -> SocketAddr {
     let rocket = rocket::custom(figment())
         .attach(Sessions::with_shared_store(store))
         .manage(Gate(Barrier::new(2)))
-        .mount("/", routes![login, hit, show, plain]);
+        .mount("/", routes![login, hit, show, plain, reset]);
     launch(rocket).await.0
 }
 
@@ -158,6 +177,39 @@ async fn two_plain_writes_of_a_versioned_field_conflict(store: Arc<dyn SessionSt
             "the stored session is the saved request's, whole"
         );
     }
+}
+
+/// `clear()` then `update_visits(|v| *v += 5)` in one request, with the
+/// session read first or not: the handler sees 5, the next request reads
+/// 5 (from the default 0, not the 3 stored before) and every other field
+/// cleared, and later updates go on from there.
+async fn update_after_clear_starts_from_the_default(store: Arc<dyn SessionStore>) {
+    let app = app(store).await;
+    for read in [false, true] {
+        let cookie = new_session(app, Some(3)).await;
+        let (status, _, body) =
+            http(app, "POST", &format!("/reset?read={read}"), Some(&cookie)).await;
+        assert_eq!((status, body.as_str()), (200, "5"), "read first: {read}");
+        let (_, _, shown) = http(app, "GET", "/show", Some(&cookie)).await;
+        assert_eq!(
+            shown, "5 ",
+            "read first: {read}: 5 from the default, `note` cleared"
+        );
+        let (status, _, body) = http(app, "POST", "/hit", Some(&cookie)).await;
+        assert_eq!((status, body.as_str()), (200, "6"), "read first: {read}");
+        let (_, _, shown) = http(app, "GET", "/show", Some(&cookie)).await;
+        assert_eq!(shown, "6 ", "read first: {read}");
+    }
+}
+
+#[rocket::async_test]
+async fn update_after_clear_starts_from_the_default_on_mysql() {
+    update_after_clear_starts_from_the_default(support::mysql().await).await;
+}
+
+#[rocket::async_test]
+async fn update_after_clear_starts_from_the_default_in_memory() {
+    update_after_clear_starts_from_the_default(Arc::new(MemoryStore::new())).await;
 }
 
 #[rocket::async_test]

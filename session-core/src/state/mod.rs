@@ -104,6 +104,10 @@ struct FieldState {
     /// (after its own write or a reload), which supersedes the loaded one;
     /// the inner `None`: absent.
     version: Option<Option<u64>>,
+    /// Reset by a `clear()` that is not stored yet: the save that stores
+    /// the clear deletes every field and version first, so a write of this
+    /// field in that save depends on no version (see `version`).
+    cleared: bool,
 }
 
 const CLEAN: FieldState = FieldState {
@@ -113,6 +117,7 @@ const CLEAN: FieldState = FieldState {
     undecodable: false,
     epoch: 0,
     version: None,
+    cleared: false,
 };
 
 /// One deferred field's own load: unset until used; `None` when absent.
@@ -289,6 +294,7 @@ impl SessionState {
         self.forget();
         for index in 0..self.schema.len() {
             self.set_written(index, None);
+            self.field_mut(index).cleared = true;
         }
     }
 
@@ -455,10 +461,16 @@ impl SessionState {
 
     /// Field `index`'s stored version as far as this request knows:
     /// `Some(None)` absent, `Some(Some(v))` present at version `v`; `None`
-    /// when not loaded yet.
+    /// when not loaded yet, and for a field reset by a `clear()` not stored
+    /// yet: the save that stores the clear writes it after deleting every
+    /// field, whatever version it had, so the write expects none.
     pub(crate) fn version(&self, index: usize) -> Option<Option<u64>> {
-        if let Some(version) = self.fields.get(index).and_then(|f| f.version) {
+        let field = self.fields.get(index);
+        if let Some(version) = field.and_then(|f| f.version) {
             return Some(version);
+        }
+        if field.is_some_and(|f| f.cleared) && self.request.life().clear {
+            return None;
         }
         match self.known(index) {
             Known::Unknown => None,
@@ -587,6 +599,7 @@ impl SessionState {
         field.written = Some(bytes);
         field.baseline = None;
         field.undecodable = false;
+        field.cleared = false;
     }
 
     /// Whether any field was written or removed in this request.

@@ -34,7 +34,10 @@ impl SessionState {
     ///
     /// Outside a live session (none yet, a regenerate pending), there is no
     /// one to race: the change is made in memory and written by the flush,
-    /// which checks the version.
+    /// which checks the version. After a `clear()` in this request, too:
+    /// the save that stores the clear deletes every field first, so a
+    /// write made now would be lost; the change starts from the cleared
+    /// field's default and goes with the clear.
     pub(crate) async fn update<C: Codec, T: Storable, R>(
         &mut self,
         index: usize,
@@ -50,6 +53,7 @@ impl SessionState {
             Stage::Ended => return Err(Error::Interrupted),
             _ => None,
         };
+        let key = key.filter(|_| !self.request.life().clear);
         let Some(key) = key else {
             let (mut value, _) = self.decode::<C, T>(index, default).await?;
             let out = change(&mut value);
