@@ -117,7 +117,12 @@ pub struct Config {
     /// Seconds to wait for a pooled connection before the request fails with
     /// 503. Default 5.
     pub connect_timeout: u64,
-    /// Do not persist changes made by a request whose response is a 5xx.
+    /// Do not persist changes made by a request whose response is a 5xx
+    /// (the handler's own or a catcher's). A 4xx the handler returns
+    /// itself (a 409, a 403) is a handled answer and does persist its
+    /// changes: return a 5xx or skip the writes if that is not wanted.
+    /// What the handler already stored itself (`update_x`, `save()`,
+    /// `destroy()`, `start_over()`) stays stored whatever the answer.
     /// Default `true`.
     pub skip_on_server_error: bool,
     /// Seconds one statement (or one write transaction) may take before the

@@ -148,7 +148,7 @@
 //! | `max_connections` | `10` | SQL pool size |
 //! | `connect_timeout` | `5` | seconds to wait for a connection before answering 503 |
 //! | `statement_timeout` | `5` | seconds a statement may take before answering 503; `0` = no limit |
-//! | `skip_on_server_error` | `true` | persist nothing for a 5xx response |
+//! | `skip_on_server_error` | `true` | persist nothing for a 5xx answer; a 4xx the handler returns itself (a `409`, a `403`) persists its changes (return a 5xx or skip the writes if that is not wanted); what the handler stored itself (`update_x`, `save()`, `destroy()`) stays stored |
 //! | `causal_reads` | `true` | on a Galera node (detected at connect), every store statement first waits for writes committed on other nodes (`wsrep_sync_wait = 7`) |
 //! | `memory_max_sessions` | `100000` | memory store cap: dead sessions go first, then new ones get a 503; live ones are never evicted |
 //! | `signing_keys` | `[]` | HMAC-SHA256 keys (base64, at least 32 bytes) signing the cookie: the first signs, all verify; an unsigned or forged cookie is no cookie and costs no statement |
