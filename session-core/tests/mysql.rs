@@ -350,3 +350,62 @@ async fn limits_beyond_max_allowed_packet_are_refused_at_launch() {
     store.prepare(&fine).await.unwrap();
     teardown(&store).await;
 }
+
+/// A write that waits past `statement_timeout` (here on a row lock another
+/// connection holds) answers unavailable, and the server ends it too: when
+/// the lock goes, nothing of it commits. (The store's own wait alone would
+/// close its connection and leave the statement waiting on the server,
+/// to commit after the request answered 503.)
+#[tokio::test]
+async fn a_write_past_the_statement_timeout_is_ended_by_the_server() {
+    use session_core::store::{Changes, SessionStore, Validity};
+    use sqlx::Executor as _;
+
+    let config = Config {
+        table_prefix: session_core::testing::unique_prefix("t"),
+        statement_timeout: 1,
+        ..Config::default()
+    };
+    let store = MySqlStore::connect(&url(), &config).await.unwrap();
+    store.create_tables().await.unwrap();
+    let prefix = store.table_names().prefix().to_string();
+    let key = Token::generate().unwrap().store_key();
+    let t = session_core::now();
+    assert!(store
+        .create(&key, minute_session(t), &[("a", b"1".to_vec())])
+        .await
+        .unwrap());
+
+    let mut holder = raw_connection().await;
+    holder.execute("BEGIN").await.unwrap();
+    holder
+        .execute(
+            format!("UPDATE `{prefix}session_fields` SET value = 'held' WHERE name = 'a'").as_str(),
+        )
+        .await
+        .unwrap();
+    let at = Validity {
+        now: t,
+        created_after: t - 3600,
+    };
+    let changes = Changes {
+        upsert: vec![("a", b"2".to_vec())],
+        upsert_existing: true,
+        ..Changes::default()
+    };
+    let started = std::time::Instant::now();
+    let saved = store.save(&key, &changes, at).await;
+    assert!(
+        matches!(saved, Err(ref e) if e.is_unavailable()),
+        "{saved:?}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    // Past the store's wait: the store's statement would still be queued
+    // behind the lock now, had the server not ended it.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    holder.execute("ROLLBACK").await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let record = store.load(&key, &[], at).await.unwrap().unwrap();
+    assert_eq!(record.fields, vec![("a".to_string(), b"1".to_vec())]);
+    teardown(&store).await;
+}

@@ -52,3 +52,67 @@ async fn tables_are_created_once_and_checked() {
     assert!(store.schema_sql().contains("BYTEA"));
     teardown(&store).await;
 }
+
+/// A write that waits past `statement_timeout` (here on a row lock another
+/// connection holds) answers unavailable, and the server cancels it too
+/// (`lock_timeout`, `statement_timeout`): when the lock goes, nothing of
+/// it commits.
+#[tokio::test]
+async fn a_write_past_the_statement_timeout_is_ended_by_the_server() {
+    use session_core::store::{Changes, NewSession, SessionStore, Validity};
+    use session_core::Token;
+    use sqlx::{Connection as _, Executor as _};
+
+    let config = Config {
+        table_prefix: unique_prefix("t"),
+        statement_timeout: 1,
+        ..Config::default()
+    };
+    let store = PgStore::connect(&url(), &config).await.unwrap();
+    store.create_tables().await.unwrap();
+    let prefix = store.table_names().prefix().to_string();
+    let key = Token::generate().unwrap().store_key();
+    let t = session_core::now();
+    let session = NewSession {
+        created_at: t,
+        expires_at: t + 60,
+        idle_timeout: 60,
+        persistent: None,
+    };
+    assert!(store
+        .create(&key, session, &[("a", b"1".to_vec())])
+        .await
+        .unwrap());
+
+    let mut holder = sqlx::PgConnection::connect(&url()).await.unwrap();
+    holder.execute("BEGIN").await.unwrap();
+    holder
+        .execute(
+            format!("UPDATE \"{prefix}session_fields\" SET value = 'held'::bytea WHERE name = 'a'")
+                .as_str(),
+        )
+        .await
+        .unwrap();
+    let at = Validity {
+        now: t,
+        created_after: t - 3600,
+    };
+    let changes = Changes {
+        upsert: vec![("a", b"2".to_vec())],
+        upsert_existing: true,
+        ..Changes::default()
+    };
+    let started = std::time::Instant::now();
+    let saved = store.save(&key, &changes, at).await;
+    assert!(
+        matches!(saved, Err(ref e) if e.is_unavailable()),
+        "{saved:?}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    holder.execute("ROLLBACK").await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let record = store.load(&key, &[], at).await.unwrap().unwrap();
+    assert_eq!(record.fields, vec![("a".to_string(), b"1".to_vec())]);
+    teardown(&store).await;
+}

@@ -18,7 +18,7 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlDatabaseError, MySq
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::store::sql::pool::ConnPool;
-use crate::store::sql::{sqlx_backend, Conns, ErrorClass, SqlStore};
+use crate::store::sql::{is_timeout, sqlx_backend, Conns, ErrorClass, SqlStore};
 
 /// MySQL error numbers the store reacts to.
 mod codes {
@@ -39,6 +39,9 @@ mod codes {
     pub const NO_QUORUM: u16 = 1047;
     /// `ER_QUERY_INTERRUPTED`.
     pub const QUERY_INTERRUPTED: u16 = 1317;
+    /// `ER_STATEMENT_TIMEOUT` (MariaDB): `max_statement_time` ended the
+    /// statement, which the server rolled back.
+    pub const STATEMENT_TIMEOUT: u16 = 1969;
     /// `ER_OPTION_PREVENTS_STATEMENT`: `--read-only` (a replica, a node
     /// being failed over).
     pub const READ_ONLY_OPTION: u16 = 1290;
@@ -93,17 +96,25 @@ impl SqlStore<MySqlBackend> {
             .parse()
             .map_err(|e| Error::config(format!("invalid MySQL `url`: {e}")))?;
         let pool = ConnPool::<MySqlConnection>::open(options, config).await?;
-        if config.causal_reads && is_galera(&pool).await? {
+        let server = Server::of(&pool).await?;
+        let causal = config.causal_reads && server.galera;
+        if causal {
             tracing::info!(
                 "the session store's server is a Galera cluster node: its statements wait for \
-                 writes committed on other nodes first (`{SET_SYNC_WAIT}`)"
+                 writes committed on other nodes first (`wsrep_sync_wait = 7`)"
             );
-            pool.set_init(Box::new(|conn| {
+        }
+        if let Some(set) = session_settings(config.statement_timeout(), server.mariadb, causal) {
+            pool.set_init(Box::new(move |conn| {
+                let set = set.clone();
                 Box::pin(async move {
                     use sqlx::Executor as _;
-                    conn.execute(SET_SYNC_WAIT).await.map(drop)
+                    conn.execute(set.as_str()).await.map(drop)
                 })
             }));
+            // The connection that answered the questions above predates
+            // the settings.
+            pool.purge_idle();
         }
         SqlStore::from_backend(MySqlBackend {
             conns: Conns::Own(pool),
@@ -113,30 +124,77 @@ impl SqlStore<MySqlBackend> {
     }
 }
 
-/// `wsrep_sync_wait` on a Galera node: 1 (reads) | 2 (updates, deletes) |
-/// 4 (inserts). The store's writes read too (the upsert's `SELECT` checks
-/// the session is alive, a destroy finds it by its hash), so all three:
-/// with reads alone, a write on one node could miss a session created on
-/// another a moment before and start a new one.
-const SET_SYNC_WAIT: &str = "SET SESSION wsrep_sync_wait = 7";
+/// What the store needs to know of the server it connected to.
+struct Server {
+    /// A Galera cluster node (`wsrep_on = ON`; MySQL has no such variable,
+    /// a plain MariaDB has it `OFF`).
+    galera: bool,
+    /// MariaDB (`max_statement_time`), not MySQL.
+    mariadb: bool,
+}
 
-/// Whether the server is a Galera cluster node (`wsrep_on = ON`; MySQL
-/// has no such variable, a plain MariaDB has it `OFF`).
-async fn is_galera(pool: &ConnPool<MySqlConnection>) -> Result<bool> {
-    let mut conn = pool
-        .acquire()
-        .await
-        .map_err(|e| Error::Unavailable(Box::new(e)))?;
-    let row: Option<(String, String)> = sqlx::query_as("SHOW VARIABLES LIKE 'wsrep_on'")
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(|e| Error::Backend(Box::new(e)))?;
-    conn.finish();
-    Ok(row.is_some_and(|(_, value)| value.eq_ignore_ascii_case("ON")))
+impl Server {
+    async fn of(pool: &ConnPool<MySqlConnection>) -> Result<Server> {
+        let mut conn = pool
+            .acquire()
+            .await
+            .map_err(|e| Error::Unavailable(Box::new(e)))?;
+        let version: (String,) = sqlx::query_as("SELECT VERSION()")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(|e| Error::Backend(Box::new(e)))?;
+        let wsrep: Option<(String, String)> = sqlx::query_as("SHOW VARIABLES LIKE 'wsrep_on'")
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(|e| Error::Backend(Box::new(e)))?;
+        conn.finish();
+        Ok(Server {
+            galera: wsrep.is_some_and(|(_, value)| value.eq_ignore_ascii_case("ON")),
+            mariadb: version.0.to_ascii_lowercase().contains("mariadb"),
+        })
+    }
+}
+
+/// The `SET SESSION` every connection of the store runs once, if any:
+/// - the statement timeout as the server's own limit, so that a write the
+///   store stopped waiting for is ended by the server too, not committed
+///   after the request answered 503: `innodb_lock_wait_timeout` (whole
+///   seconds, rounded up; MySQL and MariaDB) bounds lock waits, and on
+///   MariaDB `max_statement_time` bounds any statement (MySQL's
+///   `max_execution_time` covers `SELECT` only);
+/// - on a Galera node, `wsrep_sync_wait = 7`: reads (1), updates and
+///   deletes (2) and inserts (4) wait for writes committed on other nodes.
+///   The store's writes read too (the upsert's `SELECT` checks the session
+///   is alive, a destroy finds it by its hash), so all three: with reads
+///   alone, a write on one node could miss a session created on another a
+///   moment before and start a new one.
+fn session_settings(
+    timeout: Option<std::time::Duration>,
+    mariadb: bool,
+    galera: bool,
+) -> Option<String> {
+    let mut set = Vec::new();
+    if let Some(timeout) = timeout {
+        let secs = timeout.as_secs_f64();
+        set.push(format!(
+            "innodb_lock_wait_timeout = {}",
+            secs.ceil().max(1.0)
+        ));
+        if mariadb {
+            set.push(format!("max_statement_time = {secs:.3}"));
+        }
+    }
+    if galera {
+        set.push("wsrep_sync_wait = 7".to_string());
+    }
+    (!set.is_empty()).then(|| format!("SET SESSION {}", set.join(", ")))
 }
 
 fn classify(error: &sqlx::Error) -> ErrorClass {
     match error {
+        // The store's own wait ran out: the server may still be running
+        // the write (until its own limit), so it is not replayed.
+        e if is_timeout(e) => ErrorClass::Unavailable,
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::WorkerCrashed
@@ -159,6 +217,7 @@ fn classify(error: &sqlx::Error) -> ErrorClass {
                     codes::TOO_MANY_CONNECTIONS
                     | codes::NO_QUORUM
                     | codes::QUERY_INTERRUPTED
+                    | codes::STATEMENT_TIMEOUT
                     | codes::READ_ONLY_OPTION
                     | codes::READ_ONLY_MODE,
                 ) => ErrorClass::Unavailable,

@@ -25,7 +25,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::store::sql::pool::ConnPool;
-use crate::store::sql::{sqlx_backend, Conns, ErrorClass, SqlStore};
+use crate::store::sql::{is_timeout, sqlx_backend, Conns, ErrorClass, SqlStore};
 
 /// The session store on PostgreSQL.
 pub type PgStore = SqlStore<PgBackend>;
@@ -55,9 +55,17 @@ impl SqlStore<PgBackend> {
     /// [`Error::Unavailable`] when the server cannot be reached;
     /// [`Error::Config`] for a bad URL or prefix.
     pub async fn connect(url: &str, config: &Config) -> Result<Self> {
-        let options: PgConnectOptions = url
+        let mut options: PgConnectOptions = url
             .parse()
             .map_err(|e| Error::config(format!("invalid PostgreSQL `url`: {e}")))?;
+        // The statement timeout as the server's own limit, sent with the
+        // connection's startup (no extra round trip): a write the store
+        // stopped waiting for is cancelled and rolled back by the server,
+        // never committed after the request answered 503.
+        if let Some(timeout) = config.statement_timeout() {
+            let ms = timeout.as_millis().to_string();
+            options = options.options([("statement_timeout", &ms), ("lock_timeout", &ms)]);
+        }
         let pool = ConnPool::<PgConnection>::open(options, config).await?;
         SqlStore::from_backend(PgBackend {
             conns: Conns::Own(pool),
@@ -89,6 +97,9 @@ fn dialect_sql(sql: &str) -> Cow<'_, str> {
 
 fn classify(error: &sqlx::Error) -> ErrorClass {
     match error {
+        // The store's own wait ran out: the server may still be running
+        // the write (until its own limit), so it is not replayed.
+        e if is_timeout(e) => ErrorClass::Unavailable,
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::WorkerCrashed

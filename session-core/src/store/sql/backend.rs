@@ -2,6 +2,7 @@
 //! [`SqlStore`](super::SqlStore) to run on it.
 
 use std::fmt;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -59,6 +60,26 @@ pub enum ErrorClass {
     Gone,
     /// Anything else: 500.
     Other,
+}
+
+/// The error of a call that outlived its `limit` (see
+/// [`Backend::execute`]): an I/O error of kind `TimedOut`, which every
+/// dialect classifies as [`ErrorClass::Unavailable`], never as a lost
+/// connection to replay on: the server may still be running the write
+/// until its own time limit ends it.
+pub(crate) fn timed_out(limit: Duration) -> sqlx::Error {
+    sqlx::Error::Io(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!(
+            "the session store did not answer within {} ms",
+            limit.as_millis()
+        ),
+    ))
+}
+
+/// Whether `error` is [`timed_out`]'s.
+pub(crate) fn is_timeout(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Io(e) if e.kind() == std::io::ErrorKind::TimedOut)
 }
 
 /// A rows-affected count per statement, or `None` when the batch stopped
@@ -135,12 +156,20 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
     /// transaction. If any of the first `must_match` statements affects no
     /// row, the transaction is rolled back and `None` returned. A failed
     /// transaction is rolled back before the connection is reused.
-    async fn execute(&self, stmts: &[Stmt<'_>], must_match: usize)
-        -> Result<Affected, sqlx::Error>;
+    ///
+    /// `limit` bounds the wait for the server once a connection is held
+    /// (not the wait for one): past it, the connection is closed and the
+    /// call fails with an I/O error of kind `TimedOut`.
+    async fn execute(
+        &self,
+        stmts: &[Stmt<'_>],
+        must_match: usize,
+        limit: Option<Duration>,
+    ) -> Result<Affected, sqlx::Error>;
 
     /// Runs one `INSERT` in autocommit and returns the new row's
-    /// auto-increment key.
-    async fn insert(&self, stmt: &Stmt<'_>) -> Result<i64, sqlx::Error>;
+    /// auto-increment key; `limit` as for [`execute`](Self::execute).
+    async fn insert(&self, stmt: &Stmt<'_>, limit: Option<Duration>) -> Result<i64, sqlx::Error>;
 
     /// The rows of the load query.
     async fn fetch_session(&self, stmt: &Stmt<'_>) -> Result<Vec<SessionRow>, sqlx::Error>;

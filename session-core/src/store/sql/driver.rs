@@ -90,6 +90,21 @@ macro_rules! sqlx_backend {
             }
         }
 
+        /// `work` within `limit`; past it, [`timed_out`](crate::store::sql::timed_out)
+        /// (dropping `work` closes nothing: the caller discards the
+        /// connection it was using).
+        async fn limited<T>(
+            limit: Option<std::time::Duration>,
+            work: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+        ) -> Result<T, sqlx::Error> {
+            match limit {
+                None => work.await,
+                Some(limit) => tokio::time::timeout(limit, work)
+                    .await
+                    .unwrap_or_else(|_| Err($crate::store::sql::timed_out(limit))),
+            }
+        }
+
         /// The statement's arguments bound to `sql`, its text in the
         /// dialect (see `dialect_sql`).
         fn bind<'q>(sql: &'q str, stmt: &'q $crate::store::sql::Stmt<'q>) -> Query<'q> {
@@ -169,13 +184,17 @@ macro_rules! sqlx_backend {
                 &self,
                 stmts: &[$crate::store::sql::Stmt<'_>],
                 must_match: usize,
+                limit: Option<std::time::Duration>,
             ) -> Result<$crate::store::sql::Affected, sqlx::Error> {
                 let mut lease = self.lease().await?;
-                let result = if stmts.len() == 1 {
-                    run_all(&mut lease, stmts, must_match).await
-                } else {
-                    transaction(&mut lease, stmts, must_match).await
+                let work = async {
+                    if stmts.len() == 1 {
+                        run_all(&mut lease, stmts, must_match).await
+                    } else {
+                        transaction(&mut lease, stmts, must_match).await
+                    }
                 };
+                let result = limited(limit, work).await;
                 Self::check(&mut lease, &result);
                 result
             }
@@ -183,18 +202,24 @@ macro_rules! sqlx_backend {
             async fn insert(
                 &self,
                 stmt: &$crate::store::sql::Stmt<'_>,
+                limit: Option<std::time::Duration>,
             ) -> Result<i64, sqlx::Error> {
                 use sqlx::Row as _;
                 let sql = $dialect_sql(&stmt.sql);
                 let mut lease = self.lease().await?;
-                if $insert_returning.is_empty() {
-                    let result = bind(&sql, stmt).execute(&mut *lease).await;
-                    Self::check(&mut lease, &result);
-                    return Ok(($last_insert_id)(&result?));
-                }
-                let result = bind(&sql, stmt).fetch_one(&mut *lease).await;
+                let work = async {
+                    if $insert_returning.is_empty() {
+                        let done = bind(&sql, stmt).execute(&mut *lease).await?;
+                        return Ok(($last_insert_id)(&done));
+                    }
+                    bind(&sql, stmt)
+                        .fetch_one(&mut *lease)
+                        .await?
+                        .try_get::<i64, _>(0)
+                };
+                let result = limited(limit, work).await;
                 Self::check(&mut lease, &result);
-                result?.try_get::<i64, _>(0)
+                result
             }
 
             async fn fetch_session(

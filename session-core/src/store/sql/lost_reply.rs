@@ -9,6 +9,7 @@
 //! store that replays such a write blindly.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -66,12 +67,16 @@ impl<B: Backend> Backend for LoseReply<B> {
         &self,
         stmts: &[Stmt<'_>],
         must_match: usize,
+        limit: Option<Duration>,
     ) -> Result<Affected, sqlx::Error> {
-        Self::lost(&self.armed, self.inner.execute(stmts, must_match).await)
+        Self::lost(
+            &self.armed,
+            self.inner.execute(stmts, must_match, limit).await,
+        )
     }
 
-    async fn insert(&self, stmt: &Stmt<'_>) -> Result<i64, sqlx::Error> {
-        Self::lost(&self.armed_inserts, self.inner.insert(stmt).await)
+    async fn insert(&self, stmt: &Stmt<'_>, limit: Option<Duration>) -> Result<i64, sqlx::Error> {
+        Self::lost(&self.armed_inserts, self.inner.insert(stmt, limit).await)
     }
 
     async fn fetch_session(&self, stmt: &Stmt<'_>) -> Result<Vec<SessionRow>, sqlx::Error> {

@@ -22,6 +22,7 @@ mod lost_reply;
 pub(crate) mod pool;
 mod statements;
 
+pub(crate) use backend::{is_timeout, timed_out};
 pub use backend::{Affected, Arg, Backend, Conns, ErrorClass, SessionRow, Stmt};
 pub(crate) use driver::{shared_sql, sqlx_backend};
 pub(crate) use statements::unpack;
@@ -30,18 +31,24 @@ use statements::{Nonce, Statements};
 
 /// How a write is retried on deadlock, busy or (on a Galera cluster)
 /// certification-conflict errors: after pauses drawn at random below 4, 8,
-/// … 256 ms (so writers that collided do not come back in step), at least
-/// `RETRIES` times and then for as long as the statement timeout lasts
-/// (5 s without one). A fixed number ran out under contention: 32 requests
-/// bumping one session through two Galera nodes lost 0.7–1.4 % of them to
-/// 503s after 5 to 7 retries in the benchmark.
-const RETRIES: u32 = 7;
+/// … 256 ms (so writers that collided do not come back in step), for as
+/// long as the statement timeout lasts (5 s without one). A fixed number
+/// ran out under contention: 32 requests bumping one session through two
+/// Galera nodes lost 0.7–1.4 % of them to 503s after 5 to 7 retries in the
+/// benchmark. A lock wait the server ended at the statement timeout is
+/// not retried: the timeout has passed.
 const RETRY_BASE: Duration = Duration::from_millis(2);
 const RETRY_MAX_PAUSE: Duration = Duration::from_millis(256);
 
 /// Bytes of a write statement that are not field values (its text, names,
 /// hashes and timestamps), kept free under the server's packet size.
 const PACKET_OVERHEAD: i64 = 64 * 1024;
+
+/// How much longer than the statement timeout a write waits for the
+/// server's answer (see `write_limit`): the server's own limit ends a
+/// statement that long after it began, and its error or answer travels
+/// back within this margin.
+const WRITE_MARGIN: Duration = Duration::from_millis(250);
 
 /// The statement timeout of a store built without a configuration.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -212,7 +219,9 @@ impl<B: Backend> SqlStore<B> {
     /// first statement that matched nothing.
     async fn write(&self, stmts: &[Stmt<'_>], must_match: usize) -> Result<Affected> {
         let attempt = self
-            .retried(stmts.len(), || self.backend.execute(stmts, must_match))
+            .retried(stmts.len(), || {
+                self.backend.execute(stmts, must_match, self.write_limit())
+            })
             .await;
         attempt.result.map(Option::flatten)
     }
@@ -233,7 +242,9 @@ impl<B: Backend> SqlStore<B> {
         landed: &Landed<'_>,
     ) -> Result<Affected> {
         let attempt = self
-            .retried(stmts.len(), || self.backend.execute(stmts, must_match))
+            .retried(stmts.len(), || {
+                self.backend.execute(stmts, must_match, self.write_limit())
+            })
             .await;
         if !attempt.replayed {
             return attempt.result.map(Option::flatten);
@@ -311,16 +322,9 @@ impl<B: Backend> SqlStore<B> {
             for _ in 0..statements {
                 self.counters.statement();
             }
-            let outcome = match self.bounded(run()).await {
-                Ok(outcome) => outcome,
-                Err(e) => break Err(e),
-            };
-            match outcome {
+            match run().await {
                 Ok(done) => break Ok(Some(done)),
-                Err(e)
-                    if B::classify(&e) == ErrorClass::Retry
-                        && (attempt < RETRIES || started.elapsed() < budget) =>
-                {
+                Err(e) if B::classify(&e) == ErrorClass::Retry && started.elapsed() < budget => {
                     attempt += 1;
                     self.counters.retry();
                     tracing::debug!(error = %e, attempt, "session write hit a deadlock, lock timeout or cluster conflict; retrying");
@@ -397,6 +401,15 @@ impl<B: Backend> SqlStore<B> {
     fn lost(&self, error: &sqlx::Error) {
         tracing::warn!(%error, "session store connection lost; retrying once on a fresh connection");
         self.backend.purge_idle();
+    }
+
+    /// How long a write waits for the server once it holds a connection:
+    /// the statement timeout, which the server applies to each statement
+    /// itself where it can (see the dialects' `connect`), and a little
+    /// more, so that a write the store gave up on was ended by the server
+    /// first, not left to commit after a 503.
+    fn write_limit(&self) -> Option<Duration> {
+        self.timeout.map(|t| t + WRITE_MARGIN)
     }
 
     /// Runs `call` within the statement timeout.
@@ -524,7 +537,9 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         // multi-row insert: measured faster than the upsert a save uses,
         // which finds the session by token through a derived table.
         let insert = self.sql.insert(key, session);
-        let attempt = self.retried(1, || self.backend.insert(&insert)).await;
+        let attempt = self
+            .retried(1, || self.backend.insert(&insert, self.write_limit()))
+            .await;
         let pk = match attempt.result {
             Ok(Some(pk)) => pk,
             // No foreign key to miss: cannot happen, and would mean the
@@ -553,7 +568,10 @@ impl<B: Backend> SessionStore for SqlStore<B> {
             // reply: the one multi-row insert was applied, whole.
             let stmt = self.sql.insert_fields(pk, fields);
             let attempt = self
-                .retried(1, || self.backend.execute(std::slice::from_ref(&stmt), 0))
+                .retried(1, || {
+                    self.backend
+                        .execute(std::slice::from_ref(&stmt), 0, self.write_limit())
+                })
                 .await;
             match attempt.result {
                 Ok(Some(_)) => {}
