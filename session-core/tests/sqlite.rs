@@ -147,3 +147,58 @@ async fn a_destroyed_sessions_key_is_never_reused() {
     assert_ne!(pks[0], pks[1], "AUTOINCREMENT");
     teardown(&store).await;
 }
+
+/// A stored value edited by hand into TEXT holding a NUL byte (and a name
+/// with a non-ASCII character) still loads, as the bytes it holds: one bad
+/// value costs its field a decode fallback in the typed layer, never the
+/// whole session an error ("malformed packed fields").
+#[tokio::test]
+async fn a_value_edited_into_text_still_loads() {
+    use session_core::store::{NewSession, SessionStore, Validity};
+    use sqlx::Connection as _;
+
+    let store = store().await;
+    let prefix = store.table_names().prefix().to_string();
+    let key = Token::generate().unwrap().store_key();
+    let t = session_core::now();
+    let session = NewSession {
+        created_at: t,
+        expires_at: t + 60,
+        idle_timeout: 60,
+        persistent: None,
+    };
+    let fields = [
+        ("a", b"1".to_vec()),
+        ("b", b"2".to_vec()),
+        ("z\u{e9}", b"3".to_vec()),
+    ];
+    assert!(store.create(&key, session, &fields).await.unwrap());
+    let url = format!("sqlite://{}", db_path(&prefix).display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query(&format!(
+        "UPDATE `{prefix}session_fields` SET value = CAST(x'410042' AS TEXT) WHERE name = 'b'"
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    let at = Validity {
+        now: t,
+        created_after: t - 3600,
+    };
+    let mut record = store
+        .load(&key, &[], at)
+        .await
+        .unwrap()
+        .expect("the session");
+    record.fields.sort();
+    assert_eq!(
+        record.fields,
+        vec![
+            ("a".to_string(), b"1".to_vec()),
+            ("b".to_string(), b"A\0B".to_vec()),
+            ("z\u{e9}".to_string(), b"3".to_vec()),
+        ]
+    );
+    teardown(&store).await;
+}

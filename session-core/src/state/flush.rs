@@ -490,7 +490,9 @@ impl SessionState {
             }
         }
         life.expiry = None;
-        if plan.changes.clear {
+        // The clear is done: by this save, or by creating the session
+        // (a new session starts empty; its save carries no clear).
+        if plan.changes.clear || created {
             life.clear = false;
         }
     }

@@ -319,3 +319,28 @@ async fn a_second_flush_writes_nothing() {
     assert_eq!(store.stats(), before);
     assert_eq!(*h.visits().await.unwrap(), 4);
 }
+
+/// A `clear()` on a request without a session, then a write saved with a
+/// new session: the clear is done (a new session starts empty), so a
+/// second flush in the same request clears nothing it just wrote.
+#[tokio::test]
+async fn a_clear_is_done_once_the_session_is_created() {
+    let (m, _) = manager();
+    let mut h = m.open::<Cart>(None);
+    h.clear();
+    h.set_user(Some(1));
+    assert_eq!(flush(&mut h).await.unwrap(), Outcome::Created);
+    h.set_visits(2);
+    assert_eq!(flush(&mut h).await.unwrap(), Outcome::Saved);
+    let cookie = match h.request().take_cookie_action() {
+        Some(super::CookieAction::Set { token, .. }) => token.to_cookie_value(),
+        other => panic!("{other:?}"),
+    };
+    let h = m.open::<Cart>(Some(&cookie));
+    assert_eq!(
+        *h.user().await.unwrap(),
+        Some(1),
+        "the first save's field stays"
+    );
+    assert_eq!(*h.visits().await.unwrap(), 2);
+}

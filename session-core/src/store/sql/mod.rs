@@ -44,6 +44,10 @@ const RETRY_MAX_PAUSE: Duration = Duration::from_millis(256);
 /// hashes and timestamps), kept free under the server's packet size.
 const PACKET_OVERHEAD: i64 = 64 * 1024;
 
+/// How many times a write that must not land twice is sent when each
+/// time its connection is lost and it is found not applied.
+const SEND_ROUNDS: u32 = 3;
+
 /// How much longer than the statement timeout a write waits for the
 /// server's answer (see `write_limit`): the server's own limit ends a
 /// statement that long after it began, and its error or answer travels
@@ -241,36 +245,43 @@ impl<B: Backend> SqlStore<B> {
         must_match: usize,
         landed: &Landed<'_>,
     ) -> Result<Affected> {
-        let attempt = self
-            .retried(stmts.len(), || {
-                self.backend.execute(stmts, must_match, self.write_limit())
-            })
-            .await;
-        if !attempt.replayed {
-            return attempt.result.map(Option::flatten);
-        }
-        let unsure = match &attempt.result {
-            Ok(Some(Some(_))) => false,
-            Ok(_) => true,
-            Err(e) => e.is_unavailable() || is_duplicate::<B>(e),
-        };
-        if !unsure {
-            return attempt.result.map(Option::flatten);
-        }
-        match self.landed(landed).await {
-            Ok(Some(true)) => {
-                tracing::info!("a session write whose reply was lost had been applied: reported as saved, not sent again");
-                self.counters.recovered();
-                Ok(Some(Vec::new()))
+        // A write found not applied after its replay's reply was lost too
+        // is sent again: nothing of it landed, so that is safe.
+        for round in 1.. {
+            let attempt = self
+                .retried(stmts.len(), || {
+                    self.backend.execute(stmts, must_match, self.write_limit())
+                })
+                .await;
+            if !attempt.replayed {
+                return attempt.result.map(Option::flatten);
             }
-            Ok(Some(false)) => attempt.result.map(Option::flatten),
-            Ok(None) => Err(Error::Unavailable(
-                "the connection was lost after a session write was sent, and whether the \
-                 server applied it cannot be told any more: reported as not saved"
-                    .into(),
-            )),
-            Err(e) => Err(e),
+            let unsure = match &attempt.result {
+                Ok(Some(Some(_))) => false,
+                Ok(_) => true,
+                Err(e) => e.is_unavailable() || is_duplicate::<B>(e),
+            };
+            if !unsure {
+                return attempt.result.map(Option::flatten);
+            }
+            match self.landed(landed).await? {
+                Some(true) => {
+                    tracing::info!("a session write whose reply was lost had been applied: reported as saved, not sent again");
+                    self.counters.recovered();
+                    return Ok(Some(Vec::new()));
+                }
+                Some(false) if attempt.result.is_err() && round < SEND_ROUNDS => {}
+                Some(false) => return attempt.result.map(Option::flatten),
+                None => {
+                    return Err(Error::Unavailable(
+                        "the connection was lost after a session write was sent, and whether \
+                         the server applied it cannot be told any more: reported as not saved"
+                            .into(),
+                    ))
+                }
+            }
         }
+        unreachable!("the loop returns by its last round")
     }
 
     /// Whether a write whose reply was lost was applied: `None` when that

@@ -135,12 +135,16 @@ sqlx_backend! {
     columns: "SELECT CAST(name AS BLOB) FROM pragma_table_info(?) ORDER BY cid",
     max_packet: None,
     // One packed row per load: measured 2026-11-29, see `PACK_FIELDS`.
-    // `length` of a BLOB counts bytes (values are always bound as BLOBs;
-    // names are ASCII); `||` and `group_concat` copy a BLOB's bytes as they
-    // are. `length(f.value)` straight on the column reads the length from
-    // the record header: a CAST there would read a large value twice.
+    // `octet_length` counts bytes whatever the value's type: the store
+    // binds every value as a BLOB, but a value edited by hand into TEXT
+    // (say, holding a NUL byte) must still pack to what it holds, so one
+    // bad value costs its field a decode fallback, not the session a 500
+    // (`length` counts a TEXT's characters up to its first NUL). `||` and
+    // `group_concat` copy the bytes as they are. On the column itself,
+    // `octet_length` reads the length from the record header, as `length`
+    // of a BLOB does (a CAST would read a large value twice).
     pack_fields: Some(
-        "group_concat(length(f.name) || ',' || length(f.value) || coalesce(',' || f.version, '') || ':' || f.name || f.value, '')"
+        "group_concat(octet_length(f.name) || ',' || octet_length(f.value) || coalesce(',' || f.version, '') || ':' || f.name || f.value, '')"
     ),
     last_insert_id: sqlx::sqlite::SqliteQueryResult::last_insert_rowid,
     insert_returning: "",
