@@ -409,3 +409,27 @@ async fn a_write_past_the_statement_timeout_is_ended_by_the_server() {
     assert_eq!(record.fields, vec![("a".to_string(), b"1".to_vec())]);
     teardown(&store).await;
 }
+
+/// A database set up for an earlier release, without the table of replaced
+/// tokens: `check` (`create_tables = false`) names the statement to run,
+/// `create_tables` adds the table.
+#[tokio::test]
+async fn a_missing_previous_keys_table_is_named_or_created() {
+    let store = store().await;
+    let prefix = store.table_names().prefix().to_string();
+    let mut conn = raw_connection().await;
+    sqlx::query(&format!("DROP TABLE `{prefix}session_previous`"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let err = store.check().await.unwrap_err().to_string();
+    assert!(
+        err.contains(&format!(
+            "CREATE TABLE IF NOT EXISTS `{prefix}session_previous`"
+        )),
+        "{err}"
+    );
+    store.create_tables().await.unwrap();
+    store.check().await.unwrap();
+    teardown(&store).await;
+}

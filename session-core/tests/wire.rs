@@ -195,8 +195,14 @@ async fn round_trips_on_the_wire_are_the_statements_and_nothing_else() {
     let c = regenerate(c).await;
     assert_eq!(
         commands(&log),
-        [COM_QUERY, COM_STMT_EXECUTE, COM_STMT_EXECUTE, COM_QUERY],
-        "regenerate + write: rename and upsert in one transaction"
+        [
+            COM_QUERY,
+            COM_STMT_EXECUTE,
+            COM_STMT_EXECUTE,
+            COM_STMT_EXECUTE,
+            COM_QUERY
+        ],
+        "regenerate + write: rename, the replaced key's record and upsert in one transaction"
     );
     logout(c).await;
     assert_eq!(commands(&log), [COM_STMT_EXECUTE], "logout: one DELETE");

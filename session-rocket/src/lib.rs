@@ -139,7 +139,7 @@
 //! | `path` | `"/"` | cookie `Path` |
 //! | `persistent` | `true` | `Max-Age` follows the expiry; `false` = browser-session cookie |
 //! | `create_tables` | `true` | create missing tables at launch |
-//! | `table_prefix` | `""` | table names `{prefix}sessions`, `{prefix}session_fields`, `{prefix}session_index` |
+//! | `table_prefix` | `""` | table names `{prefix}sessions`, `{prefix}session_fields`, `{prefix}session_index`, `{prefix}session_previous` |
 //! | `cleanup_interval` | `300` | seconds between expired-session cleanups; `0` = off |
 //! | `cleanup_batch` | `500` | sessions deleted per cleanup statement |
 //! | `max_field_bytes` | `65536` | largest encoded field (≤ 16 MiB − 1) |

@@ -619,7 +619,12 @@ async fn browser_scenario_on_mysql() {
         "mysql",
     ))
     .await;
-    for table in ["session_index", "session_fields", "sessions"] {
+    for table in [
+        "session_previous",
+        "session_index",
+        "session_fields",
+        "sessions",
+    ] {
         sqlx::query(&format!("DROP TABLE IF EXISTS `{prefix}{table}`"))
             .execute(&mut conn)
             .await

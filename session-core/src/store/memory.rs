@@ -303,11 +303,16 @@ impl SessionStore for MemoryStore {
     async fn destroy(&self, key: &StoreKey, now: Timestamp) -> Result<()> {
         self.counters.statement();
         let mut map = self.lock();
-        if map.sessions.remove(key).is_none() {
-            if let Some((current, until)) = map.previous.get(key).copied() {
-                if until > now {
-                    map.sessions.remove(&current);
-                }
+        // A key replaced by several regenerates within their grace leads
+        // to the session through each key that replaced it.
+        let mut key = *key;
+        for _ in 0..=super::MAX_REGENERATES_IN_GRACE {
+            if map.sessions.remove(&key).is_some() {
+                break;
+            }
+            match map.previous.get(&key).copied() {
+                Some((next, until)) if until > now => key = next,
+                _ => break,
             }
         }
         Ok(())

@@ -127,12 +127,14 @@
 //!     }
 //!     async fn destroy(&self, key: &StoreKey, now: i64) -> Result<()> {
 //!         let mut t = self.0.lock().unwrap();
-//!         let current = match t.previous.get(key) {
-//!             Some(&(current, until)) if until > now => current,
-//!             _ => *key,
-//!         };
-//!         t.sessions.remove(key);
-//!         t.sessions.remove(&current);
+//!         // Follow the keys that replaced this one within their grace.
+//!         let mut key = *key;
+//!         while t.sessions.remove(&key).is_none() {
+//!             match t.previous.get(&key) {
+//!                 Some(&(next, until)) if until > now => key = next,
+//!                 _ => break,
+//!             }
+//!         }
 //!         Ok(())
 //!     }
 //!     async fn delete_expired(&self, at: Validity, _batch: u32) -> Result<u64> {
@@ -233,6 +235,12 @@ pub type Timestamp = i64;
 /// the previous key are refused at once, so a token planted before login
 /// (session fixation) is worthless after it.
 pub const PREVIOUS_KEY_GRACE: Timestamp = 60;
+
+/// How many regenerates in a row within [`PREVIOUS_KEY_GRACE`] a store
+/// follows from a replaced key to its session: past that many, the oldest
+/// key reaches nothing (no app regenerates that often; the bound keeps a
+/// logout's work bounded).
+pub const MAX_REGENERATES_IN_GRACE: usize = 16;
 
 /// The instant a request runs at and the oldest creation time still allowed
 /// (`now - max_lifetime`). A session is alive when

@@ -2,7 +2,8 @@
 -- The store creates them at launch unless `create_tables = false`; users
 -- without the CREATE privilege run this file once instead. With
 -- `table_prefix = "app_"`, prefix every name that starts with
--- `sessions`, `session_fields` or `session_index` (tables, indexes, constraints).
+-- `sessions`, `session_fields`, `session_index` or `session_previous` (tables,
+-- indexes, constraints).
 -- Works on MySQL 5.7+/8 and MariaDB 10.5+, and on Galera clusters (every
 -- table has a primary key; InnoDB only).
 
@@ -15,16 +16,11 @@ CREATE TABLE IF NOT EXISTS `sessions` (
   `expires_at` BIGINT NOT NULL,
   -- The session's own idle timeout in seconds (`ttl`, or its `set_expiry`).
   `idle_timeout` BIGINT NOT NULL,
-  -- After a regenerate: the previous token's SHA-256, which reaches the
-  -- session for a logout (never for reads or writes) until `previous_until`.
   -- The session's own cookie choice: 1 persistent (set_expiry), 0 browser-session
   -- (expire_on_close), NULL the configured `persistent`.
   `persistent` TINYINT NULL,
-  `previous_hash` BINARY(32) NULL,
-  `previous_until` BIGINT NOT NULL DEFAULT 0,
   PRIMARY KEY (`pk`),
   UNIQUE KEY `sessions_token_hash` (`token_hash`),
-  KEY `sessions_previous_hash` (`previous_hash`),
   KEY `sessions_expires_at` (`expires_at`),
   KEY `sessions_created_at` (`created_at`)
 ) ENGINE = InnoDB;
@@ -54,5 +50,18 @@ CREATE TABLE IF NOT EXISTS `session_index` (
   PRIMARY KEY (`session_pk`, `name`),
   KEY `session_index_tag` (`name`, `tag`),
   CONSTRAINT `session_index_session_fk` FOREIGN KEY (`session_pk`)
+    REFERENCES `sessions` (`pk`) ON DELETE CASCADE
+) ENGINE = InnoDB;
+
+-- After a regenerate: each replaced token's SHA-256, which reaches the
+-- session for a logout (never for reads or writes) until `valid_until`.
+CREATE TABLE IF NOT EXISTS `session_previous` (
+  `token_hash` BINARY(32) NOT NULL,
+  `session_pk` BIGINT NOT NULL,
+  `valid_until` BIGINT NOT NULL,
+  PRIMARY KEY (`token_hash`),
+  KEY `session_previous_session_pk` (`session_pk`),
+  KEY `session_previous_valid_until` (`valid_until`),
+  CONSTRAINT `session_previous_session_fk` FOREIGN KEY (`session_pk`)
     REFERENCES `sessions` (`pk`) ON DELETE CASCADE
 ) ENGINE = InnoDB;

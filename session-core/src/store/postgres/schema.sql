@@ -3,7 +3,7 @@
 -- without the CREATE privilege run this file once instead (the store sends
 -- it with the backquotes turned into double quotes). With
 -- `table_prefix = "app_"`, prefix every name that starts with `sessions`,
--- `session_fields` or `session_index` (tables and indexes).
+-- `session_fields`, `session_index` or `session_previous` (tables and indexes).
 
 CREATE TABLE IF NOT EXISTS `sessions` (
   `pk` BIGSERIAL PRIMARY KEY,
@@ -16,14 +16,8 @@ CREATE TABLE IF NOT EXISTS `sessions` (
   `idle_timeout` BIGINT NOT NULL,
   -- The session's own cookie choice: true persistent (set_expiry), false
   -- browser-session (expire_on_close), NULL the configured `persistent`.
-  `persistent` BOOLEAN NULL,
-  -- After a regenerate: the previous token's SHA-256, which reaches the
-  -- session for a logout (never for reads or writes) until `previous_until`.
-  `previous_hash` BYTEA NULL,
-  `previous_until` BIGINT NOT NULL DEFAULT 0
+  `persistent` BOOLEAN NULL
 );
-
-CREATE INDEX IF NOT EXISTS `sessions_previous_hash` ON `sessions` (`previous_hash`);
 
 CREATE INDEX IF NOT EXISTS `sessions_expires_at` ON `sessions` (`expires_at`);
 
@@ -50,3 +44,15 @@ CREATE TABLE IF NOT EXISTS `session_index` (
 );
 
 CREATE INDEX IF NOT EXISTS `session_index_tag` ON `session_index` (`name`, `tag`);
+
+-- After a regenerate: each replaced token's SHA-256, which reaches the
+-- session for a logout (never for reads or writes) until `valid_until`.
+CREATE TABLE IF NOT EXISTS `session_previous` (
+  `token_hash` BYTEA PRIMARY KEY,
+  `session_pk` BIGINT NOT NULL REFERENCES `sessions` (`pk`) ON DELETE CASCADE,
+  `valid_until` BIGINT NOT NULL
+);
+
+CREATE INDEX IF NOT EXISTS `session_previous_session_pk` ON `session_previous` (`session_pk`);
+
+CREATE INDEX IF NOT EXISTS `session_previous_valid_until` ON `session_previous` (`valid_until`);

@@ -382,7 +382,8 @@ impl SessionStore for RedisStore {
         call.key(self.previous_key(key))
             .arg(now)
             .arg(&self.prefix)
-            .arg(hex(key.as_bytes()));
+            .arg(hex(key.as_bytes()))
+            .arg(super::MAX_REGENERATES_IN_GRACE);
         let _: i64 = self.eval(&call).await?;
         Ok(())
     }

@@ -180,15 +180,20 @@ redis.call('EXPIREAT', key, e + 3600)
 return 1
 ";
 
-/// KEYS: session, its previous-key marker. ARGV: now, key prefix, key hex.
-/// Deletes the session, or the one the key named before a regenerate
-/// within its grace.
+/// KEYS: session, its previous-key marker. ARGV: now, key prefix, key hex,
+/// hops. Deletes the session, or the one the key named before a
+/// regenerate within its grace, following at most `hops` regenerates in a
+/// row (each previous key's marker names the key that replaced it).
 pub(super) const DESTROY: &str = r"
-local now, prefix, hex = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+local now, prefix, hex, hops = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4])
 local gone = kill(KEYS[1], hex, prefix)
-if gone == 0 then
-  local m, to = moved(KEYS[2], now)
-  if m then kill(prefix .. 'sess:{' .. to .. '}', to, prefix) end
+local prev = KEYS[2]
+while gone == 0 and hops > 0 do
+  local m, to = moved(prev, now)
+  if not m then break end
+  gone = kill(prefix .. 'sess:{' .. to .. '}', to, prefix)
+  prev = prefix .. 'prev:{' .. to .. '}'
+  hops = hops - 1
 end
 return 1
 ";

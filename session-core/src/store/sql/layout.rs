@@ -89,9 +89,9 @@ impl<B: Backend> SqlStore<B> {
                 .eq(FIRST_LAYOUT.iter().copied())
             {
                 "it was created by session-rocket 0.1.0, before sessions kept their own idle \
-                 timeout and a regenerated session's previous key; add the columns with the \
-                 statements of `schema_sql()` for this table (or drop both session tables, \
-                 which logs everyone out)"
+                 timeout and cookie choice; add the columns with the statements of \
+                 `schema_sql()` for this table (or drop the session tables, which logs \
+                 everyone out)"
                     .to_string()
             } else {
                 format!(
@@ -108,6 +108,36 @@ impl<B: Backend> SqlStore<B> {
                 list(&found),
                 list(&missing),
             )));
+        }
+        if !migrate {
+            // A table added since the first release: created by
+            // `create_tables`, missing from a database set up by hand for an
+            // earlier one.
+            let table = &self.names.previous;
+            let stmt = Stmt {
+                sql: B::COLUMNS.into(),
+                args: vec![Arg::Text(table)],
+            };
+            let found = self
+                .backend
+                .fetch_bytes(&stmt)
+                .await
+                .map_err(|e| map_error::<B>(e))?;
+            if found.is_empty() {
+                let ddl: Vec<String> = self
+                    .names
+                    .ddl(B::SCHEMA)
+                    .into_iter()
+                    .filter(|s| s.contains(&format!("`{table}`")))
+                    .collect();
+                return Err(Error::config(format!(
+                    "table `{table}` is missing (a regenerate keeps the tokens it replaced there; \
+                     it was added after the release that created the other tables) and \
+                     `create_tables = false`: run `{}` (or let the store create it with \
+                     `create_tables = true`)",
+                    ddl.join("; ")
+                )));
+            }
         }
         Ok(())
     }

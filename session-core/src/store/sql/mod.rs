@@ -63,11 +63,14 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 ///
 /// # Layout
 /// - `{prefix}sessions(pk, token_hash UNIQUE, created_at, expires_at,
-///   idle_timeout, previous_hash, previous_until)`: `token_hash` is the
-///   SHA-256 of the cookie's token, so the table holds no usable token. The
-///   internal `pk` never changes, so regenerate is one `UPDATE` of
-///   `token_hash` (which keeps the previous hash for a short grace, for a
-///   logout only) and field rows are never rewritten.
+///   idle_timeout, persistent)`: `token_hash` is the SHA-256 of the
+///   cookie's token, so the table holds no usable token. The internal `pk`
+///   never changes, so regenerate is one `UPDATE` of `token_hash` and field
+///   rows are never rewritten;
+/// - `{prefix}session_previous(token_hash, session_pk, valid_until)`: the
+///   hashes a regenerate replaced, which reach their session for a logout
+///   only, during a short grace (every one of several regenerates in a
+///   row);
 /// - `{prefix}session_fields(session_pk, name, value, PRIMARY KEY(session_pk, name))`,
 ///   with a foreign key to `sessions` `ON DELETE CASCADE`: destroy is one
 ///   `DELETE`.
@@ -634,7 +637,7 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         };
         let mut current = key;
         if let Some(rename) = &changes.rename {
-            stmts.push(self.sql.rename(key, &rename.to, rename.previous_until, at));
+            stmts.extend(self.sql.rename(key, &rename.to, rename.previous_until, at));
             current = &rename.to;
         }
         if let Some(update) = changes.expiry {
@@ -816,6 +819,12 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         let pks = self
             .read(|| async move { self.backend.fetch_ints(&self.sql.expired(at, batch)).await })
             .await?;
+        if pks.len() < batch as usize {
+            // The round's last batch: also forget the replaced keys of
+            // live sessions whose grace is over (a dead session's went
+            // with it).
+            self.write(&[self.sql.prune_previous(at.now)], 0).await?;
+        }
         if pks.is_empty() {
             return Ok(0);
         }

@@ -29,8 +29,6 @@ pub(crate) const SESSIONS_COLUMNS: &[&str] = &[
     "expires_at",
     "idle_timeout",
     "persistent",
-    "previous_hash",
-    "previous_until",
 ];
 /// See [`SESSIONS_COLUMNS`].
 pub(crate) const FIELDS_COLUMNS: &[&str] = &["session_pk", "name", "value", "version", "writers"];
@@ -85,6 +83,7 @@ pub struct TableNames {
     pub(crate) sessions: String,
     pub(crate) fields: String,
     pub(crate) index: String,
+    pub(crate) previous: String,
 }
 
 impl TableNames {
@@ -99,6 +98,7 @@ impl TableNames {
             sessions: format!("{prefix}sessions"),
             fields: format!("{prefix}session_fields"),
             index: format!("{prefix}session_index"),
+            previous: format!("{prefix}session_previous"),
         })
     }
 
@@ -122,10 +122,15 @@ impl TableNames {
         &self.index
     }
 
+    /// The table of regenerated sessions' replaced keys, unquoted.
+    pub fn previous(&self) -> &str {
+        &self.previous
+    }
+
     /// The DDL for these names, split into statements: every table, index
     /// and constraint name in the shipped schema starts with `` `sessions``,
-    /// `` `session_fields`` or `` `session_index``, so the prefix goes right
-    /// after the backquote.
+    /// `` `session_fields``, `` `session_index`` or `` `session_previous``,
+    /// so the prefix goes right after the backquote.
     pub(crate) fn ddl(&self, schema: &str) -> Vec<String> {
         // Comments go first: they may contain `;`.
         let code: String = schema
@@ -137,6 +142,7 @@ impl TableNames {
         code.replace("`sessions", &format!("`{p}sessions"))
             .replace("`session_fields", &format!("`{p}session_fields"))
             .replace("`session_index", &format!("`{p}session_index"))
+            .replace("`session_previous", &format!("`{p}session_previous"))
             .split(';')
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
@@ -167,6 +173,7 @@ pub(crate) struct Statements {
     pk_of: String,
     alive: String,
     rename: String,
+    keep_previous: String,
     extend: String,
     set_expiry: String,
     moved: String,
@@ -179,15 +186,17 @@ pub(crate) struct Statements {
     index_clear: String,
     find: String,
     destroy_found: String,
-    drop: [String; 3],
+    prune_previous: String,
+    drop: [String; 4],
 }
 
 impl Statements {
     pub(crate) fn new<B: Backend>(names: &TableNames) -> Self {
-        let (s, f, i) = (
+        let (s, f, i, p) = (
             format!("`{}`", names.sessions),
             format!("`{}`", names.fields),
             format!("`{}`", names.index),
+            format!("`{}`", names.previous),
         );
         let (greatest, least) = (B::GREATEST, B::LEAST);
         Statements {
@@ -269,11 +278,15 @@ impl Statements {
                 "UPDATE {s} SET expires_at = expires_at WHERE token_hash = ? AND {}",
                 alive("")
             ),
-            // MySQL applies SET assignments left to right, SQLite from the
-            // old row: both copy the old hash before replacing it.
+            // A regenerate: the session takes the new hash, and the old
+            // one is kept beside it (`keep_previous`, in the same
+            // transaction) for a logout during the grace.
             rename: format!(
-                "UPDATE {s} SET previous_hash = token_hash, previous_until = ?, token_hash = ? WHERE token_hash = ? AND {}",
+                "UPDATE {s} SET token_hash = ? WHERE token_hash = ? AND {}",
                 alive("")
+            ),
+            keep_previous: format!(
+                "INSERT INTO {p} (token_hash, session_pk, valid_until) SELECT ?, pk, ? FROM {s} WHERE token_hash = ?"
             ),
             extend: format!(
                 "UPDATE {s} SET expires_at = {least}({greatest}(expires_at, ?), created_at + ?) WHERE token_hash = ? AND {}",
@@ -283,16 +296,19 @@ impl Statements {
                 "UPDATE {s} SET expires_at = {least}(?, created_at + ?), idle_timeout = ?, persistent = ? WHERE token_hash = ? AND {}",
                 alive("")
             ),
-            moved: format!("SELECT pk FROM {s} WHERE previous_hash = ? AND previous_until > ?"),
+            moved: format!("SELECT session_pk FROM {p} WHERE token_hash = ? AND valid_until > ?"),
+            // The scalar subquery runs once (a primary-key lookup), so the
+            // delete finds its row by either index.
             destroy: format!(
-                "DELETE FROM {s} WHERE token_hash = ? OR (previous_hash = ? AND previous_until > ?)"
+                "DELETE FROM {s} WHERE token_hash = ? OR pk = (SELECT session_pk FROM {p} WHERE token_hash = ? AND valid_until > ?)"
             ),
+            prune_previous: format!("DELETE FROM {p} WHERE valid_until <= ?"),
             expired: format!(
                 "SELECT pk FROM {s} WHERE expires_at <= ? OR created_at <= ? LIMIT ?"
             ),
             delete_head: format!("DELETE FROM {s} WHERE pk IN ("),
             probe: format!(
-                "SELECT s.pk FROM {s} s LEFT JOIN {f} f ON f.session_pk = s.pk AND f.name = '' AND f.writers IS NULL LEFT JOIN {i} i ON i.session_pk = s.pk AND i.tag = f.value WHERE s.pk = 0 AND s.previous_until = 0 AND s.idle_timeout = 0"
+                "SELECT s.pk FROM {s} s LEFT JOIN {f} f ON f.session_pk = s.pk AND f.name = '' AND f.writers IS NULL LEFT JOIN {i} i ON i.session_pk = s.pk AND i.tag = f.value LEFT JOIN {p} p ON p.session_pk = s.pk AND p.valid_until = 0 WHERE s.pk = 0 AND s.idle_timeout = 0"
             ),
             // The fields' conflict clause, for the index's `tag` column.
             index_set: format!(
@@ -314,6 +330,7 @@ impl Statements {
                 "DELETE FROM {s} WHERE token_hash <> ? AND pk IN (SELECT session_pk FROM {i} WHERE name = ? AND tag IN ("
             ),
             drop: [
+                format!("DROP TABLE IF EXISTS {p}"),
                 format!("DROP TABLE IF EXISTS {i}"),
                 format!("DROP TABLE IF EXISTS {f}"),
                 format!("DROP TABLE IF EXISTS {s}"),
@@ -589,22 +606,39 @@ impl Statements {
         }
     }
 
+    /// A regenerate's two statements: the move to `to`, then the record of
+    /// `from`, which reaches the session for a logout until
+    /// `previous_until`.
     pub(crate) fn rename<'a>(
         &'a self,
         from: &'a StoreKey,
         to: &'a StoreKey,
         previous_until: i64,
         at: Validity,
-    ) -> Stmt<'a> {
-        let mut args = vec![
-            Arg::Int(previous_until),
-            Arg::Bytes(to.as_bytes()),
-            Arg::Bytes(from.as_bytes()),
-        ];
+    ) -> [Stmt<'a>; 2] {
+        let mut args = vec![Arg::Bytes(to.as_bytes()), Arg::Bytes(from.as_bytes())];
         args.extend(alive_args(at));
+        [
+            Stmt {
+                sql: Cow::Borrowed(&self.rename),
+                args,
+            },
+            Stmt {
+                sql: Cow::Borrowed(&self.keep_previous),
+                args: vec![
+                    Arg::Bytes(from.as_bytes()),
+                    Arg::Int(previous_until),
+                    Arg::Bytes(to.as_bytes()),
+                ],
+            },
+        ]
+    }
+
+    /// Forgets the replaced keys whose grace is over.
+    pub(crate) fn prune_previous(&self, now: i64) -> Stmt<'_> {
         Stmt {
-            sql: Cow::Borrowed(&self.rename),
-            args,
+            sql: Cow::Borrowed(&self.prune_previous),
+            args: vec![Arg::Int(now)],
         }
     }
 
@@ -691,7 +725,7 @@ impl Statements {
         }
     }
 
-    pub(crate) fn drop(&self) -> &[String; 3] {
+    pub(crate) fn drop(&self) -> &[String; 4] {
         &self.drop
     }
 

@@ -1,7 +1,8 @@
 -- Tables of the SQLite session store (session-core, feature `sqlite`).
 -- The store creates them at launch unless `create_tables = false`. With
 -- `table_prefix = "app_"`, prefix every name that starts with
--- `sessions`, `session_fields` or `session_index` (tables, indexes, constraints).
+-- `sessions`, `session_fields`, `session_index` or `session_previous` (tables,
+-- indexes, constraints).
 -- Foreign keys must be on (sqlx turns them on for every connection).
 
 CREATE TABLE IF NOT EXISTS `sessions` (
@@ -14,16 +15,10 @@ CREATE TABLE IF NOT EXISTS `sessions` (
   `expires_at` INTEGER NOT NULL,
   -- The session's own idle timeout in seconds (`ttl`, or its `set_expiry`).
   `idle_timeout` INTEGER NOT NULL,
-  -- After a regenerate: the previous token's SHA-256, which reaches the
-  -- session for a logout (never for reads or writes) until `previous_until`.
   -- The session's own cookie choice: 1 persistent (set_expiry), 0 browser-session
   -- (expire_on_close), NULL the configured `persistent`.
-  `persistent` INTEGER NULL,
-  `previous_hash` BLOB NULL,
-  `previous_until` INTEGER NOT NULL DEFAULT 0
+  `persistent` INTEGER NULL
 );
-
-CREATE INDEX IF NOT EXISTS `sessions_previous_hash` ON `sessions` (`previous_hash`);
 
 CREATE INDEX IF NOT EXISTS `sessions_expires_at` ON `sessions` (`expires_at`);
 
@@ -51,3 +46,15 @@ CREATE TABLE IF NOT EXISTS `session_index` (
 ) WITHOUT ROWID;
 
 CREATE INDEX IF NOT EXISTS `session_index_tag` ON `session_index` (`name`, `tag`);
+
+-- After a regenerate: each replaced token's SHA-256, which reaches the
+-- session for a logout (never for reads or writes) until `valid_until`.
+CREATE TABLE IF NOT EXISTS `session_previous` (
+  `token_hash` BLOB NOT NULL PRIMARY KEY,
+  `session_pk` INTEGER NOT NULL REFERENCES `sessions` (`pk`) ON DELETE CASCADE,
+  `valid_until` INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE INDEX IF NOT EXISTS `session_previous_session_pk` ON `session_previous` (`session_pk`);
+
+CREATE INDEX IF NOT EXISTS `session_previous_valid_until` ON `session_previous` (`valid_until`);
