@@ -128,7 +128,7 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
     /// field (a join). `Some(aggregate)`: one row, whose last column packs
     /// every field with this aggregate over `f`, each as
     /// `<name bytes>,<value bytes>[,<version>]:<name><value>` (see
-    /// `statements::unpack`).
+    /// `packed::unpack`).
     /// Chosen per database by measurement (BENCHMARKS.md): through sqlx,
     /// SQLite pays a handoff between threads and a value copy under a
     /// global lock for every row, so one packed row reads much faster than

@@ -293,7 +293,7 @@ async fn lost_replies_are_recognised<B: Backend>(store: SqlStore<B>) {
     // (unavailable), never a conflict the caller would write again after.
     let k = key();
     assert!(store.create(&k, session(), &[]).await.unwrap());
-    let nonce = super::Nonce([7; 8]);
+    let nonce = super::statements::Nonce([7; 8]);
     let mut v = 0;
     for _ in 0..super::statements::WRITERS_KEPT + 1 {
         assert_eq!(
@@ -305,14 +305,14 @@ async fn lost_replies_are_recognised<B: Backend>(store: SqlStore<B>) {
         );
         v += 1;
     }
-    let landed = super::Landed::Wrote {
+    let landed = super::writes::Landed::Wrote {
         key: &k,
         name: "c",
         version: 1,
         nonce: &nonce,
     };
     assert_eq!(store.landed(&landed).await.unwrap(), None);
-    let recent = super::Landed::Wrote {
+    let recent = super::writes::Landed::Wrote {
         key: &k,
         name: "c",
         version: v,

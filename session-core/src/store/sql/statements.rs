@@ -4,9 +4,9 @@
 //! or writes a session through its token hash includes it, so no statement
 //! can see or revive a session past its idle expiry or its `max_lifetime`.
 //!
-//! One builder per statement, kept in one file (a little over 350 lines)
-//! so that the liveness predicate is visibly part of every statement that
-//! names a session by its hash.
+//! One builder per statement, kept in one file (long, on purpose) so that
+//! the liveness predicate is visibly part of every statement that names a
+//! session by its hash.
 //!
 //! MySQL connections from sqlx set `CLIENT_FOUND_ROWS`, so an `UPDATE` that
 //! matches a row but leaves it unchanged (a touch to the same second) still
@@ -14,12 +14,11 @@
 
 use std::borrow::Cow;
 
-use crate::config::validate_prefix;
-use crate::error::Result;
 use crate::store::{ExpiryUpdate, IndexTag, Validity};
 use crate::token::StoreKey;
 
 use super::backend::{Arg, Backend, Stmt};
+use super::names::TableNames;
 
 /// The columns the store needs, per table.
 pub(crate) const SESSIONS_COLUMNS: &[&str] = &[
@@ -73,80 +72,6 @@ fn version(v: u64) -> i64 {
 fn placeholders(out: &mut String, n: usize) {
     for i in 0..n {
         out.push_str(if i == 0 { "?" } else { ", ?" });
-    }
-}
-
-/// The table names, checked once.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableNames {
-    prefix: String,
-    pub(crate) sessions: String,
-    pub(crate) fields: String,
-    pub(crate) index: String,
-    pub(crate) previous: String,
-}
-
-impl TableNames {
-    /// Names with a prefix of ASCII letters, digits and `_`.
-    ///
-    /// # Errors
-    /// [`Error::Config`](crate::Error::Config) for any other prefix.
-    pub fn new(prefix: &str) -> Result<Self> {
-        validate_prefix(prefix)?;
-        Ok(TableNames {
-            prefix: prefix.to_string(),
-            sessions: format!("{prefix}sessions"),
-            fields: format!("{prefix}session_fields"),
-            index: format!("{prefix}session_index"),
-            previous: format!("{prefix}session_previous"),
-        })
-    }
-
-    /// The prefix.
-    pub fn prefix(&self) -> &str {
-        &self.prefix
-    }
-
-    /// The sessions table's name, unquoted.
-    pub fn sessions(&self) -> &str {
-        &self.sessions
-    }
-
-    /// The fields table's name, unquoted.
-    pub fn fields(&self) -> &str {
-        &self.fields
-    }
-
-    /// The index table's name (`#[session(index)]` fields), unquoted.
-    pub fn index(&self) -> &str {
-        &self.index
-    }
-
-    /// The table of regenerated sessions' replaced keys, unquoted.
-    pub fn previous(&self) -> &str {
-        &self.previous
-    }
-
-    /// The DDL for these names, split into statements: every table, index
-    /// and constraint name in the shipped schema starts with `` `sessions``,
-    /// `` `session_fields``, `` `session_index`` or `` `session_previous``,
-    /// so the prefix goes right after the backquote.
-    pub(crate) fn ddl(&self, schema: &str) -> Vec<String> {
-        // Comments go first: they may contain `;`.
-        let code: String = schema
-            .lines()
-            .filter(|l| !l.trim_start().starts_with("--"))
-            .map(|l| format!("{l}\n"))
-            .collect();
-        let p = &self.prefix;
-        code.replace("`sessions", &format!("`{p}sessions"))
-            .replace("`session_fields", &format!("`{p}session_fields"))
-            .replace("`session_index", &format!("`{p}session_index"))
-            .replace("`session_previous", &format!("`{p}session_previous"))
-            .split(';')
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect()
     }
 }
 
@@ -801,100 +726,6 @@ impl Statements {
         Stmt {
             sql: sql.into(),
             args,
-        }
-    }
-}
-
-/// One field of a packed load: name, bytes and version (when it has one).
-pub(crate) type Packed = (String, Vec<u8>, Option<i64>);
-
-/// Splits the packed fields of a one-row load (see
-/// [`Backend::PACK_FIELDS`]): entries
-/// `<name bytes>,<value bytes>[,<version>]:<name><value>` back to back.
-/// The lengths say where each name and value ends, so no byte of a value
-/// can be mistaken for a separator; `None` (no field rows) is an empty
-/// list. Anything that does not end exactly at the last entry's end is an
-/// error, never a shorter session.
-pub(crate) fn unpack(packed: Option<&[u8]>) -> Result<Vec<Packed>, String> {
-    let whole = packed.unwrap_or_default();
-    let mut rest = whole;
-    let mut fields = Vec::new();
-    while !rest.is_empty() {
-        let bad = || {
-            format!(
-                "malformed packed fields at byte {}",
-                whole.len() - rest.len()
-            )
-        };
-        let colon = rest.iter().position(|&b| b == b':').ok_or_else(bad)?;
-        let head = std::str::from_utf8(&rest[..colon]).map_err(|_| bad())?;
-        let mut numbers = head.split(',');
-        let mut next = || -> Option<Option<u64>> { numbers.next().map(|n| n.parse().ok()) };
-        let (Some(Some(name_len)), Some(Some(value_len))) = (next(), next()) else {
-            return Err(bad());
-        };
-        let version = match next() {
-            None => None,
-            Some(Some(v)) => Some(i64::try_from(v).map_err(|_| bad())?),
-            Some(None) => return Err(bad()),
-        };
-        if next().is_some() {
-            return Err(bad());
-        }
-        let (name_len, value_len) = (
-            usize::try_from(name_len).map_err(|_| bad())?,
-            usize::try_from(value_len).map_err(|_| bad())?,
-        );
-        let body = &rest[colon + 1..];
-        if body.len() < name_len.saturating_add(value_len) {
-            return Err(bad());
-        }
-        let (name, body) = body.split_at(name_len);
-        let (value, body) = body.split_at(value_len);
-        let name =
-            String::from_utf8(name.to_vec()).map_err(|e| format!("packed field name: {e}"))?;
-        fields.push((name, value.to_vec(), version));
-        rest = body;
-    }
-    Ok(fields)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::unpack;
-
-    #[test]
-    fn unpack_reads_what_the_aggregate_packs() {
-        assert_eq!(unpack(None), Ok(vec![]));
-        assert_eq!(unpack(Some(b"")), Ok(vec![]));
-        let packed = b"1,3:a,:;2,0,7:\xc3\xa9";
-        assert_eq!(
-            unpack(Some(packed)),
-            Ok(vec![
-                ("a".into(), b",:;".to_vec(), None),
-                ("\u{e9}".into(), vec![], Some(7))
-            ])
-        );
-    }
-
-    #[test]
-    fn unpack_refuses_anything_short_or_malformed() {
-        // A truncated value, a missing length, a length that is not a
-        // number, trailing bytes: errors, never a shorter session.
-        for bad in [
-            &b"1,3:a,:"[..],
-            b"1:ab",
-            b"x,1:ab",
-            b"1,1:ab1",
-            b"1,1:a",
-            b"1,1,x:ab",
-            b"1,1,2,3:ab",
-        ] {
-            assert!(
-                unpack(Some(bad)).is_err(),
-                "{:?}",
-                String::from_utf8_lossy(bad)
-            );
         }
     }
 }
