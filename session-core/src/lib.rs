@@ -43,6 +43,22 @@ pub mod testing;
 #[doc(hidden)]
 pub mod __private;
 
+/// The internals that the compile-fail guards of the `session-tests` crate
+/// (`tests/src/lib.rs`) expect to be unreachable from outside exist at the
+/// paths they name: a guard on a path that moved would pass for the wrong
+/// reason.
+#[cfg(all(test, feature = "memory", feature = "sql"))]
+#[allow(unused_imports)]
+mod guarded_internals {
+    use crate::clock::now;
+    use crate::config::validate_prefix;
+    use crate::state::{FlushPlan, Stage};
+    use crate::store::cleanup::run;
+    use crate::store::memory::open_url;
+    use crate::store::open::MEMORY_WARNING;
+    use crate::store::sql::Stmt;
+}
+
 pub use async_trait::async_trait;
 #[doc(hidden)]
 pub use clock::now;

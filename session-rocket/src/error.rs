@@ -10,7 +10,8 @@ use rocket::response::{self, Responder};
 ///
 /// | cause | status |
 /// |---|---|
-/// | the store is unreachable ([`Error::Unavailable`](session_core::Error::Unavailable)) | 503 |
+/// | the store is unreachable, or did not answer within `statement_timeout` ([`Error::Unavailable`](session_core::Error::Unavailable)) | 503 |
+/// | a concurrent request ended the session ([`Error::Interrupted`](session_core::Error::Interrupted)) or changed a versioned field this request read ([`Error::Conflict`](session_core::Error::Conflict)): nothing of the save was written | 409 |
 /// | anything else (a failing store, a field over the size limit, an undecodable field under `on_decode_error = "error"`) | 500 |
 ///
 /// The cause is logged with its whole source chain; the client sees only

@@ -104,7 +104,7 @@
 //! | changes one field of a loaded session | 2 (load + write) |
 //! | writes blindly with `set_x` | 1 |
 //! | logs in (new session with its fields) | 2 |
-//! | regenerates and writes | 2 (rename + write, one transaction) |
+//! | regenerates and writes | 3 (move + the replaced token's record + write, one transaction) |
 //! | destroys | 1 |
 //! | first reads a deferred field | +1 |
 //! | `update_x` of a `#[session(versioned)]` field | +1 per call (the write, at once; +1 reload per conflict) |

@@ -1,19 +1,22 @@
 //! The public-API snapshot from the other side: machinery that must stay
 //! internal. Each block below must fail to compile; if one compiles, an
 //! internal item became public API by accident (`cargo test` runs these
-//! as doctests). `tests/ui/pass/public-api.rs` names what apps and store
-//! authors rely on.
+//! as doctests). Each names the path where the item really is (session-core
+//! checks that they exist, in `lib.rs`'s `guarded_internals`), so a guard
+//! cannot pass because its item moved. `tests/ui/pass/public-api.rs` names
+//! what apps and store authors rely on.
 //!
-//! Session_core::manager::now:
+//! The clock (the crate's `now`, reachable only as the hidden
+//! `session_core::now` the test suites use):
 //!
 //! ```compile_fail,E0603
-//! use session_core::manager::now;
+//! use session_core::clock::now;
 //! fn main() {}
 //! ```
 //!
 //! The flush plan:
 //!
-//! ```compile_fail,E0432
+//! ```compile_fail,E0603
 //! use session_core::state::FlushPlan;
 //! fn main() {}
 //! ```
@@ -41,8 +44,8 @@
 //!
 //! The table-prefix rule:
 //!
-//! ```compile_fail,E0432
-//! use session_core::store::validate_prefix;
+//! ```compile_fail,E0603
+//! use session_core::config::validate_prefix;
 //! fn main() {}
 //! ```
 //!
@@ -62,8 +65,8 @@
 //!
 //! The memory warning text:
 //!
-//! ```compile_fail,E0432
-//! use session_rocket::MEMORY_WARNING;
+//! ```compile_fail,E0603
+//! use session_rocket::store::open::MEMORY_WARNING;
 //! fn main() {}
 //! ```
 //!
