@@ -125,6 +125,30 @@ pub(crate) fn misspelt_sections(figment: &Figment) -> Vec<String> {
         .collect()
 }
 
+/// Environment variables that look like a misspelt `ROCKET_SESSIONS_*`
+/// (`ROCKET_SESION_TTL`, `ROCKET_SESSION_URL`), each with the name it
+/// resembles: Rocket reads them as top-level keys nothing uses, so the app
+/// would silently run on the defaults. `names` are the variables' names
+/// (`std::env::vars()` at launch).
+pub(crate) fn misspelt_env_vars(names: impl IntoIterator<Item = String>) -> Vec<(String, String)> {
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let rest = name.strip_prefix("ROCKET_")?;
+            let (head, tail) = rest.split_once('_').unwrap_or((rest, ""));
+            if head.eq_ignore_ascii_case(SECTION) || nearest(head, [SECTION]).is_none() {
+                return None;
+            }
+            let suggestion = if tail.is_empty() {
+                "ROCKET_SESSIONS".to_string()
+            } else {
+                format!("ROCKET_SESSIONS_{tail}")
+            };
+            Some((name, suggestion))
+        })
+        .collect()
+}
+
 /// The candidate within two edits of `word` (case-insensitively), if any.
 fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let word = word.to_ascii_lowercase().replace('-', "_");
@@ -172,6 +196,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("did you mean `ttl`?"), "{err}");
+    }
+
+    #[test]
+    fn a_misspelt_environment_variable_is_named_with_the_one_it_resembles() {
+        let names = [
+            "ROCKET_SESION_TTL",
+            "ROCKET_SESSION_URL",
+            "ROCKET_SESSIONS_TTL",
+            "ROCKET_SESSIONS",
+            "ROCKET_PORT",
+            "ROCKET_SECRET_KEY",
+            "PATH",
+        ]
+        .map(String::from);
+        assert_eq!(
+            super::misspelt_env_vars(names),
+            [
+                ("ROCKET_SESION_TTL".into(), "ROCKET_SESSIONS_TTL".into()),
+                ("ROCKET_SESSION_URL".into(), "ROCKET_SESSIONS_URL".into()),
+            ]
+        );
     }
 
     #[test]

@@ -126,6 +126,12 @@ impl Fairing for Sessions {
                  [{profile}.sessions]? (its settings are ignored; the defaults apply)"
             );
         }
+        for (found, meant) in crate::config::misspelt_env_vars(std::env::vars().map(|(k, _)| k)) {
+            rocket::warn!(
+                "the environment variable `{found}` is not read by the sessions fairing: did you \
+                 mean `{meant}`? (its setting is ignored)"
+            );
+        }
         let config = match crate::config::extract(rocket.figment()) {
             Ok(config) => config,
             Err(e) => {
