@@ -56,7 +56,6 @@ mod guarded_internals {
     use crate::store::cleanup::run;
     use crate::store::memory::open_url;
     use crate::store::open::MEMORY_WARNING;
-    use crate::store::sql::Stmt;
 }
 
 pub use async_trait::async_trait;

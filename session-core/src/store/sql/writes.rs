@@ -39,17 +39,26 @@ const WRITE_MARGIN: Duration = Duration::from_millis(250);
 impl<B: Backend> SqlStore<B> {
     /// Runs a write that is safe to apply twice (an upsert of plain
     /// fields, a delete, an expiry touch), retrying it whole on deadlock /
-    /// busy errors, and once on a fresh connection when the connection was
-    /// lost (its first attempt may have been applied: harmless here). A
+    /// busy errors, and on a fresh connection when the connection was lost
+    /// (its first attempt may have been applied: harmless here), up to
+    /// [`SEND_ROUNDS`] times when the fresh connection is lost too. A
     /// foreign-key miss (see [`ErrorClass::Gone`]) is `Ok(None)`, like a
     /// first statement that matched nothing.
     pub(super) async fn write(&self, stmts: &[Stmt<'_>], must_match: usize) -> Result<Affected> {
-        let attempt = self
-            .retried(stmts.len(), || {
-                self.backend.execute(stmts, must_match, self.write_limit())
-            })
-            .await;
-        attempt.result.map(Option::flatten)
+        let mut round = 1;
+        loop {
+            let attempt = self
+                .retried(stmts.len(), || {
+                    self.backend.execute(stmts, must_match, self.write_limit())
+                })
+                .await;
+            match attempt.result {
+                Err(e) if attempt.replayed && e.is_unavailable() && round < SEND_ROUNDS => {
+                    round += 1;
+                }
+                result => return result.map(Option::flatten),
+            }
+        }
     }
 
     /// Runs a write that must not be applied twice (a compare-and-set, a
