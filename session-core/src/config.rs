@@ -197,7 +197,7 @@ impl std::fmt::Debug for Config {
             sign_with_secret_key,
             encryption_keys,
         } = self;
-        let url = url.as_deref().map(crate::store::open::redact);
+        let url = url.as_deref().map(redact_url);
         f.debug_struct("Config")
             .field("url", &url)
             .field("cookie_name", cookie_name)
@@ -429,6 +429,28 @@ impl<'de> Deserialize<'de> for SameSite {
                 ("none", SameSite::None),
             ],
         )
+    }
+}
+
+/// Masks the password of a `scheme://user:password@host/…` URL (for
+/// logs and `Debug`).
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let userinfo = &rest[..at];
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            let masked = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_string()
+            };
+            format!("{scheme}://{masked}{}", &rest[at..])
+        }
+        None => url.to_string(),
     }
 }
 

@@ -82,7 +82,7 @@ impl CookieStore {
 
 /// Opens the cookie store for `url = "cookie"` (see [`open`](super::open)).
 #[cfg(feature = "cookie")]
-pub(crate) fn open_url<'a>(_url: &'a str, _config: &'a Config) -> super::open::Opening<'a> {
+pub(crate) fn open_url<'a>(_url: &'a str, _config: &'a Config) -> super::Opening<'a> {
     let store: Arc<dyn SessionStore> = Arc::new(CookieStore);
     Box::pin(std::future::ready(Ok(store)))
 }

@@ -117,7 +117,7 @@ impl MemoryStore {
 }
 
 /// Opens the memory store for `url = "memory"` (see [`open`](super::open)).
-pub(crate) fn open_url<'a>(_url: &'a str, config: &'a Config) -> super::open::Opening<'a> {
+pub(crate) fn open_url<'a>(_url: &'a str, config: &'a Config) -> super::Opening<'a> {
     let store: Arc<dyn SessionStore> =
         Arc::new(MemoryStore::with_capacity(config.memory_max_sessions));
     Box::pin(std::future::ready(Ok(store)))

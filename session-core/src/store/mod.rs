@@ -226,6 +226,12 @@ pub(crate) async fn within<T>(
     }
 }
 
+/// A store being opened from its URL (see [`open`]): what each store
+/// module's `open_url` returns to the registry.
+pub(crate) type Opening<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<std::sync::Arc<dyn SessionStore>>> + Send + 'a>,
+>;
+
 /// Seconds since the Unix epoch, UTC.
 pub type Timestamp = i64;
 

@@ -2,17 +2,11 @@
 //! integration never names a driver, and a new store is one module plus one
 //! line in its registry of schemes.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::store::SessionStore;
-
-/// A store being opened.
-pub(crate) type Opening<'a> =
-    Pin<Box<dyn Future<Output = Result<Arc<dyn SessionStore>>> + Send + 'a>>;
+use crate::store::{Opening, SessionStore};
 
 /// Opens a store of one scheme from its URL and the configuration.
 type OpenFn = for<'a> fn(&'a str, &'a Config) -> Opening<'a>;
@@ -240,23 +234,7 @@ fn locate(url: &str) -> String {
 
 /// Masks the password of a `scheme://user:password@host/…` URL.
 pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => {
-            let userinfo = &rest[..at];
-            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
-            let masked = if userinfo.contains(':') {
-                format!("{user}:***")
-            } else {
-                user.to_string()
-            };
-            format!("{scheme}://{masked}{}", &rest[at..])
-        }
-        None => url.to_string(),
-    }
+    crate::config::redact_url(url)
 }
 
 #[cfg(test)]

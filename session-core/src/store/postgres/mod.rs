@@ -129,7 +129,7 @@ fn classify(error: &sqlx::Error) -> ErrorClass {
 }
 
 /// Opens the store for a `postgres://` URL (see [`open`](super::open)).
-pub(crate) fn open_url<'a>(url: &'a str, config: &'a Config) -> super::open::Opening<'a> {
+pub(crate) fn open_url<'a>(url: &'a str, config: &'a Config) -> super::Opening<'a> {
     Box::pin(async move {
         let store: std::sync::Arc<dyn super::SessionStore> =
             std::sync::Arc::new(PgStore::connect(url, config).await?);

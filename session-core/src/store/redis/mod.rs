@@ -475,7 +475,7 @@ fn parse_hex(text: &str) -> Option<StoreKey> {
 }
 
 /// Opens the store for a `redis://` URL (see [`open`](super::open)).
-pub(crate) fn open_url<'a>(url: &'a str, config: &'a Config) -> super::open::Opening<'a> {
+pub(crate) fn open_url<'a>(url: &'a str, config: &'a Config) -> super::Opening<'a> {
     Box::pin(async move {
         let store: std::sync::Arc<dyn super::SessionStore> =
             std::sync::Arc::new(RedisStore::connect(url, config).await?);
