@@ -1,0 +1,341 @@
+//! The store behaviour suite, written once and run against every store.
+//!
+//! The checks live by concern: `store` (the store contract on the store
+//! alone), `requests` (whole requests through the typed layer), `versioned`
+//! and `security` (encryption, indexes); this module holds the session
+//! types they use, their helpers and the macro.
+//!
+//! Each check is a plain async function taking a fresh store; the
+//! [`store_conformance_tests!`](crate::store_conformance_tests) macro turns
+//! them into `#[tokio::test]`s for one store factory:
+//!
+//! ```ignore
+//! async fn store() -> std::sync::Arc<dyn SessionStore> { /* a fresh, isolated store */ }
+//! session_core::store_conformance_tests!(store);
+//! ```
+//!
+//! The suite checks the store contract directly (expiry, no resurrection,
+//! concurrent saves) and through a real session type, [`Cart`], counting the
+//! statements each kind of request costs.
+
+use std::sync::Arc;
+
+use crate::clock::now;
+use crate::config::Config;
+use crate::manager::SessionManager;
+use crate::schema::flush;
+use crate::state::{CookieAction, Outcome};
+use crate::store::{
+    Changes, Expect, ExpiryUpdate, NewSession, Record, Rename, Saved, SessionStore, Validity,
+    PREVIOUS_KEY_GRACE,
+};
+use crate::token::{StoreKey, Token};
+
+mod requests;
+mod security;
+mod store;
+mod versioned;
+
+pub use requests::*;
+pub use security::*;
+pub use store::*;
+pub use versioned::*;
+
+/// The session type the suite runs through, made by the real
+/// `#[derive(Session)]`: `user: Option<u64>`, `cart: Vec<String>`,
+/// `visits: u32`, and a deferred `history: Vec<String>`.
+#[derive(Debug, session_derive::Session)]
+#[session(crate = "crate")]
+pub struct Cart {
+    /// The logged-in user.
+    pub user: Option<u64>,
+    /// Items.
+    pub cart: Vec<String>,
+    /// A counter.
+    pub visits: u32,
+    /// A large field, loaded only when used.
+    #[session(deferred)]
+    pub history: Vec<String>,
+}
+
+/// A second session type, used with [`Cart`] on one request: `theme` of
+/// its own and `visits`, the same stored field as `Cart`'s.
+#[derive(Debug, session_derive::Session)]
+#[session(crate = "crate")]
+pub struct Prefs {
+    /// A preference of its own.
+    pub theme: String,
+    /// The same stored field as [`Cart::visits`].
+    pub visits: u32,
+}
+
+/// The handle of [`Cart`].
+pub type CartHandle = CartSession;
+
+/// A session type with a versioned field: `#[session(versioned)] hits:
+/// u64` and a plain `note: String`.
+#[derive(Debug, session_derive::Session)]
+#[session(crate = "crate")]
+pub struct Counter {
+    /// Changed by concurrent requests: compare-and-set.
+    #[session(versioned)]
+    pub hits: u64,
+    /// A plain field written in the same requests.
+    pub note: String,
+}
+
+/// A session type with an indexed field: `#[session(index)] user_id: u64`
+/// and a plain `device: String`.
+#[derive(Debug, session_derive::Session)]
+#[session(crate = "crate")]
+pub struct Account {
+    /// Whose session this is: searchable across sessions.
+    #[session(index)]
+    pub user_id: u64,
+    /// What a "your devices" page shows.
+    pub device: String,
+    /// Indexed and versioned: written by `update_team`.
+    #[session(index, versioned)]
+    pub team: u64,
+}
+
+/// Runs every conformance check against stores from `$factory`, an async
+/// function returning a fresh, isolated store. With a second argument, an
+/// async function taking `&Store`, that function tears the store down after
+/// each passing check (a failing one leaves its data for inspection).
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($factory:path) => {
+        $crate::store_conformance_tests!($factory, $crate::testing::no_teardown);
+    };
+    ($factory:path, $teardown:path) => {
+        $crate::store_conformance_tests!(@tests $factory, $teardown;
+            create_then_load,
+            load_skips_deferred_fields,
+            create_refuses_a_taken_key,
+            save_changes_only_named_fields,
+            save_never_resurrects,
+            remove_deletes_fields,
+            expired_sessions_are_never_returned,
+            rename_moves_data,
+            rename_is_all_or_nothing,
+            previous_key_reaches_the_session_for_destroy_only,
+            every_key_replaced_within_the_grace_reaches_the_session,
+            touch_never_shortens,
+            expiry_updates_never_revive_a_dead_session,
+            max_lifetime_bounds_writes_and_deferred_reads,
+            expiry_is_capped_by_creation,
+            cleanup_honours_max_lifetime,
+            delete_expired_in_batches,
+            concurrent_saves_of_different_fields_all_land,
+            concurrent_adds_of_the_same_field_do_not_fail,
+            binary_values_round_trip,
+            statement_counts_per_request_kind,
+            regenerate_keeps_data_and_kills_old_token,
+            destroy_wins_over_a_slower_request,
+            concurrent_sessions_lose_no_update,
+            writes_racing_a_destroy_never_resurrect,
+            concurrent_touches_and_writes_of_one_session_all_succeed,
+            blind_write_to_a_dead_cookie_starts_a_fresh_session,
+            undecodable_field_keeps_its_bytes_until_changed,
+            requests_racing_a_regenerate,
+            a_session_keeps_its_own_expiry,
+            two_session_types_share_one_session,
+            writes_after_an_interrupted_flush_report_it,
+            an_update_of_fields_that_went_meanwhile_is_never_lost,
+            versioned_writes_need_the_expected_version,
+            concurrent_compare_and_set_increments_all_land,
+            concurrent_updates_of_a_versioned_field_lose_nothing,
+            plain_writes_of_a_versioned_field_conflict,
+            encrypted_values_open_only_where_they_were_sealed,
+            encryption_keys_rotate_and_survive_regenerates,
+            log_out_everywhere_ends_a_users_other_sessions,
+            indexed_fields_follow_their_writes,
+        );
+    };
+    (@tests $factory:path, $teardown:path; $($name:ident,)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let store = ::std::sync::Arc::new($factory().await);
+                $crate::testing::$name(store.clone()).await;
+                $teardown(&*store).await;
+            }
+        )*
+    };
+}
+
+/// A table prefix (or file name) no other test uses: `tag`, then ten
+/// random characters, then `_`.
+pub fn unique_prefix(tag: &str) -> String {
+    let random = Token::generate().unwrap().to_cookie_value()[..10]
+        .to_ascii_lowercase()
+        .replace(['-', '_'], "x");
+    format!("{tag}{random}_")
+}
+
+/// The teardown of stores that need none.
+pub async fn no_teardown<S>(_: &S) {}
+
+fn at() -> Validity {
+    let now = now();
+    Validity {
+        now,
+        created_after: now - 1_000_000,
+    }
+}
+
+fn v(now: i64) -> Validity {
+    Validity {
+        now,
+        created_after: now - 1_000_000,
+    }
+}
+
+fn ns(created_at: i64, expires_at: i64) -> NewSession {
+    NewSession {
+        created_at,
+        expires_at,
+        idle_timeout: 3600,
+        persistent: None,
+    }
+}
+
+fn rename_to(to: StoreKey) -> Changes {
+    Changes {
+        rename: Some(Rename {
+            to,
+            previous_until: now() + PREVIOUS_KEY_GRACE,
+        }),
+        ..Changes::default()
+    }
+}
+
+fn key() -> StoreKey {
+    Token::generate().unwrap().store_key()
+}
+
+fn field<'a>(fields: &'a [(String, Vec<u8>)], name: &str) -> Option<&'a [u8]> {
+    fields
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_slice())
+}
+
+async fn make(store: &dyn SessionStore, fields: &[(&'static str, Vec<u8>)]) -> StoreKey {
+    let key = key();
+    let t = now();
+    assert!(store.create(&key, ns(t, t + 3600), fields).await.unwrap());
+    key
+}
+
+fn manager(store: Arc<dyn SessionStore>) -> SessionManager {
+    SessionManager::new(store, Config::default()).unwrap()
+}
+
+async fn expires_at(store: &dyn SessionStore, key: &StoreKey) -> i64 {
+    let record = store.load(key, &[], at()).await.unwrap();
+    record.expect("session is alive").expires_at
+}
+
+async fn statements(store: &dyn SessionStore, run: impl std::future::Future<Output = ()>) -> u64 {
+    let before = store.stats();
+    run.await;
+    (store.stats() - before).statements
+}
+
+/// Logs a user in through the session layer (a new session holding
+/// `user`) and returns the cookie value the response would carry.
+pub async fn login(manager: &SessionManager, user: u64) -> String {
+    let mut handle = manager.open::<Cart>(None);
+    handle.set_user(Some(user));
+    assert_eq!(flush(&mut handle).await.unwrap(), Outcome::Created);
+    cookie_token(&mut handle)
+}
+
+/// The value of the Set-Cookie a flushed handle's response would carry.
+pub fn cookie_token<H: crate::schema::SessionHandle>(handle: &mut H) -> String {
+    match handle.state().request().take_cookie_action() {
+        Some(CookieAction::Set { value, .. }) => value,
+        other => panic!("expected a Set-Cookie, got {other:?}"),
+    }
+}
+
+fn version_of(record: &Record, name: &str) -> u64 {
+    record
+        .versions
+        .iter()
+        .find(|(n, _)| n == name)
+        .map_or(0, |(_, v)| *v)
+}
+
+fn cas(name: &'static str, value: Option<&[u8]>, version: Option<u64>) -> Changes {
+    Changes {
+        upsert: value.map(|v| (name, v.to_vec())).into_iter().collect(),
+        remove: if value.is_none() { vec![name] } else { vec![] },
+        expect: vec![Expect { name, version }],
+        ..Changes::default()
+    }
+}
+
+/// A manager whose stored values are sealed with keys made of these bytes
+/// (the first seals).
+fn sealed_manager(store: Arc<dyn SessionStore>, keys: &[u8]) -> SessionManager {
+    use base64::Engine as _;
+    let config = Config {
+        encryption_keys: keys
+            .iter()
+            .map(|&b| {
+                crate::sealing::EncryptionKey::new(
+                    base64::engine::general_purpose::STANDARD.encode([b; 32]),
+                )
+            })
+            .collect(),
+        ..Config::default()
+    };
+    SessionManager::new(store, config).unwrap()
+}
+
+/// The stored bytes of every field of the session behind `cookie`, as the
+/// store holds them.
+async fn raw_fields(store: &dyn SessionStore, cookie: &str) -> Vec<(String, Vec<u8>)> {
+    let key = Token::parse(cookie).unwrap().store_key();
+    store.load(&key, &[], at()).await.unwrap().unwrap().fields
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Logs `user` in on `device` as an [`Account`]; returns the cookie.
+async fn sign_in(m: &SessionManager, user: u64, device: &str) -> String {
+    let mut h = m.open::<Account>(None);
+    h.set_user_id(user);
+    h.set_device(device.into());
+    assert_eq!(flush(&mut h).await.unwrap(), Outcome::Created);
+    cookie_token(&mut h)
+}
+
+/// The devices of `user`'s live sessions, sorted, as seen from `cookie`'s
+/// request, with the current one marked `*`.
+async fn devices(m: &SessionManager, cookie: &str, user: u64) -> Vec<String> {
+    let h = m.open::<Account>(Some(cookie));
+    let mut found: Vec<String> = h
+        .sessions_by_user_id(&user)
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let device: String = s.field("device").unwrap();
+            assert!(s.created_at() > 0 && s.last_seen() >= s.created_at());
+            assert!(s.expires_at() > s.last_seen());
+            if s.is_current() {
+                format!("{device}*")
+            } else {
+                device
+            }
+        })
+        .collect();
+    found.sort();
+    found
+}

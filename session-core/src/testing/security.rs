@@ -1,0 +1,401 @@
+//! Encryption at rest and indexed fields ("log out everywhere").
+
+use super::*;
+
+/// With `encryption_keys`, no stored value holds its plaintext (deferred
+/// fields included), and a value opens only in the session and field it
+/// was sealed for: copied to another session, to another field, a whole
+/// session copied under another token, read with another key or altered,
+/// it falls back like an undecodable field, and its stored bytes stay
+/// until the app changes the field.
+pub async fn encrypted_values_open_only_where_they_were_sealed(store: Arc<dyn SessionStore>) {
+    let m = sealed_manager(store.clone(), &[1]);
+    let s = &*store;
+    let mut h = m.open::<Cart>(None);
+    h.set_user(Some(4_242_424));
+    h.set_cart(vec!["secret-apple".into()]);
+    h.set_history(vec!["secret-history".into()]);
+    assert_eq!(flush(&mut h).await.unwrap(), Outcome::Created);
+    let a = cookie_token(&mut h);
+    let mut h = m.open::<Cart>(None);
+    h.set_cart(vec!["b-item".into()]);
+    flush(&mut h).await.unwrap();
+    let b = cookie_token(&mut h);
+
+    let stored = raw_fields(s, &a).await;
+    assert_eq!(stored.len(), 3, "{stored:?}");
+    for (name, value) in &stored {
+        for plain in [&b"secret"[..], b"4242424", b"apple"] {
+            assert!(!contains(value, plain), "{name} holds plaintext");
+        }
+        assert!(
+            value.len() >= crate::sealing::OVERHEAD,
+            "{name} is not sealed"
+        );
+    }
+    // Through the manager, everything opens, the deferred field by its
+    // own load.
+    let h = m.open::<Cart>(Some(&a));
+    assert_eq!(*h.user().await.unwrap(), Some(4_242_424));
+    assert_eq!(*h.cart().await.unwrap(), ["secret-apple"]);
+    assert_eq!(*h.history().await.unwrap(), ["secret-history"]);
+
+    // `a`'s cart copied into `b`: does not open there, and stays as it is
+    // through a borrow that changes nothing.
+    let a_cart = field(&stored, "cart").unwrap().to_vec();
+    let a_user = field(&stored, "user").unwrap().to_vec();
+    let b_key = Token::parse(&b).unwrap().store_key();
+    let copy = |name: &'static str, bytes: Vec<u8>| Changes {
+        upsert: vec![(name, bytes)],
+        ..Changes::default()
+    };
+    assert_eq!(
+        s.save(&b_key, &copy("cart", a_cart.clone()), at())
+            .await
+            .unwrap(),
+        Saved::Saved
+    );
+    let mut h = m.open::<Cart>(Some(&b));
+    assert!(
+        h.cart_mut().await.unwrap().is_empty(),
+        "opened in another session"
+    );
+    assert_eq!(flush(&mut h).await.unwrap(), Outcome::Unchanged);
+    assert_eq!(field(&raw_fields(s, &b).await, "cart"), Some(&a_cart[..]));
+    // Under `on_decode_error = "error"` it is a decode error naming it.
+    let strict = SessionManager::new(
+        store.clone(),
+        Config {
+            on_decode_error: crate::config::OnDecodeError::Error,
+            ..m.config().clone()
+        },
+    )
+    .unwrap();
+    let err = strict.open::<Cart>(Some(&b)).cart().await.unwrap_err();
+    assert!(
+        matches!(err, crate::Error::Decode { field: "cart", .. }),
+        "{err}"
+    );
+
+    // `a`'s user copied into `a`'s visits: the right session, the wrong
+    // field.
+    let a_key = Token::parse(&a).unwrap().store_key();
+    s.save(&a_key, &copy("visits", a_user.clone()), at())
+        .await
+        .unwrap();
+    let h = m.open::<Cart>(Some(&a));
+    assert_eq!(*h.visits().await.unwrap(), 0, "opened as another field");
+    assert_eq!(*h.user().await.unwrap(), Some(4_242_424));
+
+    // The whole session copied under another token: nothing opens.
+    let thief = Token::generate().unwrap();
+    let t = now();
+    let all: Vec<(&'static str, Vec<u8>)> = ["user", "cart", "history"]
+        .into_iter()
+        .map(|n| (n, field(&stored, n).unwrap().to_vec()))
+        .collect();
+    assert!(s
+        .create(&thief.store_key(), ns(t, t + 3600), &all)
+        .await
+        .unwrap());
+    let h = m.open::<Cart>(Some(&thief.to_cookie_value()));
+    assert_eq!(*h.user().await.unwrap(), None);
+    assert!(h.cart().await.unwrap().is_empty());
+    assert!(h.history().await.unwrap().is_empty());
+
+    // Another key, or no key at all, opens nothing.
+    for other in [sealed_manager(store.clone(), &[2]), manager(store.clone())] {
+        let h = other.open::<Cart>(Some(&a));
+        assert_eq!(*h.user().await.unwrap(), None);
+        assert!(h.cart().await.unwrap().is_empty());
+    }
+
+    // One altered byte: the field falls back, the others still open.
+    let mut altered = a_cart.clone();
+    let last = altered.len() - 1;
+    altered[last] ^= 1;
+    s.save(&a_key, &copy("cart", altered), at()).await.unwrap();
+    let mut h = m.open::<Cart>(Some(&a));
+    assert!(h.cart().await.unwrap().is_empty());
+    assert_eq!(*h.user().await.unwrap(), Some(4_242_424));
+    // A real change replaces the altered bytes with a sealed value.
+    h.cart_mut().await.unwrap().push("pear".into());
+    assert_eq!(flush(&mut h).await.unwrap(), Outcome::Saved);
+    assert_eq!(*m.open::<Cart>(Some(&a)).cart().await.unwrap(), ["pear"]);
+}
+
+/// With `encryption_keys`, a rotated key list opens values sealed with an
+/// old key and re-seals what it writes with the new one; values sealed
+/// before a regenerate (deferred ones included) still open after it, and
+/// after a second one; reads, blind writes and versioned updates cost the
+/// statements they cost without encryption.
+pub async fn encryption_keys_rotate_and_survive_regenerates(store: Arc<dyn SessionStore>) {
+    let s = &*store;
+    let old = sealed_manager(store.clone(), &[1]);
+    let mut h = old.open::<Cart>(None);
+    h.set_user(Some(1));
+    h.set_cart(vec!["a".into()]);
+    h.set_history(vec!["h".into()]);
+    flush(&mut h).await.unwrap();
+    let cookie = cookie_token(&mut h);
+
+    let rotated = sealed_manager(store.clone(), &[2, 1]);
+    let new_only = sealed_manager(store.clone(), &[2]);
+    let h = rotated.open::<Cart>(Some(&cookie));
+    assert_eq!(*h.cart().await.unwrap(), ["a"]);
+    assert_eq!(*h.history().await.unwrap(), ["h"]);
+    assert!(new_only
+        .open::<Cart>(Some(&cookie))
+        .cart()
+        .await
+        .unwrap()
+        .is_empty());
+    // Written through the rotated list: sealed with the new key.
+    let mut h = rotated.open::<Cart>(Some(&cookie));
+    h.cart_mut().await.unwrap().push("b".into());
+    assert_eq!(flush(&mut h).await.unwrap(), Outcome::Saved);
+    let h = new_only.open::<Cart>(Some(&cookie));
+    assert_eq!(*h.cart().await.unwrap(), ["a", "b"]);
+    assert_eq!(
+        *h.user().await.unwrap(),
+        None,
+        "not written: still the old key's"
+    );
+    assert_eq!(
+        *old.open::<Cart>(Some(&cookie)).user().await.unwrap(),
+        Some(1)
+    );
+
+    // Costs: a read is one statement, a blind write one.
+    let m = rotated;
+    let n = statements(s, async {
+        let h = m.open::<Cart>(Some(&cookie));
+        assert_eq!(*h.user().await.unwrap(), Some(1));
+    })
+    .await;
+    assert_eq!(n, 1, "read");
+    let n = statements(s, async {
+        let mut h = m.open::<Cart>(Some(&cookie));
+        h.set_visits(5);
+        assert_eq!(flush(&mut h).await.unwrap(), Outcome::Saved);
+    })
+    .await;
+    assert_eq!(n, 1, "blind write");
+
+    // A regenerate keeps every value readable, the deferred one included,
+    // though only `user` is written again.
+    let mut cookie = cookie;
+    for round in 0..2u64 {
+        let mut login = m.open::<Cart>(Some(&cookie));
+        login.regenerate();
+        login.set_user(Some(10 + round));
+        assert_eq!(flush(&mut login).await.unwrap(), Outcome::Saved);
+        let next = cookie_token(&mut login);
+        assert_ne!(next, cookie);
+        cookie = next;
+        // The deferred field first, alone: its own load, then the list of
+        // previous keys.
+        let h = m.open::<Cart>(Some(&cookie));
+        assert_eq!(*h.history().await.unwrap(), ["h"], "round {round}");
+        assert_eq!(*h.user().await.unwrap(), Some(10 + round));
+        assert_eq!(*h.cart().await.unwrap(), ["a", "b"]);
+        assert_eq!(*h.visits().await.unwrap(), 5);
+    }
+    // Two logins racing on one cookie: as without encryption, the second
+    // finds the session moved and writes nothing (a 409 over HTTP).
+    let mut first = m.open::<Cart>(Some(&cookie));
+    let mut second = m.open::<Cart>(Some(&cookie));
+    for h in [&mut first, &mut second] {
+        h.regenerate();
+        h.set_user(Some(20));
+    }
+    assert_eq!(flush(&mut first).await.unwrap(), Outcome::Saved);
+    assert_eq!(flush(&mut second).await.unwrap(), Outcome::Interrupted);
+    cookie = cookie_token(&mut first);
+
+    // The list of previous keys is sealed too.
+    let stored = raw_fields(s, &cookie).await;
+    let list = field(&stored, crate::state::PREVIOUS_KEYS).expect("previous keys stored");
+    assert_eq!(list.len(), 3 * 32 + crate::sealing::OVERHEAD);
+
+    // Versioned updates go through sealed.
+    let mut h = m.open::<Counter>(None);
+    h.set_note("n".into());
+    flush(&mut h).await.unwrap();
+    let counter = cookie_token(&mut h);
+    for _ in 0..3 {
+        let mut h = m.open::<Counter>(Some(&counter));
+        h.update_hits(|n| *n += 1).await.unwrap();
+        flush(&mut h).await.unwrap();
+    }
+    assert_eq!(*m.open::<Counter>(Some(&counter)).hits().await.unwrap(), 3);
+    // Concurrent ones too: a conflict's reload opens the fresh value.
+    let runs: Vec<_> = (0..8)
+        .map(|_| {
+            let (m, counter) = (m.clone(), counter.clone());
+            tokio::spawn(async move {
+                for _ in 0..5 {
+                    let mut h = m.open::<Counter>(Some(&counter));
+                    h.update_hits(|n| *n += 1).await?;
+                    flush(&mut h).await?;
+                }
+                Ok::<_, crate::Error>(())
+            })
+        })
+        .collect();
+    for run in runs {
+        run.await.unwrap().unwrap();
+    }
+    assert_eq!(*m.open::<Counter>(Some(&counter)).hits().await.unwrap(), 43);
+}
+
+/// "Log out everywhere": a user's sessions are listed from any one of
+/// them; ending all but the current one leaves it and every other user's
+/// sessions intact; a request in flight on an ended session cannot bring
+/// it back; ending all ends the current one too.
+pub async fn log_out_everywhere_ends_a_users_other_sessions(store: Arc<dyn SessionStore>) {
+    let m = manager(store.clone());
+    let s = &*store;
+    let laptop = sign_in(&m, 42, "laptop").await;
+    let phone = sign_in(&m, 42, "phone").await;
+    let tablet = sign_in(&m, 42, "tablet").await;
+    let other_user = sign_in(&m, 7, "desk").await;
+    assert_eq!(
+        devices(&m, &laptop, 42).await,
+        ["laptop*", "phone", "tablet"]
+    );
+    assert_eq!(devices(&m, &laptop, 7).await, ["desk"]);
+
+    // A request on the phone, in flight: it has loaded the session.
+    let mut in_flight = m.open::<Account>(Some(&phone));
+    assert_eq!(*in_flight.device().await.unwrap(), "phone");
+
+    let mut h = m.open::<Account>(Some(&laptop));
+    let n = statements(s, async {
+        assert_eq!(h.destroy_other_sessions_by_user_id(&42).await.unwrap(), 2);
+    })
+    .await;
+    assert_eq!(n, 1, "ending the other sessions is one statement");
+    assert_eq!(flush(&mut h).await.unwrap(), Outcome::Unchanged);
+
+    // The in-flight request's write is refused, and the phone stays out.
+    in_flight.set_device("phone, renamed".into());
+    assert_eq!(flush(&mut in_flight).await.unwrap(), Outcome::Interrupted);
+    for ended in [&phone, &tablet] {
+        let h = m.open::<Account>(Some(ended));
+        assert_eq!(*h.user_id().await.unwrap(), 0);
+        assert!(h.is_new());
+    }
+    assert_eq!(devices(&m, &laptop, 42).await, ["laptop*"]);
+    assert_eq!(devices(&m, &other_user, 7).await, ["desk*"]);
+    assert_eq!(
+        *m.open::<Account>(Some(&laptop)).device().await.unwrap(),
+        "laptop"
+    );
+
+    // All of them, this one included: it is destroyed like `destroy()`.
+    let phone = sign_in(&m, 42, "phone").await;
+    let mut h = m.open::<Account>(Some(&laptop));
+    assert_eq!(h.destroy_sessions_by_user_id(&42).await.unwrap(), 2);
+    assert!(h.is_destroyed());
+    assert_eq!(flush(&mut h).await.unwrap(), Outcome::Unchanged);
+    assert_eq!(
+        crate::schema::SessionHandle::state(&h)
+            .request()
+            .take_cookie_action(),
+        Some(CookieAction::Remove)
+    );
+    assert!(devices(&m, &phone, 42).await.is_empty());
+    assert_eq!(devices(&m, &other_user, 7).await, ["desk*"]);
+
+    // Another user's request ending user 7's sessions keeps its own.
+    let mut admin = m.open::<Account>(Some(&laptop));
+    assert_eq!(admin.destroy_sessions_by_user_id(&7).await.unwrap(), 1);
+    assert!(!admin.is_destroyed());
+    let h = m.open::<Account>(Some(&other_user));
+    assert_eq!(*h.user_id().await.unwrap(), 0);
+    assert!(h.is_new());
+}
+
+/// The index follows the indexed field's writes and nothing else does:
+/// a change of the value moves the session to the new value, a removal
+/// or a `clear` takes it out, a regenerate keeps it (under the new key),
+/// writes of other fields cost what they cost without an index, and with
+/// `encryption_keys` the index is keyed and survives a rotation.
+pub async fn indexed_fields_follow_their_writes(store: Arc<dyn SessionStore>) {
+    let m = manager(store.clone());
+    let s = &*store;
+    let moved = sign_in(&m, 42, "moved").await;
+    let removed = sign_in(&m, 42, "removed").await;
+    let cleared = sign_in(&m, 42, "cleared").await;
+    let renamed = sign_in(&m, 42, "renamed").await;
+
+    let mut h = m.open::<Account>(Some(&moved));
+    h.set_user_id(43);
+    flush(&mut h).await.unwrap();
+    let mut h = m.open::<Account>(Some(&removed));
+    h.remove_user_id();
+    flush(&mut h).await.unwrap();
+    let mut h = m.open::<Account>(Some(&cleared));
+    h.clear();
+    h.set_device("cleared".into());
+    flush(&mut h).await.unwrap();
+    let mut h = m.open::<Account>(Some(&renamed));
+    h.regenerate();
+    h.set_device("renamed".into());
+    flush(&mut h).await.unwrap();
+    let renamed = cookie_token(&mut h);
+
+    assert_eq!(devices(&m, &renamed, 42).await, ["renamed*"]);
+    assert_eq!(devices(&m, &renamed, 43).await, ["moved"]);
+    let found = m
+        .open::<Account>(Some(&renamed))
+        .sessions_by_user_id(&42)
+        .await
+        .unwrap();
+    assert_eq!(
+        found[0].id(),
+        Token::parse(&renamed).unwrap().store_key(),
+        "listed under its new key"
+    );
+
+    // A write of a field that is not indexed costs what it costs without
+    // an index: the load and one write.
+    let n = statements(s, async {
+        let mut h = m.open::<Account>(Some(&renamed));
+        h.device_mut().await.unwrap().push('!');
+        assert_eq!(flush(&mut h).await.unwrap(), Outcome::Saved);
+    })
+    .await;
+    assert_eq!(n, 2, "a plain field's write");
+
+    // An indexed field written by `update_x` (versioned) is indexed too.
+    let mut h = m.open::<Account>(Some(&renamed));
+    h.update_team(|t| *t = 5).await.unwrap();
+    flush(&mut h).await.unwrap();
+    let found = m
+        .open::<Account>(Some(&moved))
+        .sessions_by_team(&5)
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        found[0].field::<String>("device").as_deref(),
+        Some("renamed!")
+    );
+
+    // Keyed by the encryption key: a rotated list finds entries written
+    // under the old key.
+    let old = sealed_manager(store.clone(), &[1]);
+    let first = sign_in(&old, 99, "first").await;
+    sign_in(&old, 99, "second").await;
+    let rotated = sealed_manager(store.clone(), &[2, 1]);
+    assert_eq!(devices(&rotated, &first, 99).await, ["first*", "second"]);
+    assert!(
+        devices(&m, &first, 99).await.is_empty(),
+        "unkeyed digests differ"
+    );
+    let mut h = rotated.open::<Account>(Some(&first));
+    assert_eq!(h.destroy_other_sessions_by_user_id(&99).await.unwrap(), 1);
+    assert_eq!(devices(&rotated, &first, 99).await, ["first*"]);
+}
