@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rocket::{get, post, routes};
+use rocket::{get, post, routes, State};
 use session_rocket::store::mysql::MySqlStore;
 use session_rocket::{Config, Session, SessionError, Sessions};
 
@@ -47,12 +47,20 @@ async fn login_then_fail(mut s: Session<Account>) -> Result<(), SessionError> {
     Ok(())
 }
 
-/// Reads the user, waits, then regenerates and grants a role: a logout
-/// can come in between.
+/// Lets the test put a logout between `elevate`'s read and its write.
+#[derive(Default, Clone)]
+struct Gate {
+    read: Arc<tokio::sync::Notify>,
+    logged_out: Arc<tokio::sync::Notify>,
+}
+
+/// Reads the user, waits for the test's logout, then regenerates and
+/// grants a role.
 #[post("/elevate")]
-async fn elevate(mut s: Session<Account>) -> Result<(), SessionError> {
+async fn elevate(mut s: Session<Account>, gate: &State<Gate>) -> Result<(), SessionError> {
     s.user().await?;
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    gate.read.notify_one();
+    gate.logged_out.notified().await;
     s.regenerate();
     s.set_role(Some("admin".into()));
     Ok(())
@@ -92,16 +100,19 @@ async fn app() -> (
     rocket::Shutdown,
     tokio::task::JoinHandle<()>,
     Arc<MySqlStore>,
+    Gate,
 ) {
     let store = support::mysql_store(Config::default()).await;
+    let gate = Gate::default();
     let rocket = rocket::custom(support::figment().merge(("workers", 4)))
+        .manage(gate.clone())
         .attach(Sessions::with_shared_store(store.clone()))
         .mount(
             "/",
             routes![cart, login_then_fail, elevate, login, logout, show, count],
         );
     let (addr, shutdown, server) = launch(rocket).await;
-    (addr, shutdown, server, store)
+    (addr, shutdown, server, store, gate)
 }
 
 /// Live sessions whose `user` is `user`, through the index.
@@ -113,7 +124,7 @@ async fn sessions_of(app: std::net::SocketAddr, user: u64) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_request_still_sends_the_cookie_it_committed() {
-    let (app, shutdown, server, store) = app().await;
+    let (app, shutdown, server, store, _) = app().await;
     let (_, before, _) = http(app, "POST", "/cart", None).await;
     let before = before.expect("a session");
 
@@ -133,7 +144,7 @@ async fn a_failed_request_still_sends_the_cookie_it_committed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_regenerate_does_not_undo_a_logout() {
-    let (app, shutdown, server, store) = app().await;
+    let (app, shutdown, server, store, gate) = app().await;
     let (_, cookie, _) = http(app, "POST", "/cart", None).await;
     let cookie = cookie.expect("a session");
     // Sign in (user 2).
@@ -146,9 +157,10 @@ async fn a_regenerate_does_not_undo_a_logout() {
         let cookie = cookie.clone();
         tokio::spawn(async move { http(app, "POST", "/elevate", Some(&cookie)).await })
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    gate.read.notified().await;
     let (status, _, _) = http(app, "POST", "/logout", Some(&cookie)).await;
     assert_eq!(status, 200);
+    gate.logged_out.notify_one();
     let (status, set, _) = slow.await.unwrap();
     assert_eq!(
         status, 409,
@@ -166,7 +178,7 @@ async fn a_regenerate_does_not_undo_a_logout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_sent_twice_moves_the_session_once() {
-    let (app, shutdown, server, store) = app().await;
+    let (app, shutdown, server, store, _) = app().await;
     let (_, cookie, _) = http(app, "POST", "/cart", None).await;
     let cookie = cookie.expect("a session");
     let twice: Vec<_> = (0..2)
