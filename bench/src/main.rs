@@ -18,9 +18,9 @@ use std::time::Duration;
 use rocket::http::CookieJar;
 use rocket::{get, post, routes, State};
 use serde::{Deserialize, Serialize};
+use session_core::store::__bench::ConnPool;
 use session_rocket::codec::{Codec, JsonCodec};
 use session_rocket::sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
-use session_rocket::store::__bench::ConnPool;
 use session_rocket::{Session, SessionError, Sessions};
 
 /// Table prefix of everything the benchmark creates.

@@ -62,8 +62,8 @@ pub enum Error {
         limit: usize,
     },
 
-    /// The session would not fit in its cookie (the cookie store: the
-    /// whole session is sealed into the cookie, and browsers keep about
+    /// The session would not fit in its cookie (sessions kept in cookies,
+    /// `url = "cookie"`: the whole session is sealed into the cookie, and browsers keep about
     /// 4 KB per cookie); nothing was saved and the browser keeps its
     /// previous cookie. Keep less in the session, or use a server-side
     /// store.
@@ -76,7 +76,7 @@ pub enum Error {
         /// The cookie's size (name, `=` and sealed value) after this
         /// request's changes.
         size: usize,
-        /// The limit, [`COOKIE_LIMIT`](crate::store::cookie::COOKIE_LIMIT).
+        /// The limit, [`COOKIE_LIMIT`](crate::carrier::COOKIE_LIMIT).
         limit: usize,
     },
 

@@ -9,8 +9,12 @@
 //! - [`state`]: one request's session: lazy load, per-field decode, change
 //!   markers, and the [`flush`] that writes only what changed;
 //! - [`store`]: the field-level [`SessionStore`](store::SessionStore) trait and the
-//!   stores: memory, MySQL, PostgreSQL, SQLite, Redis, and the cookie store,
-//!   each behind its cargo feature;
+//!   stores: memory, MySQL, PostgreSQL, SQLite and Redis, each behind its
+//!   cargo feature;
+//! - [`carrier`]: how a session rides in its cookie: a token, a signed
+//!   token, or (`url = "cookie"`) the whole session sealed;
+//! - [`open`]: sessions opened from a configuration's `url`, for web
+//!   integrations;
 //! - [`token`]: 256-bit tokens and the SHA-256 keys stores see;
 //! - [`codec`], [`config`], [`error`].
 //!
@@ -24,12 +28,21 @@
 
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
+// Helpers shared by the stores and the sealed carrier go unused when the
+// features that use them are all off.
+#![cfg_attr(
+    not(all(feature = "memory", feature = "cookie")),
+    allow(dead_code, unused_imports)
+)]
 
+pub mod carrier;
 mod clock;
 pub mod codec;
 pub mod config;
+mod context;
 pub mod error;
 mod manager;
+pub mod open;
 pub mod schema;
 pub mod sealing;
 pub mod signing;
@@ -50,12 +63,16 @@ pub mod __private;
 #[cfg(all(test, feature = "memory", feature = "sql"))]
 #[allow(unused_imports)]
 mod guarded_internals {
+    use crate::carrier::Carrier;
     use crate::clock::now;
     use crate::config::validate_prefix;
+    use crate::context::Context;
+    use crate::open::MEMORY_WARNING;
+    use crate::open::SCHEMES;
     use crate::state::{FlushPlan, Stage};
     use crate::store::cleanup::run;
     use crate::store::memory::open_url;
-    use crate::store::open::MEMORY_WARNING;
+    use crate::store::Counters;
 }
 
 pub use async_trait::async_trait;

@@ -1,17 +1,20 @@
-//! The shared, per-application half of sessions: the store and the config.
+//! The per-application half of sessions, as applications see it: a store
+//! (or cookies) and a configuration, from which each request's session is
+//! begun.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
+use crate::carrier;
 use crate::config::Config;
+use crate::context::Context;
 use crate::error::Result;
+use crate::schema::SessionData;
 use crate::sealing::Sealer;
-use crate::signing::CookieSigner;
-use crate::store::SessionStore;
-use crate::token::{StoreKey, Token};
+use crate::state::RequestSession;
+use crate::store::{SessionStore, Timestamp};
 
-/// The store and configuration every request's session state is built from.
+/// The store and configuration every request's session is begun from.
 /// Cheap to clone (one `Arc`).
 ///
 /// ```
@@ -23,129 +26,76 @@ use crate::token::{StoreKey, Token};
 /// ```
 #[derive(Clone)]
 pub struct SessionManager {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    store: Arc<dyn SessionStore>,
-    config: Config,
-    locks: FieldLocks,
-    /// Signs and checks cookie values when `signing_keys` are set.
-    signer: Option<CookieSigner>,
-    /// Seals and opens stored values when `encryption_keys` are set.
-    sealer: Option<Sealer>,
-    /// Seals and opens whole sessions in cookies (the cookie store).
-    cookie_sealer: Option<Sealer>,
-}
-
-/// One FIFO lock per (session, versioned field) being updated in this
-/// process: `update_x` calls of one field queue here instead of racing
-/// each other's compare-and-set, which would let some lose again and
-/// again. Other processes still race through the store's
-/// compare-and-set. An entry lives while someone holds or awaits it.
-#[derive(Default)]
-struct FieldLocks(std::sync::Mutex<HashMap<FieldId, Arc<tokio::sync::Mutex<()>>>>);
-
-/// A session's key and a field's stored name.
-type FieldId = (StoreKey, &'static str);
-
-/// A held field lock; dropping it releases the lock and forgets the entry
-/// when no one else wants it.
-pub(crate) struct FieldGuard<'a> {
-    locks: &'a FieldLocks,
-    id: FieldId,
-    lock: Option<tokio::sync::OwnedMutexGuard<()>>,
-    waited: bool,
-}
-
-impl FieldGuard<'_> {
-    /// Whether another update of the field held the turn first.
-    pub(crate) fn waited(&self) -> bool {
-        self.waited
-    }
-}
-
-impl Drop for FieldGuard<'_> {
-    fn drop(&mut self) {
-        drop(self.lock.take());
-        let mut map = self
-            .locks
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if map.get(&self.id).is_some_and(|l| Arc::strong_count(l) == 1) {
-            map.remove(&self.id);
-        }
-    }
+    ctx: Arc<Context>,
 }
 
 impl fmt::Debug for SessionManager {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SessionManager")
-            .field("store", &self.inner.store)
-            .field("cookie_name", &self.inner.config.cookie_name)
+            .field("store", &self.ctx.store)
+            .field("cookie_name", &self.ctx.config.cookie_name)
             .finish_non_exhaustive()
     }
 }
 
 impl SessionManager {
-    /// Pairs a store with a validated configuration.
+    /// Pairs a store with a validated configuration. The cookie carries
+    /// the token, signed when `signing_keys` are set.
     ///
     /// # Errors
     /// [`Error::Config`](crate::Error::Config) when the configuration is invalid.
-    ///
-    /// With the [cookie store](crate::store::cookie), `encryption_keys`
-    /// seal the whole session into the cookie (each value is not sealed
-    /// again inside it) and `signing_keys` are not used: the seal
-    /// authenticates the cookie.
+    pub fn new(store: Arc<dyn SessionStore>, config: Config) -> Result<Self> {
+        config.validate()?;
+        let carrier = carrier::select(&config, false)?;
+        let sealer = Sealer::new(&config.encryption_keys)?;
+        Ok(Self::from(Context::new(
+            Some(store),
+            carrier,
+            config,
+            sealer,
+        )))
+    }
+
+    /// Sessions kept whole in their cookies, sealed with the first of
+    /// `encryption_keys` (every key opens): no server-side store (see
+    /// [`carrier::sealed`](crate::carrier::sealed) for what that mode
+    /// cannot do). What `url = "cookie"` selects.
     ///
     /// # Errors
     /// [`Error::Config`](crate::Error::Config) when the configuration is
-    /// invalid, or the cookie store has no `encryption_keys`.
-    pub fn new(store: Arc<dyn SessionStore>, config: Config) -> Result<Self> {
+    /// invalid or has no `encryption_keys`.
+    #[cfg(feature = "cookie")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cookie")))]
+    pub fn in_cookies(config: Config) -> Result<Self> {
         config.validate()?;
-        let signer = CookieSigner::new(&config.signing_keys)?;
-        let mut sealer = Sealer::new(&config.encryption_keys)?;
-        let mut cookie_sealer = None;
-        if store.in_cookie() {
-            cookie_sealer = Some(sealer.take().ok_or_else(|| {
-                crate::Error::config(
-                    "the cookie store seals each session into its cookie with `encryption_keys`, \
-                     and none is set: add one (`openssl rand -base64 32`)",
-                )
-            })?);
-        }
-        Ok(SessionManager {
-            inner: Arc::new(Inner {
-                store,
-                config,
-                locks: FieldLocks::default(),
-                signer,
-                sealer,
-                cookie_sealer,
-            }),
-        })
+        let carrier = carrier::select(&config, true)?;
+        Ok(Self::from(Context::new(None, carrier, config, None)))
     }
 
-    /// Whether this manager's store can keep session type `T`: every store
-    /// can, except the [cookie store](crate::store::cookie), which keeps no
-    /// `#[session(index)]` field (there is no server-side record to find
-    /// sessions by) and no `#[session(versioned)]` one (concurrent requests
-    /// each send back the whole cookie, so no version can hold across
-    /// them). Web integrations ask once per type, before a handler runs.
+    fn from(ctx: Context) -> Self {
+        SessionManager { ctx: Arc::new(ctx) }
+    }
+
+    /// Whether session type `T` can be kept here: every store keeps every
+    /// type, except that `#[session(index)]` fields need a store with
+    /// [indexes](crate::store::SessionStore::indexes), and sessions kept in
+    /// cookies keep no `#[session(index)]` field (there is no server-side
+    /// record to find sessions by) and no `#[session(versioned)]` one
+    /// (concurrent requests each send back the whole cookie, so no version
+    /// can hold across them). Web integrations ask once per type, before a
+    /// handler runs.
     ///
     /// # Errors
     /// [`Error::Config`](crate::Error::Config) naming the type, the field
     /// and why.
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use session_core::{Config, sealing::EncryptionKey, SessionManager, store::cookie::CookieStore};
+    /// # use session_core::{Config, sealing::EncryptionKey, SessionManager};
     /// # let config = Config {
     /// #     encryption_keys: vec![EncryptionKey::new("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")],
     /// #     ..Config::default()
     /// # };
-    /// # let manager = SessionManager::new(Arc::new(CookieStore::new()), config).unwrap();
+    /// let manager = SessionManager::in_cookies(config).unwrap();
     /// // `Cart` has plain fields; `Account` has `#[session(index)] user_id`.
     /// use session_core::testing::{Account, Cart};
     ///
@@ -153,26 +103,25 @@ impl SessionManager {
     /// let error = manager.supports::<Account>().unwrap_err();
     /// assert!(error.to_string().contains("`user_id`"));
     /// ```
-    pub fn supports<T: crate::SessionData>(&self) -> Result<()> {
-        if self.inner.cookie_sealer.is_none() {
-            return Ok(());
-        }
-        let Some(field) = T::FIELDS.iter().find(|f| f.indexed || f.versioned) else {
-            return Ok(());
-        };
-        let (attribute, why) = if field.indexed {
-            (
+    pub fn supports<T: SessionData>(&self) -> Result<()> {
+        let refusal = T::FIELDS.iter().find_map(|field| {
+            if let Some((attribute, why)) = self.ctx.carrier.refuses(field.indexed, field.versioned)
+            {
+                return Some((field, attribute, why, "sessions kept in cookies"));
+            }
+            let indexes = self.store().is_some_and(|s| s.indexes().is_some());
+            (field.indexed && !indexes).then_some((
+                field,
                 "index",
-                "finding a user's sessions needs a server-side store",
-            )
-        } else {
-            (
-                "versioned",
-                "concurrent requests each send back the whole cookie, so no version holds across them",
-            )
+                "finding a user's sessions needs a store with indexes",
+                "this store",
+            ))
+        });
+        let Some((field, attribute, why, what)) = refusal else {
+            return Ok(());
         };
         Err(crate::Error::config(format!(
-            "`{}` cannot be kept by the cookie store: its field `{}` is `#[session({attribute})]`, \
+            "`{}` cannot be kept by {what}: its field `{}` is `#[session({attribute})]`, \
              and {why}; use a server-side store (mysql://, postgres://, redis://, sqlite://) or \
              drop the attribute",
             std::any::type_name::<T>(),
@@ -180,85 +129,61 @@ impl SessionManager {
         )))
     }
 
-    /// The token a request's cookie value carries: with `signing_keys`,
-    /// only a value signed by one of them; `None` for anything else (the
-    /// request then has no session yet).
-    pub fn parse_cookie(&self, value: &str) -> Option<Token> {
-        match &self.inner.signer {
-            Some(signer) => signer.verify(value),
-            None => Token::parse(value),
-        }
-    }
-
-    /// The cookie value for `token`: signed with the first of
-    /// `signing_keys`, or the bare token.
-    pub fn cookie_value(&self, token: &Token) -> String {
-        match &self.inner.signer {
-            Some(signer) => signer.sign(token),
-            None => token.to_cookie_value(),
-        }
-    }
-
-    /// The sealer, when stored values are encrypted.
-    pub(crate) fn sealer(&self) -> Option<&Sealer> {
-        self.inner.sealer.as_ref()
-    }
-
-    /// The sealer of whole sessions, with the cookie store.
-    pub(crate) fn cookie_sealer(&self) -> Option<&Sealer> {
-        self.inner.cookie_sealer.as_ref()
-    }
-
-    /// The store.
-    pub fn store(&self) -> &Arc<dyn SessionStore> {
-        &self.inner.store
+    /// The store sessions are kept in; `None` when they are kept in their
+    /// cookies.
+    pub fn store(&self) -> Option<&Arc<dyn SessionStore>> {
+        self.ctx.store.as_ref()
     }
 
     /// The configuration.
     pub fn config(&self) -> &Config {
-        &self.inner.config
+        &self.ctx.config
     }
 
-    /// Waits for this process's turn to update field `name` of session
-    /// `key` (see `FieldLocks`).
-    pub(crate) async fn lock_field(&self, key: StoreKey, name: &'static str) -> FieldGuard<'_> {
-        let locks = &self.inner.locks;
-        let id = (key, name);
-        let lock = {
-            let mut map = locks
-                .0
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            map.entry(id).or_default().clone()
-        };
-        let (lock, waited) = match lock.clone().try_lock_owned() {
-            Ok(held) => (held, false),
-            Err(_) => (lock.lock_owned().await, true),
-        };
-        FieldGuard {
-            locks,
-            id,
-            lock: Some(lock),
-            waited,
-        }
+    /// The session of one request, from the request's cookie value (if
+    /// any); every session type the request uses opens from it
+    /// ([`RequestSession::open`]), so they share one token. Never touches
+    /// a store: a malformed, forged or dead cookie is treated as no
+    /// cookie, and an unknown one is found out on first use.
+    pub fn begin(&self, cookie: Option<&str>) -> RequestSession {
+        self.begin_at(cookie, crate::clock::now())
     }
-}
 
-impl SessionManager {
+    /// [`begin`](Self::begin) at a given instant (for tests of expiry).
+    #[doc(hidden)]
+    pub fn begin_at(&self, cookie: Option<&str>, now: Timestamp) -> RequestSession {
+        let at = crate::store::Validity::at(&self.ctx.config, now);
+        let arrival = self.ctx.carrier.read(cookie, at);
+        RequestSession::new(self.ctx.clone(), arrival, now)
+    }
+
+    /// A typed handle for a request that uses one session type:
+    /// [`begin`](Self::begin) then [`RequestSession::open`].
+    pub fn open<T: SessionData>(&self, cookie: Option<&str>) -> T::Handle {
+        self.begin(cookie).open::<T>()
+    }
+
+    /// [`open`](Self::open) at a given instant (for tests of expiry).
+    #[doc(hidden)]
+    pub fn open_at<T: SessionData>(&self, cookie: Option<&str>, now: Timestamp) -> T::Handle {
+        self.begin_at(cookie, now).open::<T>()
+    }
+
     /// Starts the expired-session cleanup on the current Tokio runtime:
     /// every `cleanup_interval` seconds (the first pass after one
     /// interval), `cleanup_batch` sessions per statement, sessions past
     /// `max_lifetime` included. `None` when `cleanup_interval = 0`. Abort
     /// the task at shutdown; errors are logged and the next pass retries.
+    /// Sessions kept in cookies need none: an expired cookie opens to no
+    /// session.
     pub fn spawn_cleanup(&self) -> Option<tokio::task::JoinHandle<()>> {
         let config = self.config();
-        (config.cleanup_interval > 0 && !self.store().in_cookie()).then(|| {
-            tokio::spawn(crate::store::cleanup::run(
-                self.store().clone(),
-                std::time::Duration::from_secs(config.cleanup_interval),
-                config.cleanup_batch.max(1),
-                config.max_lifetime,
-            ))
-        })
+        let store = self.store().filter(|_| config.cleanup_interval > 0)?;
+        Some(tokio::spawn(crate::store::cleanup::run(
+            store.clone(),
+            std::time::Duration::from_secs(config.cleanup_interval),
+            config.cleanup_batch.max(1),
+            config.max_lifetime,
+        )))
     }
 }

@@ -4,9 +4,7 @@
 use crate::codec::Codec;
 use crate::error::BoxError;
 use crate::error::Result;
-use crate::manager::SessionManager;
 use crate::state::{Outcome, RequestSession, SessionState};
-use crate::store::Timestamp;
 
 pub use crate::state::FieldDef;
 
@@ -52,20 +50,6 @@ impl RequestSession {
     /// A typed handle on this request's session.
     pub fn open<T: SessionData>(&self) -> T::Handle {
         T::Handle::from_state(SessionState::new(self.clone(), T::FIELDS, T::DEFERRED))
-    }
-}
-
-impl SessionManager {
-    /// A typed handle for a request that uses one session type:
-    /// [`begin`](Self::begin) then [`RequestSession::open`].
-    pub fn open<T: SessionData>(&self, cookie: Option<&str>) -> T::Handle {
-        self.begin(cookie).open::<T>()
-    }
-
-    /// [`open`](Self::open) at a given instant (for tests of expiry).
-    #[doc(hidden)]
-    pub fn open_at<T: SessionData>(&self, cookie: Option<&str>, now: Timestamp) -> T::Handle {
-        self.begin_at(cookie, now).open::<T>()
     }
 }
 

@@ -1,25 +1,26 @@
-//! The cookie store: the behaviour suite's checks that apply to a session
-//! kept whole in its cookie, through the session layer (there is no server
-//! to look at), and the limits it documents.
+//! Sessions kept in their cookies: the behaviour suite's checks of whole
+//! requests (`cookie_conformance_tests!`), then what only this mode has:
+//! the seal, the keys, and the limits it documents.
 
 use std::sync::Arc;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
+use session_core::carrier::COOKIE_LIMIT;
 use session_core::schema::flush;
 use session_core::sealing::EncryptionKey;
 use session_core::state::{CookieAction, Outcome};
-use session_core::store::cookie::{CookieStore, COOKIE_LIMIT};
-use session_core::store::SessionStore;
-use session_core::testing::{Account, Cart, Counter, Prefs};
+use session_core::testing::{Account, Cart, Counter};
 use session_core::{Config, Error, SessionManager};
+
+session_core::cookie_conformance_tests!();
 
 fn key(byte: u8) -> EncryptionKey {
     EncryptionKey::new(STANDARD.encode([byte; 32]))
 }
 
 fn manager_with(config: Config) -> SessionManager {
-    SessionManager::new(Arc::new(CookieStore::new()), config).unwrap()
+    SessionManager::in_cookies(config).unwrap()
 }
 
 fn manager() -> SessionManager {
@@ -27,13 +28,6 @@ fn manager() -> SessionManager {
         encryption_keys: vec![key(1)],
         ..Config::default()
     })
-}
-
-/// A string in the old layout of `cart` (now a list).
-#[derive(Debug, session_derive::Session)]
-#[session(crate = "session_core")]
-struct Legacy {
-    cart: String,
 }
 
 /// The cookie a request's response carries: `Some(Some(value))` set,
@@ -66,68 +60,10 @@ async fn the_session_travels_in_its_sealed_cookie() {
     let raw = URL_SAFE_NO_PAD.decode(&c).unwrap();
     assert!(!raw.windows(4).any(|w| w == b"user"));
     assert!(!raw.windows(3).any(|w| w == b"aaa"));
-
-    // load, deferred field
-    let mut h = m.open::<Cart>(Some(&c));
+    let h = m.open::<Cart>(Some(&c));
     assert_eq!(*h.user().await.unwrap(), Some(42));
-    assert_eq!(h.history().await.unwrap().len(), 1);
-    assert!(!h.is_new());
-    // A read changes nothing: no Set-Cookie.
-    assert_eq!(flush(&mut h).await.unwrap(), Outcome::Unchanged);
-    assert_eq!(cookie(&h), None);
-
-    // A write sends the whole session again; what it did not touch stays.
-    let mut h = m.open::<Cart>(Some(&c));
-    h.cart_mut().await.unwrap().push("apple".into());
-    assert_eq!(flush(&mut h).await.unwrap(), Outcome::Saved);
-    let c2 = set(cookie(&h));
-    assert_ne!(c2, c);
-    let h = m.open::<Cart>(Some(&c2));
-    assert_eq!(*h.cart().await.unwrap(), vec!["apple".to_string()]);
-    assert_eq!(*h.user().await.unwrap(), Some(42));
-    assert_eq!(h.history().await.unwrap().len(), 1);
-
-    // A write of the stored value changes nothing and sends nothing.
-    let mut h = m.open::<Cart>(Some(&c2));
-    let _ = h.user().await.unwrap();
-    h.set_user(Some(42));
-    assert_eq!(flush(&mut h).await.unwrap(), Outcome::Unchanged);
-    assert_eq!(cookie(&h), None);
-
-    // removal
-    let mut h = m.open::<Cart>(Some(&c2));
-    h.remove_cart();
-    assert_eq!(flush(&mut h).await.unwrap(), Outcome::Saved);
-    let c3 = set(cookie(&h));
-    let h = m.open::<Cart>(Some(&c3));
-    assert!(h.cart().await.unwrap().is_empty());
-    assert_eq!(*h.user().await.unwrap(), Some(42));
-
-    // Nothing ever reaches a server.
-    assert_eq!(m.store().stats().statements, 0);
-}
-
-#[tokio::test]
-async fn two_session_types_share_one_cookie() {
-    let m = manager();
-    let c = login(&m, 1).await;
-    let request = m.begin(Some(&c));
-    let mut cart = request.open::<Cart>();
-    let mut prefs = request.open::<Prefs>();
-    prefs.set_theme("dark".into());
-    *cart.visits_mut().await.unwrap() += 1;
-    flush(&mut cart).await.unwrap();
-    flush(&mut prefs).await.unwrap();
-    let c2 = match request.take_cookie_action() {
-        Some(CookieAction::Set { value, .. }) => value,
-        other => panic!("expected a Set-Cookie, got {other:?}"),
-    };
-    assert_eq!(request.take_cookie_action(), None, "one cookie");
-    let request = m.begin(Some(&c2));
-    let prefs = request.open::<Prefs>();
-    assert_eq!(*prefs.theme().await.unwrap(), "dark");
-    assert_eq!(*prefs.visits().await.unwrap(), 1, "one stored field");
-    assert_eq!(*request.open::<Cart>().user().await.unwrap(), Some(1));
+    // Nothing ever reaches a server: there is none.
+    assert!(m.store().is_none());
 }
 
 #[tokio::test]
@@ -342,26 +278,6 @@ async fn a_session_too_large_for_a_cookie_is_an_error_at_save() {
 }
 
 #[tokio::test]
-async fn an_undecodable_field_falls_back_and_keeps_its_bytes() {
-    let m = manager();
-    let mut old = m.open::<Legacy>(None);
-    old.set_cart("x".into());
-    flush(&mut old).await.unwrap();
-    let c = set(cookie(&old));
-
-    let mut h = m.open::<Cart>(Some(&c));
-    assert!(
-        h.cart().await.unwrap().is_empty(),
-        "falls back to the default"
-    );
-    h.set_visits(1);
-    flush(&mut h).await.unwrap();
-    let c2 = set(cookie(&h));
-    let h = m.open::<Legacy>(Some(&c2));
-    assert_eq!(*h.cart().await.unwrap(), "x", "the stored bytes stay");
-}
-
-#[tokio::test]
 async fn indexed_and_versioned_types_are_refused() {
     let m = manager();
     assert!(m.supports::<Cart>().is_ok());
@@ -381,27 +297,36 @@ async fn indexed_and_versioned_types_are_refused() {
 }
 
 #[tokio::test]
-async fn the_cookie_store_needs_an_encryption_key() {
-    let error = SessionManager::new(Arc::new(CookieStore::new()), Config::default()).unwrap_err();
+async fn sessions_in_cookies_need_an_encryption_key() {
+    let error = SessionManager::in_cookies(Config::default()).unwrap_err();
     assert!(error.to_string().contains("encryption_keys"), "{error}");
-    let store: Arc<dyn SessionStore> = Arc::new(CookieStore::new());
-    assert!(store.in_cookie());
 }
 
 #[tokio::test]
-async fn url_cookie_opens_the_cookie_store() {
+async fn url_cookie_keeps_sessions_in_cookies() {
     let config = Config {
         url: Some("cookie".into()),
         ..Config::default()
     };
-    let opened = session_core::store::open::open(
-        &config,
-        session_core::store::open::Profile::Other("release"),
-    )
-    .await
-    .unwrap();
+    assert!(session_core::open::needs_encryption_key(&config));
+    let error = session_core::open::open(&config, session_core::open::Profile::Other("release"))
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("encryption_keys"), "{error}");
+    let config = Config {
+        encryption_keys: vec![key(1)],
+        ..config
+    };
+    let opened = session_core::open::open(&config, session_core::open::Profile::Other("release"))
+        .await
+        .unwrap();
     assert_eq!(opened.kind, "cookie");
-    assert!(opened.store.in_cookie());
+    assert!(opened.manager.store().is_none());
+    let c = login(&opened.manager, 5).await;
+    assert!(
+        URL_SAFE_NO_PAD.decode(&c).unwrap().len() > 32,
+        "a sealed session"
+    );
 }
 
 #[tokio::test]

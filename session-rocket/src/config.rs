@@ -6,6 +6,10 @@ use rocket::figment::value::Dict;
 use rocket::figment::Figment;
 use session_core::Config;
 
+pub use session_core::config::{OnDecodeError, SameSite};
+pub use session_core::sealing::EncryptionKey;
+pub use session_core::signing::SigningKey;
+
 /// The section the settings live in.
 const SECTION: &str = "sessions";
 
@@ -53,11 +57,7 @@ pub fn extract(figment: &Figment) -> Result<Config, rocket::figment::Error> {
             "`sessions.sign_with_secret_key = true` needs",
         )?);
     }
-    let in_cookie = config
-        .url
-        .as_deref()
-        .is_some_and(|u| u.split(':').next() == Some("cookie"));
-    if in_cookie && config.encryption_keys.is_empty() {
+    if session_core::open::needs_encryption_key(&config) && config.encryption_keys.is_empty() {
         // As Rocket's private cookies are sealed with it.
         config.encryption_keys.push(from_secret_key(
             figment,

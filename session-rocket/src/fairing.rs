@@ -1,7 +1,7 @@
 //! `Sessions`: the fairing that opens the store, starts cleanup and flushes
 //! each request's changes. It runs Rocket's phases only: which store a URL
 //! names, and how it is opened, prepared and closed, is `session-core`'s
-//! business ([`session_core::store::open`]).
+//! business ([`session_core::open`]).
 
 use std::fmt;
 use std::sync::Arc;
@@ -10,7 +10,6 @@ use rocket::fairing::{self, Fairing, Info, Kind};
 use rocket::http::{ContentType, Status};
 use rocket::{Build, Orbit, Request, Response, Rocket};
 use session_core::store::SessionStore;
-use session_core::SessionManager;
 
 use crate::cookie;
 use crate::error::log_error;
@@ -144,21 +143,13 @@ impl Fairing for Sessions {
             rocket::error!("{e}");
             return Err(rocket);
         }
-        let opened = match self.source.open(&config, &profile).await {
-            Ok(opened) => opened,
+        match self.source.open(config, &profile).await {
+            Ok(opened) => Ok(rocket.manage(SessionsState::new(opened))),
             Err(message) => {
                 rocket::error!("{message}");
-                return Err(rocket);
+                Err(rocket)
             }
-        };
-        let manager = match SessionManager::new(opened.store.clone(), config) {
-            Ok(manager) => manager,
-            Err(e) => {
-                rocket::error!("{e}");
-                return Err(rocket);
-            }
-        };
-        Ok(rocket.manage(SessionsState::new(manager, opened)))
+        }
     }
 
     async fn on_liftoff(&self, rocket: &Rocket<Orbit>) {
@@ -248,7 +239,9 @@ impl Fairing for Sessions {
         // still finishing: close the store after they have saved.
         let grace = std::time::Duration::from_secs(rocket.config().shutdown.grace.into());
         state.drain(grace).await;
-        state.manager().store().close().await;
+        if let Some(store) = state.manager().store() {
+            store.close().await;
+        }
     }
 }
 

@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use session_core::store::open::{open, Profile};
+use session_core::open::{open, Profile};
 use session_core::store::SessionStore;
-use session_core::Config;
+use session_core::{Config, SessionManager};
 
 use crate::error::chain;
 use crate::state::Opened;
@@ -26,39 +26,42 @@ pub(crate) enum Source {
 }
 
 impl Source {
-    /// Opens and prepares the store; the message names what failed.
-    pub(crate) async fn open(&self, config: &Config, profile: &str) -> Result<Opened, String> {
-        let custom = |store: Arc<dyn SessionStore>, kind| Opened {
-            store,
-            kind,
-            location: "(provided in code)".into(),
-            warning: None,
-        };
-        let opened = match self {
+    /// Opens and prepares the store and pairs it with `config`; the
+    /// message names what failed.
+    pub(crate) async fn open(&self, config: Config, profile: &str) -> Result<Opened, String> {
+        let (store, kind) = match self {
             Source::Config => {
                 let profile = if profile == rocket::Config::DEBUG_PROFILE.as_str() {
                     Profile::Development
                 } else {
                     Profile::Other(profile)
                 };
-                let opened = open(config, profile).await.map_err(|e| chain(&e))?;
+                let opened = open(&config, profile).await.map_err(|e| chain(&e))?;
                 return Ok(Opened {
-                    store: opened.store,
+                    manager: opened.manager,
                     kind: opened.kind,
                     location: opened.location,
                     warning: opened.warning,
                 });
             }
-            Source::Store(store) => return Ok(custom(store.clone(), "custom")),
-            Source::Build(kind, build) => custom(build(config).map_err(|e| chain(&e))?, kind),
+            Source::Store(store) => (store.clone(), "custom"),
+            Source::Build(kind, build) => (build(&config).map_err(|e| chain(&e))?, *kind),
         };
-        opened.store.prepare(config).await.map_err(|e| {
-            format!(
-                "could not prepare the session store {}: {}",
-                opened.location,
-                chain(&e)
-            )
-        })?;
-        Ok(opened)
+        let location = "(provided in code)";
+        if !matches!(self, Source::Store(_)) {
+            store.prepare(&config).await.map_err(|e| {
+                format!(
+                    "could not prepare the session store {location}: {}",
+                    chain(&e)
+                )
+            })?;
+        }
+        let manager = SessionManager::new(store, config).map_err(|e| chain(&e))?;
+        Ok(Opened {
+            manager,
+            kind,
+            location: location.into(),
+            warning: None,
+        })
     }
 }

@@ -3,15 +3,14 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use session_core::store::SessionStore;
 use session_core::SessionManager;
 
-/// A store ready for requests.
+/// Sessions ready for requests.
 pub(crate) struct Opened {
-    pub(crate) store: Arc<dyn SessionStore>,
+    pub(crate) manager: SessionManager,
     pub(crate) kind: &'static str,
     pub(crate) location: String,
     pub(crate) warning: Option<&'static str>,
@@ -40,9 +39,9 @@ impl fmt::Debug for SessionsState {
 }
 
 impl SessionsState {
-    pub(crate) fn new(manager: SessionManager, opened: Opened) -> Self {
+    pub(crate) fn new(opened: Opened) -> Self {
         SessionsState {
-            manager,
+            manager: opened.manager,
             kind: opened.kind,
             location: opened.location,
             warning: opened.warning,
@@ -53,8 +52,21 @@ impl SessionsState {
     }
 
     /// The manager: store plus configuration.
-    pub fn manager(&self) -> &SessionManager {
+    pub(crate) fn manager(&self) -> &SessionManager {
         &self.manager
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &session_core::Config {
+        self.manager.config()
+    }
+
+    /// The store sessions are kept in (for its
+    /// [`stats`](session_core::store::SessionStore::stats), or to share
+    /// it with a second app); `None` when they are kept in their cookies
+    /// (`url = "cookie"`).
+    pub fn store(&self) -> Option<&std::sync::Arc<dyn session_core::store::SessionStore>> {
+        self.manager.store()
     }
 
     /// Which store is in use: `"mysql"`, `"sqlite"`, `"memory"` or

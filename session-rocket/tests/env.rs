@@ -26,7 +26,7 @@ async fn env_variables_override_the_config_file() {
         .attach(Sessions::fairing())
         .mount("/", routes![set]);
     let client = Client::untracked(rocket).await.unwrap();
-    let config = Sessions::state(client.rocket()).unwrap().manager().config();
+    let config = Sessions::state(client.rocket()).unwrap().config();
     assert_eq!(config.cookie_name, "from_env");
     let response = client.get("/set").dispatch().await;
     let header = response.headers().get_one("Set-Cookie").unwrap();

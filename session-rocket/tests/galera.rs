@@ -159,7 +159,7 @@ async fn instance(n: u16, prefix: &str) -> (SocketAddr, Arc<dyn SessionStore>) {
     .ignite()
     .await
     .expect("the instance starts");
-    let store = Sessions::state(&rocket).unwrap().manager().store().clone();
+    let store = Sessions::state(&rocket).unwrap().store().unwrap().clone();
     let (app, _, _) = serve(rocket).await;
     (app, store)
 }

@@ -162,8 +162,8 @@ async fn remember_me_is_per_session(store: Arc<dyn SessionStore>) {
 async fn mysql_or(client: &Client) -> Arc<dyn SessionStore> {
     Sessions::state(client.rocket())
         .unwrap()
-        .manager()
         .store()
+        .unwrap()
         .clone()
 }
 

@@ -38,7 +38,7 @@
 //! The scheme registry:
 //!
 //! ```compile_fail,E0603
-//! use session_core::store::open::SCHEMES;
+//! use session_core::open::SCHEMES;
 //! fn main() {}
 //! ```
 //!
@@ -66,7 +66,7 @@
 //! The memory warning text:
 //!
 //! ```compile_fail,E0603
-//! use session_rocket::store::open::MEMORY_WARNING;
+//! use session_core::open::MEMORY_WARNING;
 //! fn main() {}
 //! ```
 //!
@@ -88,5 +88,66 @@
 //!
 //! ```compile_fail,E0599
 //! fn f(s: &mut session_rocket::SessionState) { let _ = s.take_cookie_action(); }
+//! fn main() {}
+//! ```
+//!
+//! The carrier seam (how a session rides in its cookie):
+//!
+//! ```compile_fail,E0603
+//! use session_core::carrier::Carrier;
+//! fn main() {}
+//! ```
+//!
+//! The per-application context behind the manager:
+//!
+//! ```compile_fail,E0433
+//! use session_core::context::Context;
+//! fn main() {}
+//! ```
+//!
+//! The stores' work counters (apps read `StoreStats`):
+//!
+//! ```compile_fail,E0603
+//! use session_core::store::Counters;
+//! fn main() {}
+//! ```
+//!
+//! The benchmark's pool, from an app that depends on session-rocket alone:
+//!
+//! ```compile_fail,E0433
+//! use session_rocket::store::__bench::ConnPool;
+//! fn main() {}
+//! ```
+//!
+//! The registry of URL schemes, from session-rocket:
+//!
+//! ```compile_fail,E0432
+//! use session_rocket::store::open;
+//! fn main() {}
+//! ```
+//!
+//! The manager and a request's untyped session, from session-rocket:
+//!
+//! ```compile_fail,E0432
+//! use session_rocket::SessionManager;
+//! fn main() {}
+//! ```
+//!
+//! ```compile_fail,E0432
+//! use session_rocket::RequestSession;
+//! fn main() {}
+//! ```
+//!
+//! The manager behind the fairing's state:
+//!
+//! ```compile_fail,E0624
+//! fn f(s: &session_rocket::SessionsState) { let _ = s.manager(); }
+//! fn main() {}
+//! ```
+//!
+//! A cookie mode asked of every store (gone: the carrier decides):
+//!
+//! ```compile_fail,E0599
+//! fn f(s: &dyn session_rocket::store::SessionStore) { let _ = s.in_cookie(); }
 //! fn main() {}
 //! ```

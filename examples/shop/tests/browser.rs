@@ -245,7 +245,7 @@ impl Shop {
             .unwrap_or_else(|e| panic!("the shop did not launch on {expected_store}: {e}"));
         let state = Sessions::state(&rocket).expect("the Sessions fairing is attached");
         assert_eq!(state.store_kind(), expected_store, "{state:?}");
-        let secure = state.manager().config().secure;
+        let secure = state.config().secure;
         let shutdown = rocket.shutdown();
         let task = tokio::spawn(rocket.launch());
         let wait = tokio::task::spawn_blocking(move || wait_for_port(port, "the shop"));

@@ -18,7 +18,7 @@ use crate::schema::SessionData;
 use crate::sealing::Sealer;
 use crate::state::sealed;
 use crate::state::SessionState;
-use crate::store::{IndexTag, Timestamp};
+use crate::store::{IndexTag, SessionIndexes, SessionStore, Timestamp};
 use crate::token::StoreKey;
 
 /// Separates index digests from any other use of the keys.
@@ -145,7 +145,7 @@ impl SessionState {
         let at = self.request.validity();
         let current = self.request.read_key();
         let mut found = Vec::new();
-        for key in store.find(name, &tags, at).await? {
+        for key in indexes(&**store)?.find(name, &tags, at).await? {
             // Gone since the query: not listed.
             let Some(record) = store.load(&key, D::DEFERRED, at).await? else {
                 continue;
@@ -199,7 +199,7 @@ impl SessionState {
             && current.is_some()
             && self.bytes(index).await? == Some(bytes.as_slice());
         let store = self.request.store().clone();
-        let mut ended = store
+        let mut ended = indexes(&*store)?
             .destroy_found(name, &tags, self.request.read_key().as_ref())
             .await?;
         if mine {
@@ -208,4 +208,15 @@ impl SessionState {
         }
         Ok(ended)
     }
+}
+
+/// The store's indexes; launch refuses a session type with an indexed
+/// field on a store without them (`SessionManager::supports`), so this
+/// errs only for a manager used without that check.
+fn indexes(store: &dyn SessionStore) -> Result<&dyn SessionIndexes> {
+    store.indexes().ok_or_else(|| {
+        Error::config(format!(
+            "this session store ({store:?}) keeps no indexes: `#[session(index)]` needs one that does"
+        ))
+    })
 }

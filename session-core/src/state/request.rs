@@ -4,9 +4,9 @@
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
+use crate::carrier::{Arrival, Carried};
+use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::manager::SessionManager;
-use crate::store::cookie::InCookie;
 use crate::store::{SessionStore, Timestamp, Validity};
 use crate::token::{StoreKey, Token};
 
@@ -73,8 +73,8 @@ pub enum CookieAction {
         /// The session's token.
         token: Token,
         /// The cookie's value: the token, signed with `signing_keys` when
-        /// they are set, or, with the cookie store, the whole session
-        /// sealed.
+        /// they are set, or, with sessions kept in cookies, the whole
+        /// session sealed.
         value: String,
         /// Seconds until the session expires: the cookie's `Max-Age`, or
         /// `None` for a browser-session cookie.
@@ -110,7 +110,7 @@ pub(crate) enum PendingCookie {
         token: Token,
         max_age: Option<i64>,
     },
-    /// The session sealed into its cookie (the cookie store).
+    /// The session sealed into its cookie (sessions kept in cookies).
     Sealed(CookieAction),
     Remove,
 }
@@ -139,12 +139,13 @@ pub(crate) struct Life {
 }
 
 struct Shared {
-    manager: SessionManager,
-    /// With the cookie store, the request's own store: the session its
-    /// cookie carried.
-    in_cookie: Option<Arc<InCookie>>,
-    /// The same, as the store every call of the request goes to.
-    own_store: Option<Arc<dyn SessionStore>>,
+    ctx: Arc<Context>,
+    /// With sessions kept in cookies, the request's own store: the
+    /// session its cookie carried.
+    carried: Option<Arc<dyn Carried>>,
+    /// The store every call of the request goes to: the application's, or
+    /// the carried one.
+    store: Arc<dyn SessionStore>,
     now: Timestamp,
     /// The token of the cookie the request carried, if it was well-formed.
     cookie_token: Option<Token>,
@@ -156,7 +157,7 @@ struct Shared {
 /// The session of one request, shared by every session type it opens
 /// (`Session<Shop>` and `Session<Prefs>` on one request see one token and
 /// write one session). Cheap to clone. Web integrations create one per
-/// request with [`SessionManager::begin`], open typed handles from it, and
+/// request with [`SessionManager::begin`](crate::SessionManager::begin), open typed handles from it, and
 /// after flushing them take the one cookie the response needs.
 #[derive(Clone)]
 pub struct RequestSession {
@@ -172,12 +173,21 @@ impl fmt::Debug for RequestSession {
 }
 
 impl RequestSession {
-    pub(crate) fn new(
-        manager: SessionManager,
-        token: Option<Token>,
-        in_cookie: Option<Arc<InCookie>>,
-        now: Timestamp,
-    ) -> Self {
+    /// The request's session as its cookie's [`Arrival`] brought it.
+    pub(crate) fn new(ctx: Arc<Context>, arrival: Arrival, now: Timestamp) -> Self {
+        let (token, key) = arrival.token.unzip();
+        let cookie_key = OnceLock::new();
+        if let Some(key) = key.flatten() {
+            // Hashed by the carrier: not again on first use.
+            let _ = cookie_key.set(key);
+        }
+        let store = match (&arrival.carried, &ctx.store) {
+            (Some(carried), _) => carried.clone().store(),
+            (None, Some(store)) => store.clone(),
+            (None, None) => {
+                unreachable!("a manager without a store has a carrier of whole sessions")
+            }
+        };
         let stage = match &token {
             Some(token) => Stage::Unverified {
                 token: token.clone(),
@@ -186,12 +196,12 @@ impl RequestSession {
         };
         RequestSession {
             shared: Arc::new(Shared {
-                manager,
-                own_store: in_cookie.clone().map(|s| s as Arc<dyn SessionStore>),
-                in_cookie,
+                ctx,
+                carried: arrival.carried,
+                store,
                 now,
                 cookie_token: token,
-                cookie_key: OnceLock::new(),
+                cookie_key,
                 life: Mutex::new(Life {
                     stage,
                     times: None,
@@ -211,7 +221,7 @@ impl RequestSession {
     pub fn take_cookie_action(&self) -> Option<CookieAction> {
         Some(match self.life().cookie.take()? {
             PendingCookie::Set { token, max_age } => CookieAction::Set {
-                value: self.manager().cookie_value(&token),
+                value: self.manager().carrier.value(&token)?,
                 token,
                 max_age,
             },
@@ -220,12 +230,12 @@ impl RequestSession {
         })
     }
 
-    /// With the cookie store, after a flush: seals the session into the
-    /// cookie the response will carry, when the request changed it or the
-    /// flush asked for a cookie (a refresh). Sealing at the flush, not
-    /// later, lets its error reach the handler's `save()`.
+    /// With sessions kept in cookies, after a flush: seals the session
+    /// into the cookie the response will carry, when the request changed
+    /// it or the flush asked for a cookie (a refresh). Sealing at the
+    /// flush, not later, lets its error reach the handler's `save()`.
     pub(crate) fn seal_in_cookie(&self) -> Result<()> {
-        let Some(local) = &self.shared.in_cookie else {
+        let Some(carried) = &self.shared.carried else {
             return Ok(());
         };
         let (asked, live) = {
@@ -236,23 +246,22 @@ impl RequestSession {
             };
             (life.cookie.is_some(), live)
         };
-        if !asked && !local.changed() {
+        if !asked && !carried.changed() {
             return Ok(());
         }
-        let manager = self.manager();
-        let sealed = match (&live, manager.cookie_sealer()) {
-            (Some((token, key)), Some(sealer)) => {
-                local.seal(sealer, &manager.config().cookie_name, token, key)?
-            }
-            _ => None,
+        let sealed = match &live {
+            Some((token, key)) => carried.seal(token, key)?,
+            None => None,
         };
         let cookie = match (live.map(|(token, _)| token), sealed) {
-            (Some(token), Some((value, expires_at, persistent))) => {
-                let persistent = persistent.unwrap_or(self.manager().config().persistent);
+            (Some(token), Some(sealed)) => {
+                let persistent = sealed
+                    .persistent
+                    .unwrap_or(self.manager().config().persistent);
                 Some(PendingCookie::Sealed(CookieAction::Set {
                     token,
-                    value,
-                    max_age: persistent.then(|| expires_at - self.now()),
+                    value: sealed.value,
+                    max_age: persistent.then(|| sealed.expires_at - self.now()),
                 }))
             }
             _ => self.had_cookie().then_some(PendingCookie::Remove),
@@ -261,13 +270,10 @@ impl RequestSession {
         Ok(())
     }
 
-    /// The store this request's session lives in: the manager's, or with
-    /// the cookie store the request's own.
+    /// The store this request's session lives in: the application's, or
+    /// with sessions kept in cookies the request's own.
     pub(crate) fn store(&self) -> &Arc<dyn SessionStore> {
-        self.shared
-            .own_store
-            .as_ref()
-            .unwrap_or_else(|| self.manager().store())
+        &self.shared.store
     }
 
     /// The key of the request's cookie, hashed on first need.
@@ -291,8 +297,9 @@ impl RequestSession {
         }
     }
 
-    pub(crate) fn manager(&self) -> &SessionManager {
-        &self.shared.manager
+    /// What every request of the application shares.
+    pub(crate) fn manager(&self) -> &Arc<Context> {
+        &self.shared.ctx
     }
 
     pub(crate) fn now(&self) -> Timestamp {
@@ -313,15 +320,7 @@ impl RequestSession {
     }
 
     pub(crate) fn validity(&self) -> Validity {
-        Self::validity_at(self.manager().config(), self.now())
-    }
-
-    fn validity_at(config: &crate::config::Config, now: Timestamp) -> Validity {
-        let max_lifetime = i64::try_from(config.max_lifetime).unwrap_or(i64::MAX / 2);
-        Validity {
-            now,
-            created_after: now.saturating_sub(max_lifetime),
-        }
+        Validity::at(self.manager().config(), self.now())
     }
 
     /// The key reads go to: the session this request may have.
@@ -455,38 +454,5 @@ impl RequestSession {
         life.epoch += 1;
         life.cookie = self.had_cookie().then_some(PendingCookie::Remove);
         Ok(())
-    }
-}
-
-impl SessionManager {
-    /// The session of one request, from the request's cookie value (if
-    /// any); every session type the request uses opens from it
-    /// ([`RequestSession::open`]), so they share one token. Never touches
-    /// the store: a malformed cookie is treated as no cookie, and an unknown
-    /// one is found out on first use.
-    pub fn begin(&self, cookie: Option<&str>) -> RequestSession {
-        self.begin_at(cookie, crate::clock::now())
-    }
-
-    /// [`begin`](Self::begin) at a given instant (for tests of expiry).
-    #[doc(hidden)]
-    pub fn begin_at(&self, cookie: Option<&str>, now: Timestamp) -> RequestSession {
-        if let Some(sealer) = self.cookie_sealer() {
-            let at = RequestSession::validity_at(self.config(), now);
-            let opened = InCookie::open(sealer, self.config(), cookie, at);
-            let (token, key) = opened.token.unzip();
-            let request = RequestSession::new(self.clone(), token, Some(opened.store), now);
-            if let Some(key) = key {
-                // Hashed while opening: not again on first use.
-                let _ = request.shared.cookie_key.set(key);
-            }
-            return request;
-        }
-        RequestSession::new(
-            self.clone(),
-            cookie.and_then(|c| self.parse_cookie(c)),
-            None,
-            now,
-        )
     }
 }

@@ -20,8 +20,8 @@ use async_trait::async_trait;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::store::{
-    Changes, Counters, ExpiryUpdate, IndexTag, NewSession, Record, Saved, SessionStore, StoreStats,
-    Timestamp, Validity,
+    Changes, Counters, ExpiryUpdate, IndexTag, NewSession, Record, Saved, SessionIndexes,
+    SessionStore, StoreStats, Timestamp, Validity,
 };
 use crate::token::StoreKey;
 
@@ -121,6 +121,37 @@ pub(crate) fn open_url<'a>(_url: &'a str, config: &'a Config) -> super::Opening<
     let store: Arc<dyn SessionStore> =
         Arc::new(MemoryStore::with_capacity(config.memory_max_sessions));
     Box::pin(std::future::ready(Ok(store)))
+}
+
+#[async_trait]
+impl SessionIndexes for MemoryStore {
+    /// A scan of every session: the memory store keeps no reverse map, as
+    /// it serves tests and development.
+    async fn find(&self, name: &str, tags: &[IndexTag], at: Validity) -> Result<Vec<StoreKey>> {
+        self.counters.statement();
+        let map = self.lock();
+        Ok(map
+            .sessions
+            .iter()
+            .filter(|(_, e)| e.alive(at) && e.index.get(name).is_some_and(|t| tags.contains(t)))
+            .map(|(k, _)| *k)
+            .collect())
+    }
+
+    async fn destroy_found(
+        &self,
+        name: &str,
+        tags: &[IndexTag],
+        except: Option<&StoreKey>,
+    ) -> Result<u64> {
+        self.counters.statement();
+        let mut map = self.lock();
+        let before = map.sessions.len();
+        map.sessions.retain(|k, e| {
+            Some(k) == except || !e.index.get(name).is_some_and(|t| tags.contains(t))
+        });
+        Ok((before - map.sessions.len()) as u64)
+    }
 }
 
 #[async_trait]
@@ -335,32 +366,8 @@ impl SessionStore for MemoryStore {
         Ok(expired.len() as u64)
     }
 
-    /// A scan of every session: the memory store keeps no reverse map, as
-    /// it serves tests and development.
-    async fn find(&self, name: &str, tags: &[IndexTag], at: Validity) -> Result<Vec<StoreKey>> {
-        self.counters.statement();
-        let map = self.lock();
-        Ok(map
-            .sessions
-            .iter()
-            .filter(|(_, e)| e.alive(at) && e.index.get(name).is_some_and(|t| tags.contains(t)))
-            .map(|(k, _)| *k)
-            .collect())
-    }
-
-    async fn destroy_found(
-        &self,
-        name: &str,
-        tags: &[IndexTag],
-        except: Option<&StoreKey>,
-    ) -> Result<u64> {
-        self.counters.statement();
-        let mut map = self.lock();
-        let before = map.sessions.len();
-        map.sessions.retain(|k, e| {
-            Some(k) == except || !e.index.get(name).is_some_and(|t| tags.contains(t))
-        });
-        Ok((before - map.sessions.len()) as u64)
+    fn indexes(&self) -> Option<&dyn SessionIndexes> {
+        Some(self)
     }
 
     fn stats(&self) -> StoreStats {

@@ -27,7 +27,7 @@
 //!
 //! - A session's index entries ([`IndexUpdate`]) live and die with it: a
 //!   rename keeps them, a `clear` removes them, and expired or destroyed
-//!   sessions are never [`find`](SessionStore::find)-ed.
+//!   sessions are never [`find`](SessionIndexes::find)-ed.
 //!
 //! The behaviour suite in `session_core::testing` (feature `testing`) checks all of
 //! this; run it against any store you write.
@@ -154,18 +154,9 @@ use crate::error::Result;
 use crate::token::StoreKey;
 
 pub(crate) mod cleanup;
-#[cfg(feature = "cookie")]
-#[cfg_attr(docsrs, doc(cfg(feature = "cookie")))]
-pub mod cookie;
-// Without the feature the per-request half stays: the manager asks every
-// store `in_cookie()`, and only the cookie store answers yes.
-#[cfg(not(feature = "cookie"))]
-#[allow(dead_code, unreachable_pub)]
-pub(crate) mod cookie;
 #[cfg(feature = "memory")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
 pub mod memory;
-pub mod open;
 mod stats;
 
 #[cfg(feature = "sql")]
@@ -202,7 +193,8 @@ pub mod redis;
 )]
 pub use sql::{SqlStore, TableNames};
 
-pub use stats::{Counters, StoreStats};
+pub(crate) use stats::Counters;
+pub use stats::StoreStats;
 
 /// Runs one store call within `limit` (`statement_timeout`): past it, the
 /// call is dropped (closing its connection) and the request answers 503, so
@@ -269,6 +261,15 @@ impl Validity {
     /// writes may pass `created_at + max_lifetime()`.
     pub fn max_lifetime(&self) -> Timestamp {
         self.now - self.created_after
+    }
+
+    /// What is alive at `now` under `config`'s `max_lifetime`.
+    pub(crate) fn at(config: &crate::config::Config, now: Timestamp) -> Self {
+        let max_lifetime = i64::try_from(config.max_lifetime).unwrap_or(i64::MAX / 2);
+        Validity {
+            now,
+            created_after: now.saturating_sub(max_lifetime),
+        }
     }
 }
 
@@ -443,13 +444,6 @@ pub enum Saved {
     Conflict,
 }
 
-/// The error of a store without indexes asked to use one.
-fn no_index(store: &(impl Debug + ?Sized)) -> crate::Error {
-    crate::Error::Backend(
-        format!("this session store ({store:?}) has no indexes: `#[session(index)]` needs one that does").into(),
-    )
-}
-
 /// A session store. Object-safe: the runtime holds it as
 /// `Arc<dyn SessionStore>`.
 ///
@@ -504,36 +498,12 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
     /// from several processes at once.
     async fn delete_expired(&self, at: Validity, batch: u32) -> Result<u64>;
 
-    /// The keys of the live sessions whose entry in index `name` is one of
-    /// `tags` (several when the tag's key was rotated). Stores without
-    /// indexes keep this default, an error: `#[session(index)]` needs a
-    /// store that has them.
-    async fn find(&self, name: &str, tags: &[IndexTag], at: Validity) -> Result<Vec<StoreKey>> {
-        let _ = (name, tags, at);
-        Err(no_index(self))
-    }
-
-    /// Deletes, with all their fields and index entries, every session
-    /// whose entry in index `name` is one of `tags`, except the one under
-    /// `except`; returns how many. A deleted session is gone as after
-    /// [`destroy`](Self::destroy): no save brings it back.
-    async fn destroy_found(
-        &self,
-        name: &str,
-        tags: &[IndexTag],
-        except: Option<&StoreKey>,
-    ) -> Result<u64> {
-        let _ = (name, tags, except);
-        Err(no_index(self))
-    }
-
-    /// Whether sessions live in the client's cookie instead of in this
-    /// store: only [`CookieStore`](cookie::CookieStore) says yes. A
-    /// [`SessionManager`](crate::SessionManager) over such a store gives
-    /// each request a store of its own, opened from the request's cookie
-    /// and sealed back into it, and never calls this one.
-    fn in_cookie(&self) -> bool {
-        false
+    /// The store's indexes of sessions by field, when it keeps them:
+    /// `#[session(index)]` fields need a store that does, and a session
+    /// type with one is refused at launch by a store that does not. The
+    /// default: none.
+    fn indexes(&self) -> Option<&dyn SessionIndexes> {
+        None
     }
 
     /// Work counters since the store was built.
@@ -553,4 +523,30 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
     /// Closes the connections the store opened itself, at shutdown. The
     /// default does nothing.
     async fn close(&self) {}
+}
+
+/// A store's indexes: the sessions whose `#[session(index)]` field holds a
+/// value, found and ended without knowing their tokens. A store that keeps
+/// them implements this and returns itself from
+/// [`SessionStore::indexes`].
+///
+/// Entries are written by [`SessionStore::save`] ([`Changes::index`]) and
+/// live and die with their session: a rename keeps them, a `clear` removes
+/// them, and expired or destroyed sessions are never found.
+#[async_trait]
+pub trait SessionIndexes: Send + Sync {
+    /// The keys of the live sessions whose entry in index `name` is one of
+    /// `tags` (several when the tag's key was rotated).
+    async fn find(&self, name: &str, tags: &[IndexTag], at: Validity) -> Result<Vec<StoreKey>>;
+
+    /// Deletes, with all their fields and index entries, every session
+    /// whose entry in index `name` is one of `tags`, except the one under
+    /// `except`; returns how many. A deleted session is gone as after
+    /// [`destroy`](SessionStore::destroy): no save brings it back.
+    async fn destroy_found(
+        &self,
+        name: &str,
+        tags: &[IndexTag],
+        except: Option<&StoreKey>,
+    ) -> Result<u64>;
 }

@@ -39,7 +39,7 @@ impl std::ops::Sub for StoreStats {
 
 /// Lock-free counters behind [`StoreStats`].
 #[derive(Debug, Default)]
-pub struct Counters {
+pub(crate) struct Counters {
     statements: AtomicU64,
     rows_written: AtomicU64,
     bytes_written: AtomicU64,
@@ -49,22 +49,22 @@ pub struct Counters {
 
 impl Counters {
     /// Counts one statement.
-    pub fn statement(&self) {
+    pub(crate) fn statement(&self) {
         self.statements.fetch_add(1, Relaxed);
     }
 
     /// Counts a write run again after a conflict.
-    pub fn retry(&self) {
+    pub(crate) fn retry(&self) {
         self.retries.fetch_add(1, Relaxed);
     }
 
     /// Counts a write found applied after its reply was lost.
-    pub fn recovered(&self) {
+    pub(crate) fn recovered(&self) {
         self.recovered.fetch_add(1, Relaxed);
     }
 
     /// Counts written field rows and their bytes.
-    pub fn wrote<'a>(&self, fields: impl IntoIterator<Item = &'a [u8]>) {
+    pub(crate) fn wrote<'a>(&self, fields: impl IntoIterator<Item = &'a [u8]>) {
         let (rows, bytes) = fields
             .into_iter()
             .fold((0, 0), |(r, b), v| (r + 1, b + v.len() as u64));
@@ -73,7 +73,7 @@ impl Counters {
     }
 
     /// The current values.
-    pub fn snapshot(&self) -> StoreStats {
+    pub(crate) fn snapshot(&self) -> StoreStats {
         StoreStats {
             statements: self.statements.load(Relaxed),
             rows_written: self.rows_written.load(Relaxed),

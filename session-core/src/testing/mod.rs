@@ -1,13 +1,18 @@
 //! The store behaviour suite, written once and run against every store.
 //!
 //! The checks live by concern: `store` (the store contract on the store
-//! alone), `requests` (whole requests through the typed layer), `versioned`
+//! alone), `kept` (whole requests, wherever sessions are kept), `requests`
+//! (whole requests through the typed layer, looking at the store), `versioned`
 //! and `security` (encryption, indexes); this module holds the session
 //! types they use, their helpers and the macro.
 //!
-//! Each check is a plain async function taking a fresh store; the
+//! Each check is a plain async function taking a fresh store, or, for the
+//! checks of whole requests that hold wherever sessions are kept, a
+//! [`Keeper`] (a store, or the cookies themselves); the
 //! [`store_conformance_tests!`](crate::store_conformance_tests) macro turns
-//! them into `#[tokio::test]`s for one store factory:
+//! them into `#[tokio::test]`s for one store factory, and
+//! [`cookie_conformance_tests!`](crate::cookie_conformance_tests) runs the
+//! second kind on sessions kept in their cookies:
 //!
 //! ```ignore
 //! async fn store() -> std::sync::Arc<dyn SessionStore> { /* a fresh, isolated store */ }
@@ -31,11 +36,13 @@ use crate::store::{
 };
 use crate::token::{StoreKey, Token};
 
+mod kept;
 mod requests;
 mod security;
 mod store;
 mod versioned;
 
+pub use kept::*;
 pub use requests::*;
 pub use security::*;
 pub use store::*;
@@ -71,6 +78,70 @@ pub struct Prefs {
 
 /// The handle of [`Cart`].
 pub type CartHandle = CartSession;
+
+/// [`Cart`] as an older version of the app had it: `cart` was a string
+/// (now a list, so its stored bytes no longer decode).
+#[derive(Debug, session_derive::Session)]
+#[session(crate = "crate")]
+pub struct Legacy {
+    /// A string where [`Cart::cart`] is a list.
+    pub cart: String,
+}
+
+/// Where a check's sessions are kept: the checks of whole requests that
+/// hold for every keeper take one.
+#[derive(Debug, Clone)]
+pub enum Keeper {
+    /// In a store.
+    Store(Arc<dyn SessionStore>),
+    /// In their cookies, sealed with a test key
+    /// ([`SessionManager::in_cookies`]).
+    #[cfg(feature = "cookie")]
+    Cookies,
+}
+
+impl Keeper {
+    /// A manager over this keeper with `config` (with a test encryption
+    /// key added for cookies when `config` has none).
+    pub fn manager_with(&self, config: Config) -> SessionManager {
+        match self {
+            Keeper::Store(store) => SessionManager::new(store.clone(), config).unwrap(),
+            #[cfg(feature = "cookie")]
+            Keeper::Cookies => {
+                let mut config = config;
+                if config.encryption_keys.is_empty() {
+                    use base64::Engine as _;
+                    config
+                        .encryption_keys
+                        .push(crate::sealing::EncryptionKey::new(
+                            base64::engine::general_purpose::STANDARD.encode([7u8; 32]),
+                        ));
+                }
+                SessionManager::in_cookies(config).unwrap()
+            }
+        }
+    }
+
+    /// A manager over this keeper with the default configuration.
+    pub fn manager(&self) -> SessionManager {
+        self.manager_with(Config::default())
+    }
+
+    /// The statements the store has run (none for cookies).
+    pub fn statements(&self) -> u64 {
+        match self {
+            Keeper::Store(store) => store.stats().statements,
+            #[cfg(feature = "cookie")]
+            Keeper::Cookies => 0,
+        }
+    }
+}
+
+impl From<Arc<dyn SessionStore>> for Keeper {
+    fn from(store: Arc<dyn SessionStore>) -> Self {
+        Keeper::Store(store)
+    }
+}
 
 /// A session type with a versioned field: `#[session(versioned)] hits:
 /// u64` and a plain `note: String`.
@@ -109,6 +180,12 @@ macro_rules! store_conformance_tests {
         $crate::store_conformance_tests!($factory, $crate::testing::no_teardown);
     };
     ($factory:path, $teardown:path) => {
+        $crate::store_conformance_tests!(@kept $factory, $teardown;
+            a_session_round_trips_through_requests,
+            two_session_types_share_one_session,
+            undecodable_field_keeps_its_bytes_until_changed,
+            a_write_of_the_stored_value_sends_nothing,
+        );
         $crate::store_conformance_tests!(@tests $factory, $teardown;
             create_then_load,
             load_skips_deferred_fields,
@@ -137,10 +214,8 @@ macro_rules! store_conformance_tests {
             writes_racing_a_destroy_never_resurrect,
             concurrent_touches_and_writes_of_one_session_all_succeed,
             blind_write_to_a_dead_cookie_starts_a_fresh_session,
-            undecodable_field_keeps_its_bytes_until_changed,
             requests_racing_a_regenerate,
             a_session_keeps_its_own_expiry,
-            two_session_types_share_one_session,
             writes_after_an_interrupted_flush_report_it,
             an_update_of_fields_that_went_meanwhile_is_never_lost,
             versioned_writes_need_the_expected_version,
@@ -153,6 +228,17 @@ macro_rules! store_conformance_tests {
             indexed_fields_follow_their_writes,
         );
     };
+    (@kept $factory:path, $teardown:path; $($name:ident,)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let store = ::std::sync::Arc::new($factory().await);
+                let keeper = $crate::testing::Keeper::Store(store.clone());
+                $crate::testing::$name(keeper).await;
+                $teardown(&*store).await;
+            }
+        )*
+    };
     (@tests $factory:path, $teardown:path; $($name:ident,)*) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,6 +246,31 @@ macro_rules! store_conformance_tests {
                 let store = ::std::sync::Arc::new($factory().await);
                 $crate::testing::$name(store.clone()).await;
                 $teardown(&*store).await;
+            }
+        )*
+    };
+}
+
+/// Runs the checks of whole requests that hold wherever sessions are kept
+/// on sessions kept in their cookies (`url = "cookie"`); the limits of
+/// that mode (no revocation, the last response wins, the size) have their
+/// own tests.
+#[cfg(feature = "cookie")]
+#[macro_export]
+macro_rules! cookie_conformance_tests {
+    () => {
+        $crate::cookie_conformance_tests!(@kept
+            a_session_round_trips_through_requests,
+            two_session_types_share_one_session,
+            undecodable_field_keeps_its_bytes_until_changed,
+            a_write_of_the_stored_value_sends_nothing,
+        );
+    };
+    (@kept $($name:ident,)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                $crate::testing::$name($crate::testing::Keeper::Cookies).await;
             }
         )*
     };

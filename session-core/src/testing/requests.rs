@@ -371,55 +371,6 @@ pub async fn blind_write_to_a_dead_cookie_starts_a_fresh_session(store: Arc<dyn 
     }
 }
 
-/// A stored field that no longer decodes falls back to its default; a
-/// mutable borrow that leaves that default as it is writes nothing, so the
-/// stored bytes stay until the app really changes the value.
-pub async fn undecodable_field_keeps_its_bytes_until_changed(store: Arc<dyn SessionStore>) {
-    let m = manager(store.clone());
-    let key_token = Token::generate().unwrap();
-    let t = now();
-    let stored = br#""x""#.to_vec(); // a string where `cart` is now a list
-    assert!(store
-        .create(
-            &key_token.store_key(),
-            ns(t, t + 3600),
-            &[("cart", stored.clone())]
-        )
-        .await
-        .unwrap());
-    let cookie = key_token.to_cookie_value();
-    let stored_key = key_token.store_key();
-    let cart_bytes = |store: Arc<dyn SessionStore>| async move {
-        let record = store.load(&stored_key, &[], at()).await.unwrap().unwrap();
-        field(&record.fields, "cart").map(<[u8]>::to_vec)
-    };
-
-    let mut h = m.open::<Cart>(Some(&cookie));
-    h.cart_mut().await.unwrap().retain(|_| true);
-    assert_eq!(flush(&mut h).await.unwrap(), Outcome::Unchanged);
-    assert_eq!(
-        cart_bytes(store.clone()).await,
-        Some(stored.clone()),
-        "untouched"
-    );
-
-    // read first, borrow after: the same
-    let mut h = m.open::<Cart>(Some(&cookie));
-    assert!(h.cart().await.unwrap().is_empty());
-    h.cart_mut().await.unwrap().clear();
-    assert_eq!(flush(&mut h).await.unwrap(), Outcome::Unchanged);
-    assert_eq!(cart_bytes(store.clone()).await, Some(stored.clone()));
-
-    // a real change replaces the bytes
-    let mut h = m.open::<Cart>(Some(&cookie));
-    h.cart_mut().await.unwrap().push("apple".into());
-    assert_eq!(flush(&mut h).await.unwrap(), Outcome::Saved);
-    assert_eq!(
-        cart_bytes(store.clone()).await,
-        Some(br#"["apple"]"#.to_vec())
-    );
-}
-
 /// Requests in flight with the token a regenerate just replaced: their
 /// reads find nothing, their writes are refused (reported, never applied
 /// to the new session), none removes the cookie, and a logout with that
@@ -544,52 +495,6 @@ pub async fn a_session_keeps_its_own_expiry(store: Arc<dyn SessionStore>) {
         t - 86_000 + 86_400,
         "created_at + max_lifetime"
     );
-}
-
-/// Two session types on one request with no cookie: one session, one
-/// token, one cookie, and both types' writes kept.
-pub async fn two_session_types_share_one_session(store: Arc<dyn SessionStore>) {
-    let m = manager(store.clone());
-    let request = m.begin(None);
-    let mut cart = request.open::<Cart>();
-    let mut prefs = request.open::<Prefs>();
-    cart.set_user(Some(4));
-    prefs.set_theme("dark".into());
-    assert_eq!(flush(&mut cart).await.unwrap(), Outcome::Created);
-    assert_eq!(flush(&mut prefs).await.unwrap(), Outcome::Saved);
-    let token = match request.take_cookie_action() {
-        Some(CookieAction::Set { token, .. }) => token.to_cookie_value(),
-        other => panic!("expected one Set-Cookie, got {other:?}"),
-    };
-    assert_eq!(request.take_cookie_action(), None, "one cookie");
-    let next = m.begin(Some(&token));
-    let cart = next.open::<Cart>();
-    let prefs = next.open::<Prefs>();
-    assert_eq!(*cart.user().await.unwrap(), Some(4));
-    assert_eq!(prefs.theme().await.unwrap(), "dark");
-    // `visits` is one stored field seen by both types
-    let request = m.begin(Some(&token));
-    let mut prefs = request.open::<Prefs>();
-    *prefs.visits_mut().await.unwrap() += 2;
-    assert_eq!(flush(&mut prefs).await.unwrap(), Outcome::Saved);
-    let cart = m.open::<Cart>(Some(&token));
-    assert_eq!(*cart.visits().await.unwrap(), 2);
-    // a regenerate through one type moves the session of both
-    let request = m.begin(Some(&token));
-    let mut cart = request.open::<Cart>();
-    let mut prefs = request.open::<Prefs>();
-    cart.regenerate();
-    prefs.set_theme("light".into());
-    assert_eq!(flush(&mut cart).await.unwrap(), Outcome::Saved);
-    assert_eq!(flush(&mut prefs).await.unwrap(), Outcome::Saved);
-    let moved = match request.take_cookie_action() {
-        Some(CookieAction::Set { token, .. }) => token.to_cookie_value(),
-        other => panic!("expected a Set-Cookie, got {other:?}"),
-    };
-    assert_ne!(moved, token);
-    let check = m.begin(Some(&moved));
-    assert_eq!(check.open::<Prefs>().theme().await.unwrap(), "light");
-    assert_eq!(*check.open::<Cart>().user().await.unwrap(), Some(4));
 }
 
 /// Once a flush found the session ended, later changes in the same request

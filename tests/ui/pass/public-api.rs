@@ -1,24 +1,60 @@
-// What apps and store authors rely on, named once: removing or renaming any
-// of it fails this file.
+// The public API, listed in one place: every name an app, a store author
+// or a web integration uses. Removing or renaming any of it fails this
+// file; anything public that is not here is not meant to be (the
+// compile-fail guards in `tests/src/lib.rs` check the internals).
 #![allow(unused_imports, dead_code)]
 
-use session_core::store::cookie::{CookieStore, COOKIE_LIMIT};
-use session_core::store::memory::{MemoryStore, DEFAULT_CAPACITY};
-use session_core::store::open::{open, redact, Opened, Profile};
-use session_core::store::{
-    Changes, Counters, Expect, ExpiryUpdate, IndexTag, IndexUpdate, NewSession, Record, Rename,
-    Saved, SessionStore, StoreStats, Timestamp, Validity, PREVIOUS_KEY_GRACE,
-};
-use session_core::sealing::{derive_encryption_key, EncryptionKey};
-use session_core::signing::SigningKey;
-use session_core::{
-    flush, BoxError, Config, Error, FieldDef, RequestSession, Result, SessionData, SessionHandle,
-    SessionInfo, SessionManager, SessionState, StoreKey, Token,
-};
+// ---- An app: it depends on session-rocket alone. ----
 use session_rocket::codec::{Codec, JsonCodec};
-use session_rocket::config::extract;
+use session_rocket::config::{extract, EncryptionKey, OnDecodeError, SameSite, SigningKey};
+use session_rocket::{
+    Config, Error, Result, Session, SessionError, SessionInfo, SessionState, Sessions,
+    SessionsState, Token,
+};
+
+// ---- A store author (or an app building a store in code). ----
+use session_rocket::store::memory::{MemoryStore, DEFAULT_CAPACITY};
+use session_rocket::store::{
+    async_trait, BoxError, Changes, Expect, ExpiryUpdate, IndexTag, IndexUpdate, NewSession,
+    Record, Rename, Saved, SessionIndexes, SessionStore, StoreKey, StoreStats, Timestamp,
+    Validity, PREVIOUS_KEY_GRACE,
+};
+
+// ---- A web integration for another framework: session-core. ----
+use session_core::carrier::COOKIE_LIMIT;
+use session_core::open::{needs_encryption_key, open, redact, Opened, Profile};
 use session_core::state::{CookieAction, Outcome};
-use session_rocket::{OnDecodeError, SameSite, Session, SessionError, Sessions, SessionsState};
+use session_core::{flush, FieldDef, RequestSession, SessionData, SessionHandle, SessionManager};
+
+#[derive(Session)]
+struct Shop {
+    user: Option<u64>,
+}
+
+/// An app's handler.
+#[rocket::get("/")]
+async fn index(mut session: Session<Shop>) -> Result<String> {
+    let user = *session.user().await?;
+    session.set_user(user.or(Some(1)));
+    let _: &SessionState = &session;
+    Ok(format!("{user:?}"))
+}
+
+/// An app's view of a conflict.
+fn is_conflict(error: &SessionError) -> bool {
+    matches!(error, SessionError::Session(e) if e.is_conflict())
+        && error.status() == rocket::http::Status::Conflict
+}
+
+/// An app's view of a session too large for its cookie.
+fn too_large(error: &session_rocket::store::Error) -> Option<usize> {
+    match error {
+        session_rocket::store::Error::CookieTooLarge { size, limit } if *limit == COOKIE_LIMIT => {
+            Some(*size)
+        }
+        _ => None,
+    }
+}
 
 /// A store author's view of versioned writes.
 fn outcome(saved: Saved, changes: &Changes) -> Option<u64> {
@@ -33,35 +69,38 @@ fn index_entries(changes: &Changes) -> Vec<(&'static str, Option<IndexTag>)> {
     changes.index.iter().map(|u: &IndexUpdate| (u.name, u.tag)).collect()
 }
 
-/// An app's view of a conflict.
-fn is_conflict(error: &Error) -> bool {
-    matches!(error, Error::Conflict { field: _ }) && error.is_conflict()
-}
-
-/// An app's view of a session too large for its cookie.
-fn too_large(error: &Error) -> Option<usize> {
-    match error {
-        Error::CookieTooLarge { size, limit } if *limit == COOKIE_LIMIT => Some(*size),
-        _ => None,
-    }
-}
-
-/// An operator's view of the store's work, conflicts included.
-fn retried(store: &dyn SessionStore) -> u64 {
+/// An operator's view of the store's work.
+fn retried(state: &SessionsState) -> u64 {
+    let Some(store) = state.store() else { return 0 };
     let StoreStats { statements, retries, .. } = store.stats();
-    retries.min(statements)
+    retries.min(statements) + u64::from(store.indexes().is_some())
 }
 
-/// Whether a session type fits the configured store (the cookie store
-/// refuses index and versioned fields).
-fn fits<T: SessionData>(manager: &SessionManager) -> bool {
-    manager.supports::<T>().is_ok()
+/// A web integration: a request's session, flushed, and its cookie.
+async fn integrate<T: SessionData>(manager: &SessionManager, cookie: Option<&str>) -> bool {
+    if manager.supports::<T>().is_err() {
+        return false;
+    }
+    let request: RequestSession = manager.begin(cookie);
+    let mut handle = request.open::<T>();
+    let _: Option<Outcome> = flush(&mut handle).await.ok();
+    let _: &[FieldDef] = T::FIELDS;
+    matches!(request.take_cookie_action(), Some(CookieAction::Set { .. }) | None)
+}
+
+async fn integrate_open(config: &Config) -> Option<SessionManager> {
+    let _ = (needs_encryption_key(config), redact("mysql://u:p@h/d"));
+    let opened: Opened = open(config, Profile::Development).await.ok()?;
+    let _ = (opened.kind, opened.location, opened.warning);
+    let _ = SessionManager::in_cookies(config.clone());
+    Some(opened.manager)
 }
 
 fn main() {
-    let _ = CookieStore::new().in_cookie();
     let _ = Config::default().causal_reads;
     let _: fn(MemoryStore) -> Sessions = Sessions::with_store;
     let _ = Sessions::fairing();
     let _ = session_rocket::Result::<()>::Ok(());
+    let _ = (DEFAULT_CAPACITY, PREVIOUS_KEY_GRACE);
+    let _ = rocket::routes![index];
 }

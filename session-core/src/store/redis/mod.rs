@@ -37,8 +37,8 @@ use redis::{Script, Value};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::store::{
-    Changes, Counters, ExpiryUpdate, IndexTag, NewSession, Record, Saved, SessionStore, StoreStats,
-    Timestamp, Validity,
+    Changes, Counters, ExpiryUpdate, IndexTag, NewSession, Record, Saved, SessionIndexes,
+    SessionStore, StoreStats, Timestamp, Validity,
 };
 use crate::token::StoreKey;
 
@@ -253,6 +253,29 @@ fn flag(persistent: Option<bool>) -> &'static str {
 }
 
 #[async_trait]
+impl SessionIndexes for RedisStore {
+    async fn find(&self, name: &str, tags: &[IndexTag], at: Validity) -> Result<Vec<StoreKey>> {
+        let call = self.index_call(name, tags, at, None, "find");
+        let hexes: Vec<String> = self.eval(&call).await?;
+        Ok(hexes.iter().filter_map(|h| parse_hex(h)).collect())
+    }
+
+    async fn destroy_found(
+        &self,
+        name: &str,
+        tags: &[IndexTag],
+        except: Option<&StoreKey>,
+    ) -> Result<u64> {
+        let at = Validity {
+            now: 0,
+            created_after: 0,
+        };
+        let call = self.index_call(name, tags, at, except, "destroy");
+        self.eval(&call).await
+    }
+}
+
+#[async_trait]
 impl SessionStore for RedisStore {
     async fn load(&self, key: &StoreKey, skip: &[&str], at: Validity) -> Result<Option<Record>> {
         let mut call = self.load.key(self.session_key(key));
@@ -415,24 +438,8 @@ impl SessionStore for RedisStore {
         }
     }
 
-    async fn find(&self, name: &str, tags: &[IndexTag], at: Validity) -> Result<Vec<StoreKey>> {
-        let call = self.index_call(name, tags, at, None, "find");
-        let hexes: Vec<String> = self.eval(&call).await?;
-        Ok(hexes.iter().filter_map(|h| parse_hex(h)).collect())
-    }
-
-    async fn destroy_found(
-        &self,
-        name: &str,
-        tags: &[IndexTag],
-        except: Option<&StoreKey>,
-    ) -> Result<u64> {
-        let at = Validity {
-            now: 0,
-            created_after: 0,
-        };
-        let call = self.index_call(name, tags, at, except, "destroy");
-        self.eval(&call).await
+    fn indexes(&self) -> Option<&dyn SessionIndexes> {
+        Some(self)
     }
 
     fn stats(&self) -> StoreStats {

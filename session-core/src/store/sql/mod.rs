@@ -11,8 +11,8 @@ use async_trait::async_trait;
 
 use crate::error::{BoxError, Error, Result};
 use crate::store::{
-    Changes, Counters, IndexTag, NewSession, Record, Saved, SessionStore, StoreStats, Timestamp,
-    Validity,
+    Changes, Counters, IndexTag, NewSession, Record, Saved, SessionIndexes, SessionStore,
+    StoreStats, Timestamp, Validity,
 };
 use crate::token::StoreKey;
 
@@ -304,6 +304,37 @@ pub(crate) fn map_error<B: Backend>(error: sqlx::Error) -> Error {
 }
 
 #[async_trait]
+impl<B: Backend> SessionIndexes for SqlStore<B> {
+    async fn find(&self, name: &str, tags: &[IndexTag], at: Validity) -> Result<Vec<StoreKey>> {
+        if tags.is_empty() {
+            return Ok(Vec::new());
+        }
+        let stmt = self.sql.find(name, tags, at);
+        let hashes = self.read(|| self.backend.fetch_bytes(&stmt)).await?;
+        Ok(hashes
+            .into_iter()
+            .filter_map(|h| <[u8; 32]>::try_from(h).ok().map(StoreKey::from_bytes))
+            .collect())
+    }
+
+    async fn destroy_found(
+        &self,
+        name: &str,
+        tags: &[IndexTag],
+        except: Option<&StoreKey>,
+    ) -> Result<u64> {
+        if tags.is_empty() {
+            return Ok(0);
+        }
+        // No token hashes to 32 zero bytes.
+        let except = except.map_or([0; 32], |k| *k.as_bytes());
+        let stmt = self.sql.destroy_found(name, tags, &except);
+        let affected = self.write(std::slice::from_ref(&stmt), 0).await?;
+        Ok(affected.and_then(|a| a.first().copied()).unwrap_or(0))
+    }
+}
+
+#[async_trait]
 impl<B: Backend> SessionStore for SqlStore<B> {
     async fn load(&self, key: &StoreKey, skip: &[&str], at: Validity) -> Result<Option<Record>> {
         let stmt = self.sql.load(key, skip, at);
@@ -370,32 +401,8 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         Ok(affected.and_then(|a| a.first().copied()).unwrap_or(0))
     }
 
-    async fn find(&self, name: &str, tags: &[IndexTag], at: Validity) -> Result<Vec<StoreKey>> {
-        if tags.is_empty() {
-            return Ok(Vec::new());
-        }
-        let stmt = self.sql.find(name, tags, at);
-        let hashes = self.read(|| self.backend.fetch_bytes(&stmt)).await?;
-        Ok(hashes
-            .into_iter()
-            .filter_map(|h| <[u8; 32]>::try_from(h).ok().map(StoreKey::from_bytes))
-            .collect())
-    }
-
-    async fn destroy_found(
-        &self,
-        name: &str,
-        tags: &[IndexTag],
-        except: Option<&StoreKey>,
-    ) -> Result<u64> {
-        if tags.is_empty() {
-            return Ok(0);
-        }
-        // No token hashes to 32 zero bytes.
-        let except = except.map_or([0; 32], |k| *k.as_bytes());
-        let stmt = self.sql.destroy_found(name, tags, &except);
-        let affected = self.write(std::slice::from_ref(&stmt), 0).await?;
-        Ok(affected.and_then(|a| a.first().copied()).unwrap_or(0))
+    fn indexes(&self) -> Option<&dyn SessionIndexes> {
+        Some(self)
     }
 
     fn stats(&self) -> StoreStats {

@@ -1,19 +1,28 @@
-//! Opening a store from its URL: one registry of schemes, so a web
-//! integration never names a driver, and a new store is one module plus one
-//! line in its registry of schemes.
-
-use std::sync::Arc;
+//! Opening sessions from the configuration's URL: one registry of
+//! schemes, so a web integration never names a driver, and a new store is
+//! one module plus one line in its registry of schemes.
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::store::{Opening, SessionStore};
+use crate::manager::SessionManager;
+use crate::store::Opening;
 
 /// Opens a store of one scheme from its URL and the configuration.
 type OpenFn = for<'a> fn(&'a str, &'a Config) -> Opening<'a>;
 
+/// Where a scheme keeps sessions.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Keeper {
+    /// In a store, opened from the URL.
+    Store(OpenFn),
+    /// In their cookies: no store (`SessionManager::in_cookies`).
+    #[cfg_attr(not(feature = "cookie"), allow(dead_code))]
+    Cookies,
+}
+
 /// One kind of store that a URL can name.
 #[derive(Debug, Clone, Copy)]
-struct Scheme {
+pub(crate) struct Scheme {
     /// The URL schemes it answers to.
     names: &'static [&'static str],
     /// Its name in logs.
@@ -21,17 +30,17 @@ struct Scheme {
     /// The cargo feature that compiles it in.
     feature: &'static str,
     /// `None` when the feature is off.
-    open: Option<OpenFn>,
+    open: Option<Keeper>,
 }
 
 /// Every store a URL can name.
-const SCHEMES: &[Scheme] = &[
+pub(crate) const SCHEMES: &[Scheme] = &[
     Scheme {
         names: &["cookie"],
         kind: "cookie",
         feature: "cookie",
         #[cfg(feature = "cookie")]
-        open: Some(super::cookie::open_url),
+        open: Some(Keeper::Cookies),
         #[cfg(not(feature = "cookie"))]
         open: None,
     },
@@ -40,7 +49,7 @@ const SCHEMES: &[Scheme] = &[
         kind: "memory",
         feature: "memory",
         #[cfg(feature = "memory")]
-        open: Some(super::memory::open_url),
+        open: Some(Keeper::Store(crate::store::memory::open_url)),
         #[cfg(not(feature = "memory"))]
         open: None,
     },
@@ -49,7 +58,7 @@ const SCHEMES: &[Scheme] = &[
         kind: "mysql",
         feature: "mysql",
         #[cfg(feature = "mysql")]
-        open: Some(super::mysql::open_url),
+        open: Some(Keeper::Store(crate::store::mysql::open_url)),
         #[cfg(not(feature = "mysql"))]
         open: None,
     },
@@ -58,7 +67,7 @@ const SCHEMES: &[Scheme] = &[
         kind: "postgres",
         feature: "postgres",
         #[cfg(feature = "postgres")]
-        open: Some(super::postgres::open_url),
+        open: Some(Keeper::Store(crate::store::postgres::open_url)),
         #[cfg(not(feature = "postgres"))]
         open: None,
     },
@@ -67,7 +76,7 @@ const SCHEMES: &[Scheme] = &[
         kind: "redis",
         feature: "redis",
         #[cfg(feature = "redis")]
-        open: Some(super::redis::open_url),
+        open: Some(Keeper::Store(crate::store::redis::open_url)),
         #[cfg(not(feature = "redis"))]
         open: None,
     },
@@ -76,7 +85,7 @@ const SCHEMES: &[Scheme] = &[
         kind: "sqlite",
         feature: "sqlite",
         #[cfg(feature = "sqlite")]
-        open: Some(super::sqlite::open_url),
+        open: Some(Keeper::Store(crate::store::sqlite::open_url)),
         #[cfg(not(feature = "sqlite"))]
         open: None,
     },
@@ -88,13 +97,13 @@ pub(crate) const MEMORY_WARNING: &str =
      for development only (sessions vanish on restart and are not shared between instances); \
      set `url` in [default.sessions] to a mysql://, postgres://, redis:// or sqlite:// URL";
 
-/// A store opened from the configuration's `url`.
+/// Sessions opened from the configuration's `url`.
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct Opened {
-    /// The store.
-    pub store: Arc<dyn SessionStore>,
-    /// Which kind: `"mysql"`, `"sqlite"` or `"memory"`.
+    /// The manager over the store (or the cookies) the `url` names.
+    pub manager: SessionManager,
+    /// Which kind: `"mysql"`, `"sqlite"`, `"cookie"`, `"memory"`….
     pub kind: &'static str,
     /// Where it lives, with any password masked (for logs).
     pub location: String,
@@ -114,20 +123,23 @@ pub enum Profile<'a> {
     Other(&'a str),
 }
 
-/// Opens the store the configuration's `url` names, then prepares it
-/// ([`SessionStore::prepare`]: tables created unless `create_tables =
-/// false`, layout checked).
+/// Opens the store the configuration's `url` names, prepares it
+/// ([`SessionStore::prepare`](crate::store::SessionStore::prepare): tables
+/// created unless `create_tables = false`, layout checked) and pairs it
+/// with the configuration; `url = "cookie"` keeps sessions in their
+/// cookies instead ([`SessionManager::in_cookies`]).
 ///
 /// # Errors
 /// [`Error::Config`] for a missing `url` outside development, an unknown
-/// scheme or a store whose feature is off (each message names the fix);
-/// the store's own error when it cannot be reached or prepared, with the
-/// location (password masked) in the message.
+/// scheme, a store whose feature is off (each message names the fix) or
+/// an invalid configuration; the store's own error when it cannot be
+/// reached or prepared, with the location (password masked) in the
+/// message.
 ///
 /// ```
 /// # async fn run() -> session_core::Result<()> {
 /// use session_core::Config;
-/// use session_core::store::open::{open, Profile};
+/// use session_core::open::{open, Profile};
 ///
 /// let config = Config { url: Some("memory".into()), ..Config::default() };
 /// let opened = open(&config, Profile::Other("release")).await?;
@@ -139,29 +151,47 @@ pub async fn open(config: &Config, profile: Profile<'_>) -> Result<Opened> {
     let (scheme, warning) = select(config, profile, SCHEMES)?;
     let url = config.url.as_deref().unwrap_or("memory");
     let location = locate(url);
-    let Some(open) = scheme.open else {
-        unreachable!("`select` refuses stores that are not compiled in")
+    let manager = match scheme.open {
+        Some(Keeper::Store(open)) => {
+            config.validate()?;
+            let store = open(url, config).await.map_err(|e| {
+                Error::Open(
+                    format!("cannot open the session store at {location}"),
+                    Box::new(e),
+                )
+            })?;
+            store.prepare(config).await.map_err(|e| {
+                let what = if config.create_tables {
+                    "could not prepare the session tables"
+                } else {
+                    "the session tables are not usable (`create_tables = false`: create them first)"
+                };
+                Error::Open(format!("{what} at {location}"), Box::new(e))
+            })?;
+            SessionManager::new(store, config.clone())?
+        }
+        #[cfg(feature = "cookie")]
+        Some(Keeper::Cookies) => SessionManager::in_cookies(config.clone())?,
+        _ => unreachable!("`select` refuses what is not compiled in"),
     };
-    let store = open(url, config).await.map_err(|e| {
-        Error::Open(
-            format!("cannot open the session store at {location}"),
-            Box::new(e),
-        )
-    })?;
-    store.prepare(config).await.map_err(|e| {
-        let what = if config.create_tables {
-            "could not prepare the session tables"
-        } else {
-            "the session tables are not usable (`create_tables = false`: create them first)"
-        };
-        Error::Open(format!("{what} at {location}"), Box::new(e))
-    })?;
     Ok(Opened {
-        store,
+        manager,
         kind: scheme.kind,
         location,
         warning,
     })
+}
+
+/// Whether what `config.url` names cannot work without
+/// `encryption_keys`: sessions kept in their cookies are sealed with them
+/// (a web integration derives one from its own secret then, as Rocket
+/// seals its private cookies).
+pub fn needs_encryption_key(config: &Config) -> bool {
+    let url = config.url.as_deref().unwrap_or_default();
+    let name = url.split_once(':').map_or(url, |(scheme, _)| scheme);
+    SCHEMES
+        .iter()
+        .any(|s| s.names.contains(&name) && matches!(s.open, Some(Keeper::Cookies)))
 }
 
 /// Which store a `url` selects, before anything is opened.

@@ -1,20 +1,30 @@
-//! The cookie store: each session kept whole in its own cookie, sealed
-//! with AES-256-GCM, for apps without a server-side store (the model of
+//! Sessions kept whole in their cookies (`url = "cookie"`), sealed with
+//! AES-256-GCM, for apps without a server-side store (the model of
 //! express's `cookie-session`).
 //!
-//! [`CookieStore`] holds nothing itself. A [`SessionManager`](crate::SessionManager)
-//! over it opens each request's cookie into a store of that request's
-//! own, holding that one session; the typed layer reads and writes it as
-//! it would any store (lazily, per field), and at the end of the request
-//! the session is sealed back into the cookie when anything changed. The
-//! seal (the first of `encryption_keys`, every key opening) both hides and
-//! authenticates it: a cookie that does not open, from another app, key or
-//! cookie name, or altered in any byte, is no cookie, and the request
-//! starts a fresh session.
+//! The server keeps nothing. Each request's cookie opens into a store of
+//! that request's own, holding that one session; the typed layer reads and
+//! writes it as it would any store (lazily, per field), and after each
+//! flush the session is sealed back into the cookie when anything changed.
+//! The seal (the first of `encryption_keys`, every key opening) both hides
+//! and authenticates it: a cookie that does not open, from another app,
+//! key or cookie name, or altered in any byte, is no cookie, and the
+//! request starts a fresh session. Values are not sealed again inside it,
+//! and `signing_keys` are not used.
+//!
+//! ```
+//! use session_core::{Config, sealing::EncryptionKey, SessionManager};
+//!
+//! let config = Config {
+//!     encryption_keys: vec![EncryptionKey::new("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")],
+//!     ..Config::default()
+//! };
+//! let manager = SessionManager::in_cookies(config).unwrap();
+//! assert!(manager.store().is_none());
+//! ```
 //!
 //! # What it cannot do
-//! The server keeps nothing, so nothing that needs a record on the server
-//! holds:
+//! Nothing that needs a record on the server holds:
 //! - **No revocation.** `destroy()` removes the cookie from the browser
 //!   that asked; a copy of the cookie taken earlier still opens until it
 //!   expires (the expiry is inside the seal, so it cannot be extended).
@@ -50,96 +60,105 @@ use crate::store::{
 };
 use crate::token::{StoreKey, Token, TOKEN_BYTES};
 
-/// The most bytes a session cookie may take, its name and `=` included:
-/// the 4096 bytes per cookie that browsers keep (RFC 6265 §6.1 asks for
-/// at least that; Chrome, Firefox and Safari stop there).
-pub const COOKIE_LIMIT: usize = 4096;
+pub use super::COOKIE_LIMIT;
+use super::{Arrival, Carried, Carrier, SealedCookie};
 
-/// Sessions kept in their cookies: `url = "cookie"`. Needs
-/// `encryption_keys` (in Rocket, a key derived from its `secret_key`
-/// stands in when none is configured). See the [module docs](self) for
-/// what it cannot do.
-///
-/// ```
-/// use std::sync::Arc;
-/// use session_core::{Config, sealing::EncryptionKey, SessionManager, store::cookie::CookieStore};
-///
-/// let config = Config {
-///     encryption_keys: vec![EncryptionKey::new("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")],
-///     ..Config::default()
-/// };
-/// let manager = SessionManager::new(Arc::new(CookieStore::new()), config).unwrap();
-/// ```
-#[derive(Debug, Default, Clone, Copy)]
-pub struct CookieStore;
+/// Whole sessions sealed into their cookies.
+#[derive(Debug)]
+pub(crate) struct SealedCarrier {
+    seal: Arc<Seal>,
+}
 
-impl CookieStore {
-    /// The cookie store.
-    pub fn new() -> Self {
-        CookieStore
+/// What every request's cookie is opened and sealed with.
+struct Seal {
+    sealer: Sealer,
+    /// The cookie's name: a seal opens only under the name it was made for.
+    name: String,
+}
+
+impl fmt::Debug for Seal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Seal")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
-/// Opens the cookie store for `url = "cookie"` (see [`open`](super::open)).
-#[cfg(feature = "cookie")]
-pub(crate) fn open_url<'a>(_url: &'a str, _config: &'a Config) -> super::Opening<'a> {
-    let store: Arc<dyn SessionStore> = Arc::new(CookieStore);
-    Box::pin(std::future::ready(Ok(store)))
+impl SealedCarrier {
+    /// # Errors
+    /// [`Error::Config`] without `encryption_keys`, or with one that is not
+    /// usable.
+    pub(crate) fn new(config: &Config) -> Result<Self> {
+        let sealer = Sealer::new(&config.encryption_keys)?.ok_or_else(|| {
+            Error::config(
+                "sessions kept in cookies (`url = \"cookie\"`) are sealed with `encryption_keys`, \
+                 and none is set: add one (`openssl rand -base64 32`)",
+            )
+        })?;
+        Ok(SealedCarrier {
+            seal: Arc::new(Seal {
+                sealer,
+                name: config.cookie_name.clone(),
+            }),
+        })
+    }
 }
 
-/// The error of a call that only a request's own store can answer.
-fn not_here() -> Error {
-    Error::Backend(
-        "the cookie store keeps each session in its cookie: use it through a `SessionManager`, \
-         which opens every request's cookie into a store of that request's own"
-            .into(),
-    )
-}
-
-#[async_trait]
-impl SessionStore for CookieStore {
-    async fn load(&self, _: &StoreKey, _: &[&str], _: Validity) -> Result<Option<Record>> {
-        Err(not_here())
+impl Carrier for SealedCarrier {
+    /// The session the cookie carries if it opens and is alive at `at`;
+    /// an empty store otherwise.
+    fn read(&self, value: Option<&str>, at: Validity) -> Arrival {
+        let name = &self.seal.name;
+        let opened = value
+            .filter(|v| v.len() + name.len() < COOKIE_LIMIT)
+            .and_then(|v| URL_SAFE_NO_PAD.decode(v).ok())
+            .and_then(|sealed| self.seal.sealer.open_cookie(name, &sealed))
+            .and_then(|plain| Whole::decode(&plain))
+            .filter(|(_, s)| s.alive(at));
+        let (token, session) = match opened {
+            Some((token, whole)) => {
+                let key = token.store_key();
+                (Some((token, Some(key))), Some((key, whole)))
+            }
+            None => (None, None),
+        };
+        let carried = Arc::new(InCookie {
+            seal: self.seal.clone(),
+            slot: Mutex::new(Slot {
+                session,
+                changed: false,
+            }),
+        });
+        Arrival {
+            token,
+            carried: Some(carried),
+        }
     }
 
-    async fn load_field(&self, _: &StoreKey, _: &str, _: Validity) -> Result<Option<Vec<u8>>> {
-        Err(not_here())
+    fn value(&self, _: &Token) -> Option<String> {
+        None
     }
 
-    async fn create(
-        &self,
-        _: &StoreKey,
-        _: NewSession,
-        _: &[(&'static str, Vec<u8>)],
-    ) -> Result<bool> {
-        Err(not_here())
-    }
-
-    async fn save(&self, _: &StoreKey, _: &Changes, _: Validity) -> Result<Saved> {
-        Err(not_here())
-    }
-
-    async fn is_previous_key(&self, _: &StoreKey, _: Timestamp) -> Result<bool> {
-        Ok(false)
-    }
-
-    async fn destroy(&self, _: &StoreKey, _: Timestamp) -> Result<()> {
-        Err(not_here())
-    }
-
-    /// Nothing to clean up: an expired cookie opens to no session.
-    async fn delete_expired(&self, _: Validity, _: u32) -> Result<u64> {
-        Ok(0)
-    }
-
-    fn in_cookie(&self) -> bool {
-        true
+    fn refuses(&self, indexed: bool, versioned: bool) -> Option<(&'static str, &'static str)> {
+        if indexed {
+            Some((
+                "index",
+                "finding a user's sessions needs a server-side store",
+            ))
+        } else if versioned {
+            Some((
+                "versioned",
+                "concurrent requests each send back the whole cookie, so no version holds across them",
+            ))
+        } else {
+            None
+        }
     }
 }
 
 /// A session as its cookie carries it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Carried {
+struct Whole {
     created_at: Timestamp,
     expires_at: Timestamp,
     idle_timeout: Timestamp,
@@ -152,7 +171,7 @@ const FORMAT: u8 = 1;
 /// Format, token, three timestamps, the cookie choice.
 const FIXED: usize = 1 + TOKEN_BYTES + 3 * 8 + 1;
 
-impl Carried {
+impl Whole {
     fn alive(&self, at: Validity) -> bool {
         at.admits(self.created_at, self.expires_at)
     }
@@ -191,7 +210,7 @@ impl Carried {
         out
     }
 
-    fn decode(bytes: &[u8]) -> Option<(Token, Carried)> {
+    fn decode(bytes: &[u8]) -> Option<(Token, Whole)> {
         let mut r = Reader(bytes);
         if r.take(1)? != [FORMAT] {
             return None;
@@ -212,14 +231,14 @@ impl Carried {
             let len = usize::from(u16::from_le_bytes(r.take(2)?.try_into().ok()?));
             fields.push((name, r.take(len)?.to_vec()));
         }
-        let carried = Carried {
+        let whole = Whole {
             created_at,
             expires_at,
             idle_timeout,
             persistent,
             fields,
         };
-        Some((token, carried))
+        Some((token, whole))
     }
 
     fn field(&self, name: &str) -> Option<&Vec<u8>> {
@@ -254,19 +273,16 @@ fn cookie_len(name_len: usize, plain: usize) -> usize {
     name_len + 1 + (sealed * 4).div_ceil(3)
 }
 
-/// One request's store over a cookie store: the cookie's session, if it
-/// opened, and what the request did to it.
-pub(crate) struct InCookie {
-    /// The cookie name's length, for the size check (the sealer and the
-    /// name stay with the manager: nothing is copied per request).
-    name_len: usize,
+/// One request's store: the session its cookie carried, if it opened, and
+/// what the request did to it.
+struct InCookie {
+    seal: Arc<Seal>,
     slot: Mutex<Slot>,
 }
 
-#[derive(Default)]
 struct Slot {
     /// The session and the key it is under.
-    session: Option<(StoreKey, Carried)>,
+    session: Option<(StoreKey, Whole)>,
     /// A write, a create or a destroy happened: the cookie must follow.
     changed: bool,
 }
@@ -277,67 +293,16 @@ impl fmt::Debug for InCookie {
     }
 }
 
-/// The cookie's session, opened: its token and the request's store.
-pub(crate) struct Opened {
-    /// The cookie's token and its key (hashed once, here).
-    pub(crate) token: Option<(Token, StoreKey)>,
-    pub(crate) store: Arc<InCookie>,
-}
-
-impl InCookie {
-    /// Opens a cookie value: the session it carries if it opens and is
-    /// alive at `at`; an empty store otherwise.
-    pub(crate) fn open(
-        sealer: &Sealer,
-        config: &Config,
-        value: Option<&str>,
-        at: Validity,
-    ) -> Opened {
-        let name = &config.cookie_name;
-        let opened = value
-            .filter(|v| v.len() + name.len() < COOKIE_LIMIT)
-            .and_then(|v| URL_SAFE_NO_PAD.decode(v).ok())
-            .and_then(|sealed| sealer.open_cookie(name, &sealed))
-            .and_then(|plain| Carried::decode(&plain))
-            .filter(|(_, s)| s.alive(at));
-        let (token, session) = match opened {
-            Some((token, carried)) => {
-                let key = token.store_key();
-                (Some((token, key)), Some((key, carried)))
-            }
-            None => (None, None),
-        };
-        Opened {
-            token,
-            store: Arc::new(InCookie {
-                name_len: name.len(),
-                slot: Mutex::new(Slot {
-                    session,
-                    changed: false,
-                }),
-            }),
-        }
+impl Carried for InCookie {
+    fn store(self: Arc<Self>) -> Arc<dyn SessionStore> {
+        self
     }
 
-    fn lock(&self) -> MutexGuard<'_, Slot> {
-        self.slot.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Whether the request changed the session (the cookie must follow).
-    pub(crate) fn changed(&self) -> bool {
+    fn changed(&self) -> bool {
         self.lock().changed
     }
 
-    /// The cookie value carrying the session under `token`, and when it
-    /// expires and whether it chose its cookie's persistence; `None` when
-    /// no session lives under the token's key.
-    pub(crate) fn seal(
-        &self,
-        sealer: &Sealer,
-        name: &str,
-        token: &Token,
-        key: &StoreKey,
-    ) -> Result<Option<(String, Timestamp, Option<bool>)>> {
+    fn seal(&self, token: &Token, key: &StoreKey) -> Result<Option<SealedCookie>> {
         let slot = self.lock();
         let Some((stored, session)) = &slot.session else {
             return Ok(None);
@@ -345,17 +310,26 @@ impl InCookie {
         if stored != key {
             return Ok(None);
         }
-        let sealed = sealer.seal_cookie(name, &session.encode(token))?;
-        Ok(Some((
-            URL_SAFE_NO_PAD.encode(sealed),
-            session.expires_at,
-            session.persistent,
-        )))
+        let sealed = self
+            .seal
+            .sealer
+            .seal_cookie(&self.seal.name, &session.encode(token))?;
+        Ok(Some(SealedCookie {
+            value: URL_SAFE_NO_PAD.encode(sealed),
+            expires_at: session.expires_at,
+            persistent: session.persistent,
+        }))
+    }
+}
+
+impl InCookie {
+    fn lock(&self) -> MutexGuard<'_, Slot> {
+        self.slot.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Refuses a session whose cookie would pass [`COOKIE_LIMIT`].
-    fn fits(&self, session: &Carried) -> Result<()> {
-        let size = cookie_len(self.name_len, session.encoded_len());
+    fn fits(&self, session: &Whole) -> Result<()> {
+        let size = cookie_len(self.seal.name.len(), session.encoded_len());
         if size > COOKIE_LIMIT || session.fields.iter().any(|(_, v)| v.len() > COOKIE_LIMIT) {
             return Err(Error::CookieTooLarge {
                 size,
@@ -366,7 +340,7 @@ impl InCookie {
     }
 
     /// The live session under `key`.
-    fn live<'s>(slot: &'s mut Slot, key: &StoreKey, at: Validity) -> Option<&'s mut Carried> {
+    fn live<'s>(slot: &'s mut Slot, key: &StoreKey, at: Validity) -> Option<&'s mut Whole> {
         match &mut slot.session {
             Some((k, s)) if k == key && s.alive(at) => Some(s),
             _ => None,
@@ -410,7 +384,7 @@ impl SessionStore for InCookie {
         session: NewSession,
         fields: &[(&'static str, Vec<u8>)],
     ) -> Result<bool> {
-        let carried = Carried {
+        let whole = Whole {
             created_at: session.created_at,
             expires_at: session.expires_at,
             idle_timeout: session.idle_timeout,
@@ -420,9 +394,9 @@ impl SessionStore for InCookie {
                 .map(|(n, v)| (n.to_string(), v.clone()))
                 .collect(),
         };
-        self.fits(&carried)?;
+        self.fits(&whole)?;
         let mut slot = self.lock();
-        slot.session = Some((*key, carried));
+        slot.session = Some((*key, whole));
         slot.changed = true;
         Ok(true)
     }
@@ -430,7 +404,7 @@ impl SessionStore for InCookie {
     async fn save(&self, key: &StoreKey, changes: &Changes, at: Validity) -> Result<Saved> {
         if !changes.expect.is_empty() || !changes.index.is_empty() {
             return Err(Error::config(
-                "the cookie store keeps no versioned or indexed fields (see `SessionManager::supports`)",
+                "sessions kept in cookies have no versioned or indexed fields (see `SessionManager::supports`)",
             ));
         }
         let mut slot = self.lock();
@@ -490,8 +464,8 @@ impl SessionStore for InCookie {
 mod tests {
     use super::*;
 
-    fn carried(fields: Vec<(String, Vec<u8>)>) -> Carried {
-        Carried {
+    fn whole(fields: Vec<(String, Vec<u8>)>) -> Whole {
+        Whole {
             created_at: 1_700_000_000,
             expires_at: 1_700_086_400,
             idle_timeout: 86_400,
@@ -503,19 +477,19 @@ mod tests {
     #[test]
     fn the_plaintext_round_trips_and_its_length_is_known_in_advance() {
         let token = Token::generate().unwrap();
-        let session = carried(vec![
+        let session = whole(vec![
             ("user".into(), b"42".to_vec()),
             ("cart".into(), vec![0, 255, 1, 254]),
             ("empty".into(), Vec::new()),
         ]);
         let bytes = session.encode(&token);
         assert_eq!(bytes.len(), session.encoded_len());
-        let (back, decoded) = Carried::decode(&bytes).unwrap();
+        let (back, decoded) = Whole::decode(&bytes).unwrap();
         assert_eq!(back, token);
         assert_eq!(decoded, session);
         // A cut anywhere is refused, never read as a shorter session.
         for cut in 1..bytes.len() {
-            if let Some((_, s)) = Carried::decode(&bytes[..cut]) {
+            if let Some((_, s)) = Whole::decode(&bytes[..cut]) {
                 // Cutting exactly between fields is a valid shorter list.
                 assert!(s.fields.len() < session.fields.len(), "cut {cut}");
             }
@@ -531,7 +505,7 @@ mod tests {
         .unwrap();
         let token = Token::generate().unwrap();
         for size in [0, 1, 2, 3, 100, 1000, 2900] {
-            let session = carried(vec![("v".into(), vec![7; size])]);
+            let session = whole(vec![("v".into(), vec![7; size])]);
             let plain = session.encode(&token);
             let value = URL_SAFE_NO_PAD.encode(sealer.seal_cookie("session", &plain).unwrap());
             assert_eq!(
