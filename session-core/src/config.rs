@@ -61,38 +61,13 @@ pub enum SameSite {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Which store: `mysql://user:pass@host/db`, `sqlite://path/sessions.db`
-    /// or `memory`. `None` means the memory store with a warning (and, in
-    /// Rocket's release profile, a refusal to launch).
+    // ---- Where sessions are kept, and the connections to it.
+    /// Where sessions are kept: `mysql://user:pass@host/db` (or
+    /// `mariadb://`), `postgres://user@host/db`, `redis://host:6379/0`,
+    /// `sqlite://path/sessions.db`, `memory`, or `cookie` (in the cookies
+    /// themselves, sealed). `None` means the memory store with a warning
+    /// (and, in Rocket's release profile, a refusal to launch).
     pub url: Option<String>,
-    /// Cookie name. Default `"session"`.
-    pub cookie_name: String,
-    /// Idle timeout in seconds: a session unused this long is gone.
-    /// Default one day.
-    pub ttl: u64,
-    /// Absolute lifetime in seconds, however active the session is.
-    /// Default 30 days.
-    pub max_lifetime: u64,
-    /// A session's expiry is pushed forward at most once per this many
-    /// seconds, so reads do not turn into writes. Default 60.
-    pub touch_after: u64,
-    /// Send the cookie on every response that used the session, not only
-    /// when it changes. Default `false`.
-    pub rolling: bool,
-    /// `Secure` cookie attribute. Default `true`: the cookie is sent over
-    /// HTTPS only. Browsers treat `http://localhost` as secure, so local
-    /// development works; set `false` for plain HTTP on other hosts.
-    pub secure: bool,
-    /// `SameSite` cookie attribute. Default `lax`.
-    pub same_site: SameSite,
-    /// `Domain` cookie attribute. Default none (host-only cookie).
-    pub domain: Option<String>,
-    /// `Path` cookie attribute. Default `"/"`.
-    pub path: String,
-    /// `true` (the default) gives the cookie a `Max-Age` that follows the
-    /// session's expiry; `false` makes it a browser-session cookie that the
-    /// browser forgets when it closes (the server-side expiry still applies).
-    pub persistent: bool,
     /// Create the tables at launch when they are missing. Default `true`.
     /// Users without the CREATE privilege set `false` and run the shipped
     /// `.sql` file.
@@ -100,31 +75,12 @@ pub struct Config {
     /// Prefix for the table names (`{prefix}sessions`,
     /// `{prefix}session_fields`). Letters, digits and `_` only. Default empty.
     pub table_prefix: String,
-    /// Seconds between runs of the expired-session cleanup; `0` disables it.
-    /// Default 300.
-    pub cleanup_interval: u64,
-    /// Sessions deleted per cleanup statement. Default 500.
-    pub cleanup_batch: u32,
-    /// Largest encoded field in bytes. Default 64 KiB.
-    pub max_field_bytes: usize,
-    /// Largest session (sum of its known fields) in bytes. Default 1 MiB.
-    pub max_session_bytes: usize,
-    /// What to do with a field that no longer decodes. Default `default`.
-    pub on_decode_error: OnDecodeError,
     /// Largest number of connections the store's own pool opens (SQL stores).
     /// Default 10.
     pub max_connections: u32,
     /// Seconds to wait for a pooled connection before the request fails with
     /// 503. Default 5.
     pub connect_timeout: u64,
-    /// Do not persist changes made by a request whose response is a 5xx
-    /// (the handler's own or a catcher's). A 4xx the handler returns
-    /// itself (a 409, a 403) is a handled answer and does persist its
-    /// changes: return a 5xx or skip the writes if that is not wanted.
-    /// What the handler already stored itself (`update_x`, `save()`,
-    /// `destroy()`, `start_over()`) stays stored whatever the answer.
-    /// Default `true`.
-    pub skip_on_server_error: bool,
     /// Seconds one statement (or one write transaction) may take before the
     /// request answers 503 and its connection is closed: a server that
     /// stopped answering costs a bounded wait, not a stuck request. `0`
@@ -145,6 +101,45 @@ pub struct Config {
     /// session is refused with a 503 and existing ones are kept. Default
     /// 100 000.
     pub memory_max_sessions: usize,
+
+    // ---- How long a session lives, and the cleanup of the dead.
+    /// Idle timeout in seconds: a session unused this long is gone.
+    /// Default one day.
+    pub ttl: u64,
+    /// Absolute lifetime in seconds, however active the session is.
+    /// Default 30 days.
+    pub max_lifetime: u64,
+    /// A session's expiry is pushed forward at most once per this many
+    /// seconds, so reads do not turn into writes. Default 60.
+    pub touch_after: u64,
+    /// Seconds between runs of the expired-session cleanup; `0` disables it.
+    /// Default 300.
+    pub cleanup_interval: u64,
+    /// Sessions deleted per cleanup statement. Default 500.
+    pub cleanup_batch: u32,
+
+    // ---- The cookie.
+    /// Cookie name. Default `"session"`.
+    pub cookie_name: String,
+    /// `true` (the default) gives the cookie a `Max-Age` that follows the
+    /// session's expiry; `false` makes it a browser-session cookie that the
+    /// browser forgets when it closes (the server-side expiry still applies).
+    pub persistent: bool,
+    /// Send the cookie on every response that used the session, not only
+    /// when it changes. Default `false`.
+    pub rolling: bool,
+    /// `Secure` cookie attribute. Default `true`: the cookie is sent over
+    /// HTTPS only. Browsers treat `http://localhost` as secure, so local
+    /// development works; set `false` for plain HTTP on other hosts.
+    pub secure: bool,
+    /// `SameSite` cookie attribute. Default `lax`.
+    pub same_site: SameSite,
+    /// `Domain` cookie attribute. Default none (host-only cookie).
+    pub domain: Option<String>,
+    /// `Path` cookie attribute. Default `"/"`.
+    pub path: String,
+
+    // ---- Keys: signed cookies and values encrypted at rest.
     /// Keys that sign the session cookie (base64 of at least 32 random
     /// bytes each): the first signs, all verify. A cookie without a valid
     /// signature is treated as no cookie, before any store call. Empty (the
@@ -163,6 +158,24 @@ pub struct Config {
     /// altered) is an undecodable field (`on_decode_error`). Empty (the
     /// default): values are stored as encoded.
     pub encryption_keys: Vec<crate::sealing::EncryptionKey>,
+
+    // ---- Fields: sizes and values that no longer decode.
+    /// Largest encoded field in bytes. Default 64 KiB.
+    pub max_field_bytes: usize,
+    /// Largest session (sum of its known fields) in bytes. Default 1 MiB.
+    pub max_session_bytes: usize,
+    /// What to do with a field that no longer decodes. Default `default`.
+    pub on_decode_error: OnDecodeError,
+
+    // ---- Requests.
+    /// Do not persist changes made by a request whose response is a 5xx
+    /// (the handler's own or a catcher's). A 4xx the handler returns
+    /// itself (a 409, a 403) is a handled answer and does persist its
+    /// changes: return a 5xx or skip the writes if that is not wanted.
+    /// What the handler already stored itself (`update_x`, `save()`,
+    /// `destroy()`, `start_over()`) stays stored whatever the answer.
+    /// Default `true`.
+    pub skip_on_server_error: bool,
 }
 
 impl std::fmt::Debug for Config {

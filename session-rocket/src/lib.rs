@@ -162,9 +162,10 @@
 //!
 //! # Errors and status codes
 //!
-//! Accessors return [`session_core::Result`]; `?` turns it into a
-//! [`SessionError`], which is a [`Responder`](rocket::response::Responder):
-//! a store outage is a `503 Service Unavailable`, anything else a `500`,
+//! Accessors return [`Result`], whose error is a [`SessionError`]: `?`
+//! passes it on, and it is a [`Responder`](rocket::response::Responder):
+//! a store outage is a `503 Service Unavailable`, a lost race (a
+//! versioned field changed meanwhile) a `409 Conflict`, anything else a `500`,
 //! and the cause is logged with its source chain. When the fairing's own
 //! write fails after the handler answered, the response is replaced by a
 //! 503 or 500: a client is never told a change worked when it did not.
@@ -189,8 +190,9 @@
 //! | cookie (feature `cookie`) | `cookie` | no server-side store: the whole session sealed (AES-256-GCM) in its cookie, ≤ 4 KB; no revocation, no index or versioned fields |
 //!
 //! Every server-side store passes the same behaviour suite against its real
-//! server; sessions kept in cookies pass the part of it that a session
-//! without a server can keep (see [`session_core::carrier::sealed`]).
+//! server; sessions kept in cookies pass the part of it that holds without
+//! a server (the checks of whole requests), and their limits are stated
+//! under "The cookie store" in the README.
 //! The SQL stores share one layout: `sessions` (one row per session, keyed
 //! by the SHA-256 of the token, with `created_at` and an indexed
 //! `expires_at`) and `session_fields` (one row per field, cascading on
@@ -285,11 +287,14 @@
 //!
 //! A store is a type implementing [`store::SessionStore`]: a small,
 //! field-level, object-safe trait (load, load one field, create, save with
-//! an optional regenerate, destroy, delete the expired). Its module docs
-//! have a complete store as a compiled example, and
-//! `session_core::testing` (feature `testing`) runs the behaviour suite
-//! every store here passes against yours. Attach it with
-//! [`Sessions::with_store`]:
+//! an optional regenerate, destroy, delete the expired), with indexes as an
+//! optional capability ([`store::SessionIndexes`]). Everything a store
+//! author needs is in [`store`]; session-core's store docs have a complete
+//! store as a compiled example, and its `store_conformance_tests!` (feature
+//! `testing`) runs the behaviour suite every store here passes against
+//! yours. A store that a `url` names is one module plus one row in
+//! session-core's registry of schemes; this crate never names a store.
+//! Attach one built in code with [`Sessions::with_store`]:
 //!
 //! ```
 //! use session_rocket::{store::memory::MemoryStore, Sessions};

@@ -151,3 +151,15 @@
 //! fn f(s: &dyn session_rocket::store::SessionStore) { let _ = s.in_cookie(); }
 //! fn main() {}
 //! ```
+
+/// The repository README's Rust examples, compiled and run as doctests
+/// against session-rocket alone (as an app that depends on it alone sees
+/// it).
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeExamples;
+
+/// The crates.io README of session-rocket, likewise.
+#[cfg(doctest)]
+#[doc = include_str!("../../session-rocket/README.md")]
+pub struct CrateReadmeExamples;
