@@ -1,10 +1,10 @@
 //! What `#[derive(Session)]` implements: the field list of a session type
 //! and its typed handle.
 
-use crate::codec::Codec;
+use crate::codec::{Codec, Storable};
 use crate::error::BoxError;
 use crate::error::Result;
-use crate::state::{Outcome, RequestSession, SessionState};
+use crate::state::{Outcome, RequestSession, SessionInfo, SessionState};
 
 pub use crate::state::FieldDef;
 
@@ -50,6 +50,16 @@ impl RequestSession {
     /// A typed handle on this request's session.
     pub fn open<T: SessionData>(&self) -> T::Handle {
         T::Handle::from_state(SessionState::new(self.clone(), T::FIELDS, T::DEFERRED))
+    }
+}
+
+impl<D: SessionData> SessionInfo<D> {
+    /// The value of the field stored as `name` (a non-deferred field of
+    /// `D`), decoded with `D`'s codec; `None` when it is absent, deferred,
+    /// or does not decode.
+    pub fn field<T: Storable>(&self, name: &str) -> Option<T> {
+        let (_, bytes) = self.fields.iter().find(|(n, _)| *n == name)?;
+        T::decode_with::<D::Codec>(bytes).ok()
     }
 }
 

@@ -9,7 +9,7 @@ use session_core::store::SessionStore;
 use session_core::{Config, SessionManager};
 
 use crate::error::chain;
-use crate::state::Opened;
+use crate::state::Ready;
 
 /// Builds a store from the configuration (a pool the app shares).
 pub(crate) type StoreBuilder =
@@ -28,7 +28,7 @@ pub(crate) enum Source {
 impl Source {
     /// Opens and prepares the store and pairs it with `config`; the
     /// message names what failed.
-    pub(crate) async fn open(&self, config: Config, profile: &str) -> Result<Opened, String> {
+    pub(crate) async fn open(&self, config: Config, profile: &str) -> Result<Ready, String> {
         let (store, kind) = match self {
             Source::Config => {
                 let profile = if profile == rocket::Config::DEBUG_PROFILE.as_str() {
@@ -37,7 +37,7 @@ impl Source {
                     Profile::Other(profile)
                 };
                 let opened = open(&config, profile).await.map_err(|e| chain(&e))?;
-                return Ok(Opened {
+                return Ok(Ready {
                     manager: opened.manager,
                     kind: opened.kind,
                     location: opened.location,
@@ -57,7 +57,7 @@ impl Source {
             })?;
         }
         let manager = SessionManager::new(store, config).map_err(|e| chain(&e))?;
-        Ok(Opened {
+        Ok(Ready {
             manager,
             kind,
             location: location.into(),

@@ -9,7 +9,7 @@ use std::time::Duration;
 use session_core::SessionManager;
 
 /// Sessions ready for requests.
-pub(crate) struct Opened {
+pub(crate) struct Ready {
     pub(crate) manager: SessionManager,
     pub(crate) kind: &'static str,
     pub(crate) location: String,
@@ -39,7 +39,7 @@ impl fmt::Debug for SessionsState {
 }
 
 impl SessionsState {
-    pub(crate) fn new(opened: Opened) -> Self {
+    pub(crate) fn new(opened: Ready) -> Self {
         SessionsState {
             manager: opened.manager,
             kind: opened.kind,

@@ -124,7 +124,7 @@ impl Carrier for SealedCarrier {
         };
         let carried = Arc::new(InCookie {
             seal: self.seal.clone(),
-            slot: Mutex::new(Slot {
+            slot: Mutex::new(Held {
                 session,
                 changed: false,
             }),
@@ -277,10 +277,10 @@ fn cookie_len(name_len: usize, plain: usize) -> usize {
 /// what the request did to it.
 struct InCookie {
     seal: Arc<Seal>,
-    slot: Mutex<Slot>,
+    slot: Mutex<Held>,
 }
 
-struct Slot {
+struct Held {
     /// The session and the key it is under.
     session: Option<(StoreKey, Whole)>,
     /// A write, a create or a destroy happened: the cookie must follow.
@@ -323,7 +323,7 @@ impl Carried for InCookie {
 }
 
 impl InCookie {
-    fn lock(&self) -> MutexGuard<'_, Slot> {
+    fn lock(&self) -> MutexGuard<'_, Held> {
         self.slot.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -340,7 +340,7 @@ impl InCookie {
     }
 
     /// The live session under `key`.
-    fn live<'s>(slot: &'s mut Slot, key: &StoreKey, at: Validity) -> Option<&'s mut Whole> {
+    fn live<'s>(slot: &'s mut Held, key: &StoreKey, at: Validity) -> Option<&'s mut Whole> {
         match &mut slot.session {
             Some((k, s)) if k == key && s.alive(at) => Some(s),
             _ => None,

@@ -12,9 +12,7 @@ use std::marker::PhantomData;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
-use crate::codec::Storable;
 use crate::error::{BoxError, Error, Result};
-use crate::schema::SessionData;
 use crate::sealing::Sealer;
 use crate::state::sealed;
 use crate::state::SessionState;
@@ -61,7 +59,7 @@ pub struct SessionInfo<D> {
     expires_at: Timestamp,
     current: bool,
     /// Opened bytes of the fields of `D` that are stored and open.
-    fields: Vec<(&'static str, Vec<u8>)>,
+    pub(crate) fields: Vec<(&'static str, Vec<u8>)>,
     data: PhantomData<fn() -> D>,
 }
 
@@ -76,7 +74,7 @@ impl<D> fmt::Debug for SessionInfo<D> {
     }
 }
 
-impl<D: SessionData> SessionInfo<D> {
+impl<D> SessionInfo<D> {
     /// The session's non-secret identifier (the SHA-256 of its token), as
     /// [`SessionState::id`] reports it: safe to show and log.
     pub fn id(&self) -> StoreKey {
@@ -103,14 +101,6 @@ impl<D: SessionData> SessionInfo<D> {
     pub fn is_current(&self) -> bool {
         self.current
     }
-
-    /// The value of the field stored as `name` (a non-deferred field of
-    /// `D`), decoded with `D`'s codec; `None` when it is absent, deferred,
-    /// or does not decode.
-    pub fn field<T: Storable>(&self, name: &str) -> Option<T> {
-        let (_, bytes) = self.fields.iter().find(|(n, _)| *n == name)?;
-        T::decode_with::<D::Codec>(bytes).ok()
-    }
 }
 
 impl SessionState {
@@ -134,7 +124,7 @@ impl SessionState {
     /// query for the list, one load per session found. Use the handle's
     /// generated `sessions_by_x()`.
     #[doc(hidden)]
-    pub async fn find_sessions<D: SessionData>(
+    pub async fn find_sessions<D>(
         &self,
         index: usize,
         value: Result<Vec<u8>, BoxError>,
@@ -147,7 +137,7 @@ impl SessionState {
         let mut found = Vec::new();
         for key in indexes(&**store)?.find(name, &tags, at).await? {
             // Gone since the query: not listed.
-            let Some(record) = store.load(&key, D::DEFERRED, at).await? else {
+            let Some(record) = store.load(&key, self.deferred_names, at).await? else {
                 continue;
             };
             let previous = sealed::record_keys(sealer, &key, &record.fields);
@@ -156,7 +146,7 @@ impl SessionState {
                 .fields
                 .into_iter()
                 .filter_map(|(n, bytes)| {
-                    let field = D::FIELDS.iter().find(|f| f.name == n)?;
+                    let field = self.schema.iter().find(|f| f.name == n)?;
                     let bytes = match &seals {
                         Some(seals) => sealed::open(seals, field.name, &bytes)?,
                         None => bytes,

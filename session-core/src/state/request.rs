@@ -143,9 +143,9 @@ struct Shared {
     /// With sessions kept in cookies, the request's own store: the
     /// session its cookie carried.
     carried: Option<Arc<dyn Carried>>,
-    /// The store every call of the request goes to: the application's, or
-    /// the carried one.
-    store: Arc<dyn SessionStore>,
+    /// The same, as the store every call of the request goes to (the
+    /// application's otherwise: not cloned per request).
+    own_store: Option<Arc<dyn SessionStore>>,
     now: Timestamp,
     /// The token of the cookie the request carried, if it was well-formed.
     cookie_token: Option<Token>,
@@ -181,13 +181,11 @@ impl RequestSession {
             // Hashed by the carrier: not again on first use.
             let _ = cookie_key.set(key);
         }
-        let store = match (&arrival.carried, &ctx.store) {
-            (Some(carried), _) => carried.clone().store(),
-            (None, Some(store)) => store.clone(),
-            (None, None) => {
-                unreachable!("a manager without a store has a carrier of whole sessions")
-            }
-        };
+        let own_store = arrival.carried.clone().map(|carried| carried.store());
+        assert!(
+            own_store.is_some() || ctx.store.is_some(),
+            "a manager without a store has a carrier of whole sessions"
+        );
         let stage = match &token {
             Some(token) => Stage::Unverified {
                 token: token.clone(),
@@ -198,7 +196,7 @@ impl RequestSession {
             shared: Arc::new(Shared {
                 ctx,
                 carried: arrival.carried,
-                store,
+                own_store,
                 now,
                 cookie_token: token,
                 cookie_key,
@@ -273,7 +271,10 @@ impl RequestSession {
     /// The store this request's session lives in: the application's, or
     /// with sessions kept in cookies the request's own.
     pub(crate) fn store(&self) -> &Arc<dyn SessionStore> {
-        &self.shared.store
+        match (&self.shared.own_store, &self.shared.ctx.store) {
+            (Some(store), _) | (None, Some(store)) => store,
+            (None, None) => unreachable!("checked when the request began"),
+        }
     }
 
     /// The key of the request's cookie, hashed on first need.

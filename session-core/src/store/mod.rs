@@ -207,7 +207,7 @@ pub(crate) async fn within<T>(
     match limit {
         None => Ok(call.await),
         Some(limit) => tokio::time::timeout(limit, call).await.map_err(|_| {
-            crate::Error::Unavailable(
+            crate::error::Error::Unavailable(
                 format!(
                     "the session store did not answer within {} ms",
                     limit.as_millis()

@@ -92,7 +92,7 @@ impl<C: Connection> ConnPool<C> {
     pub async fn open(
         options: <C as Connection>::Options,
         config: &crate::Config,
-    ) -> crate::Result<Self> {
+    ) -> crate::error::Result<Self> {
         let pool = Self::new(
             options,
             config.max_connections,
@@ -100,7 +100,7 @@ impl<C: Connection> ConnPool<C> {
         );
         pool.acquire()
             .await
-            .map_err(|e| crate::Error::Unavailable(Box::new(e)))?
+            .map_err(|e| crate::error::Error::Unavailable(Box::new(e)))?
             .finish();
         Ok(pool)
     }

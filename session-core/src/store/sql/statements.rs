@@ -48,7 +48,7 @@ impl Nonce {
     /// A fresh random nonce.
     pub(crate) fn generate() -> crate::error::Result<Nonce> {
         let mut bytes = [0u8; 8];
-        getrandom::getrandom(&mut bytes).map_err(|e| crate::Error::Backend(Box::new(e)))?;
+        getrandom::getrandom(&mut bytes).map_err(|e| crate::error::Error::Backend(Box::new(e)))?;
         Ok(Nonce(bytes))
     }
 }
