@@ -109,7 +109,7 @@ def delta(a, b):
 
 
 def reset_tables():
-    sql("DROP TABLE IF EXISTS `{p}session_index`, `{p}session_fields`, `{p}sessions`, `{p}floor`".format(p=PREFIX))
+    sql("DROP TABLE IF EXISTS `{p}session_index`, `{p}session_previous`, `{p}session_fields`, `{p}sessions`, `{p}floor`".format(p=PREFIX))
     sql("CREATE TABLE `{p}floor` (id BIGINT NOT NULL PRIMARY KEY, k BINARY(32) NOT NULL,"
         " v VARBINARY(64) NOT NULL, n BIGINT NOT NULL DEFAULT 0, doc BLOB NOT NULL,"
         " UNIQUE KEY (k)) ENGINE=InnoDB".format(p=PREFIX))
@@ -405,10 +405,10 @@ def stores_pass(args, out, mysql_url):
     finally:
         for a in apps.values():
             a.stop()
-        sql("DROP TABLE IF EXISTS `{p}session_index`, `{p}session_fields`, `{p}sessions`"
+        sql("DROP TABLE IF EXISTS `{p}session_index`, `{p}session_previous`, `{p}session_fields`, `{p}sessions`"
             .format(p=PREFIX))
         subprocess.run(["psql", "-h", "127.0.0.1", "-U", "root", "-d", "test", "-qc",
-                        "DROP TABLE IF EXISTS {p}session_index, {p}session_fields, {p}sessions"
+                        "DROP TABLE IF EXISTS {p}session_index, {p}session_previous, {p}session_fields, {p}sessions"
                         .format(p=PREFIX)], check=False)
         subprocess.run("redis-cli --scan --pattern '%s*' | xargs -r -n 1000 redis-cli del >/dev/null"
                        % PREFIX, shell=True, check=False)
@@ -502,7 +502,7 @@ def galera_pass(args, out, mysql_url):
     finally:
         for a in apps.values():
             a.stop()
-        sql("DROP TABLE IF EXISTS `{p}session_index`, `{p}session_fields`, `{p}sessions`"
+        sql("DROP TABLE IF EXISTS `{p}session_index`, `{p}session_previous`, `{p}session_fields`, `{p}sessions`"
             .format(p=PREFIX))
         subprocess.run(["bash", GALERA, "down"], check=False)
     return res
@@ -683,7 +683,7 @@ def scale_sweep(args, out, url):
     bytes each store's tables take on disk per session. The tables grow from
     one step to the next; the sessions driven are 256 fresh logins per step,
     and login itself runs last (it adds sessions)."""
-    sql("DROP TABLE IF EXISTS `{p}session_index`, `{p}session_fields`, `{p}sessions`, `bench_tower_sessions`"
+    sql("DROP TABLE IF EXISTS `{p}session_index`, `{p}session_previous`, `{p}session_fields`, `{p}sessions`, `bench_tower_sessions`"
         .format(p=PREFIX))
     apps = {"ours": App(args.port + 6, url, args.pool, os.path.join(out, "scale_ours.log")),
             "tower": Peer(args.port + 7, url, args.pool, os.path.join(out, "scale_tower.log"))}
@@ -725,7 +725,7 @@ def scale_sweep(args, out, url):
     finally:
         for a in apps.values():
             a.stop()
-        sql("DROP TABLE IF EXISTS `{p}session_index`, `{p}session_fields`, `{p}sessions`, `bench_tower_sessions`"
+        sql("DROP TABLE IF EXISTS `{p}session_index`, `{p}session_previous`, `{p}session_fields`, `{p}sessions`, `bench_tower_sessions`"
             .format(p=PREFIX))
     return rows
 
@@ -1536,7 +1536,7 @@ def main():
     cnt = counting_pass(args, out, sessions)
     # The tables are recreated by every run; drop them now rather than leave
     # the leftover fresh sessions (about 1 GB) on the shared server.
-    sql("DROP TABLE IF EXISTS `{p}session_index`, `{p}session_fields`, `{p}sessions`, `{p}floor`".format(p=PREFIX))
+    sql("DROP TABLE IF EXISTS `{p}session_index`, `{p}session_previous`, `{p}session_fields`, `{p}sessions`, `{p}floor`".format(p=PREFIX))
     scale = []
     if args.scales and not args.no_peer:
         log("scale sweep: %s live sessions" % args.scales)

@@ -6,7 +6,8 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, RwLock};
 
 use crate::carrier::Carrier;
 use crate::config::Config;
@@ -26,6 +27,38 @@ pub(crate) struct Context {
     /// Seals and opens stored values when `encryption_keys` are set (not
     /// with sessions kept in cookies: the whole cookie is sealed).
     sealer: Option<Sealer>,
+    /// What each route's requests used of each session type.
+    learned: RwLock<HashMap<(usize, u64), Arc<Learned>>>,
+}
+
+/// The fields that requests of one route used of one session type: the
+/// first load of a later request of that route fetches only these (one
+/// statement, as before, but fewer rows and bytes), and a read of any
+/// other field loads the rest (one more statement, once per request). It
+/// only grows, so a route settles after its first requests.
+#[derive(Debug)]
+pub(crate) struct Learned {
+    /// A first request of the route has loaded: the set below is in use.
+    ready: AtomicBool,
+    /// By field index: used by some request of the route.
+    used: Box<[AtomicBool]>,
+}
+
+impl Learned {
+    /// Whether the set is in use yet; marks it in use from now on.
+    pub(crate) fn take_ready(&self) -> bool {
+        self.ready.swap(true, Relaxed)
+    }
+
+    pub(crate) fn used(&self, index: usize) -> bool {
+        self.used[index].load(Relaxed)
+    }
+
+    pub(crate) fn learn(&self, index: usize) {
+        if !self.used[index].load(Relaxed) {
+            self.used[index].store(true, Relaxed);
+        }
+    }
 }
 
 impl fmt::Debug for Context {
@@ -51,7 +84,34 @@ impl Context {
             config,
             locks: FieldLocks::default(),
             sealer,
+            learned: RwLock::default(),
         }
+    }
+
+    /// What requests of `route` used of the session type `kind` (the
+    /// address of its field list: one `static` per type) of `fields`
+    /// fields.
+    pub(crate) fn learned(&self, kind: usize, fields: usize, route: u64) -> Arc<Learned> {
+        let id = (kind, route);
+        if let Some(found) = self
+            .learned
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&id)
+        {
+            return found.clone();
+        }
+        self.learned
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(id)
+            .or_insert_with(|| {
+                Arc::new(Learned {
+                    ready: AtomicBool::new(false),
+                    used: (0..fields).map(|_| AtomicBool::new(false)).collect(),
+                })
+            })
+            .clone()
     }
 
     /// The configuration.

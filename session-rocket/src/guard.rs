@@ -146,7 +146,14 @@ impl<'r, T: SessionData> FromRequest<'r> for Session<T> {
                 sessions.request_started();
                 let config = sessions.manager().config();
                 let cookie = crate::cookie::read(req, &config.cookie_name);
-                sessions.manager().begin(cookie.as_deref())
+                // The route's address stands for it: Rocket keeps its
+                // routes in place while it runs.
+                match req.route() {
+                    Some(route) => sessions
+                        .manager()
+                        .begin_for(cookie.as_deref(), route as *const _ as usize as u64),
+                    None => sessions.manager().begin(cookie.as_deref()),
+                }
             });
             let cell = Arc::new(Mutex::new(request.open::<T>()));
             registry.register(cell.clone());

@@ -126,6 +126,9 @@ type DeferredCell = OnceCell<Option<Vec<u8>>>;
 /// This type's fields as loaded, indexed like [`SessionData::FIELDS`].
 struct Fields {
     values: Box<[Option<Vec<u8>>]>,
+    /// Which fields the load fetched, when it fetched only those its route
+    /// is known to use; `None`: every non-deferred field.
+    fetched: Option<Box<[bool]>>,
     /// Versions of the versioned fields (0 for the others): empty when the
     /// type has no versioned field.
     versions: Box<[u64]>,
@@ -137,6 +140,24 @@ struct Fields {
 /// The load: `None` when it found no live session.
 type Loaded = Option<Fields>;
 
+/// Field `index`'s bytes and version in a load.
+fn in_load(loaded: &Loaded, index: usize) -> (&Option<Vec<u8>>, u64) {
+    match loaded {
+        Some(fields) => (
+            &fields.values[index],
+            fields.versions.get(index).copied().unwrap_or(0),
+        ),
+        None => (&None, 0),
+    }
+}
+
+impl Fields {
+    /// Whether the load fetched field `index` (or knows it absent).
+    fn has(&self, index: usize) -> bool {
+        self.fetched.as_ref().is_none_or(|mask| mask[index])
+    }
+}
+
 /// One session type's view of the request's session. Wrapped by the
 /// generated handle, which derefs to it.
 pub struct SessionState {
@@ -145,6 +166,12 @@ pub struct SessionState {
     deferred_names: &'static [&'static str],
     /// The non-deferred load: unset until first needed.
     record: OnceCell<Loaded>,
+    /// After a first load of only the fields the route is known to use,
+    /// the load of the others, when one of them is needed.
+    rest: OnceCell<Loaded>,
+    /// What requests of this request's route used of this type, when the
+    /// integration named the route: looked up at the first load.
+    learned: OnceLock<Option<std::sync::Arc<crate::context::Learned>>>,
     /// Each deferred field's own load, allocated on the first one.
     deferred: OnceLock<Box<[DeferredCell]>>,
     /// Per-field changes: empty until the first write.
@@ -196,6 +223,8 @@ impl SessionState {
             schema,
             deferred_names,
             record: OnceCell::new(),
+            rest: OnceCell::new(),
+            learned: OnceLock::new(),
             deferred: OnceLock::new(),
             fields: Vec::new(),
             unopened: std::sync::Mutex::default(),
@@ -301,6 +330,7 @@ impl SessionState {
     /// Drops what this handle loaded and changed.
     fn forget(&mut self) {
         self.record = OnceCell::new();
+        self.rest = OnceCell::new();
         self.deferred = OnceLock::new();
         self.fields = Vec::new();
         self.unopened = std::sync::Mutex::default();
@@ -329,10 +359,7 @@ impl SessionState {
         let stored = if self.schema[index].deferred {
             self.deferred.get().and_then(|cells| cells[index].get())
         } else {
-            self.record.get().map(|r| match r {
-                Some(fields) => &fields.values[index],
-                None => &None,
-            })
+            self.loaded(index).map(|(value, _)| value)
         };
         match stored {
             None => Known::Unknown,
@@ -343,6 +370,11 @@ impl SessionState {
 
     /// Field `index`'s stored bytes, loading them on first need.
     async fn bytes(&self, index: usize) -> Result<Option<&[u8]>> {
+        if !self.schema[index].deferred {
+            if let Some(learned) = self.learned() {
+                learned.learn(index);
+            }
+        }
         match self.known(index) {
             Known::Absent => return Ok(None),
             Known::Bytes(bytes) => return Ok(Some(bytes)),
@@ -354,8 +386,103 @@ impl SessionState {
         if self.schema[index].deferred {
             return self.deferred_bytes(key, index).await;
         }
-        let record = self.load(key).await?;
-        Ok(record.as_ref().and_then(|r| r.values[index].as_deref()))
+        match self.load(key).await? {
+            Some(fields) if !fields.has(index) => {
+                let rest = self.load_rest(key).await?;
+                Ok(rest.as_ref().and_then(|r| r.values[index].as_deref()))
+            }
+            record => Ok(record.as_ref().and_then(|r| r.values[index].as_deref())),
+        }
+    }
+
+    /// Field `index`'s stored bytes and version from the loads so far;
+    /// `None` when no load fetched it yet.
+    fn loaded(&self, index: usize) -> Option<(&Option<Vec<u8>>, u64)> {
+        match self.record.get()? {
+            Some(fields) if !fields.has(index) => self.rest.get().map(|rest| in_load(rest, index)),
+            record => Some(in_load(record, index)),
+        }
+    }
+
+    /// What requests of this request's route used of this type; `None`
+    /// when the integration named no route.
+    fn learned(&self) -> Option<&crate::context::Learned> {
+        self.learned
+            .get_or_init(|| {
+                let route = self.request.route()?;
+                let kind = self.schema.as_ptr() as usize;
+                Some(
+                    self.request
+                        .manager()
+                        .learned(kind, self.schema.len(), route),
+                )
+            })
+            .as_deref()
+    }
+
+    /// The fields a first load fetches when the route is known: those its
+    /// requests used (and, with encryption, the session's previous keys),
+    /// with the mask of them; `None` for every non-deferred field (no
+    /// route, a route's first request, or a route that uses them all).
+    fn first_fields(&self) -> Option<(Vec<&'static str>, Box<[bool]>)> {
+        let learned = self.learned()?;
+        if !learned.take_ready() {
+            return None;
+        }
+        let mask: Box<[bool]> = (0..self.schema.len())
+            .map(|i| !self.schema[i].deferred && learned.used(i))
+            .collect();
+        if self
+            .schema
+            .iter()
+            .zip(mask.iter())
+            .all(|(field, used)| field.deferred || *used)
+        {
+            return None;
+        }
+        let mut names: Vec<&'static str> = self
+            .schema
+            .iter()
+            .zip(mask.iter())
+            .filter(|(_, used)| **used)
+            .map(|(field, _)| field.name)
+            .collect();
+        if self.request.manager().sealer().is_some() {
+            names.push(sealed::PREVIOUS_KEYS);
+        }
+        Some((names, mask))
+    }
+
+    /// After a first load of only some fields, the load of the other
+    /// non-deferred ones, run once. A session gone meanwhile has ended
+    /// for this request.
+    async fn load_rest(&self, key: StoreKey) -> Result<&Loaded> {
+        let store = self.request.store();
+        let at = self.request.validity();
+        self.rest
+            .get_or_try_init(|| async {
+                let fetched: Vec<&str> = match self.record.get() {
+                    Some(Some(Fields {
+                        fetched: Some(mask),
+                        ..
+                    })) => self
+                        .schema
+                        .iter()
+                        .zip(mask.iter())
+                        .filter(|(_, fetched)| **fetched)
+                        .map(|(field, _)| field.name)
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                let skip: Vec<&str> = self.deferred_names.iter().copied().chain(fetched).collect();
+                let record = store.load(&key, &skip, at).await?;
+                if record.is_none() {
+                    tracing::debug!(?key, "the session ended between two loads of one request");
+                    self.request.loaded_nothing(false);
+                }
+                Ok::<_, Error>(record.map(|r| self.index_record(&key, r)))
+            })
+            .await
     }
 
     /// A deferred field's own load, opened when values are encrypted.
@@ -403,7 +530,11 @@ impl SessionState {
         let at = self.request.validity();
         self.record
             .get_or_try_init(|| async {
-                let record = store.load(&key, self.deferred_names, at).await?;
+                let first = self.first_fields();
+                let record = match &first {
+                    Some((only, _)) => store.load_only(&key, only, at).await?,
+                    None => store.load(&key, self.deferred_names, at).await?,
+                };
                 match &record {
                     Some(r) => self.request.loaded(Times {
                         created_at: r.created_at,
@@ -423,7 +554,11 @@ impl SessionState {
                         }
                     }
                 }
-                Ok::<_, Error>(record.map(|r| self.index_record(&key, r)))
+                Ok::<_, Error>(record.map(|r| {
+                    let mut fields = self.index_record(&key, r);
+                    fields.fetched = first.map(|(_, mask)| mask);
+                    fields
+                }))
             })
             .await
     }
@@ -454,6 +589,7 @@ impl SessionState {
         }
         Fields {
             values,
+            fetched: None,
             versions,
             previous_keys,
         }
@@ -475,13 +611,7 @@ impl SessionState {
         match self.known(index) {
             Known::Unknown => None,
             Known::Absent => Some(None),
-            Known::Bytes(_) => Some(Some(
-                self.record
-                    .get()
-                    .and_then(Option::as_ref)
-                    .and_then(|r| r.versions.get(index).copied())
-                    .unwrap_or(0),
-            )),
+            Known::Bytes(_) => Some(Some(self.loaded(index).map_or(0, |(_, v)| v))),
         }
     }
 

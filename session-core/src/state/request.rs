@@ -146,6 +146,9 @@ struct Shared {
     /// The same, as the store every call of the request goes to (the
     /// application's otherwise: not cloned per request).
     own_store: Option<Arc<dyn SessionStore>>,
+    /// The route the request goes to, when the integration says: loads
+    /// learn per route which fields they need.
+    route: Option<u64>,
     now: Timestamp,
     /// The token of the cookie the request carried, if it was well-formed.
     cookie_token: Option<Token>,
@@ -174,7 +177,12 @@ impl fmt::Debug for RequestSession {
 
 impl RequestSession {
     /// The request's session as its cookie's [`Arrival`] brought it.
-    pub(crate) fn new(ctx: Arc<Context>, arrival: Arrival, now: Timestamp) -> Self {
+    pub(crate) fn new(
+        ctx: Arc<Context>,
+        arrival: Arrival,
+        route: Option<u64>,
+        now: Timestamp,
+    ) -> Self {
         let (token, key) = arrival.token.unzip();
         let cookie_key = OnceLock::new();
         if let Some(key) = key.flatten() {
@@ -197,6 +205,7 @@ impl RequestSession {
                 ctx,
                 carried: arrival.carried,
                 own_store,
+                route,
                 now,
                 cookie_token: token,
                 cookie_key,
@@ -305,6 +314,10 @@ impl RequestSession {
 
     pub(crate) fn now(&self) -> Timestamp {
         self.shared.now
+    }
+
+    pub(crate) fn route(&self) -> Option<u64> {
+        self.shared.route
     }
 
     pub(crate) fn had_cookie(&self) -> bool {

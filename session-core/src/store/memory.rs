@@ -154,12 +154,17 @@ impl SessionIndexes for MemoryStore {
     }
 }
 
-#[async_trait]
-impl SessionStore for MemoryStore {
-    async fn load(&self, key: &StoreKey, skip: &[&str], at: Validity) -> Result<Option<Record>> {
+impl MemoryStore {
+    /// A live session with the fields whose names `wanted` keeps.
+    fn load_where(
+        &self,
+        key: &StoreKey,
+        at: Validity,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Result<Option<Record>> {
         self.counters.statement();
         let map = self.lock();
-        Ok(map
+        let record = map
             .sessions
             .get(key)
             .filter(|e| e.alive(at))
@@ -171,18 +176,36 @@ impl SessionStore for MemoryStore {
                 fields: e
                     .fields
                     .iter()
-                    .filter(|(name, _)| !skip.contains(&name.as_str()))
+                    .filter(|(name, _)| wanted(name))
                     .map(|(name, value)| (name.clone(), value.clone()))
                     .collect(),
                 versions: e
                     .versions
                     .iter()
-                    .filter(|(name, _)| {
-                        !skip.contains(&name.as_str()) && e.fields.contains_key(*name)
-                    })
+                    .filter(|(name, _)| wanted(name) && e.fields.contains_key(*name))
                     .map(|(name, version)| (name.clone(), *version))
                     .collect(),
-            }))
+            });
+        if let Some(r) = &record {
+            self.counters.loaded(r.fields.len());
+        }
+        Ok(record)
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    async fn load(&self, key: &StoreKey, skip: &[&str], at: Validity) -> Result<Option<Record>> {
+        self.load_where(key, at, |name| !skip.contains(&name))
+    }
+
+    async fn load_only(
+        &self,
+        key: &StoreKey,
+        only: &[&str],
+        at: Validity,
+    ) -> Result<Option<Record>> {
+        self.load_where(key, at, |name| only.contains(&name))
     }
 
     async fn load_field(
@@ -197,7 +220,8 @@ impl SessionStore for MemoryStore {
             .sessions
             .get(key)
             .filter(|e| e.alive(at))
-            .and_then(|e| e.fields.get(name).cloned()))
+            .and_then(|e| e.fields.get(name).cloned())
+            .inspect(|_| self.counters.loaded(1)))
     }
 
     async fn create(

@@ -457,6 +457,31 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
     /// is only its previous key.
     async fn load(&self, key: &StoreKey, skip: &[&str], at: Validity) -> Result<Option<Record>>;
 
+    /// Loads a live session with only the fields named in `only` (those
+    /// the request is expected to use: see "Loads learned per route" in
+    /// the crate docs), in one call, with the same answer as
+    /// [`load`](Self::load) otherwise: `None` when there is no live
+    /// session under `key`, whatever `only` names. The default loads
+    /// everything and keeps the named fields: correct, not cheaper; a
+    /// store that can fetch less overrides it.
+    async fn load_only(
+        &self,
+        key: &StoreKey,
+        only: &[&str],
+        at: Validity,
+    ) -> Result<Option<Record>> {
+        let mut record = self.load(key, &[], at).await?;
+        if let Some(record) = &mut record {
+            record
+                .fields
+                .retain(|(name, _)| only.contains(&name.as_str()));
+            record
+                .versions
+                .retain(|(name, _)| only.contains(&name.as_str()));
+        }
+        Ok(record)
+    }
+
     /// Loads one field of a live session (a deferred field's own query).
     async fn load_field(&self, key: &StoreKey, name: &str, at: Validity)
         -> Result<Option<Vec<u8>>>;

@@ -21,6 +21,10 @@ pub struct StoreStats {
     /// had applied them, recognised as applied (and reported saved)
     /// instead of being sent again.
     pub recovered: u64,
+    /// Field values returned by loads (a session's first load, the rest
+    /// of it, a deferred field): how much of each session its requests
+    /// fetch.
+    pub fields_loaded: u64,
 }
 
 impl std::ops::Sub for StoreStats {
@@ -33,6 +37,7 @@ impl std::ops::Sub for StoreStats {
             bytes_written: self.bytes_written - earlier.bytes_written,
             retries: self.retries - earlier.retries,
             recovered: self.recovered - earlier.recovered,
+            fields_loaded: self.fields_loaded - earlier.fields_loaded,
         }
     }
 }
@@ -45,6 +50,7 @@ pub(crate) struct Counters {
     bytes_written: AtomicU64,
     retries: AtomicU64,
     recovered: AtomicU64,
+    fields_loaded: AtomicU64,
 }
 
 impl Counters {
@@ -61,6 +67,11 @@ impl Counters {
     /// Counts a write found applied after its reply was lost.
     pub(crate) fn recovered(&self) {
         self.recovered.fetch_add(1, Relaxed);
+    }
+
+    /// Counts field values a load returned.
+    pub(crate) fn loaded(&self, fields: usize) {
+        self.fields_loaded.fetch_add(fields as u64, Relaxed);
     }
 
     /// Counts written field rows and their bytes.
@@ -80,6 +91,7 @@ impl Counters {
             bytes_written: self.bytes_written.load(Relaxed),
             retries: self.retries.load(Relaxed),
             recovered: self.recovered.load(Relaxed),
+            fields_loaded: self.fields_loaded.load(Relaxed),
         }
     }
 }

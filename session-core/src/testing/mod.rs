@@ -218,6 +218,7 @@ macro_rules! store_conformance_tests {
             a_session_keeps_its_own_expiry,
             writes_after_an_interrupted_flush_report_it,
             an_update_of_fields_that_went_meanwhile_is_never_lost,
+            a_route_loads_the_fields_it_used_before,
             versioned_writes_need_the_expected_version,
             concurrent_compare_and_set_increments_all_land,
             concurrent_updates_of_a_versioned_field_lose_nothing,

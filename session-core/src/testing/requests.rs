@@ -551,3 +551,104 @@ pub async fn an_update_of_fields_that_went_meanwhile_is_never_lost(store: Arc<dy
     let check = m.open::<Cart>(Some(&cookie));
     assert!(check.user().await.unwrap().is_none() && check.is_new());
 }
+
+/// Requests of one route (`begin_for`) load first only the fields earlier
+/// requests of that route used: the same one statement, fewer fields. A
+/// read of another field loads the rest (one more statement, once), with
+/// the right values; writes keep every field they do not change; and a
+/// session that ends between the two loads of a request has ended for it.
+pub async fn a_route_loads_the_fields_it_used_before(store: Arc<dyn SessionStore>) {
+    let m = manager(store.clone());
+    let mut h = m.open::<Cart>(None);
+    h.set_user(Some(7));
+    h.set_cart(vec!["apple".into(), "pear".into()]);
+    h.set_visits(3);
+    assert_eq!(flush(&mut h).await.unwrap(), Outcome::Created);
+    let c = cookie_token(&mut h);
+    let (route, other) = (0x5eed_u64, 0x07e4_u64);
+    let loaded = |store: &Arc<dyn SessionStore>| store.stats().fields_loaded;
+
+    // The route's first request loads every non-deferred field.
+    let h = m.begin_for(Some(&c), route).open::<Cart>();
+    let before = loaded(&store);
+    assert_eq!(*h.user().await.unwrap(), Some(7));
+    assert_eq!(loaded(&store) - before, 3, "user, cart, visits");
+
+    // Later ones load what it used: one statement, one field.
+    let h = m.begin_for(Some(&c), route).open::<Cart>();
+    let (before, statements) = (loaded(&store), store.stats().statements);
+    assert_eq!(*h.user().await.unwrap(), Some(7));
+    assert_eq!(store.stats().statements - statements, 1);
+    assert_eq!(loaded(&store) - before, 1, "only user");
+
+    // A field the route had not used: the rest, once, with its value.
+    assert_eq!(*h.visits().await.unwrap(), 3);
+    assert_eq!(*h.cart().await.unwrap(), vec!["apple", "pear"]);
+    assert_eq!(
+        store.stats().statements - statements,
+        2,
+        "one more load, once"
+    );
+    assert_eq!(loaded(&store) - before, 3);
+
+    // The route learned it: user and visits (and cart) come first now.
+    let mut h = m.begin_for(Some(&c), route).open::<Cart>();
+    let statements = store.stats().statements;
+    *h.visits_mut().await.unwrap() += 1;
+    assert_eq!(flush(&mut h).await.unwrap(), Outcome::Saved);
+    assert_eq!(
+        store.stats().statements - statements,
+        2,
+        "the load and the write"
+    );
+    let check = m.begin_for(Some(&c), other).open::<Cart>();
+    assert_eq!(*check.visits().await.unwrap(), 4);
+    assert_eq!(*check.user().await.unwrap(), Some(7), "kept");
+    assert_eq!(check.cart().await.unwrap().len(), 2, "kept");
+
+    // A write of a field the first load did not fetch, after a read of one
+    // it did: written, the others kept.
+    let third = 0x7e57;
+    let _ = m
+        .begin_for(Some(&c), third)
+        .open::<Cart>()
+        .user()
+        .await
+        .unwrap();
+    let mut h = m.begin_for(Some(&c), third).open::<Cart>();
+    assert_eq!(*h.user().await.unwrap(), Some(7));
+    h.cart_mut().await.unwrap().push("plum".into());
+    assert_eq!(flush(&mut h).await.unwrap(), Outcome::Saved);
+    let check = m.open::<Cart>(Some(&c));
+    assert_eq!(check.cart().await.unwrap().len(), 3);
+    assert_eq!(*check.visits().await.unwrap(), 4);
+
+    // The session ends between the request's two loads: the rest finds it
+    // gone, and the request's writes are dropped, never a fresh session.
+    let mut h = m.begin_for(Some(&c), third).open::<Cart>();
+    assert_eq!(*h.user().await.unwrap(), Some(7));
+    let mut logout = m.open::<Cart>(Some(&c));
+    logout.destroy().await.unwrap();
+    assert_eq!(*h.visits().await.unwrap(), 0, "gone: the default");
+    h.set_visits(9);
+    assert_eq!(flush(&mut h).await.unwrap(), Outcome::Interrupted);
+    assert_eq!(h.request().take_cookie_action(), None);
+
+    // Encrypted values sealed before a regenerate open from either load.
+    let m = sealed_manager(store.clone(), &[1]);
+    let mut h = m.open::<Cart>(None);
+    h.set_user(Some(8));
+    h.set_visits(5);
+    assert_eq!(flush(&mut h).await.unwrap(), Outcome::Created);
+    let c = cookie_token(&mut h);
+    let mut h = m.open::<Cart>(Some(&c));
+    h.regenerate();
+    assert_eq!(flush(&mut h).await.unwrap(), Outcome::Saved);
+    let c = cookie_token(&mut h);
+    let route = 0x5ea1;
+    let first = m.begin_for(Some(&c), route).open::<Cart>();
+    assert_eq!(*first.user().await.unwrap(), Some(8));
+    let h = m.begin_for(Some(&c), route).open::<Cart>();
+    assert_eq!(*h.user().await.unwrap(), Some(8), "the partial load opens");
+    assert_eq!(*h.visits().await.unwrap(), 5, "the rest opens");
+}

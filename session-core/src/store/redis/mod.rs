@@ -51,6 +51,7 @@ pub struct RedisStore {
     timeout: Option<Duration>,
     counters: Counters,
     load: Script,
+    load_only: Script,
     create: Script,
     save: Script,
     destroy: Script,
@@ -94,6 +95,7 @@ impl RedisStore {
             timeout: config.statement_timeout(),
             counters: Counters::default(),
             load: Script::new(scripts::LOAD),
+            load_only: Script::new(scripts::LOAD_ONLY),
             create: Script::new(scripts::CREATE),
             save: Script::new(&scripts::with_helpers(scripts::SAVE)),
             destroy: Script::new(&scripts::with_helpers(scripts::DESTROY)),
@@ -284,7 +286,32 @@ impl SessionStore for RedisStore {
             call.arg(*name);
         }
         match self.eval::<Value>(&call).await? {
-            Value::Array(pairs) => Ok(Some(record(&pairs)?)),
+            Value::Array(pairs) => {
+                let record = record(&pairs)?;
+                self.counters.loaded(record.fields.len());
+                Ok(Some(record))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn load_only(
+        &self,
+        key: &StoreKey,
+        only: &[&str],
+        at: Validity,
+    ) -> Result<Option<Record>> {
+        let mut call = self.load_only.key(self.session_key(key));
+        call.arg(at.now).arg(at.created_after);
+        for name in only {
+            call.arg(*name);
+        }
+        match self.eval::<Value>(&call).await? {
+            Value::Array(pairs) => {
+                let record = record(&pairs)?;
+                self.counters.loaded(record.fields.len());
+                Ok(Some(record))
+            }
             _ => Ok(None),
         }
     }
@@ -305,7 +332,10 @@ impl SessionStore for RedisStore {
             )
             .await?;
         match (expires, created) {
-            (Some(e), Some(c)) if at.admits(c, e) => Ok(value),
+            (Some(e), Some(c)) if at.admits(c, e) => {
+                self.counters.loaded(usize::from(value.is_some()));
+                Ok(value)
+            }
             _ => Ok(None),
         }
     }

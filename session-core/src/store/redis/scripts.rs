@@ -71,6 +71,29 @@ end
 return out
 ";
 
+/// KEYS: session. ARGV: now, created after, then the names of the fields
+/// to load. The same answer as `LOAD`, with only those fields: one
+/// `HMGET`, so the server reads and sends only them.
+pub(super) const LOAD_ONLY: &str = r"
+local now, after = tonumber(ARGV[1]), tonumber(ARGV[2])
+local names = {'_e', '_c', '_i', '_p'}
+for i = 3, #ARGV do
+  names[#names + 1] = 'f:' .. ARGV[i]
+  names[#names + 1] = 'v:' .. ARGV[i]
+end
+local vals = redis.call('HMGET', KEYS[1], unpack(names))
+local e, c = tonumber(vals[1]), tonumber(vals[2])
+if e == nil or c == nil or e <= now or c <= after then return 0 end
+local out = {}
+for i = 1, #names do
+  if vals[i] then
+    out[#out + 1] = names[i]
+    out[#out + 1] = vals[i]
+  end
+end
+return out
+";
+
 /// KEYS: session. ARGV: created at, expires at, idle timeout, cookie
 /// choice (`t`, `f` or empty), then name/bytes pairs. Returns 0 when the
 /// key is taken, else 1.

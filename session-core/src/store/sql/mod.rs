@@ -265,6 +265,16 @@ impl<B: Backend> SqlStore<B> {
 }
 
 /// The session a load's rows describe; `None` for no rows.
+impl<B: Backend> SqlStore<B> {
+    /// Counts the fields a load returned.
+    fn loaded(&self, record: Option<Record>) -> Option<Record> {
+        if let Some(r) = &record {
+            self.counters.loaded(r.fields.len());
+        }
+        record
+    }
+}
+
 fn record(rows: Vec<SessionRow>) -> Option<Record> {
     let first = rows.first()?;
     let (created_at, expires_at, idle_timeout, persistent) = (
@@ -339,7 +349,18 @@ impl<B: Backend> SessionStore for SqlStore<B> {
     async fn load(&self, key: &StoreKey, skip: &[&str], at: Validity) -> Result<Option<Record>> {
         let stmt = self.sql.load(key, skip, at);
         let rows = self.read(|| self.backend.fetch_session(&stmt)).await?;
-        Ok(record(rows))
+        Ok(self.loaded(record(rows)))
+    }
+
+    async fn load_only(
+        &self,
+        key: &StoreKey,
+        only: &[&str],
+        at: Validity,
+    ) -> Result<Option<Record>> {
+        let stmt = self.sql.load_only(key, only, at);
+        let rows = self.read(|| self.backend.fetch_session(&stmt)).await?;
+        Ok(self.loaded(record(rows)))
     }
 
     async fn load_field(
@@ -349,11 +370,13 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         at: Validity,
     ) -> Result<Option<Vec<u8>>> {
         let stmt = self.sql.load_field(key, name, at);
-        Ok(self
+        let value = self
             .read(|| self.backend.fetch_bytes(&stmt))
             .await?
             .into_iter()
-            .next())
+            .next();
+        self.counters.loaded(usize::from(value.is_some()));
+        Ok(value)
     }
 
     async fn create(

@@ -287,6 +287,35 @@ impl Statements {
         }
     }
 
+    /// The load of only the fields named in `only` (see
+    /// `SessionStore::load_only`): the same statement with `IN` for `NOT
+    /// IN`, so the session row comes back even when none of them is stored.
+    pub(crate) fn load_only<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        only: &'a [&str],
+        at: Validity,
+    ) -> Stmt<'a> {
+        let mut sql = self.load_head.clone();
+        let mut args: Vec<Arg<'a>> = Vec::with_capacity(only.len() + 3);
+        if only.is_empty() {
+            sql.push_str(" AND 1 = 0");
+        } else {
+            sql.push_str(" AND f.name IN (");
+            placeholders(&mut sql, only.len());
+            sql.push(')');
+            args.extend(only.iter().map(|s| Arg::Text(s)));
+        }
+        sql.push_str(&self.load_from);
+        sql.push_str(&self.load_where);
+        args.push(Arg::Bytes(key.as_bytes()));
+        args.extend(alive_args(at));
+        Stmt {
+            sql: sql.into(),
+            args,
+        }
+    }
+
     pub(crate) fn load_field<'a>(
         &'a self,
         key: &'a StoreKey,
