@@ -21,7 +21,10 @@
 //! # How a request flows
 //! 1. [`SessionManager::open`] turns a cookie into a handle; no I/O.
 //! 2. The first field read loads every non-deferred field in one store call
-//!    and keeps raw bytes; only the field used is decoded.
+//!    and keeps raw bytes; only the field used is decoded. A request begun
+//!    for a route ([`SessionManager::begin_for`]) loads first only the
+//!    fields earlier requests of that route used, and the rest in one more
+//!    call if a handler reads another ("loads learned per route").
 //! 3. Writes flip a per-field marker; a blind `set_x` loads nothing.
 //! 4. [`flush`] encodes the written fields, drops those whose bytes
 //!    did not change, and hands the store exactly the rest.

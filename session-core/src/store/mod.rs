@@ -458,7 +458,7 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
     async fn load(&self, key: &StoreKey, skip: &[&str], at: Validity) -> Result<Option<Record>>;
 
     /// Loads a live session with only the fields named in `only` (those
-    /// the request is expected to use: see "Loads learned per route" in
+    /// the request is expected to use: see "loads learned per route" in
     /// the crate docs), in one call, with the same answer as
     /// [`load`](Self::load) otherwise: `None` when there is no live
     /// session under `key`, whatever `only` names. The default loads
