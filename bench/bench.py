@@ -50,6 +50,7 @@ ROUTES = [
     ("floor_read", "GET", "/floor/read", "rr"),
     ("diag_load", "GET", "/diag/load", "rr"),
     ("diag_load_packed", "GET", "/diag/load_packed", "rr"),
+    ("diag_row", "GET", "/diag/row", "rr"),
     ("read", "GET", "/read", "rr"),
     ("floor_bump", "POST", "/floor/bump", "rr"),
     ("bump", "POST", "/bump", "rr"),

@@ -148,6 +148,28 @@ async fn floor_read(pool: &State<FloorPool>, cookies: &CookieJar<'_>) -> Result<
     Ok(doc.len().to_string())
 }
 
+/// What a load that is one lookup in one table would cost (issue 32's
+/// one-row layout): the row found by a 32-byte unique key (the token's
+/// hash, computed here as the store does) with as many bytes as the
+/// session's load, in one row.
+#[get("/diag/row")]
+async fn diag_row(pool: &State<FloorPool>, cookies: &CookieJar<'_>) -> Result<String, String> {
+    use sha2::Digest as _;
+
+    let id = floor_row(cookies);
+    let key = sha2::Sha256::digest(id.to_string().as_bytes());
+    let mut conn = pool.0.acquire().await.map_err(|e| e.to_string())?;
+    let doc = session_rocket::sqlx::query_scalar::<_, Vec<u8>>(
+        "SELECT doc FROM bench_floor WHERE k = ?",
+    )
+    .bind(key.as_slice())
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| e.to_string())?;
+    conn.finish();
+    Ok(doc.len().to_string())
+}
+
 /// Floor of `bump`: what the least a session write could cost on this
 /// schema shape: one `SELECT` by a unique key (the token's hash), then one
 /// `UPDATE` of one row by primary key, in a short transaction, on the same
@@ -427,6 +449,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "/",
             routes![
                 floor_select,
+                diag_row,
                 floor_read,
                 floor_bump,
                 diag_load,
