@@ -159,13 +159,12 @@ async fn diag_row(pool: &State<FloorPool>, cookies: &CookieJar<'_>) -> Result<St
     let id = floor_row(cookies);
     let key = sha2::Sha256::digest(id.to_string().as_bytes());
     let mut conn = pool.0.acquire().await.map_err(|e| e.to_string())?;
-    let doc = session_rocket::sqlx::query_scalar::<_, Vec<u8>>(
-        "SELECT doc FROM bench_floor WHERE k = ?",
-    )
-    .bind(key.as_slice())
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(|e| e.to_string())?;
+    let doc =
+        session_rocket::sqlx::query_scalar::<_, Vec<u8>>("SELECT doc FROM bench_floor WHERE k = ?")
+            .bind(key.as_slice())
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(|e| e.to_string())?;
     conn.finish();
     Ok(doc.len().to_string())
 }

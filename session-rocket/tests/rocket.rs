@@ -438,3 +438,58 @@ async fn a_failing_store_turns_the_response_into_503() {
     assert_eq!(response.status(), Status::ServiceUnavailable);
     assert!(set_cookies(&response).is_empty());
 }
+
+/// The guard begins each request for its route: once `/read` has run, its
+/// load fetches what it used (`user_id`, `visits`) and not the cart, in
+/// the same one statement; another route still gets every field it reads.
+#[rocket::async_test]
+async fn a_route_loads_only_what_it_used_before() {
+    let (client, store) = client().await;
+    let token = logged_in(&client).await;
+    for item in ["apple", "pear", "plum"] {
+        let response = client
+            .post(format!("/cart/{item}"))
+            .cookie(("session", token.clone()))
+            .dispatch()
+            .await;
+        assert_eq!(response.status(), Status::Ok);
+    }
+    let read = || async {
+        let response = client
+            .get("/read")
+            .cookie(("session", token.clone()))
+            .dispatch()
+            .await;
+        assert_eq!(response.status(), Status::Ok);
+        assert_eq!(response.into_string().await.unwrap(), "Some(42) 0");
+    };
+    let first = stats_during(&store, read).await;
+    assert_eq!(first.statements, 1);
+    assert_eq!(
+        first.fields_loaded, 2,
+        "user_id and cart: every stored field"
+    );
+    let settled = stats_during(&store, read).await;
+    assert_eq!(settled.statements, 1, "still one statement");
+    assert_eq!(
+        settled.fields_loaded, 1,
+        "user_id only: visits is not stored"
+    );
+    // Another route reads the cart it never read before: all of it.
+    let d = stats_during(&store, || async {
+        let response = client
+            .post("/cart/fig")
+            .cookie(("session", token.clone()))
+            .dispatch()
+            .await;
+        assert_eq!(response.status(), Status::Ok);
+    })
+    .await;
+    assert_eq!(d.statements, 2, "its load and its write");
+    let h = client
+        .get("/read")
+        .cookie(("session", token.clone()))
+        .dispatch()
+        .await;
+    assert_eq!(h.status(), Status::Ok);
+}
