@@ -8,6 +8,10 @@
 //! - [`load`](SessionStore::load) returns every field except the deferred
 //!   ones, and never returns an expired session, whether or not cleanup has
 //!   run.
+//! - `load_only` returns only the fields it names, with the same answer
+//!   as `load` otherwise; its default (load everything, keep the named
+//!   fields) is correct for any store, and a store that can fetch less
+//!   overrides it.
 //! - New sessions are [`create`](SessionStore::create)d with a plain insert
 //!   that reports a taken key; existing ones are only ever updated by
 //!   [`save`](SessionStore::save), never upserted. If the session is gone when
