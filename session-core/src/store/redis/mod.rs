@@ -158,6 +158,29 @@ impl RedisStore {
         self.bounded(cmd.query_async(&mut conn)).await
     }
 
+    /// Runs a load script (`LOAD` or `LOAD_ONLY`) with its field names.
+    async fn load_by(
+        &self,
+        script: &Script,
+        key: &StoreKey,
+        names: &[&str],
+        at: Validity,
+    ) -> Result<Option<Record>> {
+        let mut call = script.key(self.session_key(key));
+        call.arg(at.now).arg(at.created_after);
+        for name in names {
+            call.arg(*name);
+        }
+        match self.eval::<Value>(&call).await? {
+            Value::Array(pairs) => {
+                let record = record(&pairs)?;
+                self.counters.loaded(record.fields.len());
+                Ok(Some(record))
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// Runs one script (one round trip once the server has it cached).
     async fn eval<T: redis::FromRedisValue>(
         &self,
@@ -280,19 +303,7 @@ impl SessionIndexes for RedisStore {
 #[async_trait]
 impl SessionStore for RedisStore {
     async fn load(&self, key: &StoreKey, skip: &[&str], at: Validity) -> Result<Option<Record>> {
-        let mut call = self.load.key(self.session_key(key));
-        call.arg(at.now).arg(at.created_after);
-        for name in skip {
-            call.arg(*name);
-        }
-        match self.eval::<Value>(&call).await? {
-            Value::Array(pairs) => {
-                let record = record(&pairs)?;
-                self.counters.loaded(record.fields.len());
-                Ok(Some(record))
-            }
-            _ => Ok(None),
-        }
+        self.load_by(&self.load, key, skip, at).await
     }
 
     async fn load_only(
@@ -301,19 +312,7 @@ impl SessionStore for RedisStore {
         only: &[&str],
         at: Validity,
     ) -> Result<Option<Record>> {
-        let mut call = self.load_only.key(self.session_key(key));
-        call.arg(at.now).arg(at.created_after);
-        for name in only {
-            call.arg(*name);
-        }
-        match self.eval::<Value>(&call).await? {
-            Value::Array(pairs) => {
-                let record = record(&pairs)?;
-                self.counters.loaded(record.fields.len());
-                Ok(Some(record))
-            }
-            _ => Ok(None),
-        }
+        self.load_by(&self.load_only, key, only, at).await
     }
 
     async fn load_field(

@@ -269,22 +269,7 @@ impl Statements {
         skip: &'a [&str],
         at: Validity,
     ) -> Stmt<'a> {
-        let mut sql = self.load_head.clone();
-        let mut args: Vec<Arg<'a>> = Vec::with_capacity(skip.len() + 3);
-        if !skip.is_empty() {
-            sql.push_str(" AND f.name NOT IN (");
-            placeholders(&mut sql, skip.len());
-            sql.push(')');
-            args.extend(skip.iter().map(|s| Arg::Text(s)));
-        }
-        sql.push_str(&self.load_from);
-        sql.push_str(&self.load_where);
-        args.push(Arg::Bytes(key.as_bytes()));
-        args.extend(alive_args(at));
-        Stmt {
-            sql: sql.into(),
-            args,
-        }
+        self.load_with(key, Names::AllBut(skip), at)
     }
 
     /// The load of only the fields named in `only` (see
@@ -296,15 +281,25 @@ impl Statements {
         only: &'a [&str],
         at: Validity,
     ) -> Stmt<'a> {
+        self.load_with(key, Names::Only(only), at)
+    }
+
+    fn load_with<'a>(&'a self, key: &'a StoreKey, names: Names<'a>, at: Validity) -> Stmt<'a> {
         let mut sql = self.load_head.clone();
-        let mut args: Vec<Arg<'a>> = Vec::with_capacity(only.len() + 3);
-        if only.is_empty() {
-            sql.push_str(" AND 1 = 0");
-        } else {
-            sql.push_str(" AND f.name IN (");
-            placeholders(&mut sql, only.len());
-            sql.push(')');
-            args.extend(only.iter().map(|s| Arg::Text(s)));
+        let (op, list) = match names {
+            Names::AllBut(list) => (" AND f.name NOT IN (", list),
+            Names::Only(list) => (" AND f.name IN (", list),
+        };
+        let mut args: Vec<Arg<'a>> = Vec::with_capacity(list.len() + 3);
+        match (names, list.is_empty()) {
+            (Names::AllBut(_), true) => {}
+            (Names::Only(_), true) => sql.push_str(" AND 1 = 0"),
+            (_, false) => {
+                sql.push_str(op);
+                placeholders(&mut sql, list.len());
+                sql.push(')');
+                args.extend(list.iter().map(|s| Arg::Text(s)));
+            }
         }
         sql.push_str(&self.load_from);
         sql.push_str(&self.load_where);
@@ -757,4 +752,13 @@ impl Statements {
             args,
         }
     }
+}
+
+/// Which fields a load returns.
+#[derive(Clone, Copy)]
+enum Names<'a> {
+    /// Every field but these (the deferred ones).
+    AllBut(&'a [&'a str]),
+    /// Only these.
+    Only(&'a [&'a str]),
 }
