@@ -88,8 +88,7 @@ async fn a_write_past_the_statement_timeout_is_ended_by_the_server() {
     holder.execute("BEGIN").await.unwrap();
     holder
         .execute(
-            format!("UPDATE \"{prefix}session_fields\" SET value = 'held'::bytea WHERE name = 'a'")
-                .as_str(),
+            format!("UPDATE \"{prefix}sessions\" SET data = '{{}}'::jsonb").as_str(),
         )
         .await
         .unwrap();

@@ -149,7 +149,8 @@ async fn a_destroyed_sessions_key_is_never_reused() {
 }
 
 /// A stored value edited by hand into TEXT holding a NUL byte (and a name
-/// with a non-ASCII character) still loads, as the bytes it holds: one bad
+/// with a non-ASCII character) still loads, as the bytes it holds: `b` is
+/// large, so in a row of its own (the packed load's case). One bad
 /// value costs its field a decode fallback in the typed layer, never the
 /// whole session an error ("malformed packed fields").
 #[tokio::test]
@@ -169,7 +170,7 @@ async fn a_value_edited_into_text_still_loads() {
     };
     let fields = [
         ("a", b"1".to_vec()),
-        ("b", b"2".to_vec()),
+        ("b", vec![b'2'; 2048]),
         ("z\u{e9}", b"3".to_vec()),
     ];
     assert!(store.create(&key, session, &fields).await.unwrap());

@@ -177,20 +177,24 @@ async fn round_trips_on_the_wire_are_the_statements_and_nothing_else() {
     let c = login().await;
     assert_eq!(
         commands(&log),
-        [COM_STMT_EXECUTE; 2],
-        "login: insert + fields"
+        [COM_STMT_EXECUTE],
+        "login: one insert, its small fields in the session's row"
     );
     unused(c.clone()).await;
     assert!(commands(&log).is_empty(), "an unused guard sends nothing");
     read(c.clone()).await;
     assert_eq!(commands(&log), [COM_STMT_EXECUTE], "read: one SELECT");
     bump(c.clone()).await;
-    assert_eq!(commands(&log), [COM_STMT_EXECUTE; 2], "bump: load + upsert");
+    assert_eq!(
+        commands(&log),
+        [COM_STMT_EXECUTE; 2],
+        "bump: load + the row's update"
+    );
     blind(c.clone()).await;
     assert_eq!(
         commands(&log),
         [COM_STMT_EXECUTE],
-        "blind write: one upsert"
+        "blind write: the row's update"
     );
     let c = regenerate(c).await;
     assert_eq!(
@@ -202,7 +206,7 @@ async fn round_trips_on_the_wire_are_the_statements_and_nothing_else() {
             COM_STMT_EXECUTE,
             COM_QUERY
         ],
-        "regenerate + write: rename, the replaced key's record and upsert in one transaction"
+        "regenerate + write: rename, the replaced key's record and the row's update in one transaction"
     );
     logout(c).await;
     assert_eq!(commands(&log), [COM_STMT_EXECUTE], "logout: one DELETE");

@@ -402,10 +402,18 @@ impl SessionState {
             };
             let key = token.store_key();
             let sealed = self.seal_changes(&key, &plan.changes, None)?;
-            let fields = &sealed.as_ref().unwrap_or(&plan.changes).upsert;
-            if store.create(&key, session, fields).await? {
-                // The new session's index entries: one more statement, only
-                // when an indexed field is among its first.
+            let changes = sealed.as_ref().unwrap_or(&plan.changes);
+            // Versioned fields are created by the save below, with their
+            // expectation (absent), as every later write of them is: a
+            // store keeps them where a compare-and-set finds them.
+            let (versioned, fields): (Vec<_>, Vec<_>) = changes
+                .upsert
+                .iter()
+                .cloned()
+                .partition(|(name, _)| changes.expectation(name).is_some());
+            if store.create(&key, session, &fields).await? {
+                // The new session's index entries and versioned fields:
+                // one more statement, only when one is among its first.
                 let index: Vec<IndexUpdate> = plan
                     .changes
                     .index
@@ -413,9 +421,11 @@ impl SessionState {
                     .filter(|u| u.tag.is_some())
                     .copied()
                     .collect();
-                if !index.is_empty() {
+                if !index.is_empty() || !versioned.is_empty() {
                     let changes = Changes {
                         index,
+                        expect: changes.expect.clone(),
+                        upsert: versioned,
                         ..Changes::default()
                     };
                     let at = self.request.validity();
@@ -450,19 +460,14 @@ impl SessionState {
     /// Makes the state reflect what was just stored, so a second flush in
     /// the same request (an explicit `save` before the fairing's) writes
     /// nothing.
-    /// `created`: the fields went into a new session (no expectation was
-    /// applied).
+    /// `created`: the fields went into a new session.
     fn commit(&mut self, plan: &FlushPlan, created: bool) {
         for (&index, (name, bytes)) in plan.upserted.iter().zip(&plan.changes.upsert) {
             self.set_written(index, Some(bytes.clone()));
             if self.schema[index].versioned {
-                // A created field starts at version 0, like any field
-                // written without an expectation.
-                let version = plan
-                    .changes
-                    .expectation(name)
-                    .filter(|_| !created)
-                    .map_or(0, Expect::next);
+                // A created versioned field was written with its
+                // expectation too (see `create`).
+                let version = plan.changes.expectation(name).map_or(0, Expect::next);
                 self.set_version(index, Some(version));
             }
         }

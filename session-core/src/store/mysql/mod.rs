@@ -267,5 +267,7 @@ sqlx_backend! {
     push_writer: "LEFT(CONCAT(?, COALESCE(writers, '')), 128)",
     has_writer: "INSTR(f.writers, ?) > 0",
     schema: include_str!("schema.sql"),
+    json: crate::store::sql::JsonDialect::MySql,
+    data_type: "LONGTEXT CHARACTER SET utf8mb4 NULL",
     classify: classify,
 }

@@ -19,6 +19,11 @@ CREATE TABLE IF NOT EXISTS `sessions` (
   -- The session's own cookie choice: 1 persistent (set_expiry), 0 browser-session
   -- (expire_on_close), NULL the configured `persistent`.
   `persistent` TINYINT NULL,
+  -- The session's small fields (values of at most 1 KB), as a JSON object
+  -- of base64 values edited in place with JSON_SET; a field in a row of its
+  -- own in `session_fields` (larger, versioned) is a 0 here. NULL for a row
+  -- written before this column existed: all its fields are rows.
+  `data` LONGTEXT CHARACTER SET utf8mb4 NULL,
   PRIMARY KEY (`pk`),
   UNIQUE KEY `sessions_token_hash` (`token_hash`),
   KEY `sessions_expires_at` (`expires_at`),

@@ -162,6 +162,8 @@ sqlx_backend! {
     push_writer: "substring(? || COALESCE(writers, ''::bytea) from 1 for 128)",
     has_writer: "position(? in f.writers) > 0",
     schema: include_str!("schema.sql"),
+    json: crate::store::sql::JsonDialect::Postgres,
+    data_type: "JSONB NULL",
     classify: classify,
 }
 

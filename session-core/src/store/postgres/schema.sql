@@ -16,7 +16,12 @@ CREATE TABLE IF NOT EXISTS `sessions` (
   `idle_timeout` BIGINT NOT NULL,
   -- The session's own cookie choice: true persistent (set_expiry), false
   -- browser-session (expire_on_close), NULL the configured `persistent`.
-  `persistent` BOOLEAN NULL
+  `persistent` BOOLEAN NULL,
+  -- The session's small fields (values of at most 1 KB), as a JSON object
+  -- of base64 values merged in place with ||; a field in a row of its own
+  -- in `session_fields` (larger, versioned) is a 0 here. NULL for a row
+  -- written before this column existed: all its fields are rows.
+  `data` JSONB NULL
 );
 
 CREATE INDEX IF NOT EXISTS `sessions_expires_at` ON `sessions` (`expires_at`);

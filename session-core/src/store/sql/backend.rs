@@ -86,8 +86,25 @@ pub(crate) fn is_timeout(error: &sqlx::Error) -> bool {
 /// early because its first statement matched nothing.
 pub type Affected = Option<Vec<u64>>;
 
-/// One row of the load query: the session's timestamps and one field (none
-/// when the session has no field).
+/// How a database edits the JSON document of a session's row (its small
+/// fields, see [`SqlStore`](super::SqlStore)'s layout): set and remove keys
+/// in place, on the server, so two requests that change different fields
+/// of one session both keep their change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonDialect {
+    /// `JSON_SET` / `JSON_REMOVE` with `$."name"` paths on a `LONGTEXT`
+    /// (MySQL 5.7+, MariaDB 10.2+).
+    MySql,
+    /// `json_set` / `json_remove` with `$."name"` paths on a `TEXT`
+    /// (SQLite 3.38+, or earlier with JSON1).
+    Sqlite,
+    /// `||` and `-` on a `JSONB`, by key (PostgreSQL 9.5+).
+    Postgres,
+}
+
+/// One row of the load query: the session's timestamps, its row's
+/// document of small fields, and one field row (none when the load asked
+/// for none or the session has none).
 #[derive(Debug)]
 pub struct SessionRow {
     /// `created_at`.
@@ -98,6 +115,9 @@ pub struct SessionRow {
     pub idle_timeout: i64,
     /// `persistent`.
     pub persistent: Option<bool>,
+    /// `data`: the JSON document of the fields kept in the session's row
+    /// (`None` for a row written before the column existed).
+    pub data: Option<String>,
     /// The field's name and bytes.
     pub field: Option<(String, Vec<u8>)>,
     /// The field's version, when it has one (a versioned field).
@@ -148,6 +168,10 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
     /// its new key (`" RETURNING pk"`); empty when the driver reports it
     /// (`last_insert_id`).
     const INSERT_RETURNING: &'static str;
+    /// How the database edits the `data` document of a session row.
+    const JSON: JsonDialect;
+    /// The `data` column's type, for adding it to an older table.
+    const DATA_TYPE: &'static str;
     /// A query returning the largest statement the server accepts, in
     /// bytes; `None` when there is no such limit.
     const MAX_PACKET: Option<&'static str>;

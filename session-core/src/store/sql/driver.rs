@@ -30,6 +30,8 @@ macro_rules! sqlx_backend {
         push_writer: $push_writer:expr,
         has_writer: $has_writer:expr,
         schema: $schema:expr,
+        json: $json:expr,
+        data_type: $data_type:expr,
         classify: $classify:path $(,)?
     ) => {
         type Query<'q> = sqlx::query::Query<'q, $db, $args>;
@@ -179,6 +181,8 @@ macro_rules! sqlx_backend {
             const HAS_WRITER: &'static str = $has_writer;
             const SCHEMA: &'static str = $schema;
             const INSERT_RETURNING: &'static str = $insert_returning;
+            const JSON: $crate::store::sql::JsonDialect = $json;
+            const DATA_TYPE: &'static str = $data_type;
 
             async fn execute(
                 &self,
@@ -232,49 +236,47 @@ macro_rules! sqlx_backend {
                 let result = bind(&sql, stmt).fetch_all(&mut *lease).await;
                 Self::check(&mut lease, &result);
                 let rows = result?;
+                // The session row's columns, then (when the load asked
+                // for field rows) one field per row, or all of them packed.
+                let head = |r: &<$db as sqlx::Database>::Row, field, version| -> Result<_, sqlx::Error> {
+                    Ok($crate::store::sql::SessionRow {
+                        created_at: r.try_get(0)?,
+                        expires_at: r.try_get(1)?,
+                        idle_timeout: r.try_get(2)?,
+                        persistent: r.try_get(3)?,
+                        data: r.try_get(4)?,
+                        field,
+                        version,
+                    })
+                };
                 if Self::PACK_FIELDS.is_some() {
-                    // One row: the session's columns, then its packed fields.
                     let Some(r) = rows.first() else {
                         return Ok(Vec::new());
                     };
-                    let head = |field, version| -> Result<_, sqlx::Error> {
-                        Ok($crate::store::sql::SessionRow {
-                            created_at: r.try_get(0)?,
-                            expires_at: r.try_get(1)?,
-                            idle_timeout: r.try_get(2)?,
-                            persistent: r.try_get(3)?,
-                            field,
-                            version,
-                        })
-                    };
-                    let packed: Option<Vec<u8>> = r.try_get(4)?;
+                    let packed: Option<Vec<u8>> = if r.len() > 5 { r.try_get(5)? } else { None };
                     let fields = $crate::store::sql::unpack(packed.as_deref())
                         .map_err(|e| sqlx::Error::Decode(e.into()))?;
                     if fields.is_empty() {
-                        return Ok(vec![head(None, None)?]);
+                        return Ok(vec![head(r, None, None)?]);
                     }
                     return fields
                         .into_iter()
-                        .map(|(name, value, version)| head(Some((name, value)), version))
+                        .map(|(name, value, version)| head(r, Some((name, value)), version))
                         .collect();
                 }
                 rows.iter()
                     .map(|r| {
+                        if r.len() <= 5 {
+                            return head(r, None, None);
+                        }
                         // Names are read as bytes (see `NAME_BYTES`).
-                        let name: Option<Vec<u8>> = r.try_get(4)?;
+                        let name: Option<Vec<u8>> = r.try_get(5)?;
                         let name = name
                             .map(String::from_utf8)
                             .transpose()
                             .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-                        let value: Option<Vec<u8>> = r.try_get(5)?;
-                        Ok($crate::store::sql::SessionRow {
-                            created_at: r.try_get(0)?,
-                            expires_at: r.try_get(1)?,
-                            idle_timeout: r.try_get(2)?,
-                            persistent: r.try_get(3)?,
-                            field: name.zip(value),
-                            version: r.try_get(6)?,
-                        })
+                        let value: Option<Vec<u8>> = r.try_get(6)?;
+                        head(r, name.zip(value), r.try_get(7)?)
                     })
                     .collect()
             }

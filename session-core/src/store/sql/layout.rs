@@ -12,10 +12,13 @@ use super::{map_error, SqlStore};
 /// columns added since.
 const FIRST_LAYOUT: &[&str] = &["pk", "token_hash", "created_at", "expires_at"];
 
-/// The `session_fields` columns of the first release. The columns after
-/// them in [`FIELDS_COLUMNS`] (`version`, `writers`) were added since, as
+/// How many of each table's columns every layout the store can upgrade
+/// has. The columns after them ([`SESSIONS_COLUMNS`]' `data`,
+/// [`FIELDS_COLUMNS`]' `version` and `writers`) were added since, as
 /// nullable columns at the end, which the store adds itself (instant on
 /// MySQL 8, MariaDB 10.3+, PostgreSQL 11+ and SQLite).
+const FIRST_SESSIONS: usize = 6;
+/// See [`FIRST_SESSIONS`].
 const FIRST_FIELDS: usize = 3;
 
 impl<B: Backend> SqlStore<B> {
@@ -24,9 +27,9 @@ impl<B: Backend> SqlStore<B> {
     /// `migrate`, a fields table of the layout before versioned fields gets
     /// its `version` column; without, it is refused with the statement.
     pub(super) async fn check_layout(&self, migrate: bool) -> Result<()> {
-        for (table, expected) in [
-            (&self.names.sessions, SESSIONS_COLUMNS),
-            (&self.names.fields, FIELDS_COLUMNS),
+        for (table, expected, first) in [
+            (&self.names.sessions, SESSIONS_COLUMNS, FIRST_SESSIONS),
+            (&self.names.fields, FIELDS_COLUMNS, FIRST_FIELDS),
         ] {
             let stmt = Stmt {
                 sql: B::COLUMNS.into(),
@@ -49,8 +52,7 @@ impl<B: Backend> SqlStore<B> {
                 continue;
             }
             let added = &expected[found.len().min(expected.len())..];
-            let is_older = std::ptr::eq(expected, FIELDS_COLUMNS)
-                && found.len() >= FIRST_FIELDS
+            let is_older = found.len() >= first
                 && found
                     .iter()
                     .map(String::as_str)
@@ -59,16 +61,16 @@ impl<B: Backend> SqlStore<B> {
                 let alter: Vec<String> = added
                     .iter()
                     .map(|column| {
-                        let ty = if *column == "version" {
-                            B::VERSION_TYPE
-                        } else {
-                            B::WRITERS_TYPE
+                        let ty = match *column {
+                            "version" => B::VERSION_TYPE,
+                            "writers" => B::WRITERS_TYPE,
+                            _ => B::DATA_TYPE,
                         };
                         format!("ALTER TABLE `{table}` ADD COLUMN `{column}` {ty}")
                     })
                     .collect();
                 if migrate {
-                    tracing::info!(table = %table, columns = %added.join(", "), "adding the session fields table's newer columns");
+                    tracing::info!(table = %table, columns = %added.join(", "), "adding the session table's newer columns");
                     self.backend
                         .run_ddl(&alter)
                         .await

@@ -17,6 +17,7 @@ use crate::store::{
 use crate::token::StoreKey;
 
 mod backend;
+mod doc;
 mod driver;
 mod layout;
 #[cfg(all(test, feature = "mysql", feature = "postgres"))]
@@ -29,9 +30,10 @@ mod statements;
 mod writes;
 
 pub(crate) use backend::{is_timeout, timed_out};
-pub use backend::{Affected, Arg, Backend, Conns, ErrorClass, SessionRow, Stmt};
+pub use backend::{Affected, Arg, Backend, Conns, ErrorClass, JsonDialect, SessionRow, Stmt};
 pub(crate) use driver::{shared_sql, sqlx_backend};
 pub use names::TableNames;
+use doc::{Doc, Entry};
 pub(crate) use packed::unpack;
 use statements::Statements;
 
@@ -99,6 +101,13 @@ pub struct SqlStore<B> {
     sql: Statements,
     counters: Counters,
     timeout: Option<Duration>,
+    /// The fields this store has found in rows of their own (see
+    /// [`doc`]): a load that may need one asks for its row in the same
+    /// statement, any other reads the session's row alone. Only a hint,
+    /// learned from the documents loads return: a field a document marks
+    /// and the load did not fetch is fetched by a second statement, and
+    /// learned.
+    in_rows: std::sync::RwLock<Vec<String>>,
 }
 
 impl<B: Backend> fmt::Debug for SqlStore<B> {
@@ -120,6 +129,7 @@ impl<B: Backend> SqlStore<B> {
             names,
             counters: Counters::default(),
             timeout: Some(DEFAULT_TIMEOUT),
+            in_rows: std::sync::RwLock::default(),
         }
     }
 
@@ -264,39 +274,173 @@ impl<B: Backend> SqlStore<B> {
     }
 }
 
-/// The session a load's rows describe; `None` for no rows.
-impl<B: Backend> SqlStore<B> {
-    /// Counts the fields a load returned.
-    fn loaded(&self, record: Option<Record>) -> Option<Record> {
-        if let Some(r) = &record {
-            self.counters.loaded(r.fields.len());
+/// Which fields a load returns.
+#[derive(Clone, Copy)]
+enum Want<'a> {
+    /// Every field but these (the deferred ones).
+    AllBut(&'a [&'a str]),
+    /// Only these.
+    Only(&'a [&'a str]),
+}
+
+/// Which field rows a statement of a load returns with the session's row.
+#[derive(Clone, Copy)]
+enum Rows<'a> {
+    /// These (none: the session's row alone).
+    Only(&'a [String]),
+    /// Every field row but these.
+    AllBut(&'a [&'a str]),
+}
+
+impl Want<'_> {
+    fn wants(&self, name: &str) -> bool {
+        match self {
+            Want::AllBut(skip) => !skip.contains(&name),
+            Want::Only(only) => only.contains(&name),
         }
-        record
     }
 }
 
-fn record(rows: Vec<SessionRow>) -> Option<Record> {
-    let first = rows.first()?;
+impl<B: Backend> SqlStore<B> {
+    /// A load: the session's row, with the rows of the wanted fields known
+    /// to be in rows of their own; then, only when the row's document
+    /// marks a wanted field this store did not know to be in a row (or the
+    /// row has no document yet), those rows by a second statement.
+    async fn fetch(&self, key: &StoreKey, want: Want<'_>, at: Validity) -> Result<Option<Record>> {
+        let hinted: Vec<String> = self
+            .in_rows
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .filter(|n| want.wants(n))
+            .cloned()
+            .collect();
+        let Some(mut rows) = self.fetch_rows(key, Rows::Only(&hinted), at).await? else {
+            return Ok(None);
+        };
+        let data = rows[0].data.take();
+        let doc = match data.as_deref().map(Doc::parse).transpose() {
+            Ok(doc) => doc,
+            Err(e) => return Err(Error::Backend(e.into())),
+        };
+        let missing: Vec<&str> = match &doc {
+            // A row from before the document: every field is a row.
+            None => match want {
+                Want::AllBut(skip) => {
+                    let Some(all) = self.fetch_rows(key, Rows::AllBut(skip), at).await? else {
+                        return Ok(None);
+                    };
+                    rows = all;
+                    Vec::new()
+                }
+                Want::Only(only) => only.iter().copied().filter(|n| !hinted.iter().any(|h| h == n)).collect(),
+            },
+            Some(doc) => doc
+                .in_rows()
+                .filter(|n| want.wants(n) && !hinted.iter().any(|h| h == n))
+                .collect(),
+        };
+        if !missing.is_empty() {
+            if doc.is_some() {
+                self.learn(&missing);
+            }
+            let names: Vec<String> = missing.iter().map(|n| (*n).to_string()).collect();
+            let Some(more) = self.fetch_rows(key, Rows::Only(&names), at).await? else {
+                return Ok(None);
+            };
+            rows.extend(more.into_iter().filter(|r| r.field.is_some()));
+        }
+        let record = record(rows, doc.as_ref(), want).map_err(|e| Error::Backend(e.into()))?;
+        self.counters.loaded(record.fields.len());
+        Ok(Some(record))
+    }
+
+    /// The session's row and the field rows `rows` names; `None` when
+    /// the session is not alive.
+    async fn fetch_rows(
+        &self,
+        key: &StoreKey,
+        rows: Rows<'_>,
+        at: Validity,
+    ) -> Result<Option<Vec<SessionRow>>> {
+        let names: Vec<&str>;
+        let stmt = match rows {
+            Rows::Only([]) => self.sql.load_row(key, at),
+            Rows::Only(only) => {
+                names = only.iter().map(String::as_str).collect();
+                self.sql.load_only(key, &names, at)
+            }
+            Rows::AllBut(skip) => self.sql.load(key, skip, at),
+        };
+        let rows = self.read(|| self.backend.fetch_session(&stmt)).await?;
+        Ok((!rows.is_empty()).then_some(rows))
+    }
+
+    /// Whether field `name` was found in a row of its own.
+    fn is_known_in_rows(&self, name: &str) -> bool {
+        self.in_rows
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .any(|n| n == name)
+    }
+
+    /// Remembers fields found in rows of their own.
+    fn learn(&self, names: &[&str]) {
+        let mut known = self
+            .in_rows
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for name in names {
+            // Bounded: names come from the app's session types.
+            if known.len() < 1024 && !known.iter().any(|k| k == name) {
+                known.push((*name).to_string());
+            }
+        }
+    }
+}
+
+/// The session a load's rows and its row's document describe: the
+/// document's values of the wanted fields, and the wanted field rows the
+/// document does not override with a value of its own.
+fn record(rows: Vec<SessionRow>, doc: Option<&Doc<'_>>, want: Want<'_>) -> Result<Record, String> {
+    let first = rows.first().ok_or("no session row")?;
     let (created_at, expires_at, idle_timeout, persistent) = (
         first.created_at,
         first.expires_at,
         first.idle_timeout,
         first.persistent,
     );
-    let versions = rows
-        .iter()
-        .filter_map(|r| {
-            let (name, _) = r.field.as_ref()?;
-            let version = u64::try_from(r.version?).ok()?;
-            Some((name.clone(), version))
-        })
-        .collect();
-    Some(Record {
+    let mut fields = Vec::new();
+    let mut versions = Vec::new();
+    if let Some(doc) = doc {
+        for (name, entry) in &doc.0 {
+            if let Entry::Value(value) = entry {
+                if want.wants(name) {
+                    fields.push((name.to_string(), doc::decode(name, value)?));
+                }
+            }
+        }
+    }
+    for row in rows {
+        let Some((name, value)) = row.field else {
+            continue;
+        };
+        let overridden = doc.is_some_and(|d| matches!(d.get(&name), Some(Entry::Value(_))));
+        if overridden || !want.wants(&name) || fields.iter().any(|(n, _)| *n == name) {
+            continue;
+        }
+        if let Some(version) = row.version.and_then(|v| u64::try_from(v).ok()) {
+            versions.push((name.clone(), version));
+        }
+        fields.push((name, value));
+    }
+    Ok(Record {
         created_at,
         expires_at,
         idle_timeout,
         persistent,
-        fields: rows.into_iter().filter_map(|r| r.field).collect(),
+        fields,
         versions,
     })
 }
@@ -347,9 +491,7 @@ impl<B: Backend> SessionIndexes for SqlStore<B> {
 #[async_trait]
 impl<B: Backend> SessionStore for SqlStore<B> {
     async fn load(&self, key: &StoreKey, skip: &[&str], at: Validity) -> Result<Option<Record>> {
-        let stmt = self.sql.load(key, skip, at);
-        let rows = self.read(|| self.backend.fetch_session(&stmt)).await?;
-        Ok(self.loaded(record(rows)))
+        self.fetch(key, Want::AllBut(skip), at).await
     }
 
     async fn load_only(
@@ -358,9 +500,7 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         only: &[&str],
         at: Validity,
     ) -> Result<Option<Record>> {
-        let stmt = self.sql.load_only(key, only, at);
-        let rows = self.read(|| self.backend.fetch_session(&stmt)).await?;
-        Ok(self.loaded(record(rows)))
+        self.fetch(key, Want::Only(only), at).await
     }
 
     async fn load_field(
@@ -369,12 +509,21 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         name: &str,
         at: Validity,
     ) -> Result<Option<Vec<u8>>> {
-        let stmt = self.sql.load_field(key, name, at);
-        let value = self
-            .read(|| self.backend.fetch_bytes(&stmt))
-            .await?
-            .into_iter()
-            .next();
+        // A deferred field is most likely large, so in a row of its own:
+        // ask for its row with the session's (one statement either way).
+        let names = [name.to_string()];
+        let Some(mut rows) = self.fetch_rows(key, Rows::Only(&names), at).await? else {
+            return Ok(None);
+        };
+        let data = rows[0].data.take();
+        let doc = match data.as_deref().map(Doc::parse).transpose() {
+            Ok(doc) => doc,
+            Err(e) => return Err(Error::Backend(e.into())),
+        };
+        let only = [name];
+        let record = record(rows, doc.as_ref(), Want::Only(&only))
+            .map_err(|e| Error::Backend(e.into()))?;
+        let value = record.fields.into_iter().next().map(|(_, v)| v);
         self.counters.loaded(usize::from(value.is_some()));
         Ok(value)
     }

@@ -3,6 +3,7 @@
 //! how each write is recognised should its reply be lost.
 
 use super::backend::Backend;
+use super::doc::{self, RowEdit};
 use super::statements::Nonce;
 use super::writes::{is_duplicate, Landed};
 use super::SqlStore;
@@ -17,15 +18,16 @@ impl<B: Backend> SqlStore<B> {
         session: NewSession,
         fields: &[(&'static str, Vec<u8>)],
     ) -> Result<bool> {
-        // Two autocommit statements, not a transaction: BEGIN and COMMIT
-        // would double a login's round trips, and all a failed second
-        // statement can leave is an empty session row whose token nobody
-        // ever received (the request fails, so no cookie is sent); cleanup
-        // deletes it when it expires. The token is known to no one else
-        // yet, so the fields go in by the new row's key with a plain
-        // multi-row insert: measured faster than the upsert a save uses,
-        // which finds the session by token through a derived table.
-        let insert = self.sql.insert(key, session);
+        // The small fields go in the session's row (its document); the
+        // others, if any, in a second autocommit statement, not a
+        // transaction: BEGIN and COMMIT would double a login's round
+        // trips, and all a failed second statement can leave is a session
+        // row whose token nobody ever received (the request fails, so no
+        // cookie is sent); cleanup deletes it when it expires. The token is
+        // known to no one else yet, so those fields go in by the new row's
+        // key with a plain multi-row insert.
+        let data = doc::document(fields);
+        let insert = self.sql.insert(key, session, &data);
         let attempt = self
             .retried(1, || self.backend.insert(&insert, self.write_limit()))
             .await;
@@ -50,12 +52,17 @@ impl<B: Backend> SqlStore<B> {
             Err(e) if is_duplicate::<B>(&e) => return Ok(false),
             Err(e) => return Err(e),
         };
-        if !fields.is_empty() {
+        let rows: Vec<(&'static str, Vec<u8>)> = fields
+            .iter()
+            .filter(|(_, v)| !doc::in_row(v))
+            .cloned()
+            .collect();
+        if !rows.is_empty() {
             // A foreign-key miss here means the new row went already (a
             // destroy by a key no one has yet cannot): never report the
             // fields saved when they were not. A duplicate after a lost
             // reply: the one multi-row insert was applied, whole.
-            let stmt = self.sql.insert_fields(pk, fields);
+            let stmt = self.sql.insert_fields(pk, &rows);
             let attempt = self
                 .retried(1, || {
                     self.backend
@@ -68,9 +75,9 @@ impl<B: Backend> SqlStore<B> {
                 Err(e) if is_duplicate::<B>(&e) && attempt.replayed => self.counters.recovered(),
                 Err(e) => return Err(e),
             }
-            self.counters
-                .wrote(fields.iter().map(|(_, v)| v.as_slice()));
         }
+        self.counters
+            .wrote(fields.iter().map(|(_, v)| v.as_slice()));
         Ok(true)
     }
 
@@ -80,35 +87,15 @@ impl<B: Backend> SqlStore<B> {
         changes: &Changes,
         at: Validity,
     ) -> Result<Saved> {
-        // The common write (a request that read the session and changed
-        // fields it found) is one plain UPDATE. Anything short of one row
-        // per field falls through to the general path, which creates a
-        // field removed meanwhile or reports the session gone.
-        let only_updates = changes.upsert_existing
-            && changes.expect.is_empty()
-            && changes.rename.is_none()
-            && changes.expiry.is_none()
-            && !changes.clear
-            && changes.remove.is_empty()
-            && changes.index.is_empty();
-        if only_updates {
-            let n = changes.upsert.len() as u64;
-            let stmt = self.sql.update(key, &changes.upsert, at);
-            if let Some(affected) = self.write(std::slice::from_ref(&stmt), 0).await? {
-                if affected.first() == Some(&n) {
-                    self.counters
-                        .wrote(changes.upsert.iter().map(|(_, v)| v.as_slice()));
-                    return Ok(Saved::Saved);
-                }
-            }
-        }
         // A regenerate goes first, so everything after it names the new key.
-        // The expiry update comes before the upsert: it takes the session
-        // row's exclusive lock before the upsert takes its shared one. The
-        // other order lets two saves of one session each hold the shared
-        // lock and wait for the exclusive one: a deadlock (seen in the
-        // benchmark's 1-session `bump` run). Each of the three matches only
-        // a live session, so whichever comes first tells whether it is gone.
+        // The session row's update (expiry and document) comes before any
+        // field row: it takes the row's exclusive lock before a field
+        // row's statement takes its shared one. The other order lets two
+        // saves of one session each hold the shared lock and wait for the
+        // exclusive one: a deadlock (seen in the benchmark's 1-session
+        // `bump` run). Each matches only a live session, so whichever comes
+        // first tells whether it is gone. The common write (a `bump`: small
+        // fields, maybe a touch) is that one `UPDATE` alone.
         let mut stmts = Vec::with_capacity(4 + changes.expect.len());
         let nonce = if changes.expect.is_empty() {
             Nonce([0; 8])
@@ -120,8 +107,23 @@ impl<B: Backend> SqlStore<B> {
             stmts.extend(self.sql.rename(key, &rename.to, rename.previous_until, at));
             current = &rename.to;
         }
-        if let Some(update) = changes.expiry {
-            stmts.push(self.sql.expiry(current, update, at));
+        // Fields that go to rows of their own: later loads of this store
+        // ask for their rows with the session's.
+        let rows: Vec<&str> = changes
+            .upsert
+            .iter()
+            .filter(|(n, v)| changes.expectation(n).is_some() || !doc::in_row(v))
+            .map(|(n, _)| *n)
+            .collect();
+        if !rows.is_empty() {
+            self.learn(&rows);
+        }
+        let edit = self.row_edit(changes);
+        // An edit that only removes keys cannot resurrect anything, so it
+        // need not match: it goes last (see below).
+        let removes_only = !edit.clear && edit.set.is_empty() && changes.expiry.is_none();
+        if !removes_only {
+            stmts.extend(self.sql.row_update(current, changes.expiry, &edit, at));
         }
         // Versioned fields: one compare-and-set each, right after the
         // statements above and before anything else, all required to
@@ -134,8 +136,16 @@ impl<B: Backend> SqlStore<B> {
                 .find(|(n, _)| *n == name)
                 .map(|(_, v)| v.as_slice())
         };
+        // A write of a versioned field at version 0 (stored without an
+        // expectation: in a row of its own with no version, or as a value
+        // in the document, as an earlier unversioned type left it) goes
+        // after these: its row, if any, is deleted and the field inserted
+        // at version 1; a row of a later version makes the insert a
+        // duplicate key, a conflict.
+        let mut at_zero = Vec::new();
         for expect in &changes.expect {
             match (value(expect.name), expect.version) {
+                (Some(bytes), Some(0)) if !changes.clear => at_zero.push((expect.name, bytes)),
                 (Some(bytes), Some(v)) if !changes.clear => {
                     stmts.push(
                         self.sql
@@ -161,6 +171,10 @@ impl<B: Backend> SqlStore<B> {
             }
         }
         let checked = stmts.len();
+        for (name, bytes) in at_zero {
+            stmts.push(self.sql.cas_delete(current, name, 0, at, false));
+            stmts.push(self.sql.cas_insert(current, name, bytes, 1, &nonce, at));
+        }
         if changes.clear {
             if stmts.is_empty() {
                 // A clear's DELETE cannot tell a dead session from an empty
@@ -190,8 +204,9 @@ impl<B: Backend> SqlStore<B> {
                 .filter(|(n, _)| changes.expectation(n).is_none())
         };
         let has_plain = plain().next().is_some();
-        if has_plain {
-            stmts.push(self.sql.upsert(current, plain(), at));
+        let large = || plain().filter(|(n, v)| self.in_own_row(n, v));
+        if large().next().is_some() {
+            stmts.push(self.sql.upsert(current, large(), at));
         }
         let remove: Vec<&'static str> = changes
             .remove
@@ -201,6 +216,9 @@ impl<B: Backend> SqlStore<B> {
             .collect();
         if !remove.is_empty() {
             stmts.push(self.sql.remove(current, &remove));
+        }
+        if removes_only {
+            stmts.extend(self.sql.row_update(current, None, &edit, at));
         }
         // Index entries last, the ones set first: a save of index entries
         // alone (after a create) tells by its first statement whether the
@@ -278,5 +296,47 @@ impl<B: Backend> SqlStore<B> {
                 })
             }
         }
+    }
+
+    /// Whether an unversioned field's value is written to a row of its
+    /// own: a large one, or one of a field this store found in rows (a
+    /// versioned field written without an expectation keeps its version
+    /// there; any other is found either way, as a value in the document
+    /// wins over a row).
+    fn in_own_row(&self, name: &str, value: &[u8]) -> bool {
+        !doc::in_row(value) || self.is_known_in_rows(name)
+    }
+
+    /// What a save changes in the session row's document: each small
+    /// unversioned field's value, a mark for each field that goes to a
+    /// row of its own (a large one, or a versioned one created), and the
+    /// removed fields' keys.
+    fn row_edit(&self, changes: &Changes) -> RowEdit {
+        use base64::Engine as _;
+        let mut edit = RowEdit {
+            clear: changes.clear,
+            ..RowEdit::default()
+        };
+        for (name, value) in &changes.upsert {
+            let entry = match changes.expectation(name) {
+                // A versioned field lives in its row; the document marks
+                // it when the row is created (or recreated after a clear).
+                Some(expect) if expect.version.is_some_and(|v| v > 0) && !changes.clear => {
+                    continue
+                }
+                Some(_) => None,
+                None if !self.in_own_row(name, value) => {
+                    Some(base64::engine::general_purpose::STANDARD.encode(value))
+                }
+                None => None,
+            };
+            edit.set.push((self.sql.doc_key(name), entry));
+        }
+        if !changes.clear {
+            for name in &changes.remove {
+                edit.remove.push(self.sql.doc_key(name));
+            }
+        }
+        edit
     }
 }

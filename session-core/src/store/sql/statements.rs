@@ -17,7 +17,8 @@ use std::borrow::Cow;
 use crate::store::{ExpiryUpdate, IndexTag, Validity};
 use crate::token::StoreKey;
 
-use super::backend::{Arg, Backend, Stmt};
+use super::backend::{Arg, Backend, JsonDialect, Stmt};
+use super::doc::RowEdit;
 use super::names::TableNames;
 
 /// The columns the store needs, per table.
@@ -28,6 +29,7 @@ pub(crate) const SESSIONS_COLUMNS: &[&str] = &[
     "expires_at",
     "idle_timeout",
     "persistent",
+    "data",
 ];
 /// See [`SESSIONS_COLUMNS`].
 pub(crate) const FIELDS_COLUMNS: &[&str] = &["session_pk", "name", "value", "version", "writers"];
@@ -78,17 +80,20 @@ fn placeholders(out: &mut String, n: usize) {
 /// Every statement's fixed text for one set of table names and one dialect.
 #[derive(Debug)]
 pub(crate) struct Statements {
+    json: JsonDialect,
+    load_row: String,
     load_head: String,
     load_from: String,
     load_where: String,
-    load_field: String,
     insert: String,
     insert_fields: String,
     upsert_head: String,
     upsert_tail: String,
     remove_head: String,
-    update_head: String,
-    update_tail: String,
+    row_update_head: String,
+    row_update_tail: String,
+    doc_base: String,
+    doc_empty: &'static str,
     clear: String,
     cas_update: String,
     cas_insert: String,
@@ -124,24 +129,45 @@ impl Statements {
             format!("`{}`", names.previous),
         );
         let (greatest, least) = (B::GREATEST, B::LEAST);
+        // The session row's columns, `data` as text in every dialect.
+        let head = format!(
+            "SELECT s.created_at, s.expires_at, s.idle_timeout, s.persistent, {}",
+            match B::JSON {
+                JsonDialect::Postgres => "s.data::text",
+                JsonDialect::MySql | JsonDialect::Sqlite => "s.data",
+            }
+        );
+        // A row's document as it stands, or, for a row written before the
+        // `data` column existed (NULL), a document marking every field row
+        // it has: the first write of such a session keeps them all.
+        let (aggregate, empty) = match B::JSON {
+            JsonDialect::MySql => ("JSON_OBJECTAGG(f.name, 0)", "'{}'"),
+            JsonDialect::Sqlite => ("json_group_object(f.name, 0)", "'{}'"),
+            JsonDialect::Postgres => ("jsonb_object_agg(f.name, 0)", "'{}'::jsonb"),
+        };
         Statements {
+            json: B::JSON,
+            load_row: format!(
+                "{head} FROM {s} s WHERE s.token_hash = ? AND {}",
+                alive("s.")
+            ),
             load_head: match B::PACK_FIELDS {
                 None => format!(
-                    "SELECT s.created_at, s.expires_at, s.idle_timeout, s.persistent, {}, f.value, f.version FROM {s} s LEFT JOIN {f} f ON f.session_pk = s.pk",
+                    "{head}, {}, f.value, f.version FROM {s} s LEFT JOIN {f} f ON f.session_pk = s.pk",
                     B::NAME_BYTES
                 ),
                 Some(aggregate) => format!(
-                    "SELECT s.created_at, s.expires_at, s.idle_timeout, s.persistent, (SELECT {aggregate} FROM {f} f WHERE f.session_pk = s.pk"
+                    "{head}, (SELECT {aggregate} FROM {f} f WHERE f.session_pk = s.pk"
                 ),
             },
             load_from: B::PACK_FIELDS.map_or(String::new(), |_| format!(") FROM {s} s")),
             load_where: format!(" WHERE s.token_hash = ? AND {}", alive("s.")),
-            load_field: format!(
-                "SELECT f.value FROM {s} s JOIN {f} f ON f.session_pk = s.pk AND f.name = ? WHERE s.token_hash = ? AND {}",
-                alive("s.")
-            ),
             insert: format!(
-                "INSERT INTO {s} (token_hash, created_at, expires_at, idle_timeout, persistent) VALUES (?, ?, ?, ?, ?){}",
+                "INSERT INTO {s} (token_hash, created_at, expires_at, idle_timeout, persistent, data) VALUES (?, ?, ?, ?, ?, {}){}",
+                match B::JSON {
+                    JsonDialect::Postgres => "CAST(? AS jsonb)",
+                    JsonDialect::MySql | JsonDialect::Sqlite => "?",
+                },
                 B::INSERT_RETURNING
             ),
             insert_fields: format!("INSERT INTO {f} (session_pk, name, value) VALUES "),
@@ -156,11 +182,12 @@ impl Statements {
             remove_head: format!(
                 "DELETE FROM {f} WHERE session_pk = (SELECT pk FROM {s} WHERE token_hash = ?) AND name IN ("
             ),
-            update_head: format!("UPDATE {f} SET value = CASE name"),
-            update_tail: format!(
-                " END WHERE session_pk = (SELECT pk FROM {s} WHERE token_hash = ? AND {}) AND name IN (",
-                alive("")
+            row_update_head: format!("UPDATE {s} AS s SET "),
+            row_update_tail: format!(" WHERE s.token_hash = ? AND {}", alive("s.")),
+            doc_base: format!(
+                "COALESCE(s.data, (SELECT {aggregate} FROM {f} f WHERE f.session_pk = s.pk), {empty})"
             ),
+            doc_empty: empty,
             clear: format!(
                 "DELETE FROM {f} WHERE session_pk = (SELECT pk FROM {s} WHERE token_hash = ?)"
             ),
@@ -213,13 +240,9 @@ impl Statements {
             keep_previous: format!(
                 "INSERT INTO {p} (token_hash, session_pk, valid_until) SELECT ?, pk, ? FROM {s} WHERE token_hash = ?"
             ),
-            extend: format!(
-                "UPDATE {s} SET expires_at = {least}({greatest}(expires_at, ?), created_at + ?) WHERE token_hash = ? AND {}",
-                alive("")
-            ),
+            extend: format!("expires_at = {least}({greatest}(expires_at, ?), created_at + ?)"),
             set_expiry: format!(
-                "UPDATE {s} SET expires_at = {least}(?, created_at + ?), idle_timeout = ?, persistent = ? WHERE token_hash = ? AND {}",
-                alive("")
+                "expires_at = {least}(?, created_at + ?), idle_timeout = ?, persistent = ?"
             ),
             moved: format!("SELECT session_pk FROM {p} WHERE token_hash = ? AND valid_until > ?"),
             // The scalar subquery runs once (a primary-key lookup), so the
@@ -233,7 +256,7 @@ impl Statements {
             ),
             delete_head: format!("DELETE FROM {s} WHERE pk IN ("),
             probe: format!(
-                "SELECT s.pk FROM {s} s LEFT JOIN {f} f ON f.session_pk = s.pk AND f.name = '' AND f.writers IS NULL LEFT JOIN {i} i ON i.session_pk = s.pk AND i.tag = f.value LEFT JOIN {p} p ON p.session_pk = s.pk AND p.valid_until = 0 WHERE s.pk = 0 AND s.idle_timeout = 0"
+                "SELECT s.pk FROM {s} s LEFT JOIN {f} f ON f.session_pk = s.pk AND f.name = '' AND f.writers IS NULL LEFT JOIN {i} i ON i.session_pk = s.pk AND i.tag = f.value LEFT JOIN {p} p ON p.session_pk = s.pk AND p.valid_until = 0 WHERE s.pk = 0 AND s.idle_timeout = 0 AND s.data IS NULL"
             ),
             // The fields' conflict clause, for the index's `tag` column.
             index_set: format!(
@@ -284,6 +307,17 @@ impl Statements {
         self.load_with(key, Names::Only(only), at)
     }
 
+    /// The session's row alone: its timestamps and its document, one
+    /// lookup in one table.
+    pub(crate) fn load_row<'a>(&'a self, key: &'a StoreKey, at: Validity) -> Stmt<'a> {
+        let mut args = vec![Arg::Bytes(key.as_bytes())];
+        args.extend(alive_args(at));
+        Stmt {
+            sql: Cow::Borrowed(&self.load_row),
+            args,
+        }
+    }
+
     fn load_with<'a>(&'a self, key: &'a StoreKey, names: Names<'a>, at: Validity) -> Stmt<'a> {
         let mut sql = self.load_head.clone();
         let (op, list) = match names {
@@ -311,24 +345,13 @@ impl Statements {
         }
     }
 
-    pub(crate) fn load_field<'a>(
-        &'a self,
-        key: &'a StoreKey,
-        name: &'a str,
-        at: Validity,
-    ) -> Stmt<'a> {
-        let mut args = vec![Arg::Text(name), Arg::Bytes(key.as_bytes())];
-        args.extend(alive_args(at));
-        Stmt {
-            sql: Cow::Borrowed(&self.load_field),
-            args,
-        }
-    }
-
+    /// A new session's row, `data` its document of small fields (see
+    /// [`document`]).
     pub(crate) fn insert<'a>(
         &'a self,
         key: &'a StoreKey,
         session: crate::store::NewSession,
+        data: &'a str,
     ) -> Stmt<'a> {
         Stmt {
             sql: Cow::Borrowed(&self.insert),
@@ -338,6 +361,7 @@ impl Statements {
                 Arg::Int(session.expires_at),
                 Arg::Int(session.idle_timeout),
                 Arg::Flag(session.persistent),
+                Arg::Text(data),
             ],
         }
     }
@@ -395,34 +419,6 @@ impl Statements {
         sql.push(')');
         let mut args = vec![Arg::Bytes(key.as_bytes())];
         args.extend(names.iter().map(|n| Arg::Text(n)));
-        Stmt {
-            sql: sql.into(),
-            args,
-        }
-    }
-
-    /// Updates fields known to exist: cheaper for InnoDB than the upsert's
-    /// insert-or-update through a join. Matches one row per field of a live
-    /// session; fewer means a field or the session went meanwhile.
-    pub(crate) fn update<'a>(
-        &'a self,
-        key: &'a StoreKey,
-        fields: &'a [(&'static str, Vec<u8>)],
-        at: Validity,
-    ) -> Stmt<'a> {
-        let mut sql = self.update_head.clone();
-        let mut args = Vec::with_capacity(fields.len() * 3 + 3);
-        for (name, value) in fields {
-            sql.push_str(" WHEN ? THEN ?");
-            args.push(Arg::Text(name));
-            args.push(Arg::Bytes(value));
-        }
-        sql.push_str(&self.update_tail);
-        args.push(Arg::Bytes(key.as_bytes()));
-        args.extend(alive_args(at));
-        placeholders(&mut sql, fields.len());
-        sql.push(')');
-        args.extend(fields.iter().map(|(name, _)| Arg::Text(name)));
         Stmt {
             sql: sql.into(),
             args,
@@ -591,34 +587,147 @@ impl Statements {
         }
     }
 
-    pub(crate) fn expiry<'a>(
+    /// The one `UPDATE` of a session's row a save sends: its expiry, and
+    /// its document of small fields edited on the server (see [`RowEdit`]).
+    /// Matches the row exactly when the session is alive. `None` when
+    /// there is nothing to change.
+    pub(crate) fn row_update<'a>(
         &'a self,
         key: &'a StoreKey,
-        update: ExpiryUpdate,
+        expiry: Option<ExpiryUpdate>,
+        edit: &'a RowEdit,
         at: Validity,
-    ) -> Stmt<'a> {
-        let (sql, mut args) = match update {
-            ExpiryUpdate::Extend(t) => (
-                Cow::Borrowed(self.extend.as_str()),
-                vec![Arg::Int(t), Arg::Int(at.max_lifetime())],
-            ),
-            ExpiryUpdate::Set {
+    ) -> Option<Stmt<'a>> {
+        if expiry.is_none() && edit.is_empty() {
+            return None;
+        }
+        let mut sql = self.row_update_head.clone();
+        let mut args = Vec::with_capacity(8 + edit.set.len() * 2 + edit.remove.len());
+        match expiry {
+            Some(ExpiryUpdate::Extend(t)) => {
+                sql.push_str(&self.extend);
+                args.extend([Arg::Int(t), Arg::Int(at.max_lifetime())]);
+            }
+            Some(ExpiryUpdate::Set {
                 expires_at,
                 idle_timeout,
                 persistent,
-            } => (
-                Cow::Borrowed(self.set_expiry.as_str()),
-                vec![
+            }) => {
+                sql.push_str(&self.set_expiry);
+                args.extend([
                     Arg::Int(expires_at),
                     Arg::Int(at.max_lifetime()),
                     Arg::Int(idle_timeout),
                     Arg::Flag(persistent),
-                ],
-            ),
-        };
+                ]);
+            }
+            None => {}
+        }
+        if !edit.is_empty() {
+            if expiry.is_some() {
+                sql.push_str(", ");
+            }
+            sql.push_str("data = ");
+            self.merge(&mut sql, &mut args, edit);
+        }
+        sql.push_str(&self.row_update_tail);
         args.push(Arg::Bytes(key.as_bytes()));
         args.extend(alive_args(at));
-        Stmt { sql, args }
+        Some(Stmt {
+            sql: sql.into(),
+            args,
+        })
+    }
+
+    /// The edited document: the row's own (or an empty one for a
+    /// `clear`), its removed keys dropped, its set keys written, in the
+    /// dialect's functions.
+    fn merge<'a>(&self, sql: &mut String, args: &mut Vec<Arg<'a>>, edit: &'a RowEdit) {
+        let base = if edit.clear {
+            self.doc_empty
+        } else {
+            self.doc_base.as_str()
+        };
+        // PostgreSQL's `jsonb_build_object` takes any type: say which.
+        let (text, marker) = match self.json {
+            JsonDialect::Postgres => ("?::text, ?::text", "?::text, 0"),
+            JsonDialect::MySql | JsonDialect::Sqlite => ("?, ?", "?, 0"),
+        };
+        let set = |sql: &mut String, args: &mut Vec<Arg<'a>>| {
+            for (i, (key, value)) in edit.set.iter().enumerate() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                args.push(Arg::Text(key));
+                match value {
+                    Some(value) => {
+                        sql.push_str(text);
+                        args.push(Arg::Text(value));
+                    }
+                    // A field in a row of its own: the document says so.
+                    None => sql.push_str(marker),
+                }
+            }
+        };
+        match self.json {
+            JsonDialect::MySql | JsonDialect::Sqlite => {
+                if !edit.set.is_empty() {
+                    sql.push_str("JSON_SET(");
+                }
+                if !edit.remove.is_empty() {
+                    sql.push_str("JSON_REMOVE(");
+                }
+                sql.push_str(base);
+                if !edit.remove.is_empty() {
+                    for key in &edit.remove {
+                        sql.push_str(", ?");
+                        args.push(Arg::Text(key));
+                    }
+                    sql.push(')');
+                }
+                if !edit.set.is_empty() {
+                    sql.push_str(", ");
+                    set(sql, args);
+                    sql.push(')');
+                }
+            }
+            JsonDialect::Postgres => {
+                sql.push('(');
+                sql.push_str(base);
+                for key in &edit.remove {
+                    sql.push_str(" - ?::text");
+                    args.push(Arg::Text(key));
+                }
+                sql.push(')');
+                if !edit.set.is_empty() {
+                    sql.push_str(" || jsonb_build_object(");
+                    set(sql, args);
+                    sql.push(')');
+                }
+            }
+        }
+    }
+
+    /// The document key of field `name`: a path on MySQL and SQLite, the
+    /// name itself on PostgreSQL.
+    pub(crate) fn doc_key(&self, name: &str) -> String {
+        match self.json {
+            JsonDialect::Postgres => name.to_string(),
+            JsonDialect::MySql | JsonDialect::Sqlite => {
+                // Stored names are ASCII letters, digits, `_`, `-` and `.`
+                // (checked by the derive); quoted, so a `.` is no step.
+                let mut path = String::with_capacity(name.len() + 4);
+                path.push_str("$.\"");
+                for c in name.chars() {
+                    if matches!(c, '"' | '\\') {
+                        path.push('\\');
+                    }
+                    path.push(c);
+                }
+                path.push('"');
+                path
+            }
+        }
     }
 
     pub(crate) fn moved<'a>(&'a self, key: &'a StoreKey, now: i64) -> Stmt<'a> {

@@ -156,5 +156,7 @@ sqlx_backend! {
     push_writer: "?",
     has_writer: "f.writers = ?",
     schema: include_str!("schema.sql"),
+    json: crate::store::sql::JsonDialect::Sqlite,
+    data_type: "TEXT",
     classify: classify,
 }

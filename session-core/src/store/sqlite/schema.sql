@@ -17,7 +17,12 @@ CREATE TABLE IF NOT EXISTS `sessions` (
   `idle_timeout` INTEGER NOT NULL,
   -- The session's own cookie choice: 1 persistent (set_expiry), 0 browser-session
   -- (expire_on_close), NULL the configured `persistent`.
-  `persistent` INTEGER NULL
+  `persistent` INTEGER NULL,
+  -- The session's small fields (values of at most 1 KB), as a JSON object
+  -- of base64 values edited in place with json_set; a field in a row of its
+  -- own in `session_fields` (larger, versioned) is a 0 here. NULL for a row
+  -- written before this column existed: all its fields are rows.
+  `data` TEXT
 );
 
 CREATE INDEX IF NOT EXISTS `sessions_expires_at` ON `sessions` (`expires_at`);
