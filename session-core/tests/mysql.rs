@@ -380,9 +380,7 @@ async fn a_write_past_the_statement_timeout_is_ended_by_the_server() {
     let mut holder = raw_connection().await;
     holder.execute("BEGIN").await.unwrap();
     holder
-        .execute(
-            format!("UPDATE `{prefix}sessions` SET data = 'held'").as_str(),
-        )
+        .execute(format!("UPDATE `{prefix}sessions` SET data = 'held'").as_str())
         .await
         .unwrap();
     let at = Validity {

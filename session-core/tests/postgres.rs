@@ -87,9 +87,7 @@ async fn a_write_past_the_statement_timeout_is_ended_by_the_server() {
     let mut holder = sqlx::PgConnection::connect(&url()).await.unwrap();
     holder.execute("BEGIN").await.unwrap();
     holder
-        .execute(
-            format!("UPDATE \"{prefix}sessions\" SET data = '{{}}'::jsonb").as_str(),
-        )
+        .execute(format!("UPDATE \"{prefix}sessions\" SET data = '{{}}'::jsonb").as_str())
         .await
         .unwrap();
     let at = Validity {

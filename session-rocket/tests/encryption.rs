@@ -99,7 +99,7 @@ async fn a_dump_of_an_encrypted_store_holds_no_plaintext() {
     assert_eq!(body, expected);
     assert!(plain.contains("INSERT INTO"), "the dump has the rows");
     assert!(
-        plain.contains(CARD) && plain.contains("987654321"),
+        shows(&plain, CARD) && shows(&plain, "987654321"),
         "without keys the dump shows the values"
     );
 
@@ -107,6 +107,17 @@ async fn a_dump_of_an_encrypted_store_holds_no_plaintext() {
     assert_eq!(body, expected, "the app reads its values back");
     assert!(sealed.contains("INSERT INTO"), "the dump has the rows");
     for plaintext in [CARD, "987654321", "4111", "note-"] {
-        assert!(!sealed.contains(plaintext), "the dump shows {plaintext:?}");
+        assert!(!shows(&sealed, plaintext), "the dump shows {plaintext:?}");
     }
+}
+
+/// Whether `dump` shows `text`: as it is (a field row's bytes), or inside
+/// a base64 value (the session row's document of small fields).
+fn shows(dump: &str, text: &str) -> bool {
+    use base64::Engine as _;
+    dump.contains(text)
+        || dump
+            .split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=')))
+            .filter_map(|token| base64::engine::general_purpose::STANDARD.decode(token).ok())
+            .any(|bytes| String::from_utf8_lossy(&bytes).contains(text))
 }

@@ -454,9 +454,9 @@ async fn two_instances_on_two_galera_nodes_keep_every_guarantee() {
                 "-e",
             ])
             .arg(format!(
-                "SET SESSION wsrep_sync_wait = 1; SELECT HEX(s.token_hash), f.name, HEX(f.value) \
-                 FROM `{prefix}sessions` s JOIN `{prefix}session_fields` f ON f.session_pk = s.pk \
-                 ORDER BY 1, 2"
+                "SET SESSION wsrep_sync_wait = 1; SELECT HEX(s.token_hash), s.data, f.name, \
+                 HEX(f.value) FROM `{prefix}sessions` s LEFT JOIN `{prefix}session_fields` f \
+                 ON f.session_pk = s.pk ORDER BY 1, 3"
             ))
             .output()
             .expect("the mariadb client runs");

@@ -185,7 +185,6 @@ impl RowEdit {
     }
 }
 
-
 /// A new session's document: its small fields' values, and a `0` for
 /// each field that goes to a row of its own.
 pub(crate) fn document(fields: &[(&'static str, Vec<u8>)]) -> String {
@@ -221,7 +220,14 @@ mod tests {
 
     #[test]
     fn a_malformed_document_is_an_error() {
-        for bad in ["", "[]", "{\"a\": 1}", "{\"a\": true}", "{\"a\": \"x\"} x", "{\"a\""] {
+        for bad in [
+            "",
+            "[]",
+            "{\"a\": 1}",
+            "{\"a\": true}",
+            "{\"a\": \"x\"} x",
+            "{\"a\"",
+        ] {
             assert!(Doc::parse(bad).is_err(), "{bad}");
         }
         assert!(super::decode("a", "!!").is_err());

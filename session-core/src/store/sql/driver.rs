@@ -238,17 +238,18 @@ macro_rules! sqlx_backend {
                 let rows = result?;
                 // The session row's columns, then (when the load asked
                 // for field rows) one field per row, or all of them packed.
-                let head = |r: &<$db as sqlx::Database>::Row, field, version| -> Result<_, sqlx::Error> {
-                    Ok($crate::store::sql::SessionRow {
-                        created_at: r.try_get(0)?,
-                        expires_at: r.try_get(1)?,
-                        idle_timeout: r.try_get(2)?,
-                        persistent: r.try_get(3)?,
-                        data: r.try_get(4)?,
-                        field,
-                        version,
-                    })
-                };
+                let head =
+                    |r: &<$db as sqlx::Database>::Row, field, version| -> Result<_, sqlx::Error> {
+                        Ok($crate::store::sql::SessionRow {
+                            created_at: r.try_get(0)?,
+                            expires_at: r.try_get(1)?,
+                            idle_timeout: r.try_get(2)?,
+                            persistent: r.try_get(3)?,
+                            data: r.try_get(4)?,
+                            field,
+                            version,
+                        })
+                    };
                 if Self::PACK_FIELDS.is_some() {
                     let Some(r) = rows.first() else {
                         return Ok(Vec::new());

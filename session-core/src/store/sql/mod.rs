@@ -27,13 +27,15 @@ mod packed;
 pub(crate) mod pool;
 mod save;
 mod statements;
+#[cfg(all(test, feature = "mysql", feature = "postgres", feature = "sqlite"))]
+mod upgrade;
 mod writes;
 
 pub(crate) use backend::{is_timeout, timed_out};
 pub use backend::{Affected, Arg, Backend, Conns, ErrorClass, JsonDialect, SessionRow, Stmt};
+use doc::{Doc, Entry};
 pub(crate) use driver::{shared_sql, sqlx_backend};
 pub use names::TableNames;
-use doc::{Doc, Entry};
 pub(crate) use packed::unpack;
 use statements::Statements;
 
@@ -333,7 +335,11 @@ impl<B: Backend> SqlStore<B> {
                     rows = all;
                     Vec::new()
                 }
-                Want::Only(only) => only.iter().copied().filter(|n| !hinted.iter().any(|h| h == n)).collect(),
+                Want::Only(only) => only
+                    .iter()
+                    .copied()
+                    .filter(|n| !hinted.iter().any(|h| h == n))
+                    .collect(),
             },
             Some(doc) => doc
                 .in_rows()
@@ -521,8 +527,8 @@ impl<B: Backend> SessionStore for SqlStore<B> {
             Err(e) => return Err(Error::Backend(e.into())),
         };
         let only = [name];
-        let record = record(rows, doc.as_ref(), Want::Only(&only))
-            .map_err(|e| Error::Backend(e.into()))?;
+        let record =
+            record(rows, doc.as_ref(), Want::Only(&only)).map_err(|e| Error::Backend(e.into()))?;
         let value = record.fields.into_iter().next().map(|(_, v)| v);
         self.counters.loaded(usize::from(value.is_some()));
         Ok(value)

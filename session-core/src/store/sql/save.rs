@@ -321,9 +321,7 @@ impl<B: Backend> SqlStore<B> {
             let entry = match changes.expectation(name) {
                 // A versioned field lives in its row; the document marks
                 // it when the row is created (or recreated after a clear).
-                Some(expect) if expect.version.is_some_and(|v| v > 0) && !changes.clear => {
-                    continue
-                }
+                Some(expect) if expect.version.is_some_and(|v| v > 0) && !changes.clear => continue,
                 Some(_) => None,
                 None if !self.in_own_row(name, value) => {
                     Some(base64::engine::general_purpose::STANDARD.encode(value))
