@@ -194,9 +194,10 @@
 //! a server (the checks of whole requests), and their limits are stated
 //! under "The cookie store" in the README.
 //! The SQL stores share one layout: `sessions` (one row per session, keyed
-//! by the SHA-256 of the token, with `created_at` and an indexed
-//! `expires_at`) and `session_fields` (one row per field, cascading on
-//! delete). The DDL ships as `session-core/src/store/mysql/schema.sql` and
+//! by the SHA-256 of the token, with `created_at`, an indexed `expires_at`
+//! and a JSON document of the session's small fields, so a read is one
+//! lookup in one table) and `session_fields` (a row per field too large for
+//! the document or versioned, cascading on delete). The DDL ships as `session-core/src/store/mysql/schema.sql` and
 //! `…/sqlite/schema.sql` for users without the CREATE privilege
 //! (`create_tables = false`). A store built in code is attached with
 //! [`Sessions::with_store`]; a pool the app already has, with

@@ -20,6 +20,7 @@ mod backend;
 mod doc;
 mod driver;
 mod layout;
+mod load;
 #[cfg(all(test, feature = "mysql", feature = "postgres"))]
 mod lost_reply;
 mod names;
@@ -33,8 +34,9 @@ mod writes;
 
 pub(crate) use backend::{is_timeout, timed_out};
 pub use backend::{Affected, Arg, Backend, Conns, ErrorClass, JsonDialect, SessionRow, Stmt};
-use doc::{Doc, Entry};
+use doc::Doc;
 pub(crate) use driver::{shared_sql, sqlx_backend};
+use load::{record, Rows, Want};
 pub use names::TableNames;
 pub(crate) use packed::unpack;
 use statements::Statements;
@@ -52,40 +54,54 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 ///
 /// # Layout
 /// - `{prefix}sessions(pk, token_hash UNIQUE, created_at, expires_at,
-///   idle_timeout, persistent)`: `token_hash` is the SHA-256 of the
+///   idle_timeout, persistent, data)`: `token_hash` is the SHA-256 of the
 ///   cookie's token, so the table holds no usable token. The internal `pk`
 ///   never changes, so regenerate is one `UPDATE` of `token_hash` and field
-///   rows are never rewritten;
+///   rows are never rewritten. `data` is the session's document: its small
+///   fields (values of at most 1 KB) as one JSON object of base64 values,
+///   so reading a session is one lookup in one table;
+/// - `{prefix}session_fields(session_pk, name, value, version, writers,
+///   PRIMARY KEY(session_pk, name))`, with a foreign key to `sessions` `ON
+///   DELETE CASCADE`: the fields too large for the document, and the
+///   versioned ones (their version and last writers beside them), each
+///   marked `0` in the document; destroy is one `DELETE`;
 /// - `{prefix}session_previous(token_hash, session_pk, valid_until)`: the
 ///   hashes a regenerate replaced, which reach their session for a logout
 ///   only, during a short grace (every one of several regenerates in a
-///   row);
-/// - `{prefix}session_fields(session_pk, name, value, PRIMARY KEY(session_pk, name))`,
-///   with a foreign key to `sessions` `ON DELETE CASCADE`: destroy is one
-///   `DELETE`.
+///   row).
 ///
 /// # Statements
-/// - load: one `SELECT` joining both tables, skipping deferred fields, with
-///   the expiry checks in its `WHERE`;
-/// - write: one `INSERT … SELECT … ON DUPLICATE KEY UPDATE` (MySQL) /
-///   `ON CONFLICT … DO UPDATE` (SQLite) for every changed field. The `SELECT`
-///   finds the session by `token_hash` and checks it is alive, so a save
-///   to a destroyed session inserts nothing and reports it: a logout is never
-///   undone, without locks (`GET_LOCK` and `FOR UPDATE` are node-local on a
-///   multi-primary cluster);
-/// - the common write, fields the request read and found stored (a `bump`),
-///   is one plain `UPDATE … SET value = CASE name … END WHERE session_pk =
-///   (SELECT pk … alive) AND name IN (…)` instead: InnoDB updates rows in
-///   place rather than trying an insert through a derived table. It must
-///   match one row per field; short of that (a field removed or the session
-///   destroyed meanwhile) the upsert runs and settles it;
-/// - a save that needs more than one statement (a regenerate, removed
-///   fields, an expiry touch) runs them in one short transaction, all or
-///   nothing. Every write is retried whole on deadlock and lock-wait timeout
-///   (MySQL 1213/1205, SQLite BUSY), which per-field upserts make safe. A
-///   foreign-key miss (the session deleted between the upsert's read and
-///   its insert, possible under READ COMMITTED) reports the session gone,
-///   the same outcome as under REPEATABLE READ.
+/// - load: one `SELECT` of the session's row by `token_hash`, with the
+///   expiry checks in its `WHERE`; when the fields the request needs
+///   include some this store has found in rows of their own, the same
+///   statement joins those rows (by name). A document that marks a needed
+///   field the statement did not ask for costs a second statement, once:
+///   the store learns the name;
+/// - write: one `UPDATE` of the session's row that moves its expiry and
+///   edits its document on the server, key by key (`JSON_SET` /
+///   `JSON_REMOVE` on MySQL and SQLite, `||` and `-` on PostgreSQL), so
+///   two requests that change different fields of one session both keep
+///   their change, and only the changed fields are sent. It matches the row
+///   only while the session is alive, so a save to a destroyed session
+///   writes nothing and reports it: a logout is never undone, without locks
+///   (`GET_LOCK` and `FOR UPDATE` are node-local on a multi-primary
+///   cluster). A large field is also upserted into its own row
+///   (`INSERT … SELECT … ON DUPLICATE KEY UPDATE` / `ON CONFLICT`, the
+///   `SELECT` finding a live session by hash);
+/// - a save that needs more than one statement (a regenerate, a large or
+///   versioned field, removed fields) runs them in one short transaction,
+///   all or nothing, the session row's update first. Every write is
+///   retried whole on deadlock and lock-wait timeout (MySQL 1213/1205,
+///   SQLite BUSY). A foreign-key miss (the session deleted between an
+///   upsert's read and its insert, possible under READ COMMITTED) reports
+///   the session gone, the same outcome as under REPEATABLE READ.
+///
+/// # Tables of an earlier release
+/// A `sessions` table without `data` gets the column at launch
+/// (`create_tables = true`; otherwise launch names the statement). Its
+/// rows keep working: a row without a document has all its fields in
+/// rows, and its first write marks them in a new document (on the
+/// server, in the same statement), so nothing stored is lost.
 ///
 /// # Sharing a database with other software
 /// [`create_tables`](SqlStore::create_tables) and [`check`](SqlStore::check)
@@ -257,14 +273,19 @@ impl<B: Backend> SqlStore<B> {
             .unwrap_or(i64::MAX);
         // Room for the statement's text, names and hashes around the values.
         let room = usize::try_from(packet.saturating_sub(PACKET_OVERHEAD)).unwrap_or(0);
-        if config.max_session_bytes > room || config.max_field_bytes > room {
+        // Small fields travel as base64 (4 bytes for every 3).
+        let sent = |bytes: usize| bytes.saturating_add(2) / 3 * 4;
+        if sent(config.max_session_bytes) > room || sent(config.max_field_bytes) > room {
             return Err(Error::config(format!(
                 "`max_session_bytes` ({}) and `max_field_bytes` ({}) must fit the server's \
                  `max_allowed_packet` ({packet} bytes, less {PACKET_OVERHEAD} for the statement): \
                  a request's changes are written in one statement, and a larger one makes the \
-                 server drop the connection. Lower them to at most {room}, or raise \
+                 server drop the connection (values of at most 1 KB travel as base64, 4 bytes \
+                 for every 3). Lower them to at most {}, or raise \
                  `max_allowed_packet` on the server",
-                config.max_session_bytes, config.max_field_bytes
+                config.max_session_bytes,
+                config.max_field_bytes,
+                room / 4 * 3
             )));
         }
         Ok(())
@@ -274,181 +295,6 @@ impl<B: Backend> SqlStore<B> {
     async fn bounded<T>(&self, call: impl std::future::Future<Output = T>) -> Result<T> {
         super::within(self.timeout, call).await
     }
-}
-
-/// Which fields a load returns.
-#[derive(Clone, Copy)]
-enum Want<'a> {
-    /// Every field but these (the deferred ones).
-    AllBut(&'a [&'a str]),
-    /// Only these.
-    Only(&'a [&'a str]),
-}
-
-/// Which field rows a statement of a load returns with the session's row.
-#[derive(Clone, Copy)]
-enum Rows<'a> {
-    /// These (none: the session's row alone).
-    Only(&'a [String]),
-    /// Every field row but these.
-    AllBut(&'a [&'a str]),
-}
-
-impl Want<'_> {
-    fn wants(&self, name: &str) -> bool {
-        match self {
-            Want::AllBut(skip) => !skip.contains(&name),
-            Want::Only(only) => only.contains(&name),
-        }
-    }
-}
-
-impl<B: Backend> SqlStore<B> {
-    /// A load: the session's row, with the rows of the wanted fields known
-    /// to be in rows of their own; then, only when the row's document
-    /// marks a wanted field this store did not know to be in a row (or the
-    /// row has no document yet), those rows by a second statement.
-    async fn fetch(&self, key: &StoreKey, want: Want<'_>, at: Validity) -> Result<Option<Record>> {
-        let hinted: Vec<String> = self
-            .in_rows
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-            .filter(|n| want.wants(n))
-            .cloned()
-            .collect();
-        let Some(mut rows) = self.fetch_rows(key, Rows::Only(&hinted), at).await? else {
-            return Ok(None);
-        };
-        let data = rows[0].data.take();
-        let doc = match data.as_deref().map(Doc::parse).transpose() {
-            Ok(doc) => doc,
-            Err(e) => return Err(Error::Backend(e.into())),
-        };
-        let missing: Vec<&str> = match &doc {
-            // A row from before the document: every field is a row.
-            None => match want {
-                Want::AllBut(skip) => {
-                    let Some(all) = self.fetch_rows(key, Rows::AllBut(skip), at).await? else {
-                        return Ok(None);
-                    };
-                    rows = all;
-                    Vec::new()
-                }
-                Want::Only(only) => only
-                    .iter()
-                    .copied()
-                    .filter(|n| !hinted.iter().any(|h| h == n))
-                    .collect(),
-            },
-            Some(doc) => doc
-                .in_rows()
-                .filter(|n| want.wants(n) && !hinted.iter().any(|h| h == n))
-                .collect(),
-        };
-        if !missing.is_empty() {
-            if doc.is_some() {
-                self.learn(&missing);
-            }
-            let names: Vec<String> = missing.iter().map(|n| (*n).to_string()).collect();
-            let Some(more) = self.fetch_rows(key, Rows::Only(&names), at).await? else {
-                return Ok(None);
-            };
-            rows.extend(more.into_iter().filter(|r| r.field.is_some()));
-        }
-        let record = record(rows, doc.as_ref(), want).map_err(|e| Error::Backend(e.into()))?;
-        self.counters.loaded(record.fields.len());
-        Ok(Some(record))
-    }
-
-    /// The session's row and the field rows `rows` names; `None` when
-    /// the session is not alive.
-    async fn fetch_rows(
-        &self,
-        key: &StoreKey,
-        rows: Rows<'_>,
-        at: Validity,
-    ) -> Result<Option<Vec<SessionRow>>> {
-        let names: Vec<&str>;
-        let stmt = match rows {
-            Rows::Only([]) => self.sql.load_row(key, at),
-            Rows::Only(only) => {
-                names = only.iter().map(String::as_str).collect();
-                self.sql.load_only(key, &names, at)
-            }
-            Rows::AllBut(skip) => self.sql.load(key, skip, at),
-        };
-        let rows = self.read(|| self.backend.fetch_session(&stmt)).await?;
-        Ok((!rows.is_empty()).then_some(rows))
-    }
-
-    /// Whether field `name` was found in a row of its own.
-    fn is_known_in_rows(&self, name: &str) -> bool {
-        self.in_rows
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-            .any(|n| n == name)
-    }
-
-    /// Remembers fields found in rows of their own.
-    fn learn(&self, names: &[&str]) {
-        let mut known = self
-            .in_rows
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for name in names {
-            // Bounded: names come from the app's session types.
-            if known.len() < 1024 && !known.iter().any(|k| k == name) {
-                known.push((*name).to_string());
-            }
-        }
-    }
-}
-
-/// The session a load's rows and its row's document describe: the
-/// document's values of the wanted fields, and the wanted field rows the
-/// document does not override with a value of its own.
-fn record(rows: Vec<SessionRow>, doc: Option<&Doc<'_>>, want: Want<'_>) -> Result<Record, String> {
-    let first = rows.first().ok_or("no session row")?;
-    let (created_at, expires_at, idle_timeout, persistent) = (
-        first.created_at,
-        first.expires_at,
-        first.idle_timeout,
-        first.persistent,
-    );
-    let mut fields = Vec::new();
-    let mut versions = Vec::new();
-    if let Some(doc) = doc {
-        for (name, entry) in &doc.0 {
-            if let Entry::Value(value) = entry {
-                if want.wants(name) {
-                    fields.push((name.to_string(), doc::decode(name, value)?));
-                }
-            }
-        }
-    }
-    for row in rows {
-        let Some((name, value)) = row.field else {
-            continue;
-        };
-        let overridden = doc.is_some_and(|d| matches!(d.get(&name), Some(Entry::Value(_))));
-        if overridden || !want.wants(&name) || fields.iter().any(|(n, _)| *n == name) {
-            continue;
-        }
-        if let Some(version) = row.version.and_then(|v| u64::try_from(v).ok()) {
-            versions.push((name.clone(), version));
-        }
-        fields.push((name, value));
-    }
-    Ok(Record {
-        created_at,
-        expires_at,
-        idle_timeout,
-        persistent,
-        fields,
-        versions,
-    })
 }
 
 /// Maps a driver error to the crate's error, keeping it as the source.
