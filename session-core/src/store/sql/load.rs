@@ -21,7 +21,7 @@ pub(super) enum Want<'a> {
 
 /// Which field rows a statement of a load returns with the session's row.
 #[derive(Clone, Copy)]
-pub(super) enum Rows<'a> {
+enum Rows<'a> {
     /// These (none: the session's row alone).
     Only(&'a [String]),
     /// Every field row but these.
@@ -60,10 +60,7 @@ impl<B: Backend> SqlStore<B> {
             return Ok(None);
         };
         let data = rows[0].data.take();
-        let doc = match data.as_deref().map(Doc::parse).transpose() {
-            Ok(doc) => doc,
-            Err(e) => return Err(Error::Backend(e.into())),
-        };
+        let doc = document(data.as_deref())?;
         let missing: Vec<&str> = match &doc {
             // A row from before the document: every field is a row.
             None => match want {
@@ -100,9 +97,31 @@ impl<B: Backend> SqlStore<B> {
         Ok(Some(record))
     }
 
+    /// One field (a deferred one): most likely large, so in a row of its
+    /// own, whose row the one statement asks for with the session's.
+    pub(super) async fn fetch_field(
+        &self,
+        key: &StoreKey,
+        name: &str,
+        at: Validity,
+    ) -> Result<Option<Vec<u8>>> {
+        let names = [name.to_string()];
+        let Some(mut rows) = self.fetch_rows(key, Rows::Only(&names), at).await? else {
+            return Ok(None);
+        };
+        let data = rows[0].data.take();
+        let doc = document(data.as_deref())?;
+        let only = [name];
+        let record =
+            record(rows, doc.as_ref(), Want::Only(&only)).map_err(|e| Error::Backend(e.into()))?;
+        let value = record.fields.into_iter().next().map(|(_, v)| v);
+        self.counters.loaded(usize::from(value.is_some()));
+        Ok(value)
+    }
+
     /// The session's row and the field rows `rows` names; `None` when
     /// the session is not alive.
-    pub(super) async fn fetch_rows(
+    async fn fetch_rows(
         &self,
         key: &StoreKey,
         rows: Rows<'_>,
@@ -143,6 +162,14 @@ impl<B: Backend> SqlStore<B> {
             }
         }
     }
+}
+
+/// A session row's document, parsed; `None` for a row from before the
+/// column.
+fn document(data: Option<&str>) -> Result<Option<Doc<'_>>> {
+    data.map(Doc::parse)
+        .transpose()
+        .map_err(|e| Error::Backend(e.into()))
 }
 
 /// The session a load's rows and its row's document describe: the

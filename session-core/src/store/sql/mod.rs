@@ -34,9 +34,8 @@ mod writes;
 
 pub(crate) use backend::{is_timeout, timed_out};
 pub use backend::{Affected, Arg, Backend, Conns, ErrorClass, JsonDialect, SessionRow, Stmt};
-use doc::Doc;
 pub(crate) use driver::{shared_sql, sqlx_backend};
-use load::{record, Rows, Want};
+use load::Want;
 pub use names::TableNames;
 pub(crate) use packed::unpack;
 use statements::Statements;
@@ -361,23 +360,7 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         name: &str,
         at: Validity,
     ) -> Result<Option<Vec<u8>>> {
-        // A deferred field is most likely large, so in a row of its own:
-        // ask for its row with the session's (one statement either way).
-        let names = [name.to_string()];
-        let Some(mut rows) = self.fetch_rows(key, Rows::Only(&names), at).await? else {
-            return Ok(None);
-        };
-        let data = rows[0].data.take();
-        let doc = match data.as_deref().map(Doc::parse).transpose() {
-            Ok(doc) => doc,
-            Err(e) => return Err(Error::Backend(e.into())),
-        };
-        let only = [name];
-        let record =
-            record(rows, doc.as_ref(), Want::Only(&only)).map_err(|e| Error::Backend(e.into()))?;
-        let value = record.fields.into_iter().next().map(|(_, v)| v);
-        self.counters.loaded(usize::from(value.is_some()));
-        Ok(value)
+        self.fetch_field(key, name, at).await
     }
 
     async fn create(

@@ -262,54 +262,54 @@ impl<B: Backend> SqlStore<B> {
     }
 }
 
+/// Both checks, each on tables of its own.
+async fn both<B: Backend>(first: SqlStore<B>, second: SqlStore<B>) {
+    an_older_layout_upgrades_and_loses_nothing(first).await;
+    a_field_moves_between_the_row_and_its_own(second).await;
+}
+
 #[tokio::test]
 async fn on_mysql() {
-    type S = crate::store::mysql::MySqlStore;
+    use crate::store::mysql::MySqlStore as S;
     let url = url("DATABASE_URL");
-    for (check, tag) in [(0, "up"), (1, "mv")] {
-        let store = S::connect(&url, &config(&crate::testing::unique_prefix(tag)))
-            .await
-            .expect("MySQL reachable");
-        if check == 0 {
-            an_older_layout_upgrades_and_loses_nothing(store).await;
-        } else {
-            a_field_moves_between_the_row_and_its_own(store).await;
+    let open = |tag: &'static str| {
+        let url = url.clone();
+        async move {
+            let config = config(&crate::testing::unique_prefix(tag));
+            S::connect(&url, &config).await.expect("the store opens")
         }
-    }
+    };
+    both(open("up").await, open("mv").await).await;
 }
 
 #[tokio::test]
 async fn on_postgres() {
-    type S = crate::store::postgres::PgStore;
+    use crate::store::postgres::PgStore as S;
     let url = url("POSTGRES_URL");
-    for (check, tag) in [(0, "up"), (1, "mv")] {
-        let store = S::connect(&url, &config(&crate::testing::unique_prefix(tag)))
-            .await
-            .expect("PostgreSQL reachable");
-        if check == 0 {
-            an_older_layout_upgrades_and_loses_nothing(store).await;
-        } else {
-            a_field_moves_between_the_row_and_its_own(store).await;
+    let open = |tag: &'static str| {
+        let url = url.clone();
+        async move {
+            let config = config(&crate::testing::unique_prefix(tag));
+            S::connect(&url, &config).await.expect("the store opens")
         }
-    }
+    };
+    both(open("up").await, open("mv").await).await;
 }
 
 #[tokio::test]
 async fn on_sqlite() {
-    type S = crate::store::sqlite::SqliteStore;
+    use crate::store::sqlite::SqliteStore as S;
     let prefix = crate::testing::unique_prefix("up");
     let file = std::env::temp_dir().join(format!("session-upgrade-{prefix}.db"));
     let url = format!("sqlite://{}", file.display());
-    for check in [0, 1] {
-        let store = S::connect(&url, &config(&crate::testing::unique_prefix("sq")))
-            .await
-            .expect("the SQLite file opens");
-        if check == 0 {
-            an_older_layout_upgrades_and_loses_nothing(store).await;
-        } else {
-            a_field_moves_between_the_row_and_its_own(store).await;
+    let open = |tag: &'static str| {
+        let url = url.clone();
+        async move {
+            let config = config(&crate::testing::unique_prefix(tag));
+            S::connect(&url, &config).await.expect("the store opens")
         }
-    }
+    };
+    both(open("up").await, open("mv").await).await;
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
     }
