@@ -268,32 +268,27 @@ async fn both<B: Backend>(first: SqlStore<B>, second: SqlStore<B>) {
     a_field_moves_between_the_row_and_its_own(second).await;
 }
 
+/// A store of type `$store` at `$url` on tables of its own.
+macro_rules! open {
+    ($store:ty, $url:expr, $tag:expr) => {
+        <$store>::connect(&$url, &config(&crate::testing::unique_prefix($tag)))
+            .await
+            .expect("the store opens")
+    };
+}
+
 #[tokio::test]
 async fn on_mysql() {
     use crate::store::mysql::MySqlStore as S;
     let url = url("DATABASE_URL");
-    let open = |tag: &'static str| {
-        let url = url.clone();
-        async move {
-            let config = config(&crate::testing::unique_prefix(tag));
-            S::connect(&url, &config).await.expect("the store opens")
-        }
-    };
-    both(open("up").await, open("mv").await).await;
+    both(open!(S, url, "up"), open!(S, url, "mv")).await;
 }
 
 #[tokio::test]
 async fn on_postgres() {
     use crate::store::postgres::PgStore as S;
     let url = url("POSTGRES_URL");
-    let open = |tag: &'static str| {
-        let url = url.clone();
-        async move {
-            let config = config(&crate::testing::unique_prefix(tag));
-            S::connect(&url, &config).await.expect("the store opens")
-        }
-    };
-    both(open("up").await, open("mv").await).await;
+    both(open!(S, url, "up"), open!(S, url, "mv")).await;
 }
 
 #[tokio::test]
@@ -302,14 +297,7 @@ async fn on_sqlite() {
     let prefix = crate::testing::unique_prefix("up");
     let file = std::env::temp_dir().join(format!("session-upgrade-{prefix}.db"));
     let url = format!("sqlite://{}", file.display());
-    let open = |tag: &'static str| {
-        let url = url.clone();
-        async move {
-            let config = config(&crate::testing::unique_prefix(tag));
-            S::connect(&url, &config).await.expect("the store opens")
-        }
-    };
-    both(open("up").await, open("mv").await).await;
+    both(open!(S, url, "up"), open!(S, url, "mv")).await;
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
     }
