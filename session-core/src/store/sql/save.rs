@@ -120,7 +120,8 @@ impl<B: Backend> SqlStore<B> {
         }
         let edit = self.row_edit(changes);
         // An edit that only removes keys cannot resurrect anything, so it
-        // need not match: it goes last (see below).
+        // need not match: it goes right after the statements that must
+        // (see below), still before the field rows' statements.
         let removes_only = !edit.clear && edit.set.is_empty() && changes.expiry.is_none();
         if !removes_only {
             stmts.extend(self.sql.row_update(current, changes.expiry, &edit, at));
@@ -171,6 +172,9 @@ impl<B: Backend> SqlStore<B> {
             }
         }
         let checked = stmts.len();
+        if removes_only {
+            stmts.extend(self.sql.row_update(current, None, &edit, at));
+        }
         for (name, bytes) in at_zero {
             stmts.push(self.sql.cas_delete(current, name, 0, at, false));
             stmts.push(self.sql.cas_insert(current, name, bytes, 1, &nonce, at));
@@ -216,9 +220,6 @@ impl<B: Backend> SqlStore<B> {
             .collect();
         if !remove.is_empty() {
             stmts.push(self.sql.remove(current, &remove));
-        }
-        if removes_only {
-            stmts.extend(self.sql.row_update(current, None, &edit, at));
         }
         // Index entries last, the ones set first: a save of index entries
         // alone (after a create) tells by its first statement whether the
