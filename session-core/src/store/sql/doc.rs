@@ -15,6 +15,15 @@
 //! (see `Statements::row_update`). A field row whose key the document does
 //! not hold (written by an earlier release into a session that has a
 //! document) still counts; a key with a value wins over a stale row.
+//!
+//! A versioned field's value is always in its row: the typed layer writes
+//! such a field only with its expectation, which a save turns into a
+//! compare-and-set of the row and the field's `0` in the document. A
+//! plain write (no expectation) of a field the store knows to be in a row
+//! goes to the row too and keeps its version; a store that never saw the
+//! field puts a plain write in the document, where it wins over the row
+//! (its version then reads as 0). Only a caller of the store API who
+//! writes a versioned field without its expectation can do that.
 
 use std::borrow::Cow;
 use std::fmt;
