@@ -144,15 +144,17 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
     const COLUMNS: &'static str;
     /// The table DDL with the default names (`sessions`, `session_fields`).
     const SCHEMA: &'static str;
-    /// How the load query returns the session's fields. `None`: one row per
-    /// field (a join). `Some(aggregate)`: one row, whose last column packs
-    /// every field with this aggregate over `f`, each as
+    /// How a load that asks for field rows (the fields kept apart from
+    /// the session row's document) returns them. `None`: one row per field
+    /// (a join). `Some(aggregate)`: one row, whose last column packs every
+    /// such field with this aggregate over `f`, each as
     /// `<name bytes>,<value bytes>[,<version>]:<name><value>` (see
     /// `packed::unpack`).
     /// Chosen per database by measurement (BENCHMARKS.md): through sqlx,
     /// SQLite pays a handoff between threads and a value copy under a
-    /// global lock for every row, so one packed row reads much faster than
-    /// 22 small ones; on MySQL the join is as fast.
+    /// global lock for every row, so one packed row reads faster than
+    /// several; on MariaDB the packed subquery costs four times the join
+    /// (ninth run).
     const PACK_FIELDS: Option<&'static str>;
     /// The `version` column's type, for adding it to an older table.
     const VERSION_TYPE: &'static str;
