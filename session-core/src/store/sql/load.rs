@@ -151,6 +151,11 @@ impl<B: Backend> SqlStore<B> {
 
     /// Remembers fields found in rows of their own.
     pub(super) fn learn(&self, names: &[&str]) {
+        // Every save of a large or versioned field names them again: the
+        // shared lock answers that, the exclusive one only adds.
+        if names.iter().all(|n| self.is_known_in_rows(n)) {
+            return;
+        }
         let mut known = self
             .in_rows
             .write()
