@@ -86,6 +86,10 @@ pub struct Config {
     /// stopped answering costs a bounded wait, not a stuck request. `0`
     /// waits forever. Default 5.
     pub statement_timeout: u64,
+    /// Milliseconds past which a store call is logged at warn level (its
+    /// store, operation, outcome and duration; never a key or a value).
+    /// `0` logs none. Default 1000.
+    pub slow_store_call_ms: u64,
     /// On a MariaDB Galera Cluster node (detected when the MySQL store
     /// connects: `wsrep_on = ON`), make every statement of the store wait
     /// until the node has applied every write committed anywhere in the
@@ -204,6 +208,7 @@ impl std::fmt::Debug for Config {
             connect_timeout,
             skip_on_server_error,
             statement_timeout,
+            slow_store_call_ms,
             causal_reads,
             memory_max_sessions,
             signing_keys,
@@ -234,6 +239,7 @@ impl std::fmt::Debug for Config {
             .field("connect_timeout", connect_timeout)
             .field("skip_on_server_error", skip_on_server_error)
             .field("statement_timeout", statement_timeout)
+            .field("slow_store_call_ms", slow_store_call_ms)
             .field("causal_reads", causal_reads)
             .field("memory_max_sessions", memory_max_sessions)
             .field("signing_keys", signing_keys)
@@ -268,6 +274,7 @@ impl Default for Config {
             connect_timeout: 5,
             skip_on_server_error: true,
             statement_timeout: 5,
+            slow_store_call_ms: 1000,
             causal_reads: true,
             memory_max_sessions: DEFAULT_MEMORY_MAX_SESSIONS,
             signing_keys: Vec::new(),
@@ -282,6 +289,13 @@ impl Config {
     /// for no limit.
     pub fn statement_timeout(&self) -> Option<std::time::Duration> {
         (self.statement_timeout > 0).then(|| std::time::Duration::from_secs(self.statement_timeout))
+    }
+
+    /// [`slow_store_call_ms`](Self::slow_store_call_ms) as a duration;
+    /// `None` when slow calls are not logged.
+    pub fn slow_store_call(&self) -> Option<std::time::Duration> {
+        (self.slow_store_call_ms > 0)
+            .then(|| std::time::Duration::from_millis(self.slow_store_call_ms))
     }
 
     /// Checks the values that have a valid range.

@@ -29,6 +29,10 @@ pub(crate) struct Context {
     sealer: Option<Sealer>,
     /// What each route's requests used of each session type.
     learned: RwLock<HashMap<(usize, u64), Arc<Learned>>>,
+    /// Where lifecycle events go, when the app registered handlers.
+    pub(crate) events: Option<crate::events::Hub>,
+    /// The session types in use, by the address of their field list.
+    pub(crate) types: std::sync::Mutex<Vec<(usize, crate::manager::SessionTypeInfo)>>,
 }
 
 /// The fields that requests of one route used of one session type: the
@@ -85,7 +89,44 @@ impl Context {
             locks: FieldLocks::default(),
             sealer,
             learned: RwLock::default(),
+            events: None,
+            types: std::sync::Mutex::default(),
         }
+    }
+
+    /// Notes session type `T` as in use (its indexed fields describe the
+    /// sessions cleanup reports). Cheap when it is known already: asked
+    /// on every request.
+    pub(crate) fn register_type<T: crate::schema::SessionData>(&self) {
+        let kind = T::FIELDS.as_ptr() as usize;
+        let mut types = self
+            .types
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if types.iter().any(|(k, _)| *k == kind) {
+            return;
+        }
+        let names = |pick: fn(&crate::schema::FieldDef) -> bool| {
+            T::FIELDS
+                .iter()
+                .filter(|f| pick(f))
+                .map(|f| f.name)
+                .collect::<Vec<_>>()
+        };
+        let info = crate::manager::SessionTypeInfo {
+            name: std::any::type_name::<T>(),
+            indexed: names(|f| f.indexed),
+            versioned: names(|f| f.versioned),
+        };
+        if let Some(hub) = &self.events {
+            hub.register_indexed(info.indexed.iter().copied());
+        }
+        types.push((kind, info));
+    }
+
+    /// The event delivery, when handlers are registered.
+    pub(crate) fn events(&self) -> Option<&crate::events::Hub> {
+        self.events.as_ref()
     }
 
     /// What requests of `route` used of the session type `kind` (the

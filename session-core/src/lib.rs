@@ -39,12 +39,15 @@
 )]
 
 pub mod carrier;
+mod cleanup;
 mod clock;
 pub mod codec;
 pub mod config;
 mod context;
 pub mod error;
+pub mod events;
 mod manager;
+pub mod observe;
 pub mod open;
 pub mod schema;
 pub mod sealing;
@@ -67,13 +70,13 @@ pub mod __private;
 #[allow(unused_imports)]
 mod guarded_internals {
     use crate::carrier::Carrier;
+    use crate::cleanup::run;
     use crate::clock::now;
     use crate::config::validate_prefix;
     use crate::context::Context;
     use crate::open::MEMORY_WARNING;
     use crate::open::SCHEMES;
     use crate::state::{FlushPlan, Stage};
-    use crate::store::cleanup::run;
     use crate::store::memory::open_url;
     use crate::store::Counters;
 }
@@ -86,4 +89,4 @@ pub use error::{BoxError, Error, Result};
 pub use manager::SessionManager;
 pub use schema::{flush, FieldDef, SessionData, SessionHandle};
 pub use state::{RequestSession, SessionInfo, SessionState};
-pub use token::{StoreKey, Token};
+pub use token::{SessionId, StoreKey, Token};

@@ -14,6 +14,18 @@ use crate::sealing::Sealer;
 use crate::state::RequestSession;
 use crate::store::{SessionStore, Timestamp};
 
+/// A session type in use, as launch logs describe it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionTypeInfo {
+    /// The type's name.
+    pub name: &'static str,
+    /// The stored names of its `#[session(index)]` fields.
+    pub indexed: Vec<&'static str>,
+    /// The stored names of its `#[session(versioned)]` fields.
+    pub versioned: Vec<&'static str>,
+}
+
 /// The store and configuration every request's session is begun from.
 /// Cheap to clone (one `Arc`).
 ///
@@ -72,8 +84,73 @@ impl SessionManager {
         Ok(Self::from(Context::new(None, carrier, config, None)))
     }
 
+    #[cfg(test)]
+    pub(crate) fn context(&self) -> Arc<Context> {
+        self.ctx.clone()
+    }
+
     fn from(ctx: Context) -> Self {
+        crate::observe::describe();
         SessionManager { ctx: Arc::new(ctx) }
+    }
+
+    /// Delivers lifecycle events to `events`' handlers (see
+    /// [`events`](crate::events)), on a thread of their own. Call it
+    /// before the manager is cloned or used: it is part of building it.
+    ///
+    /// # Errors
+    /// [`Error::Config`](crate::Error::Config) when the manager was
+    /// already cloned, or the delivery thread could not start.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use session_core::events::Events;
+    /// use session_core::{store::memory::MemoryStore, Config, SessionManager};
+    ///
+    /// let manager = SessionManager::new(Arc::new(MemoryStore::new()), Config::default())
+    ///     .unwrap()
+    ///     .with_events(Events::new().on(|event| println!("{:?}", event.kind)))
+    ///     .unwrap();
+    /// ```
+    pub fn with_events(mut self, events: crate::events::Events) -> Result<Self> {
+        if events.is_empty() {
+            return Ok(self);
+        }
+        let ctx = Arc::get_mut(&mut self.ctx).ok_or_else(|| {
+            crate::Error::config("`with_events` must be called before the manager is cloned")
+        })?;
+        let hub = crate::events::Hub::start(events).map_err(|e| {
+            crate::Error::config(format!("could not start the session event thread: {e}"))
+        })?;
+        ctx.events = Some(hub);
+        Ok(self)
+    }
+
+    /// Events queued and not yet handled (tests wait for 0).
+    #[doc(hidden)]
+    pub fn pending_events(&self) -> usize {
+        self.ctx.events().map_or(0, crate::events::Hub::pending)
+    }
+
+    /// Waits until every queued event was handled, at most `grace` (at
+    /// shutdown, after the last requests).
+    pub async fn drain_events(&self, grace: std::time::Duration) {
+        if let Some(hub) = self.ctx.events() {
+            hub.drain(grace).await;
+        }
+    }
+
+    /// The `#[session(index)]` and `#[session(versioned)]` fields of the
+    /// session types checked by [`supports`](Self::supports) so far, by
+    /// type: what launch logs say is in use.
+    pub fn session_types(&self) -> Vec<SessionTypeInfo> {
+        self.ctx
+            .types
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|(_, info)| info.clone())
+            .collect()
     }
 
     /// Whether session type `T` can be kept here: every store keeps every
@@ -104,6 +181,7 @@ impl SessionManager {
     /// assert!(error.to_string().contains("`user_id`"));
     /// ```
     pub fn supports<T: SessionData>(&self) -> Result<()> {
+        self.ctx.register_type::<T>();
         let refusal = T::FIELDS.iter().find_map(|field| {
             if let Some((attribute, why)) = self.ctx.carrier.refuses(field.indexed, field.versioned)
             {
@@ -201,7 +279,8 @@ impl SessionManager {
     pub fn spawn_cleanup(&self) -> Option<tokio::task::JoinHandle<()>> {
         let config = self.config();
         let store = self.store().filter(|_| config.cleanup_interval > 0)?;
-        Some(tokio::spawn(crate::store::cleanup::run(
+        Some(tokio::spawn(crate::cleanup::run(
+            self.ctx.clone(),
             store.clone(),
             std::time::Duration::from_secs(config.cleanup_interval),
             config.cleanup_batch.max(1),

@@ -87,8 +87,9 @@ impl fmt::Debug for Token {
 
 /// The SHA-256 of a [`Token`]: what stores index sessions by.
 ///
-/// Knowing a key does not let anyone present the token, so keys may appear
-/// in logs (their `Debug` form shows the first 8 bytes in hex).
+/// Knowing a key does not let anyone present the token; still, its
+/// `Debug` form shows only its [`SessionId`], so logs do not hold what
+/// finds a row in the store.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StoreKey([u8; 32]);
 
@@ -104,13 +105,57 @@ impl StoreKey {
     }
 }
 
+impl StoreKey {
+    /// The session's [`SessionId`]: what events and logs name it by.
+    pub fn id(&self) -> SessionId {
+        let digest = Sha256::new()
+            .chain_update(b"session-id\0")
+            .chain_update(self.0)
+            .finalize();
+        let mut id = [0; 16];
+        id.copy_from_slice(&digest[..16]);
+        SessionId(id)
+    }
+}
+
 impl fmt::Debug for StoreKey {
+    // Its session id, not its bytes: a log holds nothing a database row
+    // can be found by.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "StoreKey(")?;
-        for b in &self.0[..8] {
+        write!(f, "StoreKey({})", self.id())
+    }
+}
+
+/// A session's printable name in events, metrics-free logs and audit
+/// trails: 128 bits of a SHA-256 over its [`StoreKey`], shown as 32 hex
+/// digits. It names one session under one token (a regenerate gives the
+/// session a new one, and its `regenerated` event carries both), and it
+/// leads neither to the token nor to the stored row: an audit log that
+/// keeps it lets no one log in or look the session up in the database.
+///
+/// ```
+/// use session_core::Token;
+///
+/// let key = Token::generate().unwrap().store_key();
+/// let id = key.id();
+/// assert_eq!(id.to_string().len(), 32);
+/// assert_eq!(id, key.id());
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId([u8; 16]);
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in &self.0 {
             write!(f, "{b:02x}")?;
         }
-        write!(f, "…)")
+        Ok(())
+    }
+}
+
+impl fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionId({self})")
     }
 }
 

@@ -51,10 +51,14 @@ mod no_indexes {
         async fn is_previous_key(&self, key: &StoreKey, now: Timestamp) -> Result<bool> {
             self.0.is_previous_key(key, now).await
         }
-        async fn destroy(&self, key: &StoreKey, now: Timestamp) -> Result<()> {
+        async fn destroy(&self, key: &StoreKey, now: Timestamp) -> Result<bool> {
             self.0.destroy(key, now).await
         }
-        async fn delete_expired(&self, at: Validity, batch: u32) -> Result<u64> {
+        async fn delete_expired(
+            &self,
+            at: Validity,
+            batch: u32,
+        ) -> Result<Vec<session_core::store::Ended>> {
             self.0.delete_expired(at, batch).await
         }
     }
@@ -84,4 +88,13 @@ async fn an_indexed_type_needs_a_store_with_indexes() {
     // error, never an empty list.
     let h = plain.open::<Account>(None);
     assert!(h.sessions_by_user_id(&1).await.is_err());
+}
+
+/// Cleanups racing on one memory store report each expired session once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_cleanups_report_each_session_once() {
+    let store = std::sync::Arc::new(MemoryStore::new());
+    session_core::testing::racing_cleanups_report_each_session_once(store.clone(), store.clone())
+        .await;
+    session_core::testing::expiry_events_fire_once_across_instances(store.clone(), store).await;
 }

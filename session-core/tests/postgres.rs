@@ -113,3 +113,20 @@ async fn a_write_past_the_statement_timeout_is_ended_by_the_server() {
     assert_eq!(record.fields, vec![("a".to_string(), b"1".to_vec())]);
     teardown(&store).await;
 }
+
+/// Two store instances over one database (two app instances) cleaning up
+/// at once report each expired session once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_cleanups_report_each_session_once() {
+    let a = store().await;
+    let config = Config {
+        table_prefix: a.table_names().prefix().to_string(),
+        ..Config::default()
+    };
+    let b = PgStore::connect(&url(), &config).await.unwrap();
+    let a = std::sync::Arc::new(a);
+    let b = std::sync::Arc::new(b);
+    session_core::testing::racing_cleanups_report_each_session_once(a.clone(), b.clone()).await;
+    session_core::testing::expiry_events_fire_once_across_instances(a.clone(), b).await;
+    teardown(&a).await;
+}

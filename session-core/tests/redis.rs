@@ -22,3 +22,21 @@ async fn teardown(store: &RedisStore) {
 }
 
 session_core::store_conformance_tests!(store, teardown);
+
+/// Two store instances over one server (two app instances) cleaning up at
+/// once report each expired session once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_cleanups_report_each_session_once() {
+    let a = store().await;
+    let url = std::env::var("REDIS_URL").unwrap();
+    let config = Config {
+        table_prefix: a.prefix().to_string(),
+        ..Config::default()
+    };
+    let b = RedisStore::connect(&url, &config).await.unwrap();
+    let a = std::sync::Arc::new(a);
+    let b = std::sync::Arc::new(b);
+    session_core::testing::racing_cleanups_report_each_session_once(a.clone(), b.clone()).await;
+    session_core::testing::expiry_events_fire_once_across_instances(a.clone(), b).await;
+    teardown(&a).await;
+}

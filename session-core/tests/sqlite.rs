@@ -203,3 +203,16 @@ async fn a_value_edited_into_text_still_loads() {
     );
     teardown(&store).await;
 }
+
+/// Two store instances over one database file (two app instances)
+/// cleaning up at once report each expired session once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_cleanups_report_each_session_once() {
+    let a = store().await;
+    let b = open(a.table_names().prefix().to_string()).await;
+    let a = std::sync::Arc::new(a);
+    let b = std::sync::Arc::new(b);
+    session_core::testing::racing_cleanups_report_each_session_once(a.clone(), b.clone()).await;
+    session_core::testing::expiry_events_fire_once_across_instances(a.clone(), b).await;
+    teardown(&a).await;
+}

@@ -52,6 +52,7 @@ const NAME: &str = "Sessions";
 /// ```
 pub struct Sessions {
     source: Source,
+    events: session_core::events::Events,
 }
 
 impl fmt::Debug for Sessions {
@@ -61,16 +62,63 @@ impl fmt::Debug for Sessions {
             Source::Store(_) => "store",
             Source::Build(kind, _) => kind,
         };
-        f.debug_struct("Sessions").field("source", &source).finish()
+        f.debug_struct("Sessions")
+            .field("source", &source)
+            .field("events", &self.events)
+            .finish()
     }
 }
 
 impl Sessions {
     /// The fairing, with the store chosen by `url` in `[default.sessions]`.
     pub fn fairing() -> Self {
+        Self::from_source(Source::Config)
+    }
+
+    fn from_source(source: Source) -> Self {
         Sessions {
-            source: Source::Config,
+            source,
+            events: session_core::events::Events::new(),
         }
+    }
+
+    /// Calls `handler` for every lifecycle event: a session created,
+    /// regenerated, destroyed (by its request or by "log out
+    /// everywhere"), expired (found by cleanup), or a save refused by a
+    /// concurrent change (409). Each event fires once for its cause, even
+    /// with several instances of the app.
+    ///
+    /// Handlers run on a thread of their own, fed by a bounded queue
+    /// ([`event_queue`](Self::event_queue)): a slow or panicking handler
+    /// never delays or fails a request; when the queue is full, a
+    /// request's event is dropped (counted in
+    /// `session_events_dropped_total` and warned), while cleanup waits for
+    /// room. A handler that needs async work sends the event on to a task
+    /// of its own (a `tokio::sync::mpsc` channel).
+    ///
+    /// ```
+    /// use session_rocket::events::{EventKind, SessionEvent};
+    /// use session_rocket::Sessions;
+    ///
+    /// let fairing = Sessions::fairing().on_event(|event: &SessionEvent| {
+    ///     if let EventKind::Expired = event.kind {
+    ///         let user: Option<u64> = event.value("user_id");
+    ///         println!("session {} of {user:?} expired", event.session);
+    ///     }
+    /// });
+    /// ```
+    pub fn on_event(
+        mut self,
+        handler: impl Fn(&session_core::events::SessionEvent) + Send + Sync + 'static,
+    ) -> Self {
+        self.events = std::mem::take(&mut self.events).on(handler);
+        self
+    }
+
+    /// How many events may wait for the handlers (default 1,024).
+    pub fn event_queue(mut self, capacity: usize) -> Self {
+        self.events = std::mem::take(&mut self.events).queue(capacity);
+        self
     }
 
     /// The fairing with a store built in code; `url` is then ignored, the
@@ -90,15 +138,11 @@ impl Sessions {
     /// [`with_store`](Self::with_store) for a store the app keeps a handle
     /// to (to read its [`stats`](SessionStore::stats), say).
     pub fn with_shared_store(store: Arc<dyn SessionStore>) -> Self {
-        Sessions {
-            source: Source::Store(store),
-        }
+        Self::from_source(Source::Store(store))
     }
 
     pub(crate) fn build_with(kind: &'static str, build: StoreBuilder) -> Self {
-        Sessions {
-            source: Source::Build(kind, build),
-        }
+        Self::from_source(Source::Build(kind, build))
     }
 
     /// The running sessions of a launched (or ignited) Rocket: the manager,
@@ -143,7 +187,18 @@ impl Fairing for Sessions {
             rocket::error!("{e}");
             return Err(rocket);
         }
-        match self.source.open(config, &profile).await {
+        let opened = self
+            .source
+            .open(config, &profile)
+            .await
+            .and_then(|mut opened| {
+                opened.manager = opened
+                    .manager
+                    .with_events(self.events.clone())
+                    .map_err(|e| e.to_string())?;
+                Ok(opened)
+            });
+        match opened {
             Ok(opened) => Ok(rocket.manage(SessionsState::new(opened))),
             Err(message) => {
                 rocket::error!("{message}");
@@ -169,6 +224,9 @@ impl Fairing for Sessions {
             config.secure,
             config.same_site
         );
+        for line in crate::state::launch_summary(state, self.events.handlers()) {
+            rocket::info_!("{line}");
+        }
         if let Some(warning) = state.warning() {
             rocket::warn!("{warning}");
         }
@@ -239,6 +297,7 @@ impl Fairing for Sessions {
         // still finishing: close the store after they have saved.
         let grace = std::time::Duration::from_secs(rocket.config().shutdown.grace.into());
         state.drain(grace).await;
+        state.manager().drain_events(grace).await;
         if let Some(store) = state.manager().store() {
             store.close().await;
         }

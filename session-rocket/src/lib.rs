@@ -148,6 +148,7 @@
 //! | `max_connections` | `10` | SQL pool size |
 //! | `connect_timeout` | `5` | seconds to wait for a connection before answering 503 |
 //! | `statement_timeout` | `5` | seconds a statement may take before answering 503; `0` = no limit |
+//! | `slow_store_call_ms` | `1000` | a store call slower than this is logged at warn level; `0` = never |
 //! | `skip_on_server_error` | `true` | persist nothing for a 5xx answer; a 4xx the handler returns itself (a `409`, a `403`) persists its changes (return a 5xx or skip the writes if that is not wanted); what the handler stored itself (`update_x`, `save()`, `destroy()`) stays stored |
 //! | `causal_reads` | `true` | on a Galera node (detected at connect), every store statement first waits for writes committed on other nodes (`wsrep_sync_wait = 7`) |
 //! | `memory_max_sessions` | `100000` | memory store cap: dead sessions go first, then new ones get a 503; live ones are never evicted |
@@ -333,7 +334,20 @@ pub use state::SessionsState;
 #[doc = include_str!("../docs/derive.md")]
 pub use session_derive::Session;
 
-pub use session_core::{codec, Config, SessionInfo, SessionState, Token};
+pub use session_core::{codec, Config, SessionId, SessionInfo, SessionState, Token};
+
+/// Lifecycle events: what [`Sessions::on_event`] handlers receive (see
+/// [`session_core::events`] for where each comes from and how it is
+/// delivered).
+pub mod events {
+    pub use session_core::events::{DestroyCause, EventKind, IndexedValue, SessionEvent};
+}
+
+/// The names of the metrics this crate emits through the `metrics` facade
+/// (the app installs the exporter; see the README's "Operating" section).
+pub mod metrics {
+    pub use session_core::observe::*;
+}
 
 /// The error of this crate, [`SessionError`], under the name `?`-heavy code
 /// expects: what the generated accessors return, a

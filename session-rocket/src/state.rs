@@ -132,3 +132,59 @@ impl SessionsState {
         }
     }
 }
+
+/// What launch logs say is on, one line each: where sessions are kept
+/// (prefix, never credentials), how cookies and values are protected, the
+/// indexed and versioned fields of each session type, and the event
+/// handlers (a new user should not have to read the database to know
+/// encryption is on).
+pub(crate) fn launch_summary(state: &SessionsState, handlers: usize) -> Vec<String> {
+    let config = state.config();
+    let mut lines = Vec::new();
+    if state.store().is_some() {
+        let prefix = if config.table_prefix.is_empty() {
+            "none".to_string()
+        } else {
+            format!("`{}`", config.table_prefix)
+        };
+        lines.push(format!(
+            "{} store, table / key prefix {prefix}",
+            state.store_kind()
+        ));
+    } else {
+        lines.push("sessions kept whole in sealed cookies (no server-side store)".into());
+    }
+    let signed = match (config.signing_keys.len(), config.sign_with_secret_key) {
+        (0, false) => "not signed".to_string(),
+        (0, true) => "signed with Rocket's secret_key".to_string(),
+        (n, _) => format!("signed ({n} key{})", if n == 1 { "" } else { "s" }),
+    };
+    let encrypted = match config.encryption_keys.len() {
+        0 => "values not encrypted".to_string(),
+        n => format!(
+            "values encrypted (AES-256-GCM, {n} key{})",
+            if n == 1 { "" } else { "s" }
+        ),
+    };
+    lines.push(format!("cookies {signed}; {encrypted}"));
+    for info in state.manager().session_types() {
+        let list = |names: &[&str]| {
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        };
+        lines.push(format!(
+            "session type {}: indexed {}, versioned {}",
+            info.name,
+            list(&info.indexed),
+            list(&info.versioned)
+        ));
+    }
+    lines.push(match handlers {
+        0 => "lifecycle events: no handlers".to_string(),
+        n => format!("lifecycle events: {n} handler(s)"),
+    });
+    lines
+}

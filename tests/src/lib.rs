@@ -31,7 +31,7 @@
 //! The cleanup loop:
 //!
 //! ```compile_fail,E0603
-//! use session_core::store::cleanup::run;
+//! use session_core::cleanup::run;
 //! fn main() {}
 //! ```
 //!

@@ -56,7 +56,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::sealing::{Sealer, COOKIE_OVERHEAD};
 use crate::store::{
-    Changes, ExpiryUpdate, NewSession, Record, Saved, SessionStore, Timestamp, Validity,
+    Changes, Ended, ExpiryUpdate, NewSession, Record, Saved, SessionStore, Timestamp, Validity,
 };
 use crate::token::{StoreKey, Token, TOKEN_BYTES};
 
@@ -446,17 +446,22 @@ impl SessionStore for InCookie {
         Ok(false)
     }
 
-    async fn destroy(&self, key: &StoreKey, _: Timestamp) -> Result<()> {
+    async fn destroy(&self, key: &StoreKey, _: Timestamp) -> Result<bool> {
         let mut slot = self.lock();
         if slot.session.as_ref().is_some_and(|(k, _)| k == key) {
             slot.session = None;
             slot.changed = true;
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 
-    async fn delete_expired(&self, _: Validity, _: u32) -> Result<u64> {
-        Ok(0)
+    async fn delete_expired(&self, _: Validity, _: u32) -> Result<Vec<Ended>> {
+        Ok(Vec::new())
+    }
+
+    fn name(&self) -> &'static str {
+        "cookie"
     }
 }
 

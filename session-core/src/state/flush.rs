@@ -7,6 +7,7 @@
 //! records the cookie the response needs.
 
 use crate::error::{BoxError, Error, Result};
+use crate::events::EventKind;
 use crate::state::index_tags;
 use crate::state::request::PendingCookie;
 use crate::state::{Change, ExpiryChoice, Known, SessionState, Stage, Times};
@@ -225,12 +226,15 @@ impl SessionState {
     }
 
     /// The error for a save whose expectation failed.
-    fn conflict(&self, plan: &FlushPlan) -> Error {
+    async fn conflict(&self, plan: &FlushPlan, key: &StoreKey) -> Error {
         let field = plan.changes.expect.first().map_or("", |e| e.name);
         tracing::warn!(
             field,
             "a versioned session field was changed by a concurrent request; nothing of this request was saved"
         );
+        crate::observe::conflict(self.request.store().name());
+        let indexed = self.event_values(&[], true).await;
+        self.request.emit(EventKind::Conflict, key, indexed);
         Error::Conflict { field }
     }
 
@@ -264,7 +268,12 @@ impl SessionState {
                 }
                 let sealed = self.seal_changes(&key, &plan.changes, None)?;
                 let changes = sealed.as_ref().unwrap_or(&plan.changes);
-                match store.save(&key, changes, at).await? {
+                crate::observe::field_sizes(store.name(), plain_sizes(&plan.changes));
+                match self
+                    .request
+                    .call("save", store.save(&key, changes, at))
+                    .await?
+                {
                     Saved::Saved => {
                         self.mark_live();
                         self.commit(&plan, false);
@@ -278,11 +287,11 @@ impl SessionState {
                         self.request.life().stage = Stage::Absent;
                         self.create(&plan, None).await
                     }
-                    Saved::Gone | Saved::Moved => {
+                    saved @ (Saved::Gone | Saved::Moved) => {
                         self.request.life().stage = Stage::Ended;
-                        Ok(self.dropped(&plan))
+                        Ok(self.refused(&plan, saved))
                     }
-                    Saved::Conflict => Err(self.conflict(&plan)),
+                    Saved::Conflict => Err(self.conflict(&plan, &key).await),
                 }
             }
             Target::Rekey { from, to, verified } => {
@@ -296,13 +305,23 @@ impl SessionState {
                 };
                 let sealed = self.seal_changes(&to.store_key(), &plan.changes, moved)?;
                 let changes = sealed.as_ref().unwrap_or(&plan.changes);
-                match store.save(&from, changes, at).await? {
+                crate::observe::field_sizes(store.name(), plain_sizes(&plan.changes));
+                match self
+                    .request
+                    .call("save", store.save(&from, changes, at))
+                    .await?
+                {
                     Saved::Saved => {
                         let key = to.store_key();
                         self.request.life().stage = Stage::Live {
                             token: to.clone(),
                             key,
                         };
+                        crate::observe::regenerated(store.name());
+                        let indexed = self.event_values(&plan.changes.upsert, true).await;
+                        let previous = from.id();
+                        self.request
+                            .emit(EventKind::Regenerated { previous }, &key, indexed);
                         self.commit(&plan, false);
                         let expires_at = self.expires_at_after(plan.changes.expiry);
                         self.set_cookie(to, expires_at);
@@ -322,14 +341,30 @@ impl SessionState {
                     // regenerate neither undoes a logout nor starts a
                     // session beside the one the other login made. Its
                     // changes are dropped (409), as any request's are.
-                    Saved::Gone | Saved::Moved => {
+                    saved @ (Saved::Gone | Saved::Moved) => {
                         self.request.life().stage = Stage::Ended;
-                        Ok(self.dropped(&plan))
+                        Ok(self.refused(&plan, saved))
                     }
-                    Saved::Conflict => Err(self.conflict(&plan)),
+                    Saved::Conflict => Err(self.conflict(&plan, &from).await),
                 }
             }
         }
+    }
+
+    /// The outcome of a save the store refused because the session ended
+    /// (`Gone`) or moved (`Moved`) meanwhile, counted when it dropped
+    /// changes.
+    fn refused(&self, plan: &FlushPlan, saved: Saved) -> Outcome {
+        let outcome = self.dropped(plan);
+        if outcome == Outcome::Interrupted {
+            let reason = if saved == Saved::Moved {
+                "moved"
+            } else {
+                "ended"
+            };
+            crate::observe::refused(self.request.store().name(), reason);
+        }
+        outcome
     }
 
     /// Whether this request's cookie, which named no live session when it
@@ -345,7 +380,12 @@ impl SessionState {
             return Ok(false);
         }
         let now = self.request.now();
-        if !self.request.store().is_previous_key(&key, now).await? {
+        let store = self.request.store();
+        if !self
+            .request
+            .call("is_previous_key", store.is_previous_key(&key, now))
+            .await?
+        {
             return Ok(false);
         }
         tracing::debug!(?key, "session cookie was just replaced by a regenerate");
@@ -411,7 +451,12 @@ impl SessionState {
                 .iter()
                 .cloned()
                 .partition(|(name, _)| changes.expectation(name).is_some());
-            if store.create(&key, session, &fields).await? {
+            crate::observe::field_sizes(store.name(), plain_sizes(&plan.changes));
+            if self
+                .request
+                .call("create", store.create(&key, session, &fields))
+                .await?
+            {
                 // The new session's index entries and versioned fields:
                 // one more statement, only when one is among its first.
                 let index: Vec<IndexUpdate> = plan
@@ -429,7 +474,12 @@ impl SessionState {
                         ..Changes::default()
                     };
                     let at = self.request.validity();
-                    if store.save(&key, &changes, at).await? != Saved::Saved {
+                    if self
+                        .request
+                        .call("save", store.save(&key, &changes, at))
+                        .await?
+                        != Saved::Saved
+                    {
                         return Err(Error::Interrupted);
                     }
                 }
@@ -446,6 +496,10 @@ impl SessionState {
                         persistent: session.persistent,
                     });
                 }
+                crate::observe::created(store.name());
+                // A new session holds only what this request wrote.
+                let indexed = self.event_values(&plan.changes.upsert, false).await;
+                self.request.emit(EventKind::Created, &key, indexed);
                 self.commit(plan, true);
                 self.set_cookie(token, session.expires_at);
                 return Ok(Outcome::Created);
@@ -573,4 +627,10 @@ impl SessionState {
         let at = now.saturating_add(timeout).min(cap);
         (at > times.expires_at).then_some(ExpiryUpdate::Extend(at))
     }
+}
+
+/// The sizes of the fields a save writes, before sealing (what the app
+/// stores).
+fn plain_sizes(changes: &Changes) -> impl Iterator<Item = &[u8]> {
+    changes.upsert.iter().map(|(_, v)| v.as_slice())
 }

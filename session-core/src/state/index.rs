@@ -137,7 +137,11 @@ impl SessionState {
         let mut found = Vec::new();
         for key in indexes(&**store)?.find(name, &tags, at).await? {
             // Gone since the query: not listed.
-            let Some(record) = store.load(&key, self.deferred_names, at).await? else {
+            let Some(record) = self
+                .request
+                .call("load", store.load(&key, self.deferred_names, at))
+                .await?
+            else {
                 continue;
             };
             let previous = sealed::record_keys(sealer, &key, &record.fields);
@@ -189,9 +193,20 @@ impl SessionState {
             && current.is_some()
             && self.bytes(index).await? == Some(bytes.as_slice());
         let store = self.request.store().clone();
-        let mut ended = indexes(&*store)?
-            .destroy_found(name, &tags, self.request.read_key().as_ref())
-            .await?;
+        let found = indexes(&*store)?.destroy_found(name, &tags, current.as_ref());
+        let found = self.request.call("destroy_found", found).await?;
+        let mut ended = found.len() as u64;
+        crate::observe::destroyed(store.name(), "everywhere", ended);
+        let value = String::from_utf8_lossy(&bytes);
+        for key in &found {
+            let indexed = vec![crate::events::IndexedValue {
+                field: name,
+                value: value.clone().into_owned(),
+            }];
+            let cause = crate::events::DestroyCause::Everywhere;
+            self.request
+                .emit(crate::events::EventKind::Destroyed { cause }, key, indexed);
+        }
         if mine {
             self.destroy().await?;
             ended += 1;

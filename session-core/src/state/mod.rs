@@ -27,7 +27,7 @@ mod field;
 mod flush;
 mod index;
 pub(crate) mod request;
-mod sealed;
+pub(crate) mod sealed;
 mod update;
 
 #[doc(hidden)]
@@ -281,7 +281,41 @@ impl SessionState {
     /// # Errors
     /// The store's error; the session is then not marked destroyed.
     pub async fn destroy(&mut self) -> Result<()> {
-        self.request.destroy().await
+        let indexed = self.event_values(&[], true).await;
+        self.request.destroy(indexed).await
+    }
+
+    /// This type's `#[session(index)]` values for a lifecycle event: from
+    /// `written` (plain bytes being stored), else as the request read
+    /// them, loading them (with `load`) if it did not (one statement,
+    /// only when event handlers are registered). An event never fails a
+    /// request: a load error leaves the value out.
+    pub(crate) async fn event_values(
+        &self,
+        written: &[(&'static str, Vec<u8>)],
+        load: bool,
+    ) -> Vec<crate::events::IndexedValue> {
+        let mut values = Vec::new();
+        if !self.request.reports_events() {
+            return values;
+        }
+        for (index, field) in self.schema.iter().enumerate() {
+            if !field.indexed {
+                continue;
+            }
+            let bytes = match written.iter().find(|(n, _)| *n == field.name) {
+                Some((_, bytes)) => Some(bytes.as_slice()),
+                None if load => self.bytes(index).await.ok().flatten(),
+                None => None,
+            };
+            if let Some(bytes) = bytes {
+                values.push(crate::events::IndexedValue {
+                    field: field.name,
+                    value: String::from_utf8_lossy(bytes).into_owned(),
+                });
+            }
+        }
+        values
     }
 
     /// Whether [`destroy`](Self::destroy) succeeded in this request.
@@ -308,7 +342,8 @@ impl SessionState {
     /// The store's error; the session is then left as it was.
     #[doc(hidden)]
     pub async fn start_over_state(&mut self) -> Result<()> {
-        self.request.start_over().await?;
+        let indexed = self.event_values(&[], true).await;
+        self.request.start_over(indexed).await?;
         self.forget();
         Ok(())
     }
@@ -475,7 +510,10 @@ impl SessionState {
                     _ => Vec::new(),
                 };
                 let skip: Vec<&str> = self.deferred_names.iter().copied().chain(fetched).collect();
-                let record = store.load(&key, &skip, at).await?;
+                let record = self
+                    .request
+                    .call("load", store.load(&key, &skip, at))
+                    .await?;
                 if record.is_none() {
                     tracing::debug!(?key, "the session ended between two loads of one request");
                     self.request.loaded_nothing(false);
@@ -495,7 +533,10 @@ impl SessionState {
             .get_or_init(|| self.schema.iter().map(|_| OnceCell::new()).collect());
         let value = cells[index]
             .get_or_try_init(|| async {
-                let value = store.load_field(&key, name, at).await?;
+                let value = self
+                    .request
+                    .call("load_field", store.load_field(&key, name, at))
+                    .await?;
                 let Some(sealed) = value else {
                     return Ok::<_, Error>(None);
                 };
@@ -513,7 +554,13 @@ impl SessionState {
                         .map(|r| r.previous_keys.clone())
                         .unwrap_or_default(),
                     None => {
-                        let list = store.load_field(&key, sealed::PREVIOUS_KEYS, at).await?;
+                        let list = self
+                            .request
+                            .call(
+                                "load_field",
+                                store.load_field(&key, sealed::PREVIOUS_KEYS, at),
+                            )
+                            .await?;
                         sealed::open_keys(sealer, &key, list.as_deref())
                     }
                 };
@@ -532,8 +579,16 @@ impl SessionState {
             .get_or_try_init(|| async {
                 let first = self.first_fields();
                 let record = match &first {
-                    Some((only, _)) => store.load_only(&key, only, at).await?,
-                    None => store.load(&key, self.deferred_names, at).await?,
+                    Some((only, _)) => {
+                        self.request
+                            .call("load_only", store.load_only(&key, only, at))
+                            .await?
+                    }
+                    None => {
+                        self.request
+                            .call("load", store.load(&key, self.deferred_names, at))
+                            .await?
+                    }
                 };
                 match &record {
                     Some(r) => self.request.loaded(Times {
@@ -658,10 +713,11 @@ impl SessionState {
                     OnDecodeError::Default => {
                         tracing::warn!(
                             field,
-                            error = %source,
+                            error = %crate::observe::redacted(&*source),
                             "stored session field no longer decodes; using its default \
                              (the stored bytes stay until the field is changed)"
                         );
+                        crate::observe::decode_fallback();
                         Ok((default(), true))
                     }
                     OnDecodeError::Error => Err(Error::Decode { field, source }),

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use crate::carrier::{Arrival, Carried};
 use crate::context::Context;
 use crate::error::{Error, Result};
+use crate::events::{EventKind, IndexedValue, SessionEvent};
 use crate::store::{SessionStore, Timestamp, Validity};
 use crate::token::{StoreKey, Token};
 
@@ -155,6 +156,20 @@ struct Shared {
     /// Its key, computed on first need.
     cookie_key: OnceLock<StoreKey>,
     life: Mutex<Life>,
+    /// Statements the request's store calls sent so far.
+    statements: std::sync::atomic::AtomicU32,
+}
+
+impl Drop for Shared {
+    // The request is over when its last handle goes.
+    fn drop(&mut self) {
+        let statements = *self.statements.get_mut();
+        if statements > 0 {
+            if let Some(store) = &self.ctx.store {
+                crate::observe::statements_per_request(store.name(), statements);
+            }
+        }
+    }
 }
 
 /// The session of one request, shared by every session type it opens
@@ -220,6 +235,7 @@ impl RequestSession {
                     loaded: false,
                     miss_unchecked: false,
                 }),
+                statements: std::sync::atomic::AtomicU32::new(0),
             }),
         }
     }
@@ -283,6 +299,35 @@ impl RequestSession {
         match (&self.shared.own_store, &self.shared.ctx.store) {
             (Some(store), _) | (None, Some(store)) => store,
             (None, None) => unreachable!("checked when the request began"),
+        }
+    }
+
+    /// Runs store call `operation` observed: its span, latency and
+    /// statements (see [`observe`](crate::observe)).
+    pub(crate) async fn call<T: crate::observe::Outcome>(
+        &self,
+        operation: &'static str,
+        call: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        crate::observe::store_call(
+            self.store().name(),
+            operation,
+            self.shared.ctx.config.slow_store_call(),
+            &self.shared.statements,
+            call,
+        )
+        .await
+    }
+
+    /// Whether lifecycle events are delivered (so worth describing).
+    pub(crate) fn reports_events(&self) -> bool {
+        self.shared.ctx.events().is_some()
+    }
+
+    /// Reports a lifecycle event of session `key`.
+    pub(crate) fn emit(&self, kind: EventKind, key: &StoreKey, indexed: Vec<IndexedValue>) {
+        if let Some(hub) = self.shared.ctx.events() {
+            hub.emit(SessionEvent::new(kind, key.id(), indexed));
         }
     }
 
@@ -433,8 +478,8 @@ impl RequestSession {
             .unwrap_or(self.manager().config().persistent)
     }
 
-    pub(crate) async fn start_over(&self) -> Result<()> {
-        self.destroy().await?;
+    pub(crate) async fn start_over(&self, indexed: Vec<IndexedValue>) -> Result<()> {
+        self.destroy(indexed).await?;
         let mut life = self.life();
         life.stage = Stage::Absent;
         life.times = None;
@@ -442,7 +487,8 @@ impl RequestSession {
         Ok(())
     }
 
-    pub(crate) async fn destroy(&self) -> Result<()> {
+    /// Destroys the session; `indexed` describes it for the event.
+    pub(crate) async fn destroy(&self, indexed: Vec<IndexedValue>) -> Result<()> {
         let now = self.now();
         let (current, destroyed) = {
             let life = self.life();
@@ -454,13 +500,23 @@ impl RequestSession {
             return Ok(());
         }
         let store = self.store();
+        let mut ended = None;
         if let Some(key) = current {
-            store.destroy(&key, now).await?;
+            if self.call("destroy", store.destroy(&key, now)).await? {
+                ended = Some(key);
+            }
         }
         // The cookie's key too when the request no longer names it: after a
         // concurrent regenerate it still reaches the session for a logout.
         if let Some(key) = self.cookie_key().filter(|k| Some(*k) != current) {
-            store.destroy(&key, now).await?;
+            if self.call("destroy", store.destroy(&key, now)).await? {
+                ended = ended.or(Some(key));
+            }
+        }
+        if let Some(key) = ended {
+            crate::observe::destroyed(store.name(), "request", 1);
+            let cause = crate::events::DestroyCause::Request;
+            self.emit(EventKind::Destroyed { cause }, &key, indexed);
         }
         let mut life = self.life();
         life.stage = Stage::Destroyed;

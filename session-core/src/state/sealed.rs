@@ -183,7 +183,10 @@ impl SessionState {
         };
         let store = self.request.store();
         let at = self.request.validity();
-        let list = store.load_field(&key, PREVIOUS_KEYS, at).await?;
+        let list = self
+            .request
+            .call("load_field", store.load_field(&key, PREVIOUS_KEYS, at))
+            .await?;
         Ok(open_keys(sealer, &key, list.as_deref()))
     }
 }

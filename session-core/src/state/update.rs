@@ -106,8 +106,12 @@ impl SessionState {
             };
             let at = self.request.validity();
             let sealed = self.seal_changes(&key, &changes, None)?;
-            match store
-                .save(&key, sealed.as_ref().unwrap_or(&changes), at)
+            match self
+                .request
+                .call(
+                    "save",
+                    store.save(&key, sealed.as_ref().unwrap_or(&changes), at),
+                )
                 .await?
             {
                 Saved::Saved => {
@@ -164,7 +168,11 @@ impl SessionState {
             .collect();
         let at = self.request.validity();
         let store = self.request.store().clone();
-        match store.load(&key, &skip, at).await? {
+        match self
+            .request
+            .call("load", store.load(&key, &skip, at))
+            .await?
+        {
             Some(record) => {
                 let name = self.schema[index].name;
                 let version = record

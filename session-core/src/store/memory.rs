@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::store::{
-    Changes, Counters, ExpiryUpdate, IndexTag, NewSession, Record, Saved, SessionIndexes,
+    Changes, Counters, Ended, ExpiryUpdate, IndexTag, NewSession, Record, Saved, SessionIndexes,
     SessionStore, StoreStats, Timestamp, Validity,
 };
 use crate::token::StoreKey;
@@ -143,14 +143,21 @@ impl SessionIndexes for MemoryStore {
         name: &str,
         tags: &[IndexTag],
         except: Option<&StoreKey>,
-    ) -> Result<u64> {
+    ) -> Result<Vec<StoreKey>> {
         self.counters.statement();
         let mut map = self.lock();
-        let before = map.sessions.len();
-        map.sessions.retain(|k, e| {
-            Some(k) == except || !e.index.get(name).is_some_and(|t| tags.contains(t))
-        });
-        Ok((before - map.sessions.len()) as u64)
+        let found: Vec<StoreKey> = map
+            .sessions
+            .iter()
+            .filter(|(k, e)| {
+                Some(*k) != except && e.index.get(name).is_some_and(|t| tags.contains(t))
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for key in &found {
+            map.sessions.remove(key);
+        }
+        Ok(found)
     }
 }
 
@@ -355,7 +362,7 @@ impl SessionStore for MemoryStore {
         Ok(map.previous.get(key).is_some_and(|(_, until)| *until > now))
     }
 
-    async fn destroy(&self, key: &StoreKey, now: Timestamp) -> Result<()> {
+    async fn destroy(&self, key: &StoreKey, now: Timestamp) -> Result<bool> {
         self.counters.statement();
         let mut map = self.lock();
         // A key replaced by several regenerates within their grace leads
@@ -363,17 +370,17 @@ impl SessionStore for MemoryStore {
         let mut key = *key;
         for _ in 0..=super::MAX_REGENERATES_IN_GRACE {
             if map.sessions.remove(&key).is_some() {
-                break;
+                return Ok(true);
             }
             match map.previous.get(&key).copied() {
                 Some((next, until)) if until > now => key = next,
                 _ => break,
             }
         }
-        Ok(())
+        Ok(false)
     }
 
-    async fn delete_expired(&self, at: Validity, batch: u32) -> Result<u64> {
+    async fn delete_expired(&self, at: Validity, batch: u32) -> Result<Vec<Ended>> {
         self.counters.statement();
         let mut map = self.lock();
         let expired: Vec<StoreKey> = map
@@ -383,11 +390,29 @@ impl SessionStore for MemoryStore {
             .map(|(k, _)| *k)
             .take(batch as usize)
             .collect();
-        for key in &expired {
-            map.sessions.remove(key);
-        }
+        let ended = expired
+            .into_iter()
+            .filter_map(|key| {
+                let entry = map.sessions.remove(&key)?;
+                Some(Ended {
+                    key,
+                    fields: entry.fields.into_iter().collect(),
+                })
+            })
+            .collect();
         map.previous.retain(|_, (_, until)| *until > at.now);
-        Ok(expired.len() as u64)
+        Ok(ended)
+    }
+
+    async fn count_live(&self, at: Validity) -> Result<Option<u64>> {
+        let map = self.lock();
+        Ok(Some(
+            map.sessions.values().filter(|e| e.alive(at)).count() as u64
+        ))
+    }
+
+    fn name(&self) -> &'static str {
+        "memory"
     }
 
     fn indexes(&self) -> Option<&dyn SessionIndexes> {

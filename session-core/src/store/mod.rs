@@ -45,7 +45,7 @@
 //! ```
 //! use std::collections::HashMap;
 //! use std::sync::Mutex;
-//! use session_core::store::{Changes, ExpiryUpdate, NewSession, Record, Saved, SessionStore, Validity};
+//! use session_core::store::{Changes, Ended, ExpiryUpdate, NewSession, Record, Saved, SessionStore, Validity};
 //! use session_core::{Result, StoreKey};
 //!
 //! #[derive(Debug, Default)]
@@ -129,23 +129,27 @@
 //!     async fn is_previous_key(&self, key: &StoreKey, now: i64) -> Result<bool> {
 //!         Ok(self.0.lock().unwrap().previous.get(key).is_some_and(|p| p.1 > now))
 //!     }
-//!     async fn destroy(&self, key: &StoreKey, now: i64) -> Result<()> {
+//!     async fn destroy(&self, key: &StoreKey, now: i64) -> Result<bool> {
 //!         let mut t = self.0.lock().unwrap();
 //!         // Follow the keys that replaced this one within their grace.
 //!         let mut key = *key;
 //!         while t.sessions.remove(&key).is_none() {
 //!             match t.previous.get(&key) {
 //!                 Some(&(next, until)) if until > now => key = next,
-//!                 _ => break,
+//!                 _ => return Ok(false),
 //!             }
 //!         }
-//!         Ok(())
+//!         Ok(true)
 //!     }
-//!     async fn delete_expired(&self, at: Validity, _batch: u32) -> Result<u64> {
+//!     async fn delete_expired(&self, at: Validity, batch: u32) -> Result<Vec<Ended>> {
 //!         let mut t = self.0.lock().unwrap();
-//!         let before = t.sessions.len();
-//!         t.sessions.retain(|_, (s, _)| alive(s, at));
-//!         Ok((before - t.sessions.len()) as u64)
+//!         let dead: Vec<StoreKey> = t.sessions.iter().filter(|(_, (s, _))| !alive(s, at))
+//!             .map(|(k, _)| *k).take(batch as usize).collect();
+//!         // The same lock claims and deletes: each dead session is reported once.
+//!         Ok(dead.into_iter().map(|key| {
+//!             let (_, fields) = t.sessions.remove(&key).unwrap();
+//!             Ended { key, fields: fields.into_iter().map(|(n, (v, _))| (n, v)).collect() }
+//!         }).collect())
 //!     }
 //! }
 //! ```
@@ -157,7 +161,6 @@ use async_trait::async_trait;
 use crate::error::Result;
 use crate::token::StoreKey;
 
-pub(crate) mod cleanup;
 #[cfg(feature = "memory")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
 pub mod memory;
@@ -298,6 +301,26 @@ pub struct Record {
     /// (were ever written with an [`Expect`]ation); any other field's
     /// version is 0.
     pub versions: Vec<(String, u64)>,
+}
+
+/// A session [`delete_expired`](SessionStore::delete_expired) ended.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Ended {
+    /// Its key.
+    pub key: StoreKey,
+    /// `(stored name, bytes)` of the fields the store read as it deleted
+    /// the session (possibly none).
+    pub fields: Vec<(String, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for Ended {
+    // Field values never reach a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ended")
+            .field("key", &self.key)
+            .field("fields", &self.fields.len())
+            .finish()
+    }
 }
 
 /// A condition on one field for a [`save`](SessionStore::save) to apply:
@@ -519,13 +542,36 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
 
     /// Deletes the session under `key`, or the one that `key` named before a
     /// regenerate still within its grace (`previous_until > now`), with all
-    /// its fields. Deleting a missing session is not an error.
-    async fn destroy(&self, key: &StoreKey, now: Timestamp) -> Result<()>;
+    /// its fields. `true` when this call deleted a session: of several
+    /// calls racing to end one session, exactly one answers `true` (what
+    /// the `destroyed` event is reported from). Deleting a missing session
+    /// is not an error.
+    async fn destroy(&self, key: &StoreKey, now: Timestamp) -> Result<bool>;
 
     /// Deletes at most `batch` sessions that are no longer alive at `at`
-    /// (idle-expired or past `max_lifetime`); returns how many. Safe to run
-    /// from several processes at once.
-    async fn delete_expired(&self, at: Validity, batch: u32) -> Result<u64>;
+    /// (idle-expired or past `max_lifetime`) and returns them: each with
+    /// the fields the store read in the same step (what it keeps with the
+    /// session itself; a store may return none), from which the `expired`
+    /// event names whose session it was. Safe to run from several
+    /// processes at once, and the statement that deletes is the one that
+    /// reports: of several cleanups racing, each dead session is returned
+    /// by exactly one.
+    async fn delete_expired(&self, at: Validity, batch: u32) -> Result<Vec<Ended>>;
+
+    /// How many sessions are alive at `at`, when the store can count them
+    /// without reading them (the `sessions_live` gauge, set after each
+    /// cleanup pass); `None` when it cannot. The default: `None`.
+    async fn count_live(&self, at: Validity) -> Result<Option<u64>> {
+        let _ = at;
+        Ok(None)
+    }
+
+    /// The store's kind, as metrics and logs name it: `"mysql"`,
+    /// `"postgres"`, `"sqlite"`, `"redis"`, `"memory"`. The default:
+    /// `"custom"`.
+    fn name(&self) -> &'static str {
+        "custom"
+    }
 
     /// The store's indexes of sessions by field, when it keeps them:
     /// `#[session(index)]` fields need a store that does, and a session
@@ -570,12 +616,13 @@ pub trait SessionIndexes: Send + Sync {
 
     /// Deletes, with all their fields and index entries, every session
     /// whose entry in index `name` is one of `tags`, except the one under
-    /// `except`; returns how many. A deleted session is gone as after
-    /// [`destroy`](SessionStore::destroy): no save brings it back.
+    /// `except`; returns the keys of those this call deleted (of two calls
+    /// racing, each session is returned by one). A deleted session is gone
+    /// as after [`destroy`](SessionStore::destroy): no save brings it back.
     async fn destroy_found(
         &self,
         name: &str,
         tags: &[IndexTag],
         except: Option<&StoreKey>,
-    ) -> Result<u64>;
+    ) -> Result<Vec<StoreKey>>;
 }

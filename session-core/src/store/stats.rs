@@ -57,6 +57,7 @@ impl Counters {
     /// Counts one statement.
     pub(crate) fn statement(&self) {
         self.statements.fetch_add(1, Relaxed);
+        crate::observe::statement_sent();
     }
 
     /// Counts a write run again after a conflict.

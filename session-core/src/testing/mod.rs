@@ -36,12 +36,14 @@ use crate::store::{
 };
 use crate::token::{StoreKey, Token};
 
+mod events;
 mod kept;
 mod requests;
 mod security;
 mod store;
 mod versioned;
 
+pub use events::*;
 pub use kept::*;
 pub use requests::*;
 pub use security::*;
@@ -227,6 +229,7 @@ macro_rules! store_conformance_tests {
             encryption_keys_rotate_and_survive_regenerates,
             log_out_everywhere_ends_a_users_other_sessions,
             indexed_fields_follow_their_writes,
+            lifecycle_events_fire_once_each,
         );
     };
     (@kept $factory:path, $teardown:path; $($name:ident,)*) => {

@@ -366,10 +366,22 @@ pub async fn delete_expired_in_batches(store: Arc<dyn SessionStore>) {
         expired.push(k);
     }
     let live = make(&*store, &[("a", b"1".to_vec())]).await;
-    assert_eq!(store.delete_expired(v(t), 2).await.unwrap(), 2);
-    assert_eq!(store.delete_expired(v(t), 2).await.unwrap(), 2);
-    assert_eq!(store.delete_expired(v(t), 2).await.unwrap(), 1);
-    assert_eq!(store.delete_expired(v(t), 2).await.unwrap(), 0);
+    let mut reported = Vec::new();
+    for expected in [2, 2, 1, 0] {
+        let ended = store.delete_expired(v(t), 2).await.unwrap();
+        assert_eq!(ended.len(), expected, "batches of at most 2");
+        for session in ended {
+            assert_eq!(
+                session.fields,
+                [("a".to_string(), b"1".to_vec())],
+                "an ended session comes back with its small fields (what its event is described by)"
+            );
+            reported.push(session.key);
+        }
+    }
+    reported.sort();
+    expired.sort();
+    assert_eq!(reported, expired, "each expired session is reported once");
     assert!(store.load(&live, &[], at()).await.unwrap().is_some());
     for k in &expired {
         let far_past = Validity {
@@ -507,7 +519,8 @@ pub async fn cleanup_honours_max_lifetime(store: Arc<dyn SessionStore>) {
         now: t,
         created_after: t - 1000,
     };
-    assert_eq!(store.delete_expired(v, 10).await.unwrap(), 1);
+    let ended = store.delete_expired(v, 10).await.unwrap();
+    assert_eq!(ended.iter().map(|e| e.key).collect::<Vec<_>>(), [old]);
     let any = Validity {
         now: t,
         created_after: t - 100_000,
@@ -588,4 +601,57 @@ pub async fn binary_values_round_trip(store: Arc<dyn SessionStore>) {
     assert_eq!(field(&record.fields, "bin"), Some(value.as_slice()));
     assert_eq!(field(&record.fields, "empty"), Some(&b""[..]));
     assert_eq!(field(&record.fields, "seps"), Some(&b",:;\0"[..]));
+}
+
+/// Cleanups racing over one database, on two store instances (`a` and
+/// `b`, as two app instances would be) and two tasks each, report every
+/// expired session exactly once between them: the statement that deletes
+/// is the one that reports.
+pub async fn racing_cleanups_report_each_session_once(
+    a: Arc<dyn SessionStore>,
+    b: Arc<dyn SessionStore>,
+) {
+    let t = now();
+    let mut expired = Vec::new();
+    for _ in 0..120 {
+        let k = key();
+        assert!(a
+            .create(&k, ns(t - 100, t - 10), &[("user", b"7".to_vec())])
+            .await
+            .unwrap());
+        expired.push(k);
+    }
+    let live = make(&*b, &[("user", b"8".to_vec())]).await;
+    let cleaners: Vec<_> = [a.clone(), b.clone(), a.clone(), b.clone()]
+        .into_iter()
+        .map(|store| {
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let ended = store.delete_expired(v(t), 7).await.unwrap();
+                    if ended.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(ended.into_iter().map(|e| e.key));
+                }
+            })
+        })
+        .collect();
+    let mut reported = Vec::new();
+    let mut by_cleaner = Vec::new();
+    for cleaner in cleaners {
+        let mine = cleaner.await.unwrap();
+        by_cleaner.push(mine.len());
+        reported.extend(mine);
+    }
+    assert_eq!(
+        reported.len(),
+        expired.len(),
+        "every expired session reported, none twice (per cleaner: {by_cleaner:?})"
+    );
+    reported.sort();
+    expired.sort();
+    assert_eq!(reported, expired);
+    assert!(a.load(&live, &[], at()).await.unwrap().is_some());
+    assert!(a.delete_expired(v(t), 7).await.unwrap().is_empty());
 }

@@ -37,7 +37,7 @@ use redis::{Script, Value};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::store::{
-    Changes, Counters, ExpiryUpdate, IndexTag, NewSession, Record, Saved, SessionIndexes,
+    Changes, Counters, Ended, ExpiryUpdate, IndexTag, NewSession, Record, Saved, SessionIndexes,
     SessionStore, StoreStats, Timestamp, Validity,
 };
 use crate::token::StoreKey;
@@ -290,13 +290,14 @@ impl SessionIndexes for RedisStore {
         name: &str,
         tags: &[IndexTag],
         except: Option<&StoreKey>,
-    ) -> Result<u64> {
+    ) -> Result<Vec<StoreKey>> {
         let at = Validity {
             now: 0,
             created_after: 0,
         };
         let call = self.index_call(name, tags, at, except, "destroy");
-        self.eval(&call).await
+        let hexes: Vec<String> = self.eval(&call).await?;
+        Ok(hexes.iter().filter_map(|h| parse_hex(h)).collect())
     }
 }
 
@@ -429,23 +430,23 @@ impl SessionStore for RedisStore {
             .is_some_and(|until| until > now))
     }
 
-    async fn destroy(&self, key: &StoreKey, now: Timestamp) -> Result<()> {
+    async fn destroy(&self, key: &StoreKey, now: Timestamp) -> Result<bool> {
         let mut call = self.destroy.key(self.session_key(key));
         call.key(self.previous_key(key))
             .arg(now)
             .arg(&self.prefix)
             .arg(hex(key.as_bytes()))
             .arg(super::MAX_REGENERATES_IN_GRACE);
-        let _: i64 = self.eval(&call).await?;
-        Ok(())
+        let gone: i64 = self.eval(&call).await?;
+        Ok(gone > 0)
     }
 
-    async fn delete_expired(&self, at: Validity, batch: u32) -> Result<u64> {
-        // Redis drops sessions at their expiry itself; this catches the
-        // ones dead by the request's clock before that (past
-        // `max_lifetime` after a configuration change, say).
+    async fn delete_expired(&self, at: Validity, batch: u32) -> Result<Vec<Ended>> {
+        // Redis drops a session's hash itself an hour after its expiry
+        // (see `scripts`); this deletes, and reports, the ones dead by the
+        // request's clock before that.
         let mut cursor = 0u64;
-        let mut deleted = 0u64;
+        let mut ended = Vec::new();
         loop {
             let (next, keys) = self.scan(cursor, &format!("{}sess:*", self.prefix)).await?;
             if !keys.is_empty() {
@@ -456,15 +457,31 @@ impl SessionStore for RedisStore {
                 call.arg(at.now)
                     .arg(at.created_after)
                     .arg(&self.prefix)
-                    .arg(u64::from(batch) - deleted);
-                let n: u64 = self.eval(&call).await?;
-                deleted += n;
+                    .arg(batch as usize - ended.len());
+                let purged: Vec<(String, Vec<Vec<u8>>)> = self.eval(&call).await?;
+                ended.extend(purged.into_iter().filter_map(|(hex, pairs)| {
+                    let fields = pairs
+                        .chunks_exact(2)
+                        .filter_map(|pair| {
+                            let name = std::str::from_utf8(&pair[0]).ok()?.strip_prefix("f:")?;
+                            Some((name.to_string(), pair[1].clone()))
+                        })
+                        .collect();
+                    Some(Ended {
+                        key: parse_hex(&hex)?,
+                        fields,
+                    })
+                }));
             }
-            if next == 0 || deleted >= u64::from(batch) {
-                return Ok(deleted);
+            if next == 0 || ended.len() >= batch as usize {
+                return Ok(ended);
             }
             cursor = next;
         }
+    }
+
+    fn name(&self) -> &'static str {
+        "redis"
     }
 
     fn indexes(&self) -> Option<&dyn SessionIndexes> {

@@ -218,13 +218,14 @@ while gone == 0 and hops > 0 do
   prev = prefix .. 'prev:{' .. to .. '}'
   hops = hops - 1
 end
-return 1
+return gone
 ";
 
 /// ARGV: now, created after, key prefix, index name, except hex (or
 /// empty), mode (`find` / `destroy`), then tag hexes. `find` returns the
 /// key hexes of the live sessions (dropping members whose session is
-/// gone); `destroy` deletes them but `except` and returns how many.
+/// gone); `destroy` deletes them but `except` and returns the key hexes
+/// of those it deleted.
 pub(super) const INDEX: &str = r"
 local now, after, prefix, name, except, mode = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local out, count = {}, 0
@@ -236,27 +237,38 @@ for i = 7, #ARGV do
       redis.call('SREM', set, hex)
     elseif mode == 'find' then
       if alive(k, now, after) then out[#out + 1] = hex end
-    elseif hex ~= except then
-      count = count + kill(k, hex, prefix)
+    elseif hex ~= except and kill(k, hex, prefix) == 1 then
+      out[#out + 1] = hex
     end
   end
 end
-if mode == 'find' then return out end
-return count
+return out
 ";
 
 /// KEYS: sessions (one SCAN page). ARGV: now, created after, key prefix,
-/// batch. Deletes at most `batch` of them that are dead; returns how many.
+/// batch. Deletes at most `batch` of them that are dead and returns, for
+/// each, its key hex and its field pairs (`f:<name>`, bytes): the script
+/// that deletes is the one that reports, so two cleanups never both
+/// report one session.
 pub(super) const PURGE: &str = r"
 local now, after, prefix, batch = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
-local n = 0
+local out = {}
 for _, k in ipairs(KEYS) do
-  if n >= batch then break end
+  if #out >= batch then break end
   if redis.call('EXISTS', k) == 1 and not alive(k, now, after) then
-    n = n + kill(k, string.match(k, '{(%x+)}$') or '', prefix)
+    local hex = string.match(k, '{(%x+)}$') or ''
+    local fields = {}
+    local h = redis.call('HGETALL', k)
+    for i = 1, #h, 2 do
+      if string.sub(h[i], 1, 2) == 'f:' then
+        fields[#fields + 1] = h[i]
+        fields[#fields + 1] = h[i + 1]
+      end
+    end
+    if kill(k, hex, prefix) == 1 then out[#out + 1] = {hex, fields} end
   end
 end
-return n
+return out
 ";
 
 /// The helpers and a script's body, as one script.

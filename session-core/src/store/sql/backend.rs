@@ -124,6 +124,9 @@ pub struct SessionRow {
     pub version: Option<i64>,
 }
 
+/// A session a claim deleted: its `token_hash` and `data` document.
+pub type Taken = (Vec<u8>, Option<String>);
+
 /// The driver half of a SQL store: the few calls that differ between
 /// databases. Everything else is [`SqlStore`](super::SqlStore).
 #[async_trait]
@@ -196,6 +199,25 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
     /// Runs one `INSERT` in autocommit and returns the new row's
     /// auto-increment key; `limit` as for [`execute`](Self::execute).
     async fn insert(&self, stmt: &Stmt<'_>, limit: Option<Duration>) -> Result<i64, sqlx::Error>;
+
+    /// Whether `DELETE … RETURNING` exists (PostgreSQL, SQLite 3.35+,
+    /// not MySQL): claims are then one statement (see [`take`](Self::take)).
+    const DELETE_RETURNING: bool = !matches!(Self::JSON, JsonDialect::MySql);
+
+    /// Deletes the sessions `claim` names and returns each one's
+    /// `(token_hash, data)`, so that of several callers racing, each
+    /// session is returned by the one whose statement deleted it. Where
+    /// the database has `DELETE … RETURNING` (`DELETE_RETURNING`),
+    /// `claim` is that one `DELETE … RETURNING token_hash, data`; else it
+    /// is a locking `SELECT token_hash, data, pk … FOR UPDATE`, run in
+    /// one transaction with `delete` of the keys it returned. `limit` as
+    /// for [`execute`](Self::execute).
+    async fn take(
+        &self,
+        claim: &Stmt<'_>,
+        delete: &(dyn for<'p> Fn(&'p [i64]) -> Stmt<'static> + Send + Sync),
+        limit: Option<Duration>,
+    ) -> Result<Vec<Taken>, sqlx::Error>;
 
     /// The rows of the load query.
     async fn fetch_session(&self, stmt: &Stmt<'_>) -> Result<Vec<SessionRow>, sqlx::Error>;

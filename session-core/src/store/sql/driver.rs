@@ -226,6 +226,43 @@ macro_rules! sqlx_backend {
                 result
             }
 
+            async fn take(
+                &self,
+                claim: &$crate::store::sql::Stmt<'_>,
+                delete: &(dyn for<'p> Fn(&'p [i64]) -> $crate::store::sql::Stmt<'static> + Send + Sync),
+                limit: Option<std::time::Duration>,
+            ) -> Result<Vec<$crate::store::sql::Taken>, sqlx::Error> {
+                use sqlx::Row as _;
+                let sql = $dialect_sql(&claim.sql);
+                let mut lease = self.lease().await?;
+                let work = async {
+                    let taken = |r: &<$db as sqlx::Database>::Row| -> Result<$crate::store::sql::Taken, sqlx::Error> {
+                        Ok((r.try_get(0)?, r.try_get(1)?))
+                    };
+                    if Self::DELETE_RETURNING {
+                        let rows = bind(&sql, claim).fetch_all(&mut *lease).await?;
+                        return rows.iter().map(taken).collect();
+                    }
+                    use sqlx::Connection as _;
+                    let mut tx = (*lease).begin().await?;
+                    let rows = bind(&sql, claim).fetch_all(&mut *tx).await?;
+                    if !rows.is_empty() {
+                        let pks = rows
+                            .iter()
+                            .map(|r| r.try_get::<i64, _>(2))
+                            .collect::<Result<Vec<_>, _>>()?;
+                        let delete = delete(&pks);
+                        let delete_sql = $dialect_sql(&delete.sql);
+                        bind(&delete_sql, &delete).execute(&mut *tx).await?;
+                    }
+                    tx.commit().await?;
+                    rows.iter().map(taken).collect()
+                };
+                let result = limited(limit, work).await;
+                Self::check(&mut lease, &result);
+                result
+            }
+
             async fn fetch_session(
                 &self,
                 stmt: &$crate::store::sql::Stmt<'_>,

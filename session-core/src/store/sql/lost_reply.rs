@@ -81,6 +81,15 @@ impl<B: Backend> Backend for LoseReply<B> {
         Self::lost(&self.armed_inserts, self.inner.insert(stmt, limit).await)
     }
 
+    async fn take(
+        &self,
+        claim: &Stmt<'_>,
+        delete: &(dyn for<'p> Fn(&'p [i64]) -> Stmt<'static> + Send + Sync),
+        limit: Option<Duration>,
+    ) -> Result<Vec<super::Taken>, sqlx::Error> {
+        Self::lost(&self.armed, self.inner.take(claim, delete, limit).await)
+    }
+
     async fn fetch_session(&self, stmt: &Stmt<'_>) -> Result<Vec<SessionRow>, sqlx::Error> {
         self.inner.fetch_session(stmt).await
     }

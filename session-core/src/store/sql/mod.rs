@@ -11,7 +11,7 @@ use async_trait::async_trait;
 
 use crate::error::{BoxError, Error, Result};
 use crate::store::{
-    Changes, Counters, IndexTag, NewSession, Record, Saved, SessionIndexes, SessionStore,
+    Changes, Counters, Ended, IndexTag, NewSession, Record, Saved, SessionIndexes, SessionStore,
     StoreStats, Timestamp, Validity,
 };
 use crate::token::StoreKey;
@@ -33,7 +33,9 @@ mod upgrade;
 mod writes;
 
 pub(crate) use backend::{is_timeout, timed_out};
-pub use backend::{Affected, Arg, Backend, Conns, ErrorClass, JsonDialect, SessionRow, Stmt};
+pub use backend::{
+    Affected, Arg, Backend, Conns, ErrorClass, JsonDialect, SessionRow, Stmt, Taken,
+};
 pub(crate) use driver::{shared_sql, sqlx_backend};
 use load::Want;
 pub use names::TableNames;
@@ -327,15 +329,18 @@ impl<B: Backend> SessionIndexes for SqlStore<B> {
         name: &str,
         tags: &[IndexTag],
         except: Option<&StoreKey>,
-    ) -> Result<u64> {
+    ) -> Result<Vec<StoreKey>> {
         if tags.is_empty() {
-            return Ok(0);
+            return Ok(Vec::new());
         }
         // No token hashes to 32 zero bytes.
         let except = except.map_or([0; 32], |k| *k.as_bytes());
-        let stmt = self.sql.destroy_found(name, tags, &except);
-        let affected = self.write(std::slice::from_ref(&stmt), 0).await?;
-        Ok(affected.and_then(|a| a.first().copied()).unwrap_or(0))
+        let claim = self.sql.destroy_found(name, tags, &except);
+        let taken = self.take(&claim, &|pks| self.sql.delete_pks(pks)).await?;
+        Ok(taken
+            .into_iter()
+            .filter_map(|(hash, _)| key_of(&hash))
+            .collect())
     }
 }
 
@@ -383,29 +388,61 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         Ok(!pks.is_empty())
     }
 
-    async fn destroy(&self, key: &StoreKey, now: Timestamp) -> Result<()> {
-        self.write(&[self.sql.destroy(key, now)], 0).await.map(drop)
+    async fn destroy(&self, key: &StoreKey, now: Timestamp) -> Result<bool> {
+        let affected = self.write(&[self.sql.destroy(key, now)], 0).await?;
+        Ok(affected.and_then(|a| a.first().copied()).unwrap_or(0) > 0)
     }
 
-    async fn delete_expired(&self, at: Validity, batch: u32) -> Result<u64> {
-        // Pick a batch of dead sessions, then delete them by primary key,
-        // re-checking they are dead in case a request touched one in
-        // between. Small batches keep locks short; several instances may
-        // run this at once, at worst deleting the same rows twice (a no-op).
-        let pks = self
-            .read(|| async move { self.backend.fetch_ints(&self.sql.expired(at, batch)).await })
-            .await?;
-        if pks.len() < batch as usize {
+    async fn delete_expired(&self, at: Validity, batch: u32) -> Result<Vec<Ended>> {
+        // Claim a batch of dead sessions and delete them in one step that
+        // reports what it deleted (see `claim_expired`): two instances
+        // cleaning up at once never both report one session. Without
+        // `RETURNING` (MySQL), the batch is picked first without locks,
+        // then re-read with locks and deleted in one transaction, so locks
+        // stay on the picked rows only.
+        let picked = if self.sql.returning() {
+            Vec::new()
+        } else {
+            self.read(|| async move { self.backend.fetch_ints(&self.sql.expired(at, batch)).await })
+                .await?
+        };
+        let taken = if self.sql.returning() || !picked.is_empty() {
+            let claim = self.sql.claim_expired(at, batch, &picked);
+            self.take(&claim, &|pks| self.sql.delete(pks, at)).await?
+        } else {
+            Vec::new()
+        };
+        let last = if self.sql.returning() {
+            taken.len() < batch as usize
+        } else {
+            picked.len() < batch as usize
+        };
+        if last {
             // The round's last batch: also forget the replaced keys of
             // live sessions whose grace is over (a dead session's went
             // with it).
             self.write(&[self.sql.prune_previous(at.now)], 0).await?;
         }
-        if pks.is_empty() {
-            return Ok(0);
-        }
-        let affected = self.write(&[self.sql.delete(&pks, at)], 0).await?;
-        Ok(affected.and_then(|a| a.first().copied()).unwrap_or(0))
+        Ok(taken
+            .into_iter()
+            .filter_map(|(hash, data)| {
+                Some(Ended {
+                    key: key_of(&hash)?,
+                    fields: doc_fields(data.as_deref()),
+                })
+            })
+            .collect())
+    }
+
+    async fn count_live(&self, at: Validity) -> Result<Option<u64>> {
+        let count = self
+            .read(|| async move { self.backend.fetch_ints(&self.sql.count_live(at)).await })
+            .await?;
+        Ok(count.first().and_then(|n| u64::try_from(*n).ok()))
+    }
+
+    fn name(&self) -> &'static str {
+        B::NAME
     }
 
     fn indexes(&self) -> Option<&dyn SessionIndexes> {
@@ -428,4 +465,24 @@ impl<B: Backend> SessionStore for SqlStore<B> {
     async fn close(&self) {
         self.backend.close().await;
     }
+}
+
+/// A key read back from the `token_hash` column.
+fn key_of(hash: &[u8]) -> Option<StoreKey> {
+    Some(StoreKey::from_bytes(hash.try_into().ok()?))
+}
+
+/// The values a session row's `data` document holds (what an ended
+/// session's events are described from); none when it is unreadable.
+fn doc_fields(data: Option<&str>) -> Vec<(String, Vec<u8>)> {
+    let Some(doc) = data.and_then(|d| doc::Doc::parse(d).ok()) else {
+        return Vec::new();
+    };
+    doc.0
+        .iter()
+        .filter_map(|(name, entry)| match entry {
+            doc::Entry::Value(value) => Some((name.to_string(), doc::decode(name, value).ok()?)),
+            _ => None,
+        })
+        .collect()
 }

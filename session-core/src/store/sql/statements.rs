@@ -116,6 +116,15 @@ pub(crate) struct Statements {
     index_clear: String,
     find: String,
     destroy_found: String,
+    /// How `destroy_found`'s statement ends: its `RETURNING` clause, or
+    /// the lock of a claim's `SELECT`.
+    found_tail: String,
+    /// Claims dead sessions: a `DELETE … RETURNING` where the database
+    /// has it, else the head of a locking `SELECT` of picked keys.
+    claim_expired: String,
+    count_live: String,
+    /// Whether claims are one `DELETE … RETURNING` (see `Backend::take`).
+    returning: bool,
     prune_previous: String,
     drop: [String; 4],
 }
@@ -129,6 +138,11 @@ impl Statements {
             format!("`{}`", names.previous),
         );
         let (greatest, least) = (B::GREATEST, B::LEAST);
+        let returning = B::DELETE_RETURNING;
+        let data_text = match B::JSON {
+            JsonDialect::Postgres => "data::text",
+            JsonDialect::MySql | JsonDialect::Sqlite => "data",
+        };
         // The session row's columns, `data` as text in every dialect.
         let head = format!(
             "SELECT s.created_at, s.expires_at, s.idle_timeout, s.persistent, {}",
@@ -274,9 +288,31 @@ impl Statements {
                 "SELECT s.token_hash FROM {i} i JOIN {s} s ON s.pk = i.session_pk WHERE i.name = ? AND {} AND i.tag IN (",
                 alive("s.")
             ),
-            destroy_found: format!(
-                "DELETE FROM {s} WHERE token_hash <> ? AND pk IN (SELECT session_pk FROM {i} WHERE name = ? AND tag IN ("
-            ),
+            destroy_found: if returning {
+                format!("DELETE FROM {s} WHERE token_hash <> ? AND pk IN (SELECT session_pk FROM {i} WHERE name = ? AND tag IN (")
+            } else {
+                format!("SELECT token_hash, {data_text}, pk FROM {s} WHERE token_hash <> ? AND pk IN (SELECT session_pk FROM {i} WHERE name = ? AND tag IN (")
+            },
+            found_tail: if returning {
+                format!(")) RETURNING token_hash, {data_text}")
+            } else {
+                ")) FOR UPDATE".into()
+            },
+            // Several cleanups at once each claim rows none of the others
+            // holds: PostgreSQL skips the rows another claim locked, SQLite
+            // runs one writer at a time, and MySQL's locking re-read of
+            // the picked keys waits for a claim holding them and then
+            // finds them deleted.
+            claim_expired: if returning {
+                format!(
+                    "DELETE FROM {s} WHERE pk IN (SELECT pk FROM {s} WHERE expires_at <= ? OR created_at <= ? LIMIT ?{}) RETURNING token_hash, {data_text}",
+                    if matches!(B::JSON, JsonDialect::Postgres) { " FOR UPDATE SKIP LOCKED" } else { "" }
+                )
+            } else {
+                format!("SELECT token_hash, {data_text}, pk FROM {s} WHERE (expires_at <= ? OR created_at <= ?) AND pk IN (")
+            },
+            returning,
+            count_live: format!("SELECT COUNT(*) FROM {s} WHERE {}", alive("")),
             drop: [
                 format!("DROP TABLE IF EXISTS {p}"),
                 format!("DROP TABLE IF EXISTS {i}"),
@@ -775,6 +811,53 @@ impl Statements {
         }
     }
 
+    /// Whether claims are one `DELETE … RETURNING` (PostgreSQL, SQLite);
+    /// else a locking `SELECT` then a delete, in one transaction (MySQL).
+    pub(crate) fn returning(&self) -> bool {
+        self.returning
+    }
+
+    /// Claims up to `batch` dead sessions (with `RETURNING`), or those of
+    /// `picked` still dead (a locking `SELECT`, MySQL): either way their
+    /// `token_hash, data`.
+    pub(crate) fn claim_expired(&self, at: Validity, batch: u32, picked: &[i64]) -> Stmt<'static> {
+        let mut args = vec![Arg::Int(at.now), Arg::Int(at.created_after)];
+        if self.returning {
+            args.push(Arg::Int(i64::from(batch)));
+            return Stmt {
+                sql: Cow::Owned(self.claim_expired.clone()),
+                args,
+            };
+        }
+        let mut sql = self.claim_expired.clone();
+        placeholders(&mut sql, picked.len());
+        sql.push_str(") FOR UPDATE");
+        args.extend(picked.iter().map(|pk| Arg::Int(*pk)));
+        Stmt {
+            sql: sql.into(),
+            args,
+        }
+    }
+
+    /// How many sessions are alive.
+    pub(crate) fn count_live(&self, at: Validity) -> Stmt<'_> {
+        Stmt {
+            sql: Cow::Borrowed(&self.count_live),
+            args: alive_args(at).into(),
+        }
+    }
+
+    /// Deletes sessions by primary key (what a claim's `SELECT` locked).
+    pub(crate) fn delete_pks(&self, pks: &[i64]) -> Stmt<'static> {
+        let mut sql = self.delete_head.clone();
+        placeholders(&mut sql, pks.len());
+        sql.push(')');
+        Stmt {
+            sql: sql.into(),
+            args: pks.iter().map(|pk| Arg::Int(*pk)).collect(),
+        }
+    }
+
     /// One cheap query touching every column the store uses.
     pub(crate) fn probe(&self) -> Stmt<'_> {
         Stmt {
@@ -853,7 +936,7 @@ impl Statements {
     ) -> Stmt<'a> {
         let mut sql = self.destroy_found.clone();
         placeholders(&mut sql, tags.len());
-        sql.push_str("))");
+        sql.push_str(&self.found_tail);
         let mut args = vec![Arg::Bytes(&except[..]), Arg::Text(name)];
         args.extend(tags.iter().map(|t| Arg::Bytes(&t[..])));
         Stmt {

@@ -169,6 +169,7 @@ impl<B: Backend> SqlStore<B> {
                 Err(e) if B::classify(&e) == ErrorClass::Retry && started.elapsed() < budget => {
                     attempt += 1;
                     self.counters.retry();
+                    crate::observe::retry(B::NAME, "conflict");
                     tracing::debug!(error = %e, attempt, "session write hit a deadlock, lock timeout or cluster conflict; retrying");
                     let window = (RETRY_BASE * 2u32.pow(attempt.min(8))).min(RETRY_MAX_PAUSE);
                     tokio::time::sleep(jittered(window)).await;
@@ -184,9 +185,30 @@ impl<B: Backend> SqlStore<B> {
         Attempt { result, replayed }
     }
 
+    /// Deletes what `claim` names and returns what it deleted (see
+    /// `Backend::take`), retried whole on deadlocks and cluster conflicts
+    /// (a rolled-back claim reported nothing) and once on a fresh
+    /// connection when the connection was lost. A claim whose reply was
+    /// lost after the server committed it took its sessions with it:
+    /// they are not reported (their events are lost; never doubled).
+    pub(super) async fn take(
+        &self,
+        claim: &Stmt<'_>,
+        delete: &(dyn for<'p> Fn(&'p [i64]) -> Stmt<'static> + Send + Sync),
+    ) -> Result<Vec<super::Taken>> {
+        let statements = if self.sql.returning() { 1 } else { 2 };
+        let attempt = self
+            .retried(statements, || {
+                self.backend.take(claim, delete, self.write_limit())
+            })
+            .await;
+        attempt.result.map(Option::unwrap_or_default)
+    }
+
     /// A connection was lost: the idle ones went with it, most likely.
     pub(super) fn lost(&self, error: &sqlx::Error) {
         tracing::warn!(%error, "session store connection lost; retrying once on a fresh connection");
+        crate::observe::retry(B::NAME, "lost");
         self.backend.purge_idle();
     }
 
