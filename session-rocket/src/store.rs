@@ -11,7 +11,7 @@
 
 pub use session_core::async_trait;
 pub use session_core::store::{
-    Changes, Expect, ExpiryUpdate, IndexTag, IndexUpdate, NewSession, Record, Rename, Saved,
+    Changes, Ended, Expect, ExpiryUpdate, IndexTag, IndexUpdate, NewSession, Record, Rename, Saved,
     SessionIndexes, SessionStore, StoreStats, Timestamp, Validity, PREVIOUS_KEY_GRACE,
 };
 pub use session_core::{BoxError, Error, Result, StoreKey};
