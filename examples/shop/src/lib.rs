@@ -1,14 +1,19 @@
 //! A small shop on typed server-side sessions: a visit counter, a login, a
-//! cart, and past orders kept in a deferred field.
+//! cart, past orders kept in a deferred field, an audit page fed by the
+//! sessions' lifecycle events, and Prometheus metrics at `/metrics`.
 //!
 //! Run it with `cargo run -p shop` (SQLite, the embedded default) or
 //! `ROCKET_PROFILE=mysql cargo run -p shop` (the MariaDB/MySQL server in
 //! `Rocket.toml`). The pages are plain HTML written in Rust; every piece of
 //! user input goes through [`escape`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::UNIX_EPOCH;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use rocket::figment::providers::{Env, Format, Serialized, Toml};
 use rocket::figment::{Figment, Profile};
@@ -17,8 +22,9 @@ use rocket::http::Status;
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::response::content::RawHtml;
 use rocket::response::Redirect;
-use rocket::{catch, catchers, get, post, routes, uri, Build, Rocket};
+use rocket::{catch, catchers, get, post, routes, uri, Build, Rocket, State};
 use serde::{Deserialize, Serialize};
+use session_rocket::events::{DestroyCause, EventKind, SessionEvent};
 use session_rocket::{Session, SessionError, Sessions};
 
 /// Everything the shop keeps about a visitor, one stored row per field.
@@ -172,7 +178,7 @@ fn page(title: &str, user: Option<&str>, body: &str) -> RawHtml<String> {
 </head>
 <body>
   <header>
-    <nav><a href="/">Home</a> <a href="/products">Products</a> <a href="/cart">Cart</a> <a href="/orders">Orders</a></nav>
+    <nav><a href="/">Home</a> <a href="/products">Products</a> <a href="/cart">Cart</a> <a href="/orders">Orders</a> <a href="/audit">Activity</a></nav>
     <div class="account">{account}</div>
   </header>
   <main>
@@ -490,13 +496,135 @@ fn anchor_sqlite_path(figment: Figment) -> Figment {
     figment.merge(("sessions.url", format!("sqlite://{}", absolute.display())))
 }
 
+/// What the activity page lists: the lifecycle events of each user's
+/// sessions, newest first, the last [`AUDIT_ENTRIES`] per user. A real app
+/// would write these to a table of its own; events arrive on their own
+/// thread, after the response, so this never slows a request.
+#[derive(Debug, Default)]
+pub struct Audit(Mutex<HashMap<String, VecDeque<AuditEntry>>>);
+
+/// How many entries the activity page keeps per user.
+pub const AUDIT_ENTRIES: usize = 50;
+
+/// One line of the activity page.
+#[derive(Debug, Clone)]
+pub struct AuditEntry {
+    /// Unix seconds.
+    pub at: u64,
+    /// What happened, in words.
+    pub what: &'static str,
+    /// The session's id (never its token).
+    pub session: String,
+}
+
+impl Audit {
+    /// Records `event` for the user it names (events of anonymous
+    /// sessions have no user, and are not listed).
+    pub fn record(&self, event: &SessionEvent) {
+        let Some(Some(user)) = event.value::<Option<String>>("user") else {
+            return;
+        };
+        let what = match &event.kind {
+            EventKind::Created => "signed in (new session)",
+            EventKind::Regenerated { .. } => "signed in",
+            EventKind::Destroyed {
+                cause: DestroyCause::Everywhere,
+            } => "signed out by \"log out everywhere\"",
+            EventKind::Destroyed { .. } => "signed out",
+            EventKind::Expired => "session expired",
+            EventKind::Conflict => "a change lost a race and was not saved",
+            _ => "other",
+        };
+        let at = event
+            .at
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut users = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let entries = users.entry(user).or_default();
+        entries.push_front(AuditEntry {
+            at,
+            what,
+            session: event.session.to_string(),
+        });
+        entries.truncate(AUDIT_ENTRIES);
+    }
+
+    /// The entries of `user`, newest first.
+    pub fn of(&self, user: &str) -> Vec<AuditEntry> {
+        let users = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        users
+            .get(user)
+            .map(|e| e.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// The signed-in user's activity: sign-ins, sign-outs and expiries of
+/// their sessions, from the lifecycle events.
+#[get("/audit")]
+async fn audit(
+    session: Session<Shop>,
+    audit: &State<Arc<Audit>>,
+) -> Result<Result<RawHtml<String>, Redirect>, SessionError> {
+    let Some(user) = session.user().await?.clone() else {
+        return Ok(Err(Redirect::to(uri!(login_page))));
+    };
+    let mut body = String::from("  <table id=\"audit\">\n    <tr><th>When (Unix time)</th><th>What</th><th>Session</th></tr>\n");
+    let entries = audit.of(&user);
+    for (i, entry) in entries.iter().enumerate() {
+        writeln!(
+            body,
+            r#"    <tr id="audit-{i}"><td>{}</td><td class="what">{}</td><td><code>{}</code></td></tr>"#,
+            entry.at,
+            escape(entry.what),
+            &entry.session[..12]
+        )
+        .unwrap();
+    }
+    body.push_str("  </table>");
+    if entries.is_empty() {
+        body.push_str("\n  <p id=\"no-activity\">No activity yet.</p>");
+    }
+    Ok(Ok(page("Activity", Some(&user), &body)))
+}
+
+/// The process's Prometheus recorder: installed once (a process has one
+/// global recorder, and tests build the shop several times).
+pub fn prometheus() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Another recorder installed first (by a test) wins; this
+            // handle then renders nothing, which `/metrics` shows as empty.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// The sessions' metrics (and any others the app emits) in Prometheus text.
+#[get("/metrics")]
+fn metrics_page(handle: &State<PrometheusHandle>) -> (rocket::http::ContentType, String) {
+    handle.run_upkeep();
+    let text = rocket::http::ContentType::new("text", "plain").with_params(("version", "0.0.4"));
+    (text, handle.render())
+}
+
 /// The shop, ready to launch, on the given configuration (see [`figment`]).
 pub fn rocket(figment: Figment) -> Rocket<Build> {
+    let log = Arc::new(Audit::default());
+    let events = log.clone();
     rocket::custom(anchor_sqlite_path(figment))
-        .attach(Sessions::fairing())
+        .attach(Sessions::fairing().on_event(move |event| events.record(event)))
+        .manage(log)
+        .manage(prometheus())
         .mount(
             "/",
             routes![
+                audit,
+                metrics_page,
                 home,
                 login_page,
                 login,

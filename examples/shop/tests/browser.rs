@@ -213,6 +213,8 @@ impl Drop for Chromedriver {
 struct Target {
     base: String,
     secure: bool,
+    /// The store's name, as the metrics label it.
+    store: String,
 }
 
 impl Target {
@@ -254,6 +256,7 @@ impl Shop {
             target: Target {
                 base: format!("http://127.0.0.1:{port}"),
                 secure,
+                store: expected_store.to_string(),
             },
             shutdown,
             task,
@@ -444,6 +447,22 @@ async fn scenario(client: &Client, shop: &Target) {
         "login regenerates the session id, so the cookie changes"
     );
 
+    // The activity page lists the sign-in, from the session's lifecycle
+    // event; the metrics page counts it.
+    assert_eq!(audit(client, shop).await, ["signed in"]);
+    let metrics = metrics_text(client, shop).await;
+    for line in [
+        format!("sessions_created_total{{store=\"{}\"}}", shop.store),
+        format!("sessions_regenerated_total{{store=\"{}\"}}", shop.store),
+        format!(
+            "session_store_operation_duration_seconds{{store=\"{}\"",
+            shop.store
+        ),
+    ] {
+        assert!(metrics.contains(&line), "/metrics has `{line}`:\n{metrics}");
+    }
+    assert!(!metrics.contains(&logged_in), "no token in the metrics");
+
     // Fill the cart: 2 × bread, 1 × apple, 1 × coffee.
     for product in ["bread", "apple", "bread", "coffee"] {
         client.goto(&shop.url("/products")).await.unwrap();
@@ -562,6 +581,44 @@ async fn scenario(client: &Client, shop: &Target) {
     client.goto(&shop.url("/cart")).await.unwrap();
     assert_eq!(text(client, "#user").await, "carol");
     element(client, "#empty").await;
+
+    // Carol's activity is hers alone: alice's sign-in and sign-out are not
+    // on it.
+    assert_eq!(audit(client, shop).await, ["signed in"]);
+}
+
+/// The activity page's entries, newest first, once the event of the last
+/// step has arrived (events are delivered after the response, on their
+/// own thread: a bounded wait).
+async fn audit(client: &Client, shop: &Target) -> Vec<String> {
+    for _ in 0..50 {
+        client.goto(&shop.url("/audit")).await.unwrap();
+        if client
+            .find_all(Locator::Css("#audit td.what"))
+            .await
+            .unwrap()
+            .is_empty()
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        break;
+    }
+    let mut entries = Vec::new();
+    for cell in client
+        .find_all(Locator::Css("#audit td.what"))
+        .await
+        .unwrap()
+    {
+        entries.push(cell.text().await.unwrap());
+    }
+    entries
+}
+
+/// The text of `/metrics`.
+async fn metrics_text(client: &Client, shop: &Target) -> String {
+    client.goto(&shop.url("/metrics")).await.unwrap();
+    text(client, "pre").await
 }
 
 /// Runs the scenario in one fresh browser against `shop`, then closes the
