@@ -427,6 +427,77 @@ def stores_pass(args, out, mysql_url):
     return res
 
 
+def observe_pass(args, out, mysql_url):
+    """What metrics, traces and events cost, on MySQL: our app as it was
+    before them (`--before BIN`, a build of the previous commit, when
+    given), today's with nothing listening ("off"), with the Prometheus
+    recorder, an event handler and a subscriber at info level ("info": our
+    spans are debug, so not built) and at debug level ("debug": every
+    store call a span), all running at once, in `args.sqlite_rounds`
+    interleaved rounds per route. Returns {"route/cfg": {variant: req/s}}."""
+    variants = [("off", BIN, {}), ("info", BIN, {"BENCH_OBSERVE": "info"}),
+                ("debug", BIN, {"BENCH_OBSERVE": "debug"})]
+    if args.before:
+        variants.insert(0, ("before", args.before, {}))
+    apps = {}
+    res = {}
+    try:
+        for i, (who, binary, env) in enumerate(variants):
+            apps[who] = App(args.port + 40 + i, mysql_url, args.pool,
+                            os.path.join(out, "observe_%s.log" % who), binary=binary,
+                            extra_env=env)
+        sessions = {who: login_sessions(a.port, max(args.configs)) for who, a in apps.items()}
+        names = [w for w, _, _ in variants]
+        for cfg in args.configs:
+            files = {}
+            for who in apps:
+                files[who] = os.path.join(out, "observe_%s_cookies_%d.txt" % (who, cfg))
+                write(files[who], "\n".join(sessions[who][:cfg]) + "\n")
+            for name, method, path, mode in STORE_ROUTES:
+                if name == "login" and cfg != 1:
+                    continue
+                tot = {w: [0, 0.0] for w in apps}
+                for rnd in range(args.sqlite_rounds):
+                    order = names[rnd % len(names):] + names[:rnd % len(names)]
+                    for who in order:
+                        a = apps[who]
+                        cf = "-" if mode == "nocookie" else files[who]
+                        wrk(args, a.port, method, path, cf, "rr", args.warmup, False)
+                        r = parse_wrk(wrk(args, a.port, method, path, cf, "rr",
+                                          args.sqlite_secs, False))
+                        tot[who][0] += r["requests"]
+                        tot[who][1] += r["requests"] / max(r["rps"] or 1, 1)
+                        if r["non2xx"]:
+                            log("  observe %s %s: %d non-2xx" % (who, name, r["non2xx"]))
+                row = {who: tot[who][0] / max(tot[who][1], 1e-9) for who in apps}
+                res["%s/%d" % (name, cfg)] = row
+                base = row.get("before", row["off"])
+                log("  %-5s %3d sessions: %s" % (name, cfg, ", ".join(
+                    "%s %.0f (%.3f)" % (w, row[w], row[w] / max(base, 1)) for w in names)))
+    finally:
+        for a in apps.values():
+            a.stop()
+        sql("DROP TABLE IF EXISTS `{p}session_index`, `{p}session_previous`, `{p}session_fields`, `{p}sessions`"
+            .format(p=PREFIX))
+    return res
+
+
+def observe_report(res):
+    names = [n for n in ["before", "off", "info", "debug"] if n in next(iter(res.values()))]
+    base = names[0]
+    lines = ["### Metrics, traces and events: their cost (ours on MySQL, interleaved rounds)", "",
+             "| route | sessions | " + " | ".join("%s req/s" % n for n in names)
+             + " | " + " | ".join("%s / %s" % (n, base) for n in names[1:]) + " |",
+             "|---|---:|" + "---:|" * (2 * len(names) - 1)]
+    for key in sorted(res, key=lambda k: (int(k.split("/")[1]), k)):
+        r = res[key]
+        name, cfg = key.split("/")
+        lines.append("| %s | %s | %s | %s |" % (
+            name, cfg, " | ".join("%.0f" % r[n] for n in names),
+            " | ".join("%.3f" % (r[n] / max(r[base], 1)) for n in names[1:])))
+    return "\n".join(lines)
+
+
 def stores_report(res):
     names = ["mysql", "mysql+encryption", "postgres", "redis", "cookie"]
     lines = ["### Each store beside MySQL (ours, same app, interleaved rounds; "
@@ -1456,7 +1527,9 @@ def main():
     ap.add_argument("--no-sqlite", action="store_true", help="skip the SQLite pass")
     ap.add_argument("--scales", type=int, nargs="*", default=[10000, 100000, 1000000],
                     help="live sessions in the tables for the scale sweep (none: skip it)")
-    ap.add_argument("--only", choices=["sqlite", "scale", "sweep", "stores", "galera"],
+    ap.add_argument("--before", metavar="BIN", default=None,
+                    help="--only observe: also run this build of the app (the previous commit's)")
+    ap.add_argument("--only", choices=["sqlite", "scale", "sweep", "stores", "galera", "observe"],
                     help="run only that pass (and its report)")
     ap.add_argument("--sweep-only", action="store_true",
                     help="run only the size sweep")
@@ -1507,6 +1580,8 @@ def main():
             text = stores_report(stores_pass(args, out, url)) + "\n"
         elif args.only == "galera":
             text = galera_report(galera_pass(args, out, url)) + "\n"
+        elif args.only == "observe":
+            text = observe_report(observe_pass(args, out, url)) + "\n"
         else:
             text = scale_report(scale_sweep(args, out, url)) + "\n"
         write(os.path.join(out, "report.md"), text)

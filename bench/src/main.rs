@@ -400,6 +400,97 @@ fn rewrite_bytes() -> String {
     )
 }
 
+/// A `tracing` subscriber that takes every span and event at or above
+/// `level` and only counts them: what a subscriber costs the library at
+/// that level, without the cost of writing lines anywhere.
+struct Counting {
+    level: tracing::Level,
+    seen: std::sync::atomic::AtomicU64,
+}
+
+impl tracing::Subscriber for Counting {
+    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
+        *metadata.level() <= self.level
+    }
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        Some(self.level.into())
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        let n = self.seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::span::Id::from_u64(n + 1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, _: &tracing::Event<'_>) {
+        self.seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// `BENCH_OBSERVE=info|debug`: the Prometheus recorder installed (a
+/// `/metrics` route renders it), a subscriber at that level, and an event
+/// handler; unset, none of them (what the library costs when nothing
+/// listens).
+fn observe(app: rocket::Rocket<rocket::Build>, fairing: Sessions) -> rocket::Rocket<rocket::Build> {
+    let level = match std::env::var("BENCH_OBSERVE").as_deref() {
+        Ok("info") => tracing::Level::INFO,
+        Ok("debug") => tracing::Level::DEBUG,
+        _ => return app.attach(fairing),
+    };
+    // As the example shop does: buckets for the sessions' histograms, and
+    // the exporter's upkeep every 5 s (a scraped app runs it).
+    use metrics_exporter_prometheus::Matcher;
+    let seconds = [
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    ];
+    let bytes = [
+        64.0,
+        256.0,
+        1024.0,
+        4096.0,
+        16384.0,
+        65536.0,
+        262_144.0,
+        1_048_576.0,
+    ];
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &seconds)
+        .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_bytes".into()), &bytes))
+        .and_then(|b| {
+            b.set_buckets_for_metric(
+                Matcher::Full("session_statements_per_request".into()),
+                &[0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 16.0],
+            )
+        })
+        .expect("buckets")
+        .install_recorder()
+        .expect("the only recorder");
+    let upkeep = handle.clone();
+    std::thread::spawn(move || loop {
+        std::thread::sleep(std::time::Duration::from_secs(5));
+        upkeep.run_upkeep();
+    });
+    tracing::subscriber::set_global_default(Counting {
+        level,
+        seen: std::sync::atomic::AtomicU64::new(0),
+    })
+    .expect("the only subscriber");
+    let events = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let fairing = fairing.on_event(move |_| {
+        events.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    });
+    app.attach(fairing)
+        .manage(handle)
+        .mount("/", routes![metrics_page])
+}
+
+#[get("/metrics")]
+fn metrics_page(handle: &State<metrics_exporter_prometheus::PrometheusHandle>) -> String {
+    handle.run_upkeep();
+    handle.render()
+}
+
 fn env(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
 }
@@ -427,8 +518,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(key) if !key.is_empty() => figment.merge(("sessions.encryption_keys", [key])),
         _ => figment,
     };
-    let app = rocket::custom(figment)
-        .attach(Sessions::fairing())
+    let app = observe(rocket::custom(figment), Sessions::fairing())
         .mount("/", routes![floor_none, none, read, bump, login, logout]);
     // The cookie store keeps no versioned field (launch would be refused).
     let app = if url == "cookie" {

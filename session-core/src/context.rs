@@ -32,7 +32,7 @@ pub(crate) struct Context {
     /// Where lifecycle events go, when the app registered handlers.
     pub(crate) events: Option<crate::events::Hub>,
     /// The session types in use, by the address of their field list.
-    pub(crate) types: std::sync::Mutex<Vec<(usize, crate::manager::SessionTypeInfo)>>,
+    pub(crate) types: RwLock<Vec<(usize, crate::manager::SessionTypeInfo)>>,
 }
 
 /// The fields that requests of one route used of one session type: the
@@ -90,7 +90,7 @@ impl Context {
             sealer,
             learned: RwLock::default(),
             events: None,
-            types: std::sync::Mutex::default(),
+            types: RwLock::default(),
         }
     }
 
@@ -99,11 +99,20 @@ impl Context {
     /// on every request.
     pub(crate) fn register_type<T: crate::schema::SessionData>(&self) {
         let kind = T::FIELDS.as_ptr() as usize;
+        let known = |types: &[(usize, _)]| types.iter().any(|(k, _)| *k == kind);
+        if known(
+            &self
+                .types
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        ) {
+            return;
+        }
         let mut types = self
             .types
-            .lock()
+            .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if types.iter().any(|(k, _)| *k == kind) {
+        if known(&types) {
             return;
         }
         let names = |pick: fn(&crate::schema::FieldDef) -> bool| {

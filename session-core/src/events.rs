@@ -25,9 +25,10 @@
 //! 1 KB, which an id is; Redis: every field).
 //!
 //! # Delivery
-//! Events go through a bounded queue (`event_queue`, 1,024 by default) to
-//! one thread of their own, which calls the handlers in registration
-//! order, one event at a time. A request only enqueues: a slow handler
+//! Events go through a bounded queue ([`Events::queue`], 1,024 by
+//! default; `Sessions::fairing().event_queue(n)` in Rocket) to one thread
+//! of their own, which calls the handlers in registration order, one
+//! event at a time. A request only enqueues: a slow handler
 //! delays later events, never a response; a handler that panics is
 //! logged and the next event is delivered. When the queue is full, a
 //! request's event is dropped (counted in
@@ -288,7 +289,7 @@ impl Hub {
             if self.warned.swap(now, Relaxed) != now {
                 tracing::warn!(
                     "the session event queue is full: an event was dropped (handlers are slower \
-                     than events arrive; raise `event_queue` or make the handlers faster)"
+                     than events arrive; raise the queue (`event_queue`) or make the handlers faster)"
                 );
             }
         }

@@ -15,6 +15,9 @@
 //!   token, or (`url = "cookie"`) the whole session sealed;
 //! - [`open`]: sessions opened from a configuration's `url`, for web
 //!   integrations;
+//! - [`events`]: lifecycle events (created, regenerated, destroyed,
+//!   expired, conflict), each reported once, to the app's handlers;
+//! - [`observe`]: the metrics and tracing spans operators see;
 //! - [`token`]: 256-bit tokens and the SHA-256 keys stores see;
 //! - [`codec`], [`config`], [`error`].
 //!

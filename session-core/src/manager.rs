@@ -146,7 +146,7 @@ impl SessionManager {
     pub fn session_types(&self) -> Vec<SessionTypeInfo> {
         self.ctx
             .types
-            .lock()
+            .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .iter()
             .map(|(_, info)| info.clone())

@@ -173,7 +173,7 @@ pub(crate) fn statement_sent() {
 }
 
 /// What a store call's result says for its span and its metrics.
-pub(crate) trait Outcome {
+pub(crate) trait CallOutcome {
     /// `outcome` label and field.
     fn outcome(&self) -> &'static str;
     /// Bytes of field values it returned, if it returns values.
@@ -182,7 +182,7 @@ pub(crate) trait Outcome {
     }
 }
 
-impl Outcome for Option<Record> {
+impl CallOutcome for Option<Record> {
     fn outcome(&self) -> &'static str {
         if self.is_some() {
             "found"
@@ -196,7 +196,7 @@ impl Outcome for Option<Record> {
     }
 }
 
-impl Outcome for Option<Vec<u8>> {
+impl CallOutcome for Option<Vec<u8>> {
     fn outcome(&self) -> &'static str {
         if self.is_some() {
             "found"
@@ -209,7 +209,7 @@ impl Outcome for Option<Vec<u8>> {
     }
 }
 
-impl Outcome for Saved {
+impl CallOutcome for Saved {
     fn outcome(&self) -> &'static str {
         match self {
             Saved::Saved => "saved",
@@ -220,7 +220,7 @@ impl Outcome for Saved {
     }
 }
 
-impl Outcome for bool {
+impl CallOutcome for bool {
     fn outcome(&self) -> &'static str {
         if *self {
             "done"
@@ -230,7 +230,7 @@ impl Outcome for bool {
     }
 }
 
-impl<T> Outcome for Vec<T> {
+impl<T> CallOutcome for Vec<T> {
     fn outcome(&self) -> &'static str {
         "done"
     }
@@ -241,7 +241,7 @@ impl<T> Outcome for Vec<T> {
 /// [`STORE_DURATION`], the session's size for loads, and its statements
 /// added to `tally` (the request's count). A warning when it took longer
 /// than `slow` (`slow_store_call_ms`).
-pub(crate) async fn store_call<T: Outcome>(
+pub(crate) async fn store_call<T: CallOutcome>(
     store: &'static str,
     operation: &'static str,
     slow: Option<std::time::Duration>,
@@ -270,7 +270,7 @@ pub(crate) async fn store_call<T: Outcome>(
         Err(e) if e.is_unavailable() => "unavailable",
         Err(_) => "error",
     };
-    let bytes = result.as_ref().ok().and_then(Outcome::bytes);
+    let bytes = result.as_ref().ok().and_then(CallOutcome::bytes);
     histogram!(STORE_DURATION, "store" => store, "operation" => operation, "outcome" => outcome)
         .record(elapsed.as_secs_f64());
     if let (Some(bytes), "found", "load" | "load_only") = (bytes, outcome, operation) {

@@ -196,6 +196,7 @@ impl Fairing for Sessions {
                     .manager
                     .with_events(self.events.clone())
                     .map_err(|e| e.to_string())?;
+                opened.handlers = self.events.handlers();
                 Ok(opened)
             });
         match opened {
@@ -224,7 +225,7 @@ impl Fairing for Sessions {
             config.secure,
             config.same_site
         );
-        for line in crate::state::launch_summary(state, self.events.handlers()) {
+        for line in state.summary() {
             rocket::info_!("{line}");
         }
         if let Some(warning) = state.warning() {

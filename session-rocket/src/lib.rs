@@ -304,6 +304,17 @@
 //! let rocket = rocket::build().attach(Sessions::with_store(MemoryStore::with_capacity(10_000)));
 //! ```
 //!
+//! # Operating: metrics, traces, events
+//!
+//! The library emits metrics through the `metrics` facade (names in
+//! [`metrics`](mod@metrics); the app installs the exporter), a debug-level
+//! `session.store` span per store call, and, to the handlers registered
+//! with [`Sessions::on_event`], one [`SessionEvent`](events::SessionEvent)
+//! per lifecycle change: created, regenerated, destroyed, expired (found by
+//! cleanup, reported once across instances), conflict. None of it carries
+//! a token, a key or a value; sessions are named by their [`SessionId`].
+//! The README's "Operating" section lists every metric and event.
+//!
 //! # Several session types
 //!
 //! `Session<Shop>` and `Session<Prefs>` on one request are views of one

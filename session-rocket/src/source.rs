@@ -42,6 +42,7 @@ impl Source {
                     kind: opened.kind,
                     location: opened.location,
                     warning: opened.warning,
+                    handlers: 0,
                 });
             }
             Source::Store(store) => (store.clone(), "custom"),
@@ -62,6 +63,7 @@ impl Source {
             kind,
             location: location.into(),
             warning: None,
+            handlers: 0,
         })
     }
 }

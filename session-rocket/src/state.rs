@@ -14,6 +14,8 @@ pub(crate) struct Ready {
     pub(crate) kind: &'static str,
     pub(crate) location: String,
     pub(crate) warning: Option<&'static str>,
+    /// How many lifecycle event handlers are registered.
+    pub(crate) handlers: usize,
 }
 
 /// What the fairing set up at ignite: available as managed state and
@@ -23,6 +25,7 @@ pub struct SessionsState {
     kind: &'static str,
     location: String,
     warning: Option<&'static str>,
+    handlers: usize,
     cleanup: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Requests that opened a session and have not been answered yet.
     in_flight: AtomicUsize,
@@ -45,6 +48,7 @@ impl SessionsState {
             kind: opened.kind,
             location: opened.location,
             warning: opened.warning,
+            handlers: opened.handlers,
             cleanup: Mutex::new(None),
             in_flight: AtomicUsize::new(0),
             all_answered: tokio::sync::Notify::new(),
@@ -78,6 +82,15 @@ impl SessionsState {
     /// Where the store lives, with any password masked.
     pub fn location(&self) -> &str {
         &self.location
+    }
+
+    /// What launch logs say is on, one line each: the store and its
+    /// table or key prefix (never credentials), whether cookies are signed
+    /// and values encrypted and with how many keys, the indexed and
+    /// versioned fields of each session type in use (known once the
+    /// routes' guards were checked, at ignite), and the event handlers.
+    pub fn summary(&self) -> Vec<String> {
+        launch_summary(self, self.handlers)
     }
 
     /// The warning shown at liftoff: the memory store was chosen for lack
@@ -138,7 +151,7 @@ impl SessionsState {
 /// indexed and versioned fields of each session type, and the event
 /// handlers (a new user should not have to read the database to know
 /// encryption is on).
-pub(crate) fn launch_summary(state: &SessionsState, handlers: usize) -> Vec<String> {
+fn launch_summary(state: &SessionsState, handlers: usize) -> Vec<String> {
     let config = state.config();
     let mut lines = Vec::new();
     if state.store().is_some() {

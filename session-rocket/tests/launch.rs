@@ -249,3 +249,68 @@ async fn cookie_prefixes_and_touch_after_are_validated_at_launch() {
     assert!(cookie.starts_with("__Host-session="), "{cookie}");
     assert!(cookie.contains("Secure") && cookie.contains("Path=/") && !cookie.contains("Domain"));
 }
+
+#[derive(Session)]
+struct Account {
+    #[session(index)]
+    user_id: u64,
+    #[session(versioned)]
+    visits: u64,
+}
+
+#[get("/account")]
+async fn account(session: Session<Account>) -> Result<String, SessionError> {
+    Ok(session.user_id().await?.to_string())
+}
+
+/// Launch says what is on (the lines it logs at info level): the store and
+/// prefix, signing and encryption with their key counts, each session
+/// type's indexed and versioned fields, the event handlers; never a key.
+#[rocket::async_test]
+async fn launch_says_what_is_on() {
+    let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let other = "HxoZGBcWFRQTEhEQDw4NDAsKCQgHBgUEAwIBAB8eHRw=";
+    let configured = figment("debug")
+        .merge(("sessions.url", "memory"))
+        .merge(("sessions.table_prefix", "shop_"))
+        .merge(("sessions.encryption_keys", [key, other]))
+        .merge(("sessions.signing_keys", [key]));
+    let rocket = rocket::custom(configured)
+        .attach(Sessions::fairing().on_event(|_| {}))
+        .mount("/", routes![theme, account]);
+    let client = Client::untracked(rocket).await.expect("launches");
+    let summary = Sessions::state(client.rocket())
+        .unwrap()
+        .summary()
+        .join("\n");
+    for expected in [
+        "memory store, table / key prefix `shop_`",
+        "cookies signed (1 key); values encrypted (AES-256-GCM, 2 keys)",
+        "session type launch::Account: indexed user_id, versioned visits",
+        "session type launch::Prefs: indexed none, versioned none",
+        "lifecycle events: 1 handler(s)",
+    ] {
+        assert!(summary.contains(expected), "`{expected}` in:\n{summary}");
+    }
+    assert!(
+        !summary.contains(key) && !summary.contains(other),
+        "{summary}"
+    );
+
+    let plain = Client::untracked(app(figment("debug").merge(("sessions.url", "memory"))))
+        .await
+        .unwrap();
+    let summary = Sessions::state(plain.rocket())
+        .unwrap()
+        .summary()
+        .join("\n");
+    assert!(summary.contains("table / key prefix none"), "{summary}");
+    assert!(
+        summary.contains("cookies not signed; values not encrypted"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("lifecycle events: no handlers"),
+        "{summary}"
+    );
+}

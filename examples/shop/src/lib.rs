@@ -589,19 +589,61 @@ async fn audit(
 }
 
 /// The process's Prometheus recorder: installed once (a process has one
-/// global recorder, and tests build the shop several times).
+/// global recorder, and tests build the shop several times), with
+/// histograms in buckets fit for the sessions' metrics (seconds, bytes,
+/// statements; cheaper to record and to scrape than the default
+/// summaries), and its upkeep run every 5 s, as the exporter requires when
+/// the app serves `/metrics` itself.
 pub fn prometheus() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            let recorder = session_buckets(PrometheusBuilder::new()).build_recorder();
             let handle = recorder.handle();
             // Another recorder installed first (by a test) wins; this
             // handle then renders nothing, which `/metrics` shows as empty.
             let _ = metrics::set_global_recorder(recorder);
+            let upkeep = handle.clone();
+            std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || loop {
+                    std::thread::sleep(std::time::Duration::from_secs(5));
+                    upkeep.run_upkeep();
+                })
+                .expect("start the metrics upkeep thread");
             handle
         })
         .clone()
+}
+
+/// Histogram buckets for the sessions' metrics: latencies from 0.5 ms to
+/// 5 s, sizes from 64 B to 1 MiB, statements per request 0 to 16.
+pub fn session_buckets(builder: PrometheusBuilder) -> PrometheusBuilder {
+    use metrics_exporter_prometheus::Matcher;
+    let seconds = [
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    ];
+    let bytes = [
+        64.0,
+        256.0,
+        1024.0,
+        4096.0,
+        16384.0,
+        65536.0,
+        262_144.0,
+        1_048_576.0,
+    ];
+    let statements = [0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 16.0];
+    builder
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &seconds)
+        .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_bytes".into()), &bytes))
+        .and_then(|b| {
+            b.set_buckets_for_metric(
+                Matcher::Full(session_rocket::metrics::STATEMENTS.into()),
+                &statements,
+            )
+        })
+        .expect("non-empty buckets")
 }
 
 /// The sessions' metrics (and any others the app emits) in Prometheus text.

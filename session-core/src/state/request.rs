@@ -304,7 +304,7 @@ impl RequestSession {
 
     /// Runs store call `operation` observed: its span, latency and
     /// statements (see [`observe`](crate::observe)).
-    pub(crate) async fn call<T: crate::observe::Outcome>(
+    pub(crate) async fn call<T: crate::observe::CallOutcome>(
         &self,
         operation: &'static str,
         call: impl std::future::Future<Output = Result<T>>,

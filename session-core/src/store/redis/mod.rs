@@ -13,6 +13,14 @@
 //! session's expiry, so Redis drops dead sessions itself. The layout is in
 //! `scripts.rs`.
 //!
+//! "Log out everywhere", the devices list and cleanup work page by page
+//! (`SSCAN` of a user's index set, `SCAN` of the keyspace with its cursor
+//! kept across a pass's batches): no script's work grows with the number
+//! of sessions. Index sets expire with their last session. At connect the
+//! store refuses an evicting `maxmemory-policy` and warns about
+//! persistence that can bring destroyed sessions back
+//! ([`RedisStore::connect`]).
+//!
 //! Keys put the session's key in a hash tag (`sess:{<hex>}`), so a
 //! session's keys share one cluster slot. A regenerate (`RENAME` to the new
 //! key), "log out everywhere" and cleanup touch keys of other slots: on a
@@ -43,6 +51,9 @@ use crate::store::{
 use crate::token::StoreKey;
 
 mod scripts;
+mod settings;
+
+pub use settings::RedisSettings;
 
 /// The session store on Redis.
 pub struct RedisStore {
@@ -57,6 +68,21 @@ pub struct RedisStore {
     destroy: Script,
     index: Script,
     purge: Script,
+    settings: RedisSettings,
+    warnings: Vec<String>,
+    /// Where the cleanup's walk of the keyspace stands.
+    walk: std::sync::Mutex<Walk>,
+}
+
+/// One cleanup pass's walk of the keyspace (`SCAN`), kept across its
+/// batches.
+#[derive(Debug, Default)]
+struct Walk {
+    cursor: u64,
+    /// The walk has begun (a cursor of 0 then means it is over).
+    started: bool,
+    /// Keys of the last page not examined yet.
+    pending: Vec<String>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -73,9 +99,17 @@ impl RedisStore {
     /// and keeps one multiplexed connection that reconnects by itself.
     /// Keys start with `table_prefix`.
     ///
+    /// It then reads the server's `maxmemory-policy`, `appendonly` and
+    /// `appendfsync` ([`settings`](Self::settings)): an evicting policy is
+    /// refused (evicted sessions vanish, evicted index sets make "log out
+    /// everywhere" end nothing); snapshots without an append-only file,
+    /// `appendfsync no`, or a setting `CONFIG GET` would not show are
+    /// warned about ([`warnings`](Self::warnings)), each with its fix.
+    ///
     /// # Errors
-    /// [`Error::Config`] for a bad URL or prefix; [`Error::Unavailable`]
-    /// when the server cannot be reached within `connect_timeout`.
+    /// [`Error::Config`] for a bad URL or prefix, or an evicting
+    /// `maxmemory-policy`; [`Error::Unavailable`] when the server cannot
+    /// be reached within `connect_timeout`.
     pub async fn connect(url: &str, config: &Config) -> Result<Self> {
         crate::config::validate_prefix(&config.table_prefix)?;
         let client = redis::Client::open(url)
@@ -101,10 +135,33 @@ impl RedisStore {
             destroy: Script::new(&scripts::with_helpers(scripts::DESTROY)),
             index: Script::new(&scripts::with_helpers(scripts::INDEX)),
             purge: Script::new(&scripts::with_helpers(scripts::PURGE)),
+            settings: RedisSettings::default(),
+            warnings: Vec::new(),
+            walk: std::sync::Mutex::default(),
         };
         let pong: String = store.run(&redis::cmd("PING")).await?;
         debug_assert_eq!(pong, "PONG");
+        let mut store = store;
+        store.settings = settings::read(&store).await;
+        store.warnings = store.settings.judge()?;
+        for warning in &store.warnings {
+            tracing::warn!("{warning}");
+        }
         Ok(store)
+    }
+
+    /// The server's persistence and eviction settings as read at connect
+    /// (`None` where `CONFIG GET` was refused).
+    pub fn settings(&self) -> &RedisSettings {
+        &self.settings
+    }
+
+    /// What [`connect`](Self::connect) warned about the server's settings
+    /// (logged at warn level): no append-only file, `appendfsync no`, a
+    /// setting it could not read. Empty when sessions are safe across a
+    /// restart.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// The key prefix (`table_prefix`).
@@ -141,6 +198,12 @@ impl RedisStore {
                 .arg(1000),
         )
         .await
+    }
+
+    fn walk(&self) -> std::sync::MutexGuard<'_, Walk> {
+        self.walk
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn session_key(&self, key: &StoreKey) -> String {
@@ -280,9 +343,7 @@ fn flag(persistent: Option<bool>) -> &'static str {
 #[async_trait]
 impl SessionIndexes for RedisStore {
     async fn find(&self, name: &str, tags: &[IndexTag], at: Validity) -> Result<Vec<StoreKey>> {
-        let call = self.index_call(name, tags, at, None, "find");
-        let hexes: Vec<String> = self.eval(&call).await?;
-        Ok(hexes.iter().filter_map(|h| parse_hex(h)).collect())
+        self.walk_index(name, tags, at, None, "find").await
     }
 
     async fn destroy_found(
@@ -295,9 +356,7 @@ impl SessionIndexes for RedisStore {
             now: 0,
             created_after: 0,
         };
-        let call = self.index_call(name, tags, at, except, "destroy");
-        let hexes: Vec<String> = self.eval(&call).await?;
-        Ok(hexes.iter().filter_map(|h| parse_hex(h)).collect())
+        self.walk_index(name, tags, at, except, "destroy").await
     }
 }
 
@@ -444,40 +503,72 @@ impl SessionStore for RedisStore {
     async fn delete_expired(&self, at: Validity, batch: u32) -> Result<Vec<Ended>> {
         // Redis drops a session's hash itself an hour after its expiry
         // (see `scripts`); this deletes, and reports, the ones dead by the
-        // request's clock before that.
-        let mut cursor = 0u64;
+        // request's clock before that. One pass of the cleanup is one walk
+        // of the keyspace: the cursor, and the keys of a page not examined
+        // yet, are kept from one batch to the next, so a pass visits each
+        // key once whatever the batch size.
+        let batch = batch.max(1) as usize;
+        let mut walk = std::mem::take(&mut *self.walk());
         let mut ended = Vec::new();
-        loop {
-            let (next, keys) = self.scan(cursor, &format!("{}sess:*", self.prefix)).await?;
-            if !keys.is_empty() {
-                let mut call = self.purge.prepare_invoke();
-                for k in &keys {
-                    call.key(k);
+        let result = loop {
+            if ended.len() >= batch {
+                break Ok(());
+            }
+            if walk.pending.is_empty() {
+                if walk.started && walk.cursor == 0 {
+                    // The pass is over; the next call starts the next one.
+                    walk = Walk::default();
+                    break Ok(());
                 }
-                call.arg(at.now)
-                    .arg(at.created_after)
-                    .arg(&self.prefix)
-                    .arg(batch as usize - ended.len());
-                let purged: Vec<(String, Vec<Vec<u8>>)> = self.eval(&call).await?;
-                ended.extend(purged.into_iter().filter_map(|(hex, pairs)| {
-                    let fields = pairs
-                        .chunks_exact(2)
-                        .filter_map(|pair| {
-                            let name = std::str::from_utf8(&pair[0]).ok()?.strip_prefix("f:")?;
-                            Some((name.to_string(), pair[1].clone()))
-                        })
-                        .collect();
-                    Some(Ended {
-                        key: parse_hex(&hex)?,
-                        fields,
+                match self
+                    .scan(walk.cursor, &format!("{}sess:*", self.prefix))
+                    .await
+                {
+                    Ok((next, keys)) => {
+                        walk.cursor = next;
+                        walk.started = true;
+                        walk.pending = keys;
+                    }
+                    Err(e) => break Err(e),
+                }
+                continue;
+            }
+            // The page's keys, examined until the batch is full; those the
+            // script did not reach wait for the next batch.
+            let keys = std::mem::take(&mut walk.pending);
+            let mut call = self.purge.prepare_invoke();
+            for k in &keys {
+                call.key(k);
+            }
+            call.arg(at.now)
+                .arg(at.created_after)
+                .arg(&self.prefix)
+                .arg(batch - ended.len());
+            let reply: Result<(usize, Vec<(String, Vec<Vec<u8>>)>)> = self.eval(&call).await;
+            let (examined, purged) = match reply {
+                Ok(reply) => reply,
+                Err(e) => break Err(e),
+            };
+            walk.pending = keys.get(examined..).unwrap_or_default().to_vec();
+            ended.extend(purged.into_iter().filter_map(|(hex, pairs)| {
+                let fields = pairs
+                    .chunks_exact(2)
+                    .filter_map(|pair| {
+                        let name = std::str::from_utf8(&pair[0]).ok()?.strip_prefix("f:")?;
+                        Some((name.to_string(), pair[1].clone()))
                     })
-                }));
-            }
-            if next == 0 || ended.len() >= batch as usize {
-                return Ok(ended);
-            }
-            cursor = next;
+                    .collect();
+                Some(Ended {
+                    key: parse_hex(&hex)?,
+                    fields,
+                })
+            }));
+        };
+        // A failed step leaves the walk to start over next time.
+        if result.is_ok() {
+            *self.walk() = walk;
         }
+        result.map(|()| ended)
     }
 
     fn name(&self) -> &'static str {
@@ -494,25 +585,44 @@ impl SessionStore for RedisStore {
 }
 
 impl RedisStore {
-    fn index_call<'a>(
-        &'a self,
+    /// Runs the index script over every page of each tag's set: each call
+    /// does a bounded amount of work (one `SSCAN` page), so a user with
+    /// 100,000 sessions never holds the server for the others. A member
+    /// seen twice (`SSCAN` may return one again) counts once.
+    async fn walk_index(
+        &self,
         name: &str,
         tags: &[IndexTag],
         at: Validity,
         except: Option<&StoreKey>,
         mode: &str,
-    ) -> redis::ScriptInvocation<'a> {
-        let mut call = self.index.prepare_invoke();
-        call.arg(at.now)
-            .arg(at.created_after)
-            .arg(&self.prefix)
-            .arg(name)
-            .arg(except.map_or_else(String::new, |k| hex(k.as_bytes())))
-            .arg(mode);
+    ) -> Result<Vec<StoreKey>> {
+        let except = except.map_or_else(String::new, |k| hex(k.as_bytes()));
+        let mut keys = Vec::new();
         for tag in tags {
-            call.arg(hex(tag));
+            let tag = hex(tag);
+            let mut cursor = "0".to_string();
+            loop {
+                let mut call = self.index.prepare_invoke();
+                call.arg(at.now)
+                    .arg(at.created_after)
+                    .arg(&self.prefix)
+                    .arg(name)
+                    .arg(&except)
+                    .arg(mode)
+                    .arg(&tag)
+                    .arg(&cursor);
+                let (next, hexes): (String, Vec<String>) = self.eval(&call).await?;
+                keys.extend(hexes.iter().filter_map(|h| parse_hex(h)));
+                if next == "0" {
+                    break;
+                }
+                cursor = next;
+            }
         }
-        call
+        keys.sort();
+        keys.dedup();
+        Ok(keys)
     }
 }
 

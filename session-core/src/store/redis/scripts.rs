@@ -40,6 +40,22 @@ local function unindex(k, hex, prefix)
     end
   end
 end
+-- Keeps an index set at least until `deadline` (a session of it expires
+-- an hour before): the set outlives no session of it by more than that.
+local function hold(set, deadline)
+  local left = redis.call('TTL', set)
+  local now = tonumber(redis.call('TIME')[1])
+  if left == -1 or now + left < deadline then redis.call('EXPIREAT', set, deadline) end
+end
+-- Holds every index set the session `k` is in until `deadline`.
+local function hold_sets(k, prefix, deadline)
+  local h = redis.call('HGETALL', k)
+  for i = 1, #h, 2 do
+    if string.sub(h[i], 1, 2) == 'x:' then
+      hold(prefix .. 'idx:' .. string.sub(h[i], 3) .. ':' .. h[i + 1], deadline)
+    end
+  end
+end
 local function kill(k, hex, prefix)
   unindex(k, hex, prefix)
   return redis.call('DEL', k)
@@ -127,6 +143,9 @@ if not ok then
   return 0
 end
 local i = 13
+-- The session's index sets must live as long as it: held again when it
+-- moves, its expiry changes or it gets an entry.
+local sets_change = tohex ~= '' or ARGV[8] ~= ''
 local expect = {}
 local n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do
@@ -187,6 +206,7 @@ for _ = 1, n do
   i = i + 1
 end
 n = tonumber(ARGV[i]); i = i + 1
+if n > 0 then sets_change = true end
 for _ = 1, n do
   local name, tag = ARGV[i], ARGV[i + 1]
   i = i + 2
@@ -200,6 +220,7 @@ for _ = 1, n do
   end
 end
 redis.call('EXPIREAT', key, e + 3600)
+if sets_change then hold_sets(key, prefix, e + 3600) end
 return 1
 ";
 
@@ -222,39 +243,42 @@ return gone
 ";
 
 /// ARGV: now, created after, key prefix, index name, except hex (or
-/// empty), mode (`find` / `destroy`), then tag hexes. `find` returns the
-/// key hexes of the live sessions (dropping members whose session is
-/// gone); `destroy` deletes them but `except` and returns the key hexes
-/// of those it deleted.
+/// empty), mode (`find` / `destroy`), tag hex, `SSCAN` cursor. One page
+/// of one index set, so one call's work is bounded however many sessions
+/// a user has (the caller walks the pages): `find` returns the key hexes
+/// of its live sessions, `destroy` deletes them but `except` and returns
+/// the key hexes of those it deleted; members whose session is gone are
+/// dropped. Returns `{next cursor, hexes}`.
 pub(super) const INDEX: &str = r"
-local now, after, prefix, name, except, mode = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local out, count = {}, 0
-for i = 7, #ARGV do
-  local set = prefix .. 'idx:' .. name .. ':' .. ARGV[i]
-  for _, hex in ipairs(redis.call('SMEMBERS', set)) do
-    local k = prefix .. 'sess:{' .. hex .. '}'
-    if redis.call('HGET', k, 'x:' .. name) ~= ARGV[i] then
-      redis.call('SREM', set, hex)
-    elseif mode == 'find' then
-      if alive(k, now, after) then out[#out + 1] = hex end
-    elseif hex ~= except and kill(k, hex, prefix) == 1 then
-      out[#out + 1] = hex
-    end
+local now, after, prefix, name, except, mode, tag = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local set = prefix .. 'idx:' .. name .. ':' .. tag
+local page = redis.call('SSCAN', set, ARGV[8], 'COUNT', 200)
+local out = {}
+for _, hex in ipairs(page[2]) do
+  local k = prefix .. 'sess:{' .. hex .. '}'
+  if redis.call('HGET', k, 'x:' .. name) ~= tag then
+    redis.call('SREM', set, hex)
+  elseif mode == 'find' then
+    if alive(k, now, after) then out[#out + 1] = hex end
+  elseif hex ~= except and kill(k, hex, prefix) == 1 then
+    out[#out + 1] = hex
   end
 end
-return out
+return {page[1], out}
 ";
 
-/// KEYS: sessions (one SCAN page). ARGV: now, created after, key prefix,
-/// batch. Deletes at most `batch` of them that are dead and returns, for
-/// each, its key hex and its field pairs (`f:<name>`, bytes): the script
-/// that deletes is the one that reports, so two cleanups never both
-/// report one session.
+/// KEYS: sessions (a SCAN page). ARGV: now, created after, key prefix,
+/// batch. Examines the keys in order until `batch` of them were dead and
+/// deleted; returns how many keys it examined and, for each session it
+/// deleted, its key hex and its field pairs (`f:<name>`, bytes): the
+/// script that deletes is the one that reports, so two cleanups never
+/// both report one session.
 pub(super) const PURGE: &str = r"
 local now, after, prefix, batch = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
-local out = {}
+local out, examined = {}, 0
 for _, k in ipairs(KEYS) do
   if #out >= batch then break end
+  examined = examined + 1
   if redis.call('EXISTS', k) == 1 and not alive(k, now, after) then
     local hex = string.match(k, '{(%x+)}$') or ''
     local fields = {}
@@ -268,7 +292,7 @@ for _, k in ipairs(KEYS) do
     if kill(k, hex, prefix) == 1 then out[#out + 1] = {hex, fields} end
   end
 end
-return out
+return {examined, out}
 ";
 
 /// The helpers and a script's body, as one script.
