@@ -365,6 +365,42 @@ REDIS_URL = "redis://127.0.0.1:6379"
 ENCRYPTION_KEY = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="
 
 
+def interleaved_rounds(args, out, apps, names, tag, base):
+    """Each of `apps` (all running, each with its own sessions) on every
+    route of STORE_ROUTES, in `args.sqlite_rounds` rounds whose order
+    rotates, so drift hits them alike. Returns {"route/cfg": {name: req/s}}
+    and logs each row with its ratios to `base`."""
+    sessions = {who: login_sessions(a.port, max(args.configs)) for who, a in apps.items()}
+    res = {}
+    for cfg in args.configs:
+        files = {}
+        for who in apps:
+            files[who] = os.path.join(out, "%s_%s_cookies_%d.txt"
+                                      % (tag, who.replace("+", "_"), cfg))
+            write(files[who], "\n".join(sessions[who][:cfg]) + "\n")
+        for name, method, path, mode in STORE_ROUTES:
+            if name == "login" and cfg != 1:
+                continue
+            tot = {w: [0, 0.0] for w in apps}
+            for rnd in range(args.sqlite_rounds):
+                order = names[rnd % len(names):] + names[:rnd % len(names)]
+                for who in order:
+                    a = apps[who]
+                    cf = "-" if mode == "nocookie" else files[who]
+                    wrk(args, a.port, method, path, cf, "rr", args.warmup, False)
+                    r = parse_wrk(wrk(args, a.port, method, path, cf, "rr",
+                                      args.sqlite_secs, False))
+                    tot[who][0] += r["requests"]
+                    tot[who][1] += r["requests"] / max(r["rps"] or 1, 1)
+                    if r["non2xx"]:
+                        log("  %s %s %s: %d non-2xx" % (tag, who, name, r["non2xx"]))
+            row = {who: tot[who][0] / max(tot[who][1], 1e-9) for who in apps}
+            res["%s/%d" % (name, cfg)] = row
+            log("  %-5s %3d sessions: %s" % (name, cfg, ", ".join(
+                "%s %.0f (%.3f)" % (w, row[w], row[w] / max(row[base], 1)) for w in names)))
+    return res
+
+
 def stores_pass(args, out, mysql_url):
     """Our app on each store beside MySQL, and on MySQL with every value
     encrypted, all running at once, in `args.sqlite_rounds` interleaved
@@ -386,34 +422,8 @@ def stores_pass(args, out, mysql_url):
             apps[who] = App(args.port + 10 + i, url, args.pool,
                             os.path.join(out, "store_%s.log" % who.replace("+", "_")),
                             extra_env=env)
-        sessions = {who: login_sessions(a.port, max(args.configs)) for who, a in apps.items()}
         names = [w for w, _, _ in variants]
-        for cfg in args.configs:
-            files = {}
-            for who in apps:
-                files[who] = os.path.join(out, "store_%s_cookies_%d.txt"
-                                          % (who.replace("+", "_"), cfg))
-                write(files[who], "\n".join(sessions[who][:cfg]) + "\n")
-            for name, method, path, mode in STORE_ROUTES:
-                if name == "login" and cfg != 1:
-                    continue
-                tot = {w: [0, 0.0] for w in apps}
-                for rnd in range(args.sqlite_rounds):
-                    order = names[rnd % len(names):] + names[:rnd % len(names)]
-                    for who in order:
-                        a = apps[who]
-                        cf = "-" if mode == "nocookie" else files[who]
-                        wrk(args, a.port, method, path, cf, "rr", args.warmup, False)
-                        r = parse_wrk(wrk(args, a.port, method, path, cf, "rr",
-                                          args.sqlite_secs, False))
-                        tot[who][0] += r["requests"]
-                        tot[who][1] += r["requests"] / max(r["rps"] or 1, 1)
-                        if r["non2xx"]:
-                            log("  store %s %s: %d non-2xx" % (who, name, r["non2xx"]))
-                row = {who: tot[who][0] / max(tot[who][1], 1e-9) for who in apps}
-                res["%s/%d" % (name, cfg)] = row
-                log("  %-5s %3d sessions: %s" % (name, cfg, ", ".join(
-                    "%s %.0f (%.2f)" % (w, row[w], row[w] / max(row["mysql"], 1)) for w in names)))
+        res = interleaved_rounds(args, out, apps, names, "store", "mysql")
     finally:
         for a in apps.values():
             a.stop()
@@ -446,34 +456,8 @@ def observe_pass(args, out, mysql_url):
             apps[who] = App(args.port + 40 + i, mysql_url, args.pool,
                             os.path.join(out, "observe_%s.log" % who), binary=binary,
                             extra_env=env)
-        sessions = {who: login_sessions(a.port, max(args.configs)) for who, a in apps.items()}
         names = [w for w, _, _ in variants]
-        for cfg in args.configs:
-            files = {}
-            for who in apps:
-                files[who] = os.path.join(out, "observe_%s_cookies_%d.txt" % (who, cfg))
-                write(files[who], "\n".join(sessions[who][:cfg]) + "\n")
-            for name, method, path, mode in STORE_ROUTES:
-                if name == "login" and cfg != 1:
-                    continue
-                tot = {w: [0, 0.0] for w in apps}
-                for rnd in range(args.sqlite_rounds):
-                    order = names[rnd % len(names):] + names[:rnd % len(names)]
-                    for who in order:
-                        a = apps[who]
-                        cf = "-" if mode == "nocookie" else files[who]
-                        wrk(args, a.port, method, path, cf, "rr", args.warmup, False)
-                        r = parse_wrk(wrk(args, a.port, method, path, cf, "rr",
-                                          args.sqlite_secs, False))
-                        tot[who][0] += r["requests"]
-                        tot[who][1] += r["requests"] / max(r["rps"] or 1, 1)
-                        if r["non2xx"]:
-                            log("  observe %s %s: %d non-2xx" % (who, name, r["non2xx"]))
-                row = {who: tot[who][0] / max(tot[who][1], 1e-9) for who in apps}
-                res["%s/%d" % (name, cfg)] = row
-                base = row.get("before", row["off"])
-                log("  %-5s %3d sessions: %s" % (name, cfg, ", ".join(
-                    "%s %.0f (%.3f)" % (w, row[w], row[w] / max(base, 1)) for w in names)))
+        res = interleaved_rounds(args, out, apps, names, "observe", names[0])
     finally:
         for a in apps.values():
             a.stop()

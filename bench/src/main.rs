@@ -441,27 +441,12 @@ fn observe(app: rocket::Rocket<rocket::Build>, fairing: Sessions) -> rocket::Roc
     // As the example shop does: buckets for the sessions' histograms, and
     // the exporter's upkeep every 5 s (a scraped app runs it).
     use metrics_exporter_prometheus::Matcher;
-    let seconds = [
-        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-    ];
-    let bytes = [
-        64.0,
-        256.0,
-        1024.0,
-        4096.0,
-        16384.0,
-        65536.0,
-        262_144.0,
-        1_048_576.0,
-    ];
+    use session_rocket::metrics::{BYTES_BUCKETS, SECONDS_BUCKETS, STATEMENTS, STATEMENTS_BUCKETS};
     let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &seconds)
-        .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_bytes".into()), &bytes))
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
+        .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_bytes".into()), BYTES_BUCKETS))
         .and_then(|b| {
-            b.set_buckets_for_metric(
-                Matcher::Full("session_statements_per_request".into()),
-                &[0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 16.0],
-            )
+            b.set_buckets_for_metric(Matcher::Full(STATEMENTS.into()), STATEMENTS_BUCKETS)
         })
         .expect("buckets")
         .install_recorder()

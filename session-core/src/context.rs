@@ -15,6 +15,18 @@ use crate::sealing::Sealer;
 use crate::store::SessionStore;
 use crate::token::StoreKey;
 
+/// A session type in use, as launch logs describe it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionTypeInfo {
+    /// The type's name.
+    pub name: &'static str,
+    /// The stored names of its `#[session(index)]` fields.
+    pub indexed: Vec<&'static str>,
+    /// The stored names of its `#[session(versioned)]` fields.
+    pub versioned: Vec<&'static str>,
+}
+
 pub(crate) struct Context {
     /// Where sessions are kept; `None` when they are kept in their
     /// cookies (each request then gets a store of its own from the
@@ -32,7 +44,7 @@ pub(crate) struct Context {
     /// Where lifecycle events go, when the app registered handlers.
     pub(crate) events: Option<crate::events::Hub>,
     /// The session types in use, by the address of their field list.
-    pub(crate) types: RwLock<Vec<(usize, crate::manager::SessionTypeInfo)>>,
+    pub(crate) types: RwLock<Vec<(usize, SessionTypeInfo)>>,
 }
 
 /// The fields that requests of one route used of one session type: the
@@ -94,12 +106,12 @@ impl Context {
         }
     }
 
-    /// Notes session type `T` as in use (its indexed fields describe the
-    /// sessions cleanup reports). Cheap when it is known already: asked
-    /// on every request.
-    pub(crate) fn register_type<T: crate::schema::SessionData>(&self) {
-        let kind = T::FIELDS.as_ptr() as usize;
-        let known = |types: &[(usize, _)]| types.iter().any(|(k, _)| *k == kind);
+    /// Notes a session type as in use, by the address of its field list
+    /// (`kind`); `info` describes it the first time (its indexed fields
+    /// describe the sessions cleanup reports). Cheap when it is known
+    /// already: asked on every request.
+    pub(crate) fn register_type(&self, kind: usize, info: impl FnOnce() -> SessionTypeInfo) {
+        let known = |types: &[(usize, SessionTypeInfo)]| types.iter().any(|(k, _)| *k == kind);
         if known(
             &self
                 .types
@@ -115,18 +127,7 @@ impl Context {
         if known(&types) {
             return;
         }
-        let names = |pick: fn(&crate::schema::FieldDef) -> bool| {
-            T::FIELDS
-                .iter()
-                .filter(|f| pick(f))
-                .map(|f| f.name)
-                .collect::<Vec<_>>()
-        };
-        let info = crate::manager::SessionTypeInfo {
-            name: std::any::type_name::<T>(),
-            indexed: names(|f| f.indexed),
-            versioned: names(|f| f.versioned),
-        };
+        let info = info();
         if let Some(hub) = &self.events {
             hub.register_indexed(info.indexed.iter().copied());
         }

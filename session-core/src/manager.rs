@@ -8,23 +8,12 @@ use std::sync::Arc;
 use crate::carrier;
 use crate::config::Config;
 use crate::context::Context;
+pub use crate::context::SessionTypeInfo;
 use crate::error::Result;
 use crate::schema::SessionData;
 use crate::sealing::Sealer;
 use crate::state::RequestSession;
 use crate::store::{SessionStore, Timestamp};
-
-/// A session type in use, as launch logs describe it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct SessionTypeInfo {
-    /// The type's name.
-    pub name: &'static str,
-    /// The stored names of its `#[session(index)]` fields.
-    pub indexed: Vec<&'static str>,
-    /// The stored names of its `#[session(versioned)]` fields.
-    pub versioned: Vec<&'static str>,
-}
 
 /// The store and configuration every request's session is begun from.
 /// Cheap to clone (one `Arc`).
@@ -181,7 +170,19 @@ impl SessionManager {
     /// assert!(error.to_string().contains("`user_id`"));
     /// ```
     pub fn supports<T: SessionData>(&self) -> Result<()> {
-        self.ctx.register_type::<T>();
+        let names = |pick: fn(&crate::schema::FieldDef) -> bool| {
+            T::FIELDS
+                .iter()
+                .filter(|f| pick(f))
+                .map(|f| f.name)
+                .collect::<Vec<_>>()
+        };
+        self.ctx
+            .register_type(T::FIELDS.as_ptr() as usize, || SessionTypeInfo {
+                name: std::any::type_name::<T>(),
+                indexed: names(|f| f.indexed),
+                versioned: names(|f| f.versioned),
+            });
         let refusal = T::FIELDS.iter().find_map(|field| {
             if let Some((attribute, why)) = self.ctx.carrier.refuses(field.indexed, field.versioned)
             {

@@ -620,28 +620,12 @@ pub fn prometheus() -> PrometheusHandle {
 /// 5 s, sizes from 64 B to 1 MiB, statements per request 0 to 16.
 pub fn session_buckets(builder: PrometheusBuilder) -> PrometheusBuilder {
     use metrics_exporter_prometheus::Matcher;
-    let seconds = [
-        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-    ];
-    let bytes = [
-        64.0,
-        256.0,
-        1024.0,
-        4096.0,
-        16384.0,
-        65536.0,
-        262_144.0,
-        1_048_576.0,
-    ];
-    let statements = [0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 16.0];
+    use session_rocket::metrics::{BYTES_BUCKETS, SECONDS_BUCKETS, STATEMENTS, STATEMENTS_BUCKETS};
     builder
-        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &seconds)
-        .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_bytes".into()), &bytes))
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
+        .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_bytes".into()), BYTES_BUCKETS))
         .and_then(|b| {
-            b.set_buckets_for_metric(
-                Matcher::Full(session_rocket::metrics::STATEMENTS.into()),
-                &statements,
-            )
+            b.set_buckets_for_metric(Matcher::Full(STATEMENTS.into()), STATEMENTS_BUCKETS)
         })
         .expect("non-empty buckets")
 }

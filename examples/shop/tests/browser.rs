@@ -455,7 +455,7 @@ async fn scenario(client: &Client, shop: &Target) {
         format!("sessions_created_total{{store=\"{}\"}}", shop.store),
         format!("sessions_regenerated_total{{store=\"{}\"}}", shop.store),
         format!(
-            "session_store_operation_duration_seconds{{store=\"{}\"",
+            "session_store_operation_duration_seconds_count{{store=\"{}\"",
             shop.store
         ),
     ] {

@@ -200,8 +200,8 @@ pub mod redis;
 )]
 pub use sql::{SqlStore, TableNames};
 
-pub(crate) use stats::Counters;
 pub use stats::StoreStats;
+pub(crate) use stats::{counting_statements, Counters};
 
 /// Runs one store call within `limit` (`statement_timeout`): past it, the
 /// call is dropped (closing its connection) and the request answers 503, so

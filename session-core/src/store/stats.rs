@@ -42,6 +42,23 @@ impl std::ops::Sub for StoreStats {
     }
 }
 
+tokio::task_local! {
+    /// Statements the store call in progress on this task has sent.
+    static STATEMENTS_IN_CALL: std::cell::Cell<u32>;
+}
+
+/// Runs one store call and counts the statements it sends (each counted
+/// by [`Counters::statement`] on this task): what the call's span and the
+/// request's statement histogram report.
+pub(crate) async fn counting_statements<T>(call: impl std::future::Future<Output = T>) -> (T, u32) {
+    STATEMENTS_IN_CALL
+        .scope(std::cell::Cell::new(0), async {
+            let result = call.await;
+            (result, STATEMENTS_IN_CALL.with(std::cell::Cell::get))
+        })
+        .await
+}
+
 /// Lock-free counters behind [`StoreStats`].
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
@@ -57,7 +74,7 @@ impl Counters {
     /// Counts one statement.
     pub(crate) fn statement(&self) {
         self.statements.fetch_add(1, Relaxed);
-        crate::observe::statement_sent();
+        let _ = STATEMENTS_IN_CALL.try_with(|n| n.set(n.get() + 1));
     }
 
     /// Counts a write run again after a conflict.

@@ -169,7 +169,7 @@ impl<B: Backend> SqlStore<B> {
                 Err(e) if B::classify(&e) == ErrorClass::Retry && started.elapsed() < budget => {
                     attempt += 1;
                     self.counters.retry();
-                    crate::observe::retry(B::NAME, "conflict");
+                    crate::observe::metric::retry(B::NAME, "conflict");
                     tracing::debug!(error = %e, attempt, "session write hit a deadlock, lock timeout or cluster conflict; retrying");
                     let window = (RETRY_BASE * 2u32.pow(attempt.min(8))).min(RETRY_MAX_PAUSE);
                     tokio::time::sleep(jittered(window)).await;
@@ -208,7 +208,7 @@ impl<B: Backend> SqlStore<B> {
     /// A connection was lost: the idle ones went with it, most likely.
     pub(super) fn lost(&self, error: &sqlx::Error) {
         tracing::warn!(%error, "session store connection lost; retrying once on a fresh connection");
-        crate::observe::retry(B::NAME, "lost");
+        crate::observe::metric::retry(B::NAME, "lost");
         self.backend.purge_idle();
     }
 
