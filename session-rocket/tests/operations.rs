@@ -569,6 +569,41 @@ async fn events_metrics_and_traces_on_every_server_store() {
         client.terminate().await;
     }
 
+    // A lost connection: the read is sent again on a fresh one, counted.
+    {
+        use support::proxy::{self, Proxy, Wire};
+        let url = support::database_url();
+        let proxy = Proxy::start(proxy::upstream(&url, 3306), Wire::MySql).await;
+        let config = session_rocket::Config {
+            table_prefix: support::unique("o"),
+            ..session_rocket::Config::default()
+        };
+        let store = session_rocket::store::mysql::MySqlStore::connect(&proxy.url(&url), &config)
+            .await
+            .expect("MySQL through the proxy");
+        store.create_tables().await.unwrap();
+        let rocket = rocket::custom(support::figment())
+            .attach(Sessions::with_store(store))
+            .manage(Race(tokio::sync::Barrier::new(2)))
+            .manage(Late(tokio::sync::Notify::new()))
+            .mount("/", routes![login, me]);
+        let client = Client::untracked(rocket).await.expect("launch");
+        let (_, cookies) = support::post(&client, "/login", None).await;
+        let token = token_of(&cookies);
+        let lost = format!("{}{{cause=lost,store=mysql}}", names::RETRIES);
+        let before = recorded.counter(&lost);
+        proxy.cut();
+        let (status, _, _) = support::get(&client, "/me", &token).await;
+        assert_eq!(
+            status,
+            Status::Ok,
+            "the read is sent again on a fresh connection"
+        );
+        assert_eq!(recorded.counter(&lost), before + 1);
+        secrets.push(token);
+        client.terminate().await;
+    }
+
     // Spans: one per store call, with the documented fields.
     let spans = captured.spans.lock().unwrap().clone();
     assert!(
