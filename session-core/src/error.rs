@@ -23,7 +23,9 @@ pub enum Error {
     Encode {
         /// The field's stored name.
         field: &'static str,
-        /// The codec's error.
+        /// What the codec reported, without the value (serde_json's
+        /// category and position: its own message may quote the stored
+        /// value).
         #[source]
         source: BoxError,
     },

@@ -363,3 +363,79 @@ pub(crate) fn indexed_values<'a>(
     }
     values
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::token::Token;
+
+    fn event(kind: EventKind) -> SessionEvent {
+        SessionEvent::new(
+            kind,
+            Token::generate().unwrap().store_key().id(),
+            Vec::new(),
+        )
+    }
+
+    /// A handler that blocks and then panics stalls no request: emitting
+    /// never waits for it, a full queue drops the request's event, and
+    /// after the panic the next events are still delivered.
+    #[test]
+    fn a_slow_or_panicking_handler_never_stalls_a_request() {
+        let (release, blocked) = mpsc::channel::<()>();
+        let blocked = Mutex::new(blocked);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let hub = Hub::start(Events::new().queue(2).on(move |e| {
+            if e.kind == EventKind::Created {
+                // The first event holds the handler until the test lets go.
+                blocked.lock().unwrap().recv().unwrap();
+                panic!("a handler that fails");
+            }
+            log.lock().unwrap().push(e.kind.clone());
+        }))
+        .unwrap();
+        // The request side, on a thread of its own: if emitting waited for
+        // the blocked handler, it would never finish.
+        let (done, finished) = mpsc::channel();
+        let emitter = std::thread::spawn({
+            let hub = Arc::new(hub);
+            let emitting = hub.clone();
+            move || {
+                emitting.emit(event(EventKind::Created));
+                // Wait until the handler holds the first event.
+                while emitting.sender.capacity() < 2 {
+                    std::thread::yield_now();
+                }
+                for _ in 0..10 {
+                    emitting.emit(event(EventKind::Expired));
+                }
+                done.send(()).unwrap();
+                hub
+            }
+        });
+        finished
+            .recv_timeout(Duration::from_secs(10))
+            .expect("emitting never waits for a blocked handler");
+        let hub = emitter.join().unwrap();
+        // The handler holds one event and the queue two: the rest dropped.
+        assert_eq!(hub.pending(), 3);
+        release.send(()).unwrap();
+        for _ in 0..1000 {
+            if hub.pending() == 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert_eq!(hub.pending(), 0);
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [EventKind::Expired, EventKind::Expired],
+            "after the panic, the queued events are delivered"
+        );
+    }
+}

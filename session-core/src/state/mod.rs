@@ -720,7 +720,13 @@ impl SessionState {
                         crate::observe::decode_fallback();
                         Ok((default(), true))
                     }
-                    OnDecodeError::Error => Err(Error::Decode { field, source }),
+                    // The codec's own message may quote the stored value:
+                    // the error (which the app may log) carries its
+                    // category and position only.
+                    OnDecodeError::Error => Err(Error::Decode {
+                        field,
+                        source: crate::observe::redacted(&*source).into(),
+                    }),
                 }
             }
         }

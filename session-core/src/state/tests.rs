@@ -263,6 +263,11 @@ async fn undecodable_fields_fall_back_or_fail_as_configured() {
         ),
         "{err}"
     );
+    // serde's own message would quote the stored value ("not a number");
+    // the error the app may log carries its category and position only.
+    let cause = std::error::Error::source(&err).unwrap().to_string();
+    assert!(!cause.contains("not a number"), "{cause}");
+    assert!(cause.contains("line 1"), "{cause}");
 }
 
 #[tokio::test]
