@@ -23,9 +23,9 @@
 //!
 //! Keys put the session's key in a hash tag (`sess:{<hex>}`), so a
 //! session's keys share one cluster slot. A regenerate (`RENAME` to the new
-//! key), "log out everywhere" and cleanup touch keys of other slots: on a
-//! Redis Cluster they need all keys on one node; this store is tested on a
-//! single server.
+//! key), "log out everywhere" and cleanup touch keys of other slots, so a
+//! Redis Cluster is not supported yet: a cluster node is refused at
+//! connect. One primary, with replicas and Sentinel for failover, is.
 //!
 //! ```no_run
 //! # async fn run() -> session_core::Result<()> {
@@ -107,9 +107,10 @@ impl RedisStore {
     /// warned about ([`warnings`](Self::warnings)), each with its fix.
     ///
     /// # Errors
-    /// [`Error::Config`] for a bad URL or prefix, or an evicting
-    /// `maxmemory-policy`; [`Error::Unavailable`] when the server cannot
-    /// be reached within `connect_timeout`.
+    /// [`Error::Config`] for a bad URL or prefix, an evicting
+    /// `maxmemory-policy`, or a node of a Redis Cluster (not supported
+    /// yet); [`Error::Unavailable`] when the server cannot be reached
+    /// within `connect_timeout`.
     pub async fn connect(url: &str, config: &Config) -> Result<Self> {
         crate::config::validate_prefix(&config.table_prefix)?;
         let client = redis::Client::open(url)
@@ -142,6 +143,7 @@ impl RedisStore {
         let pong: String = store.run(&redis::cmd("PING")).await?;
         debug_assert_eq!(pong, "PONG");
         let mut store = store;
+        settings::refuse_cluster(&store).await?;
         store.settings = settings::read(&store).await;
         store.warnings = store.settings.judge()?;
         for warning in &store.warnings {

@@ -80,6 +80,28 @@ impl RedisSettings {
     }
 }
 
+/// Refuses a node of a Redis Cluster (`INFO cluster` says
+/// `cluster_enabled:1`): a regenerate, the index sets and cleanup touch
+/// keys in other hash slots, which a cluster answers with `CROSSSLOT` or
+/// `MOVED` at run time. Better a launch error naming the way out.
+pub(super) async fn refuse_cluster(store: &RedisStore) -> Result<()> {
+    let info: Result<String> = store.run(redis::cmd("INFO").arg("cluster")).await;
+    match info {
+        Ok(info) if info.lines().any(|l| l.trim() == "cluster_enabled:1") => Err(Error::config(
+            "this Redis server is a node of a Redis Cluster, which the Redis store does not \
+             support yet (a regenerate, \"log out everywhere\" and cleanup touch keys in other \
+             hash slots): use a single primary, with replicas and Sentinel for failover",
+        )),
+        Ok(_) => Ok(()),
+        // `INFO` refused (a locked-down managed service): the first
+        // cross-slot command would fail loudly anyway.
+        Err(error) => {
+            tracing::debug!(%error, "INFO cluster refused");
+            Ok(())
+        }
+    }
+}
+
 /// Reads the settings; a refused `CONFIG GET` leaves them unknown.
 pub(super) async fn read(store: &RedisStore) -> RedisSettings {
     let mut settings = RedisSettings::default();
