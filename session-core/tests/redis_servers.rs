@@ -316,25 +316,3 @@ async fn a_cleanup_pass_walks_the_keyspace_once() {
     // The next pass starts from the beginning and finds nothing.
     assert!(store.delete_expired(at, 500).await.unwrap().is_empty());
 }
-
-/// A node of a Redis Cluster is refused at connect, with the way out,
-/// rather than failing requests with `CROSSSLOT` at run time.
-#[tokio::test]
-async fn a_cluster_node_is_refused_at_connect() {
-    let server = Server::start(
-        "cluster",
-        &[
-            "--save",
-            "",
-            "--appendonly",
-            "yes",
-            "--cluster-enabled",
-            "yes",
-            "--cluster-config-file",
-            "nodes.conf",
-        ],
-    );
-    let error = connect(&server).await.expect_err("refused").to_string();
-    assert!(error.contains("Redis Cluster"), "{error}");
-    assert!(error.contains("single primary"), "{error}");
-}

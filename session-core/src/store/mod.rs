@@ -567,7 +567,8 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
     }
 
     /// The store's kind, as metrics and logs name it: `"mysql"`,
-    /// `"postgres"`, `"sqlite"`, `"redis"`, `"memory"`. The default:
+    /// `"postgres"`, `"sqlite"`, `"redis"`, `"redis-cluster"`, `"memory"`.
+    /// The default:
     /// `"custom"`.
     fn name(&self) -> &'static str {
         "custom"

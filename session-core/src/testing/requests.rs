@@ -98,14 +98,15 @@ pub async fn statement_counts_per_request_kind(store: Arc<dyn SessionStore>) {
     .await;
     assert_eq!(n, 2);
 
-    // destroy: 1
+    // destroy: 1 (on a Redis Cluster, 2: the destroy waits until a
+    // replica has it, so that a failover cannot undo the logout)
     let mut logout = m.open::<Cart>(Some(&cookie));
     let n = statements(s, async {
         logout.destroy().await.unwrap();
         assert_eq!(flush(&mut logout).await.unwrap(), Outcome::Unchanged);
     })
     .await;
-    assert_eq!(n, 1);
+    assert_eq!(n, if s.name() == "redis-cluster" { 2 } else { 1 });
     assert_eq!(
         logout.request().take_cookie_action(),
         Some(CookieAction::Remove)
@@ -142,8 +143,18 @@ pub async fn regenerate_keeps_data_and_kills_old_token(store: Arc<dyn SessionSto
     })
     .await;
     // SQL: the rename, the record of the replaced key and the upsert, in
-    // one transaction; memory, Redis: one call.
-    assert!((1..=3).contains(&n), "rename + write took {n} statements");
+    // one transaction; memory, Redis: one call; a Redis Cluster, where the
+    // new key is in another slot: the check that it is free, then the
+    // protocol's three steps (the session has no index entry to move).
+    let most = if store.name() == "redis-cluster" {
+        4
+    } else {
+        3
+    };
+    assert!(
+        (1..=most).contains(&n),
+        "rename + write took {n} statements"
+    );
     let new = cookie_token(&mut login);
     assert_ne!(old, new);
 

@@ -22,16 +22,22 @@
 //! ([`RedisStore::connect`]).
 //!
 //! Keys put the session's key in a hash tag (`sess:{<hex>}`), so a
-//! session's keys share one cluster slot. A regenerate (`RENAME` to the new
-//! key), "log out everywhere" and cleanup touch keys of other slots, so a
-//! Redis Cluster is not supported yet: a cluster node is refused at
-//! connect. One primary, with replicas and Sentinel for failover, is.
+//! session's keys share one cluster slot. On a Redis Cluster
+//! (`redis+cluster://host:port,host:port`) what spans slots (a regenerate,
+//! index entries, "log out everywhere", cleanup) is split into steps, each
+//! one script on one node, ordered so that a crash between two leaves
+//! nothing unsafe: see `cluster.rs`.
 //!
 //! ```no_run
 //! # async fn run() -> session_core::Result<()> {
 //! use session_core::{Config, store::redis::RedisStore};
 //!
 //! let store = RedisStore::connect("redis://127.0.0.1:6379", &Config::default()).await?;
+//! let cluster = RedisStore::connect(
+//!     "redis+cluster://10.0.0.1:6379,10.0.0.2:6379,10.0.0.3:6379",
+//!     &Config::default(),
+//! )
+//! .await?;
 //! # Ok(()) }
 //! ```
 
@@ -39,7 +45,6 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::ConnectionManager;
 use redis::{Script, Value};
 
 use crate::config::Config;
@@ -50,14 +55,20 @@ use crate::store::{
 };
 use crate::token::StoreKey;
 
+mod cluster;
+mod conn;
 mod scripts;
 mod settings;
+
+use conn::{Conn, Target};
 
 pub use settings::RedisSettings;
 
 /// The session store on Redis.
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: Conn,
+    /// On a Redis Cluster: its scripts and what was learnt at connect.
+    cluster: Option<cluster::Cluster>,
     prefix: String,
     timeout: Option<Duration>,
     counters: Counters,
@@ -78,6 +89,9 @@ pub struct RedisStore {
 /// batches.
 #[derive(Debug, Default)]
 struct Walk {
+    /// On a cluster, the primaries of this pass and the one walked now.
+    nodes: Vec<String>,
+    node: usize,
     cursor: u64,
     /// The walk has begun (a cursor of 0 then means it is over).
     started: bool,
@@ -94,38 +108,37 @@ impl fmt::Debug for RedisStore {
 }
 
 impl RedisStore {
-    /// Connects to `url` (`redis://host:port/db`, `rediss://` for TLS if
-    /// the `redis` crate was built with it), checks the server answers,
-    /// and keeps one multiplexed connection that reconnects by itself.
-    /// Keys start with `table_prefix`.
+    /// Connects to `url` and checks the server answers: `redis://host:port/db`
+    /// (`rediss://` for TLS if the `redis` crate was built with it) for one
+    /// server, kept as one multiplexed connection that reconnects by
+    /// itself; `redis+cluster://host:port,host:port` (or
+    /// `rediss+cluster://`, credentials before the first host) for a Redis
+    /// Cluster, named by any of its nodes. Keys start with `table_prefix`.
     ///
     /// It then reads the server's `maxmemory-policy`, `appendonly` and
-    /// `appendfsync` ([`settings`](Self::settings)): an evicting policy is
-    /// refused (evicted sessions vanish, evicted index sets make "log out
+    /// `appendfsync` (every primary's, on a cluster;
+    /// [`settings`](Self::settings)): an evicting policy is refused
+    /// (evicted sessions vanish, evicted index sets make "log out
     /// everywhere" end nothing); snapshots without an append-only file,
     /// `appendfsync no`, or a setting `CONFIG GET` would not show are
-    /// warned about ([`warnings`](Self::warnings)), each with its fix.
+    /// warned about ([`warnings`](Self::warnings)), each with its fix. On
+    /// a cluster, a primary without a replica is warned about too, and
+    /// when every primary has one, a destroy waits until a replica has it.
     ///
     /// # Errors
     /// [`Error::Config`] for a bad URL or prefix, an evicting
-    /// `maxmemory-policy`, or a node of a Redis Cluster (not supported
-    /// yet); [`Error::Unavailable`] when the server cannot be reached
-    /// within `connect_timeout`.
+    /// `maxmemory-policy`, or a `redis://` URL naming a node of a cluster
+    /// (the message says to write `redis+cluster://`);
+    /// [`Error::Unavailable`] when the server cannot be reached within
+    /// `connect_timeout`.
     pub async fn connect(url: &str, config: &Config) -> Result<Self> {
         crate::config::validate_prefix(&config.table_prefix)?;
-        let client = redis::Client::open(url)
-            .map_err(|e| Error::config(format!("invalid Redis `url`: {e}")))?;
+        let target = Target::parse(url)?;
         let wait = Duration::from_secs(config.connect_timeout.max(1));
-        let conn = tokio::time::timeout(wait, ConnectionManager::new(client))
-            .await
-            .map_err(|_| {
-                Error::Unavailable(
-                    format!("Redis did not answer within {} s", wait.as_secs()).into(),
-                )
-            })?
-            .map_err(unavailable)?;
-        let store = RedisStore {
+        let conn = Conn::open(&target, wait).await?;
+        let mut store = RedisStore {
             conn,
+            cluster: None,
             prefix: config.table_prefix.clone(),
             timeout: config.statement_timeout(),
             counters: Counters::default(),
@@ -140,12 +153,34 @@ impl RedisStore {
             warnings: Vec::new(),
             walk: std::sync::Mutex::default(),
         };
-        let pong: String = store.run(&redis::cmd("PING")).await?;
-        debug_assert_eq!(pong, "PONG");
-        let mut store = store;
-        settings::refuse_cluster(&store).await?;
-        store.settings = settings::read(&store).await;
-        store.warnings = store.settings.judge()?;
+        if store.conn.is_cluster() {
+            let primaries = store.conn.primaries().await?;
+            let mut replicated = !primaries.is_empty();
+            for node in &primaries {
+                let settings = settings::read(&store, Some(node)).await;
+                for warning in settings.judge().map_err(|e| on_node(e, node))? {
+                    store.warnings.push(format!("primary {node}: {warning}"));
+                }
+                if !settings::has_replica(&store, node).await {
+                    replicated = false;
+                    store.warnings.push(format!(
+                        "primary {node} has no replica: a failover cannot replace it, and \
+                         logouts are not confirmed on a second node; run the cluster with \
+                         `--cluster-replicas 1` or more"
+                    ));
+                }
+                if store.settings == RedisSettings::default() {
+                    store.settings = settings;
+                }
+            }
+            store.cluster = Some(cluster::Cluster::new(replicated));
+        } else {
+            let pong: String = store.run(&redis::cmd("PING")).await?;
+            debug_assert_eq!(pong, "PONG");
+            settings::refuse_cluster(&store).await?;
+            store.settings = settings::read(&store, None).await;
+            store.warnings = store.settings.judge()?;
+        }
         for warning in &store.warnings {
             tracing::warn!("{warning}");
         }
@@ -171,27 +206,53 @@ impl RedisStore {
         &self.prefix
     }
 
-    /// Deletes every key of this store's prefix. For test suites that use
-    /// a prefix per test; never called by the library.
+    /// Deletes every key of this store's prefix (on every primary of a
+    /// cluster). For test suites that use a prefix per test; never called
+    /// by the library.
     #[doc(hidden)]
     pub async fn drop_keys(&self) -> Result<()> {
-        let mut cursor = 0u64;
-        loop {
-            let (next, keys) = self.scan(cursor, &format!("{}*", self.prefix)).await?;
-            if !keys.is_empty() {
-                let _: i64 = self.run(redis::cmd("DEL").arg(&keys)).await?;
+        let nodes = self.nodes().await?;
+        for node in &nodes {
+            let mut cursor = 0u64;
+            loop {
+                let (next, keys) = self
+                    .scan(node.as_deref(), cursor, &format!("{}*", self.prefix))
+                    .await?;
+                // One key per `DEL`: on a cluster they are in other slots.
+                let deletes = keys
+                    .iter()
+                    .map(|key| async move { self.run::<i64>(redis::cmd("DEL").arg(key)).await });
+                for deleted in futures_util::future::join_all(deletes).await {
+                    deleted?;
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
             }
-            if next == 0 {
-                return Ok(());
-            }
-            cursor = next;
         }
+        Ok(())
     }
 
-    /// One `SCAN` step over the keys matching `pattern`: the next cursor
-    /// (0 at the end) and the keys.
-    async fn scan(&self, cursor: u64, pattern: &str) -> Result<(u64, Vec<String>)> {
-        self.run(
+    /// The nodes whose keyspaces hold the sessions: the one server
+    /// (`None`), or each primary of a cluster.
+    async fn nodes(&self) -> Result<Vec<Option<String>>> {
+        if self.cluster.is_none() {
+            return Ok(vec![None]);
+        }
+        Ok(self.conn.primaries().await?.into_iter().map(Some).collect())
+    }
+
+    /// One `SCAN` step over the keys matching `pattern` (on the cluster
+    /// node `node`): the next cursor (0 at the end) and the keys.
+    async fn scan(
+        &self,
+        node: Option<&str>,
+        cursor: u64,
+        pattern: &str,
+    ) -> Result<(u64, Vec<String>)> {
+        self.run_on(
+            node,
             redis::cmd("SCAN")
                 .arg(cursor)
                 .arg("MATCH")
@@ -221,6 +282,80 @@ impl RedisStore {
         self.counters.statement();
         let mut conn = self.conn.clone();
         self.bounded(cmd.query_async(&mut conn)).await
+    }
+
+    /// Runs one command on the cluster node at `node` (`host:port`); on
+    /// one server, or with `None`, as [`run`](Self::run).
+    async fn run_on<T: redis::FromRedisValue>(
+        &self,
+        node: Option<&str>,
+        cmd: &redis::Cmd,
+    ) -> Result<T> {
+        let Some(node) = node else {
+            return self.run(cmd).await;
+        };
+        self.counters.statement();
+        let reply = self.bounded(self.conn.to_node(node, cmd)).await?;
+        redis::from_redis_value(reply).map_err(|e| map_error(e.into()))
+    }
+
+    /// A save script's call: the same keys and arguments for one server's
+    /// script and a cluster's.
+    fn save_call<'s>(
+        &self,
+        script: &'s Script,
+        key: &StoreKey,
+        changes: &Changes,
+        at: Validity,
+    ) -> redis::ScriptInvocation<'s> {
+        let to = changes.rename.map(|r| r.to);
+        let mut call = script.key(self.session_key(key));
+        call.key(self.previous_key(key));
+        // A cluster's save touches its own slot only (the new key is
+        // written by a step of its own).
+        if self.cluster.is_none() {
+            call.key(self.session_key(to.as_ref().unwrap_or(key)));
+        }
+        let (kind, expiry, idle, persistent) = match changes.expiry {
+            None => ("", 0, 0, ""),
+            Some(ExpiryUpdate::Extend(at)) => ("x", at, 0, ""),
+            Some(ExpiryUpdate::Set {
+                expires_at,
+                idle_timeout,
+                persistent,
+            }) => ("s", expires_at, idle_timeout, flag(persistent)),
+        };
+        call.arg(at.now)
+            .arg(at.created_after)
+            .arg(at.max_lifetime())
+            .arg(&self.prefix)
+            .arg(hex(key.as_bytes()))
+            .arg(to.map_or_else(String::new, |k| hex(k.as_bytes())))
+            .arg(changes.rename.map_or(0, |r| r.previous_until))
+            .arg(kind)
+            .arg(expiry)
+            .arg(idle)
+            .arg(persistent)
+            .arg(if changes.clear { "1" } else { "0" });
+        call.arg(changes.expect.len());
+        for e in &changes.expect {
+            call.arg(e.name)
+                .arg(e.version.map_or_else(String::new, |v| v.to_string()));
+        }
+        call.arg(changes.upsert.len());
+        for (name, value) in &changes.upsert {
+            call.arg(*name).arg(value.as_slice());
+        }
+        call.arg(changes.remove.len());
+        for name in &changes.remove {
+            call.arg(*name);
+        }
+        call.arg(changes.index.len());
+        for update in &changes.index {
+            call.arg(update.name)
+                .arg(update.tag.map_or_else(String::new, |t| hex(&t)));
+        }
+        call
     }
 
     /// Runs a load script (`LOAD` or `LOAD_ONLY`) with its field names.
@@ -267,6 +402,14 @@ impl RedisStore {
 /// Lowercase hex of bytes.
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// An error about one node's settings, naming the node.
+fn on_node(error: Error, node: &str) -> Error {
+    match error {
+        Error::Config(message) => Error::config(format!("primary {node}: {message}")),
+        other => other,
+    }
 }
 
 fn unavailable(error: redis::RedisError) -> Error {
@@ -383,17 +526,19 @@ impl SessionStore for RedisStore {
         name: &str,
         at: Validity,
     ) -> Result<Option<Vec<u8>>> {
-        let (expires, created, value): (Option<i64>, Option<i64>, Option<Vec<u8>>) = self
+        type Reply = (Option<i64>, Option<i64>, Option<String>, Option<Vec<u8>>);
+        let (expires, created, moving, value): Reply = self
             .run(
                 redis::cmd("HMGET")
                     .arg(self.session_key(key))
                     .arg("_e")
                     .arg("_c")
+                    .arg("_m")
                     .arg(format!("f:{name}")),
             )
             .await?;
         match (expires, created) {
-            (Some(e), Some(c)) if at.admits(c, e) => {
+            (Some(e), Some(c)) if moving.is_none() && at.admits(c, e) => {
                 self.counters.loaded(usize::from(value.is_some()));
                 Ok(value)
             }
@@ -424,49 +569,10 @@ impl SessionStore for RedisStore {
     }
 
     async fn save(&self, key: &StoreKey, changes: &Changes, at: Validity) -> Result<Saved> {
-        let to = changes.rename.map(|r| r.to);
-        let mut call = self.save.key(self.session_key(key));
-        call.key(self.previous_key(key))
-            .key(self.session_key(to.as_ref().unwrap_or(key)));
-        let (kind, expiry, idle, persistent) = match changes.expiry {
-            None => ("", 0, 0, ""),
-            Some(ExpiryUpdate::Extend(at)) => ("x", at, 0, ""),
-            Some(ExpiryUpdate::Set {
-                expires_at,
-                idle_timeout,
-                persistent,
-            }) => ("s", expires_at, idle_timeout, flag(persistent)),
-        };
-        call.arg(at.now)
-            .arg(at.created_after)
-            .arg(at.max_lifetime())
-            .arg(&self.prefix)
-            .arg(hex(key.as_bytes()))
-            .arg(to.map_or_else(String::new, |k| hex(k.as_bytes())))
-            .arg(changes.rename.map_or(0, |r| r.previous_until))
-            .arg(kind)
-            .arg(expiry)
-            .arg(idle)
-            .arg(persistent)
-            .arg(if changes.clear { "1" } else { "0" });
-        call.arg(changes.expect.len());
-        for e in &changes.expect {
-            call.arg(e.name)
-                .arg(e.version.map_or_else(String::new, |v| v.to_string()));
+        if self.cluster.is_some() {
+            return self.cluster_save(key, changes, at).await;
         }
-        call.arg(changes.upsert.len());
-        for (name, value) in &changes.upsert {
-            call.arg(*name).arg(value.as_slice());
-        }
-        call.arg(changes.remove.len());
-        for name in &changes.remove {
-            call.arg(*name);
-        }
-        call.arg(changes.index.len());
-        for update in &changes.index {
-            call.arg(update.name)
-                .arg(update.tag.map_or_else(String::new, |t| hex(&t)));
-        }
+        let call = self.save_call(&self.save, key, changes, at);
         let outcome: i64 = self.eval(&call).await?;
         Ok(match outcome {
             1 => {
@@ -481,9 +587,23 @@ impl SessionStore for RedisStore {
     }
 
     async fn is_previous_key(&self, key: &StoreKey, now: Timestamp) -> Result<bool> {
-        let marker: Option<String> = self
-            .run(redis::cmd("GET").arg(self.previous_key(key)))
-            .await?;
+        // On a cluster, a regenerate under way marks the old hash itself
+        // (`_m`) before the marker replaces it.
+        let marker: Option<String> = if self.cluster.is_some() {
+            let (moving, marker): (Option<String>, Option<String>) = self
+                .run(
+                    redis::cmd("EVAL")
+                        .arg("return {redis.call('HGET', KEYS[1], '_m'), redis.call('GET', KEYS[2])}")
+                        .arg(2)
+                        .arg(self.session_key(key))
+                        .arg(self.previous_key(key)),
+                )
+                .await?;
+            moving.or(marker)
+        } else {
+            self.run(redis::cmd("GET").arg(self.previous_key(key)))
+                .await?
+        };
         Ok(marker
             .as_deref()
             .and_then(|m| m.split_once(' '))
@@ -492,6 +612,9 @@ impl SessionStore for RedisStore {
     }
 
     async fn destroy(&self, key: &StoreKey, now: Timestamp) -> Result<bool> {
+        if self.cluster.is_some() {
+            return self.cluster_destroy(key, now).await;
+        }
         let mut call = self.destroy.key(self.session_key(key));
         call.key(self.previous_key(key))
             .arg(now)
@@ -517,13 +640,25 @@ impl SessionStore for RedisStore {
                 break Ok(());
             }
             if walk.pending.is_empty() {
-                if walk.started && walk.cursor == 0 {
-                    // The pass is over; the next call starts the next one.
-                    walk = Walk::default();
-                    break Ok(());
+                if !walk.started && self.cluster.is_some() {
+                    match self.conn.primaries().await {
+                        Ok(nodes) => walk.nodes = nodes,
+                        Err(e) => break Err(e),
+                    }
                 }
+                if walk.started && walk.cursor == 0 {
+                    // This node's walk is over: the next primary's, or the
+                    // pass is over and the next call starts the next one.
+                    if walk.node + 1 >= walk.nodes.len() {
+                        walk = Walk::default();
+                        break Ok(());
+                    }
+                    walk.node += 1;
+                    walk.started = false;
+                }
+                let node = walk.nodes.get(walk.node).map(String::as_str);
                 match self
-                    .scan(walk.cursor, &format!("{}sess:*", self.prefix))
+                    .scan(node, walk.cursor, &format!("{}sess:*", self.prefix))
                     .await
                 {
                     Ok((next, keys)) => {
@@ -538,15 +673,20 @@ impl SessionStore for RedisStore {
             // The page's keys, examined until the batch is full; those the
             // script did not reach wait for the next batch.
             let keys = std::mem::take(&mut walk.pending);
-            let mut call = self.purge.prepare_invoke();
-            for k in &keys {
-                call.key(k);
-            }
-            call.arg(at.now)
-                .arg(at.created_after)
-                .arg(&self.prefix)
-                .arg(batch - ended.len());
-            let reply: Result<(usize, Vec<(String, Vec<Vec<u8>>)>)> = self.eval(&call).await;
+            let left = batch - ended.len();
+            let reply: Result<(usize, Vec<(String, Vec<Vec<u8>>)>)> = if self.cluster.is_some() {
+                self.cluster_purge_page(&keys, at, left).await
+            } else {
+                let mut call = self.purge.prepare_invoke();
+                for k in &keys {
+                    call.key(k);
+                }
+                call.arg(at.now)
+                    .arg(at.created_after)
+                    .arg(&self.prefix)
+                    .arg(left);
+                self.eval(&call).await
+            };
             let (examined, purged) = match reply {
                 Ok(reply) => reply,
                 Err(e) => break Err(e),
@@ -574,7 +714,11 @@ impl SessionStore for RedisStore {
     }
 
     fn name(&self) -> &'static str {
-        "redis"
+        if self.cluster.is_some() {
+            "redis-cluster"
+        } else {
+            "redis"
+        }
     }
 
     fn indexes(&self) -> Option<&dyn SessionIndexes> {
@@ -599,6 +743,9 @@ impl RedisStore {
         except: Option<&StoreKey>,
         mode: &str,
     ) -> Result<Vec<StoreKey>> {
+        if self.cluster.is_some() {
+            return self.cluster_walk_index(name, tags, at, except, mode).await;
+        }
         let except = except.map_or_else(String::new, |k| hex(k.as_bytes()));
         let mut keys = Vec::new();
         for tag in tags {

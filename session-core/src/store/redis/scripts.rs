@@ -6,7 +6,11 @@
 //!   choice (`t`/`f`, absent for none);
 //! - `f:<name>`: a field's bytes; `v:<name>`: its version, when it has one;
 //! - `x:<name>`: its entry in index `<name>` (the tag, hex), mirrored by
-//!   the set `{prefix}idx:<name>:<tag hex>` of session key hexes.
+//!   the set `{prefix}idx:<name>:<tag hex>` of session key hexes (on a
+//!   cluster, a sorted set `{prefix}zidx:…`: see `cluster.rs`);
+//! - `_m`: on a cluster only, `<until> <new key hex>` while a regenerate
+//!   moves the session to its new key: the hash is then dead to every
+//!   script.
 //!
 //! The key's own expiry (`EXPIREAT`) follows `_e` an hour late, so Redis
 //! drops dead sessions itself and cleanup (`delete_expired`) can still
@@ -20,9 +24,9 @@
 /// Shared Lua helpers, prepended to every script that needs them.
 const HELPERS: &str = r"
 local function alive(k, now, after)
-  local v = redis.call('HMGET', k, '_e', '_c')
+  local v = redis.call('HMGET', k, '_e', '_c', '_m')
   local e, c = tonumber(v[1]), tonumber(v[2])
-  if e ~= nil and c ~= nil and e > now and c > after then return true, e, c end
+  if e ~= nil and c ~= nil and not v[3] and e > now and c > after then return true, e, c end
   return false
 end
 local function moved(prev, now)
@@ -71,7 +75,7 @@ if #h == 0 then return 0 end
 local m = {}
 for i = 1, #h, 2 do m[h[i]] = h[i + 1] end
 local e, c = tonumber(m['_e']), tonumber(m['_c'])
-if e == nil or c == nil or e <= now or c <= after then return 0 end
+if e == nil or c == nil or m['_m'] or e <= now or c <= after then return 0 end
 local skip = {}
 for i = 3, #ARGV do
   skip['f:' .. ARGV[i]] = true
@@ -92,14 +96,14 @@ return out
 /// `HMGET`, so the server reads and sends only them.
 pub(super) const LOAD_ONLY: &str = r"
 local now, after = tonumber(ARGV[1]), tonumber(ARGV[2])
-local names = {'_e', '_c', '_i', '_p'}
+local names = {'_e', '_c', '_m', '_i', '_p'}
 for i = 3, #ARGV do
   names[#names + 1] = 'f:' .. ARGV[i]
   names[#names + 1] = 'v:' .. ARGV[i]
 end
 local vals = redis.call('HMGET', KEYS[1], unpack(names))
 local e, c = tonumber(vals[1]), tonumber(vals[2])
-if e == nil or c == nil or e <= now or c <= after then return 0 end
+if e == nil or c == nil or vals[3] or e <= now or c <= after then return 0 end
 local out = {}
 for i = 1, #names do
   if vals[i] then

@@ -80,21 +80,21 @@ impl RedisSettings {
     }
 }
 
-/// Refuses a node of a Redis Cluster (`INFO cluster` says
-/// `cluster_enabled:1`): a regenerate, the index sets and cleanup touch
-/// keys in other hash slots, which a cluster answers with `CROSSSLOT` or
-/// `MOVED` at run time. Better a launch error naming the way out.
+/// Refuses a node of a Redis Cluster named by a one-server `redis://`
+/// URL (`INFO cluster` says `cluster_enabled:1`): its commands for other
+/// nodes' slots would fail with `MOVED` at run time. Better a launch error
+/// naming the way out.
 pub(super) async fn refuse_cluster(store: &RedisStore) -> Result<()> {
     let info: Result<String> = store.run(redis::cmd("INFO").arg("cluster")).await;
     match info {
         Ok(info) if info.lines().any(|l| l.trim() == "cluster_enabled:1") => Err(Error::config(
-            "this Redis server is a node of a Redis Cluster, which the Redis store does not \
-             support yet (a regenerate, \"log out everywhere\" and cleanup touch keys in other \
-             hash slots): use a single primary, with replicas and Sentinel for failover",
+            "this Redis server is a node of a Redis Cluster: write the url as \
+             `redis+cluster://host:port,host:port` (any of its nodes, more than one so the store \
+             connects while one is down), so that each command goes to the node of its slot",
         )),
         Ok(_) => Ok(()),
         // `INFO` refused (a locked-down managed service): the first
-        // cross-slot command would fail loudly anyway.
+        // command for another node's slot would fail loudly anyway.
         Err(error) => {
             tracing::debug!(%error, "INFO cluster refused");
             Ok(())
@@ -102,8 +102,24 @@ pub(super) async fn refuse_cluster(store: &RedisStore) -> Result<()> {
     }
 }
 
-/// Reads the settings; a refused `CONFIG GET` leaves them unknown.
-pub(super) async fn read(store: &RedisStore) -> RedisSettings {
+/// Whether the cluster primary at `node` has a replica connected
+/// (`INFO replication`); `false` when it would not say.
+pub(super) async fn has_replica(store: &RedisStore, node: &str) -> bool {
+    let info: Result<String> = store
+        .run_on(Some(node), redis::cmd("INFO").arg("replication"))
+        .await;
+    info.ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.trim().strip_prefix("connected_slaves:"))
+                .and_then(|n| n.parse::<u32>().ok())
+        })
+        .is_some_and(|n| n > 0)
+}
+
+/// Reads the settings of the server (of the cluster node at `node`); a
+/// refused `CONFIG GET` leaves them unknown.
+pub(super) async fn read(store: &RedisStore, node: Option<&str>) -> RedisSettings {
     let mut settings = RedisSettings::default();
     let wanted: [(&str, &mut Option<String>); 3] = [
         ("appendonly", &mut settings.appendonly),
@@ -111,8 +127,9 @@ pub(super) async fn read(store: &RedisStore) -> RedisSettings {
         ("maxmemory-policy", &mut settings.maxmemory_policy),
     ];
     for (name, slot) in wanted {
-        let reply: Result<HashMap<String, String>> =
-            store.run(redis::cmd("CONFIG").arg("GET").arg(name)).await;
+        let reply: Result<HashMap<String, String>> = store
+            .run_on(node, redis::cmd("CONFIG").arg("GET").arg(name))
+            .await;
         match reply {
             Ok(mut values) => *slot = values.remove(name),
             Err(error) => {

@@ -1,0 +1,651 @@
+//! The Redis store on a Redis Cluster: every script touches the keys of
+//! one hash slot, and what spans slots is split into steps, each atomic
+//! on its node and ordered so that a crash between two of them leaves
+//! nothing unsafe behind.
+//!
+//! - **Keys.** A session's hash and its previous-key marker share a slot
+//!   (the key in a hash tag, as on one server). An index is a sorted set,
+//!   `{prefix}zidx:<name>:<tag hex>`, of key hexes scored by when each was
+//!   added, in a slot of its own.
+//! - **Index entries** are added to the set *before* the session's hash
+//!   names them and removed *after*: a crash leaves at worst a member
+//!   whose hash does not name the set, never a session the set misses
+//!   ("log out everywhere" would miss it). Such a member is dropped by a
+//!   walk of the set once it is older than [`PRUNE_AFTER`], so a member
+//!   added for a write still on its way is never dropped. Sets expire
+//!   `max_lifetime` and an hour after their last entry was added: no
+//!   session of theirs lives longer, and no step on a session's other
+//!   writes has to reach them.
+//! - **Regenerate** (the key changes slot): (1) on the old key, one script
+//!   checks and applies the request's changes and marks the hash as moving
+//!   (`_m` = `<until> <new key hex>`): from then on the old key is dead
+//!   for reads and writes and a destroy through it follows the move;
+//!   (2) the new key's hex joins the session's index sets; (3) the new
+//!   hash is written whole; (4) the old hash is replaced by the
+//!   previous-key marker, unless a destroy took it meanwhile, in which case
+//!   the new hash is destroyed too. A crash after (1) ends the session (the
+//!   old token is dead, the new cookie never sent); never are both tokens
+//!   valid.
+//! - **Destroy** waits (`WAIT 1`) until a replica has the deletion when
+//!   every primary has a replica: a failover right after a logout cannot
+//!   bring the session back. A replica that does not confirm within a
+//!   second makes the logout a 503, to be tried again.
+//! - **Cleanup** walks every primary's keyspace with its own `SCAN`
+//!   cursor, and examines a page with one script on that node
+//!   (`allow-cross-slot-keys`, Redis 7 or later).
+
+use std::collections::BTreeSet;
+
+use futures_util::future::join_all;
+use redis::{Script, Value};
+
+use super::{hex, parse_hex, scripts, RedisStore};
+use crate::error::{Error, Result};
+use crate::store::{Changes, IndexTag, Saved, Timestamp, Validity};
+use crate::token::StoreKey;
+
+/// How old (seconds) an index member whose session does not name its set
+/// must be before a walk drops it: the time between adding a member and
+/// writing the session that names it.
+pub(super) const PRUNE_AFTER: i64 = 300;
+
+/// How long a destroy waits for a replica to confirm it (milliseconds).
+const REPLICA_WAIT_MS: u64 = 1000;
+
+/// The cluster's scripts and what was learnt of it at connect.
+pub(super) struct Cluster {
+    save: Script,
+    enter: Script,
+    move_in: Script,
+    finish: Script,
+    destroy: Script,
+    member: Script,
+    prune: Script,
+    purge: Script,
+    /// Every primary has a replica: destroys wait for one to confirm.
+    pub(super) replicated: bool,
+}
+
+impl Cluster {
+    pub(super) fn new(replicated: bool) -> Cluster {
+        Cluster {
+            save: Script::new(&scripts::with_helpers(SAVE)),
+            enter: Script::new(&scripts::with_helpers(ENTER)),
+            move_in: Script::new(MOVE_IN),
+            finish: Script::new(FINISH),
+            destroy: Script::new(&scripts::with_helpers(DESTROY)),
+            member: Script::new(&scripts::with_helpers(MEMBER)),
+            prune: Script::new(PRUNE),
+            purge: Script::new(&format!(
+                "#!lua flags=allow-cross-slot-keys\n{}",
+                scripts::with_helpers(PURGE)
+            )),
+            replicated,
+        }
+    }
+}
+
+/// What the save script answered.
+struct SaveReply {
+    outcome: i64,
+    /// Sets the old key hex leaves.
+    leave: Vec<String>,
+    /// For a regenerate: the whole hash, as pairs.
+    content: Vec<Vec<u8>>,
+    /// The session's expiry after the save.
+    expires_at: i64,
+}
+
+impl RedisStore {
+    fn cluster(&self) -> &Cluster {
+        self.cluster
+            .as_ref()
+            .expect("cluster steps run on a cluster connection")
+    }
+
+    fn index_set(&self, name: &str, tag: &str) -> String {
+        format!("{}zidx:{name}:{tag}", self.prefix)
+    }
+
+    /// Adds `member` to each set (step one of any index entry), kept at
+    /// least until `deadline`.
+    async fn enter_sets(&self, sets: &[String], member: &str, deadline: i64) -> Result<()> {
+        let calls = sets.iter().map(|set| async move {
+            let mut call = self.cluster().enter.key(set);
+            call.arg(member).arg(deadline);
+            self.eval::<i64>(&call).await
+        });
+        for reply in join_all(calls).await {
+            reply?;
+        }
+        Ok(())
+    }
+
+    /// Removes `member` from each set, after the session stopped naming
+    /// them; a failure leaves a member the next walk drops.
+    async fn leave_sets(&self, sets: &[String], member: &str) {
+        let calls = sets.iter().map(|set| async move {
+            self.run::<i64>(redis::cmd("ZREM").arg(set).arg(member))
+                .await
+        });
+        for reply in join_all(calls).await {
+            if let Err(error) = reply {
+                tracing::debug!(%error, "leaving an index set failed; a walk of it drops the member");
+            }
+        }
+    }
+
+    pub(super) async fn cluster_save(
+        &self,
+        key: &StoreKey,
+        changes: &Changes,
+        at: Validity,
+    ) -> Result<Saved> {
+        // No session outlives `max_lifetime` from its creation, which was
+        // no later than now.
+        let deadline = at.now + at.max_lifetime() + 3600;
+        let own = hex(key.as_bytes());
+        let entered: Vec<String> = changes
+            .index
+            .iter()
+            .filter_map(|u| Some(self.index_set(u.name, &hex(&u.tag?))))
+            .collect();
+        match changes.rename {
+            None => self.enter_sets(&entered, &own, deadline).await?,
+            // Step 1 kills the old key: the new one must be free first
+            // (a 256-bit key taken is a bug, but it must fail cleanly).
+            Some(rename) => {
+                let taken: i64 = self
+                    .run(redis::cmd("EXISTS").arg(self.session_key(&rename.to)))
+                    .await?;
+                if taken == 1 {
+                    return Err(Error::Backend("the new session key is taken".into()));
+                }
+            }
+        }
+        let call = self.save_call(&self.cluster().save, key, changes, at);
+        let reply = save_reply(self.eval::<Value>(&call).await?)?;
+        if reply.outcome != 1 {
+            return Ok(outcome(reply.outcome));
+        }
+        self.counters
+            .wrote(changes.upsert.iter().map(|(_, v)| v.as_slice()));
+        let Some(rename) = changes.rename else {
+            self.leave_sets(&reply.leave, &own).await;
+            return Ok(Saved::Saved);
+        };
+        // Step 1 is done: the old key is dead. Steps 2 to 4.
+        let to = hex(rename.to.as_bytes());
+        let sets: Vec<String> = reply
+            .content
+            .chunks_exact(2)
+            .filter_map(|pair| {
+                let name = std::str::from_utf8(&pair[0]).ok()?.strip_prefix("x:")?;
+                Some(self.index_set(name, std::str::from_utf8(&pair[1]).ok()?))
+            })
+            .collect();
+        self.enter_sets(&sets, &to, deadline).await?;
+        let mut call = self.cluster().move_in.key(self.session_key(&rename.to));
+        call.arg(reply.expires_at);
+        for pair in reply.content.chunks_exact(2) {
+            if pair[0] != b"_m" {
+                call.arg(pair[0].as_slice()).arg(pair[1].as_slice());
+            }
+        }
+        self.eval::<i64>(&call).await?;
+        let mut call = self.cluster().finish.key(self.session_key(key));
+        call.key(self.previous_key(key))
+            .arg(at.now)
+            .arg(rename.previous_until)
+            .arg(&to);
+        match self.eval::<i64>(&call).await {
+            Ok(1) => {}
+            Ok(_) => {
+                // A destroy took the old key between steps 1 and 4: the
+                // session ended, and the copy under the new key goes too.
+                self.cluster_destroy(&rename.to, at.now).await?;
+                self.leave_sets(&reply.leave, &own).await;
+                return Ok(Saved::Gone);
+            }
+            // The old hash stays marked as moving until it expires: dead
+            // for reads and writes, so the regenerate stands.
+            Err(error) => {
+                tracing::warn!(%error, "replacing a regenerated session's old key failed; it stays dead until it expires");
+            }
+        }
+        self.leave_sets(&reply.leave, &own).await;
+        Ok(Saved::Saved)
+    }
+
+    pub(super) async fn cluster_destroy(&self, key: &StoreKey, now: Timestamp) -> Result<bool> {
+        let mut key = *key;
+        for _ in 0..=super::super::MAX_REGENERATES_IN_GRACE {
+            let session = self.session_key(&key);
+            let mut call = self.cluster().destroy.key(&session);
+            call.key(self.previous_key(&key)).arg(now).arg(&self.prefix);
+            let (gone, to, sets): (i64, String, Vec<String>) = self.eval(&call).await?;
+            self.leave_sets(&sets, &hex(key.as_bytes())).await;
+            if gone == 1 {
+                self.confirm(Some(&session)).await?;
+                return Ok(true);
+            }
+            match parse_hex(&to) {
+                Some(next) => key = next,
+                None => return Ok(false),
+            }
+        }
+        Ok(false)
+    }
+
+    /// Waits until a replica holds the writes sent to the primary of
+    /// `key` (every primary: `None`), when every primary has one.
+    async fn confirm(&self, key: Option<&str>) -> Result<()> {
+        if !self.cluster().replicated {
+            return Ok(());
+        }
+        let wait = redis::cmd("WAIT").arg(1).arg(REPLICA_WAIT_MS).clone();
+        let acked: i64 = match key {
+            Some(key) => {
+                self.counters.statement();
+                let reply = self.conn.to_primary_of(key, &wait).await;
+                redis::from_redis_value(reply.map_err(super::map_error)?)
+                    .map_err(|e| super::map_error(e.into()))?
+            }
+            None => self.run(&wait).await?,
+        };
+        if acked < 1 {
+            return Err(Error::Unavailable(
+                "the session was deleted on its Redis primary, but no replica confirmed it within \
+                 1 s: a failover now could bring it back; try again"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// "Log out everywhere" and the devices list on a cluster: each page
+    /// of an index set (`ZSCAN`), then one script per member on the
+    /// member's own node, then the members found stale dropped from the
+    /// set.
+    pub(super) async fn cluster_walk_index(
+        &self,
+        name: &str,
+        tags: &[IndexTag],
+        at: Validity,
+        except: Option<&StoreKey>,
+        mode: &str,
+    ) -> Result<Vec<StoreKey>> {
+        let except = except.map_or_else(String::new, |k| hex(k.as_bytes()));
+        let mut keys = BTreeSet::new();
+        let mut destroyed = false;
+        for tag in tags {
+            let tag = hex(tag);
+            let set = self.index_set(name, &tag);
+            let mut cursor = "0".to_string();
+            loop {
+                let (next, page): (String, Vec<String>) = self
+                    .run(
+                        redis::cmd("ZSCAN")
+                            .arg(&set)
+                            .arg(&cursor)
+                            .arg("COUNT")
+                            .arg(200),
+                    )
+                    .await?;
+                // ZSCAN pairs each member with its score.
+                let members: Vec<&String> = page.iter().step_by(2).collect();
+                let calls = members.iter().map(|member| {
+                    let (tag, except) = (&tag, &except);
+                    async move {
+                        let mut call = self
+                            .cluster()
+                            .member
+                            .key(format!("{}sess:{{{member}}}", self.prefix));
+                        call.arg(at.now)
+                            .arg(at.created_after)
+                            .arg(&self.prefix)
+                            .arg(name)
+                            .arg(tag)
+                            .arg(mode)
+                            .arg(member.as_str() == except.as_str());
+                        self.eval::<(String, Vec<String>)>(&call).await
+                    }
+                });
+                let (mut stale, mut killed) = (Vec::new(), Vec::new());
+                for (member, reply) in members.iter().zip(join_all(calls).await) {
+                    let (verdict, sets) = reply?;
+                    match verdict.as_str() {
+                        "live" => {
+                            keys.extend(parse_hex(member));
+                        }
+                        "killed" => {
+                            keys.extend(parse_hex(member));
+                            let others: Vec<String> =
+                                sets.into_iter().filter(|s| *s != set).collect();
+                            self.leave_sets(&others, member).await;
+                            killed.push(member.as_str());
+                        }
+                        "stale" => stale.push(member.as_str()),
+                        _ => {}
+                    }
+                }
+                if !killed.is_empty() {
+                    destroyed = true;
+                    self.run::<i64>(redis::cmd("ZREM").arg(&set).arg(&killed))
+                        .await?;
+                }
+                if !stale.is_empty() {
+                    let mut call = self.cluster().prune.key(&set);
+                    call.arg(PRUNE_AFTER);
+                    for member in &stale {
+                        call.arg(member);
+                    }
+                    self.eval::<i64>(&call).await?;
+                }
+                if next == "0" {
+                    break;
+                }
+                cursor = next;
+            }
+        }
+        if destroyed {
+            self.confirm(None).await?;
+        }
+        Ok(keys.into_iter().collect())
+    }
+
+    /// Cleanup on a cluster: the walk goes primary by primary, each with
+    /// its own `SCAN` cursor; a page is examined by one script on its
+    /// node.
+    pub(super) async fn cluster_purge_page(
+        &self,
+        keys: &[String],
+        at: Validity,
+        batch: usize,
+    ) -> Result<(usize, Vec<(String, Vec<Vec<u8>>)>)> {
+        let Some((first, rest)) = keys.split_first() else {
+            return Ok((0, Vec::new()));
+        };
+        let mut call = self.cluster().purge.key(first);
+        call.arg(at.now)
+            .arg(at.created_after)
+            .arg(&self.prefix)
+            .arg(batch);
+        for key in rest {
+            call.arg(key);
+        }
+        self.eval(&call).await
+    }
+}
+
+fn outcome(code: i64) -> Saved {
+    match code {
+        1 => Saved::Saved,
+        2 => Saved::Moved,
+        3 => Saved::Conflict,
+        _ => Saved::Gone,
+    }
+}
+
+fn save_reply(value: Value) -> Result<SaveReply> {
+    let corrupt = || Error::Backend("a Redis cluster save answered in an unknown shape".into());
+    let Value::Array(items) = value else {
+        return Err(corrupt());
+    };
+    let mut items = items.into_iter();
+    let outcome: i64 = match items.next() {
+        Some(v) => redis::from_redis_value(v).map_err(|_| corrupt())?,
+        None => return Err(corrupt()),
+    };
+    let mut reply = SaveReply {
+        outcome,
+        leave: Vec::new(),
+        content: Vec::new(),
+        expires_at: 0,
+    };
+    if outcome == 1 {
+        let (leave, content, expires_at) = (items.next(), items.next(), items.next());
+        reply.leave = redis::from_redis_value(leave.ok_or_else(corrupt)?).map_err(|_| corrupt())?;
+        reply.content =
+            redis::from_redis_value(content.ok_or_else(corrupt)?).map_err(|_| corrupt())?;
+        reply.expires_at =
+            redis::from_redis_value(expires_at.ok_or_else(corrupt)?).map_err(|_| corrupt())?;
+    }
+    Ok(reply)
+}
+
+/// KEYS: session, its previous-key marker. ARGV: as the one-server `SAVE`.
+/// Checks and applies the request's changes to the session's own hash;
+/// index sets are left to the caller (entered before, left after). For a
+/// regenerate, marks the hash as moving (`_m`) and returns it whole.
+/// Returns `{1, sets to leave, hash pairs (regenerate) or {}, expiry}`, or
+/// `{0}` gone, `{2}` moved, `{3}` conflict.
+const SAVE: &str = r"
+local now, after, maxlife = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local prefix, tohex = ARGV[4], ARGV[6]
+local key = KEYS[1]
+local ok, e, c = alive(key, now, after)
+if not ok then
+  if redis.call('HEXISTS', key, '_m') == 1 or moved(KEYS[2], now) then return {2} end
+  return {0}
+end
+local function sets_of()
+  local out = {}
+  local h = redis.call('HGETALL', key)
+  for i = 1, #h, 2 do
+    if string.sub(h[i], 1, 2) == 'x:' then
+      out[prefix .. 'zidx:' .. string.sub(h[i], 3) .. ':' .. h[i + 1]] = true
+    end
+  end
+  return out
+end
+local before = sets_of()
+local i = 13
+local expect = {}
+local n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do
+  local name, want = ARGV[i], ARGV[i + 1]
+  i = i + 2
+  local present = redis.call('HEXISTS', key, 'f:' .. name) == 1
+  if want == '' then
+    if present then return {3} end
+    expect[name] = 1
+  else
+    if not present then return {3} end
+    local v = tonumber(redis.call('HGET', key, 'v:' .. name) or '0')
+    if v ~= tonumber(want) then return {3} end
+    expect[name] = v + 1
+  end
+end
+local cap = c + maxlife
+if ARGV[8] == 'x' then
+  e = math.min(math.max(e, tonumber(ARGV[9])), cap)
+  redis.call('HSET', key, '_e', e)
+elseif ARGV[8] == 's' then
+  e = math.min(tonumber(ARGV[9]), cap)
+  redis.call('HSET', key, '_e', e, '_i', ARGV[10])
+  if ARGV[11] == '' then redis.call('HDEL', key, '_p') else redis.call('HSET', key, '_p', ARGV[11]) end
+end
+if ARGV[12] == '1' then
+  local names = redis.call('HKEYS', key)
+  for _, f in ipairs(names) do
+    if string.sub(f, 1, 1) ~= '_' then redis.call('HDEL', key, f) end
+  end
+end
+n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do
+  local name = ARGV[i]
+  redis.call('HSET', key, 'f:' .. name, ARGV[i + 1])
+  if expect[name] then redis.call('HSET', key, 'v:' .. name, expect[name]) end
+  i = i + 2
+end
+n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do
+  redis.call('HDEL', key, 'f:' .. ARGV[i], 'v:' .. ARGV[i])
+  i = i + 1
+end
+n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do
+  local name, tag = ARGV[i], ARGV[i + 1]
+  i = i + 2
+  if tag == '' then
+    redis.call('HDEL', key, 'x:' .. name)
+  else
+    redis.call('HSET', key, 'x:' .. name, tag)
+  end
+end
+local leave = {}
+if tohex ~= '' then
+  for s in pairs(before) do leave[#leave + 1] = s end
+  redis.call('HSET', key, '_m', ARGV[7] .. ' ' .. tohex)
+  local content = redis.call('HGETALL', key)
+  redis.call('EXPIREAT', key, math.max(tonumber(ARGV[7]), now + 60))
+  return {1, leave, content, e}
+end
+local kept = sets_of()
+for s in pairs(before) do
+  if not kept[s] then leave[#leave + 1] = s end
+end
+redis.call('EXPIREAT', key, e + 3600)
+return {1, leave, {}, e}
+";
+
+/// KEYS: an index set. ARGV: member, deadline. Adds the member, scored
+/// with the server's time, and keeps the set until at least `deadline`.
+const ENTER: &str = r"
+redis.call('ZADD', KEYS[1], tonumber(redis.call('TIME')[1]), ARGV[1])
+hold(KEYS[1], tonumber(ARGV[2]))
+return 1
+";
+
+/// KEYS: the new session key. ARGV: expiry, then the hash's pairs.
+/// Writes the regenerated session whole (step 3).
+const MOVE_IN: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return redis.error_reply('the new session key is taken')
+end
+for i = 2, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+redis.call('EXPIREAT', KEYS[1], tonumber(ARGV[1]) + 3600)
+return 1
+";
+
+/// KEYS: the old session key, its previous-key marker. ARGV: now, until,
+/// new key hex. Replaces the moving hash by the marker (step 4); 0 when
+/// the hash is no longer there (a destroy took it).
+const FINISH: &str = r"
+local m = redis.call('HGET', KEYS[1], '_m')
+if not m or string.match(m, ' (%x+)$') ~= ARGV[3] then return 0 end
+redis.call('DEL', KEYS[1])
+if tonumber(ARGV[2]) > tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[2], ARGV[2] .. ' ' .. ARGV[3], 'EXAT', ARGV[2])
+end
+return 1
+";
+
+/// KEYS: session, its previous-key marker. ARGV: now, key prefix.
+/// Deletes the session's hash. Returns `{1, '', its sets}` when that ended
+/// the session; `{0, new key hex, sets}` when the key was regenerated
+/// within its grace (the caller follows); `{0, '', {}}` when nothing was
+/// there.
+const DESTROY: &str = r"
+local now, prefix = tonumber(ARGV[1]), ARGV[2]
+local sets = {}
+local h = redis.call('HGETALL', KEYS[1])
+local m = nil
+for i = 1, #h, 2 do
+  if string.sub(h[i], 1, 2) == 'x:' then
+    sets[#sets + 1] = prefix .. 'zidx:' .. string.sub(h[i], 3) .. ':' .. h[i + 1]
+  elseif h[i] == '_m' then
+    m = h[i + 1]
+  end
+end
+if m then
+  redis.call('DEL', KEYS[1])
+  local u, to = string.match(m, '^(%d+) (%x+)$')
+  if u and tonumber(u) > now then return {0, to, sets} end
+  return {0, '', sets}
+end
+if redis.call('DEL', KEYS[1]) == 1 then return {1, '', sets} end
+local ok, to = moved(KEYS[2], now)
+if ok then return {0, to, {}} end
+return {0, '', {}}
+";
+
+/// KEYS: a session named by an index set. ARGV: now, created after, key
+/// prefix, index name, tag hex, mode (`find` / `destroy`), kept (`1`: the
+/// session a destroy spares). Returns `{verdict, sets}`: `live` (find),
+/// `killed` (destroy; with the session's sets), `stale` (the session does
+/// not name this set, or is a moving hash), `dead` or `kept`.
+const MEMBER: &str = r"
+local k = KEYS[1]
+local now, after, prefix, name, tag, mode = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+if redis.call('HGET', k, 'x:' .. name) ~= tag then return {'stale', {}} end
+if redis.call('HEXISTS', k, '_m') == 1 then
+  if mode == 'destroy' then redis.call('DEL', k) end
+  return {'stale', {}}
+end
+if mode == 'find' then
+  if alive(k, now, after) then return {'live', {}} end
+  return {'dead', {}}
+end
+if ARGV[7] == '1' then return {'kept', {}} end
+local sets = {}
+local h = redis.call('HGETALL', k)
+for i = 1, #h, 2 do
+  if string.sub(h[i], 1, 2) == 'x:' then
+    sets[#sets + 1] = prefix .. 'zidx:' .. string.sub(h[i], 3) .. ':' .. h[i + 1]
+  end
+end
+redis.call('DEL', k)
+return {'killed', sets}
+";
+
+/// KEYS: an index set. ARGV: age, then members found stale. Drops each
+/// one added more than `age` seconds ago: a younger one may be waiting for
+/// its session's write.
+const PRUNE: &str = r"
+local limit = tonumber(redis.call('TIME')[1]) - tonumber(ARGV[1])
+local n = 0
+for i = 2, #ARGV do
+  local score = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if score and tonumber(score) < limit then
+    n = n + redis.call('ZREM', KEYS[1], ARGV[i])
+  end
+end
+return n
+";
+
+/// KEYS: the first session key of a page of one node's `SCAN`. ARGV: now,
+/// created after, key prefix, batch, then the page's other keys (on the
+/// same node, in other slots: hence `allow-cross-slot-keys`). As the
+/// one-server `PURGE`, but leaves index sets to the walks that drop stale
+/// members, and leaves a moving hash (a regenerate under way, or one cut
+/// short) to its own expiry: deleting it would end the session the
+/// regenerate is moving. A key the node no longer serves is skipped.
+const PURGE: &str = r"
+local now, after, prefix, batch = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local keys = {KEYS[1]}
+for i = 5, #ARGV do keys[#keys + 1] = ARGV[i] end
+local out, examined = {}, 0
+for _, k in ipairs(keys) do
+  if #out >= batch then break end
+  examined = examined + 1
+  local h = redis.pcall('HGETALL', k)
+  if type(h) == 'table' and not h.err and #h > 0 and not alive(k, now, after) then
+    local hex = string.match(k, '{(%x+)}$') or ''
+    local fields, moving = {}, false
+    for i = 1, #h, 2 do
+      if string.sub(h[i], 1, 2) == 'f:' then
+        fields[#fields + 1] = h[i]
+        fields[#fields + 1] = h[i + 1]
+      elseif h[i] == '_m' then
+        moving = true
+      end
+    end
+    if not moving and redis.call('DEL', k) == 1 then out[#out + 1] = {hex, fields} end
+  end
+end
+return {examined, out}
+";
