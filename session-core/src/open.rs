@@ -72,7 +72,7 @@ pub(crate) const SCHEMES: &[Scheme] = &[
         open: None,
     },
     Scheme {
-        names: &["redis", "rediss"],
+        names: &["redis", "rediss", "redis+cluster", "rediss+cluster"],
         kind: "redis",
         feature: "redis",
         #[cfg(feature = "redis")]
@@ -316,6 +316,10 @@ mod tests {
             kind(&url(Some("redis://h:6379")), release),
             Ok(("redis", None))
         );
+        assert_eq!(
+            kind(&url(Some("redis+cluster://a:7001,b:7002")), release),
+            Ok(("redis", None))
+        );
         let err = kind(&url(Some("mongodb://u:secret@h/db")), release).unwrap_err();
         assert!(
             err.contains("unknown session store url scheme `mongodb`"),
@@ -380,5 +384,9 @@ mod tests {
         assert_eq!(redact("sqlite://data/s.db"), "sqlite://data/s.db");
         assert_eq!(redact("mysql://u:p@ss@h/d"), "mysql://u:***@h/d");
         assert_eq!(redact("memory"), "memory");
+        assert_eq!(
+            redact("redis+cluster://u:secret@a:7001,b:7002"),
+            "redis+cluster://u:***@a:7001,b:7002"
+        );
     }
 }

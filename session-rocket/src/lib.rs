@@ -127,7 +127,7 @@
 //!
 //! | option | default | meaning |
 //! |---|---|---|
-//! | `url` | none | `mysql://…`, `postgres://…`, `redis://…`, `sqlite://path.db` or `memory`; none means memory with a warning, and refusal outside the `debug` profile |
+//! | `url` | none | `mysql://…`, `postgres://…`, `redis://…`, `redis+cluster://a:6379,b:6379`, `sqlite://path.db` or `memory`; none means memory with a warning, and refusal outside the `debug` profile |
 //! | `cookie_name` | `"session"` | cookie name; `"__Host-session"` is recommended on HTTPS (checked at launch: `secure`, `path = "/"`, no `domain`) |
 //! | `ttl` | `86400` | idle timeout, seconds |
 //! | `max_lifetime` | `2592000` | absolute lifetime, seconds |
@@ -185,7 +185,7 @@
 //! |---|---|---|
 //! | MySQL / MariaDB | `mysql://user:pass@host:3306/db` | production; several app instances |
 //! | PostgreSQL (feature `postgres`) | `postgres://user@host:5432/db` | production on PostgreSQL; the MySQL layout and statement counts |
-//! | Redis (feature `redis`) | `redis://host:6379/0` | production on Redis: one hash per session, each check-and-write one Lua script |
+//! | Redis (feature `redis`) | `redis://host:6379/0`; a Redis Cluster: `redis+cluster://a:6379,b:6379` | production on Redis: one hash per session, each check-and-write one Lua script (on a cluster, what spans slots in single-slot steps) |
 //! | SQLite | `sqlite://path/sessions.db` | one instance, no server; the example's default |
 //! | memory | `memory` | tests and development |
 //! | cookie (feature `cookie`) | `cookie` | no server-side store: the whole session sealed (AES-256-GCM) in its cookie, ≤ 4 KB; no revocation, no index or versioned fields |

@@ -1,7 +1,7 @@
 //! The fairing on the stores that are not default features, chosen by the
-//! `url` scheme alone: PostgreSQL (`postgres://`, feature `postgres`) and
-//! Redis (`redis://`, feature `redis`). A login, two changes, a logout over
-//! HTTP, with the statements each costs.
+//! `url` scheme alone: PostgreSQL (`postgres://`, feature `postgres`),
+//! Redis (`redis://`, feature `redis`) and a Redis Cluster
+//! (`redis+cluster://`). A login, two changes, a logout over HTTP.
 
 use rocket::{get, post, routes};
 use session_rocket::{Session, SessionError, Sessions};
@@ -17,6 +17,7 @@ struct Account {
 
 #[post("/login")]
 fn login(mut s: Session<Account>) -> &'static str {
+    s.regenerate();
     s.set_user(Some(7));
     "ok"
 }
@@ -71,4 +72,23 @@ async fn a_session_lives_and_ends_on_postgres() {
 #[rocket::async_test]
 async fn a_session_lives_and_ends_on_redis() {
     scenario(std::env::var("REDIS_URL").expect("REDIS_URL (see .cargo/config.toml)")).await;
+}
+
+#[rocket::async_test]
+async fn a_session_lives_and_ends_on_a_redis_cluster() {
+    let url =
+        std::env::var("REDIS_CLUSTER_URL").expect("REDIS_CLUSTER_URL (see .cargo/config.toml)");
+    if url.starts_with("redis+cluster://127.0.0.1:7001,") {
+        // The cluster of the default URL: up unless it is (CI starts it).
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/cluster/redis-cluster.sh"
+        );
+        let up = std::process::Command::new("bash")
+            .args([script, "up", "7001"])
+            .status()
+            .unwrap();
+        assert!(up.success(), "redis-cluster.sh up failed");
+    }
+    scenario(url).await;
 }
