@@ -362,6 +362,7 @@ STORE_ROUTES = [("read", "GET", "/read", "rr"), ("bump", "POST", "/bump", "rr"),
                 ("login", "POST", "/login", "nocookie")]
 PG_URL = "postgres://root@127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379"
+REDIS_CLUSTER_URL = "redis+cluster://127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
 ENCRYPTION_KEY = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="
 
 
@@ -435,6 +436,53 @@ def stores_pass(args, out, mysql_url):
         subprocess.run("redis-cli --scan --pattern '%s*' | xargs -r -n 1000 redis-cli del >/dev/null"
                        % PREFIX, shell=True, check=False)
     return res
+
+
+def redis_pass(args, out):
+    """Our app on one Redis server (this build, and `--before BIN`, a build
+    of the previous commit, when given) and on the Redis Cluster of
+    `tests/cluster/redis-cluster.sh` (ports 7001-7006), all running at
+    once, in `args.sqlite_rounds` interleaved rounds per route. Returns
+    {"route/cfg": {variant: req/s}}."""
+    subprocess.run(["bash", os.path.join(ROOT, "tests", "cluster", "redis-cluster.sh"), "up", "7001"],
+                   check=True)
+    variants = [("redis", BIN, REDIS_URL), ("cluster", BIN, REDIS_CLUSTER_URL)]
+    if args.before:
+        variants.insert(0, ("before", args.before, REDIS_URL))
+    apps = {}
+    res = {}
+    try:
+        for i, (who, binary, url) in enumerate(variants):
+            apps[who] = App(args.port + 50 + i, url, args.pool,
+                            os.path.join(out, "redis_%s.log" % who), binary=binary,
+                            extra_env={"BENCH_ENCRYPTION_KEY": ""})
+        names = [w for w, _, _ in variants]
+        res = interleaved_rounds(args, out, apps, names, "redis", names[0])
+    finally:
+        for a in apps.values():
+            a.stop()
+        subprocess.run("redis-cli --scan --pattern '%s*' | xargs -r -n 1000 redis-cli del >/dev/null"
+                       % PREFIX, shell=True, check=False)
+        for port in (7001, 7002, 7003, 7004, 7005, 7006):
+            subprocess.run("redis-cli -p %d --scan --pattern '%s*' | xargs -r -n 1 redis-cli -c -p %d del >/dev/null"
+                           % (port, PREFIX, port), shell=True, check=False)
+    return res
+
+
+def redis_report(res):
+    names = [n for n in ["before", "redis", "cluster"] if n in next(iter(res.values()))]
+    base = names[0]
+    lines = ["### Redis: one server and a Redis Cluster (ours, interleaved rounds)", "",
+             "| route | sessions | " + " | ".join("%s req/s" % n for n in names)
+             + " | " + " | ".join("%s / %s" % (n, base) for n in names[1:]) + " |",
+             "|---|---:|" + "---:|" * (2 * len(names) - 1)]
+    for key in sorted(res, key=lambda k: (int(k.split("/")[1]), k)):
+        r = res[key]
+        name, cfg = key.split("/")
+        lines.append("| %s | %s | %s | %s |" % (
+            name, cfg, " | ".join("%.0f" % r[n] for n in names),
+            " | ".join("%.3f" % (r[n] / max(r[base], 1)) for n in names[1:])))
+    return "\n".join(lines)
 
 
 def observe_pass(args, out, mysql_url):
@@ -1512,8 +1560,9 @@ def main():
     ap.add_argument("--scales", type=int, nargs="*", default=[10000, 100000, 1000000],
                     help="live sessions in the tables for the scale sweep (none: skip it)")
     ap.add_argument("--before", metavar="BIN", default=None,
-                    help="--only observe: also run this build of the app (the previous commit's)")
-    ap.add_argument("--only", choices=["sqlite", "scale", "sweep", "stores", "galera", "observe"],
+                    help="--only observe / redis: also run this build of the app (the previous commit's)")
+    ap.add_argument("--only", choices=["sqlite", "scale", "sweep", "stores", "galera", "observe",
+                                       "redis"],
                     help="run only that pass (and its report)")
     ap.add_argument("--sweep-only", action="store_true",
                     help="run only the size sweep")
@@ -1566,6 +1615,8 @@ def main():
             text = galera_report(galera_pass(args, out, url)) + "\n"
         elif args.only == "observe":
             text = observe_report(observe_pass(args, out, url)) + "\n"
+        elif args.only == "redis":
+            text = redis_report(redis_pass(args, out)) + "\n"
         else:
             text = scale_report(scale_sweep(args, out, url)) + "\n"
         write(os.path.join(out, "report.md"), text)

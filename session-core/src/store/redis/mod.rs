@@ -26,7 +26,7 @@
 //! (`redis+cluster://host:port,host:port`) what spans slots (a regenerate,
 //! index entries, "log out everywhere", cleanup) is split into steps, each
 //! one script on one node, ordered so that a crash between two leaves
-//! nothing unsafe: see `cluster.rs`.
+//! nothing unsafe: see `cluster/mod.rs`.
 //!
 //! ```no_run
 //! # async fn run() -> session_core::Result<()> {
@@ -55,12 +55,16 @@ use crate::store::{
 };
 use crate::token::StoreKey;
 
+mod cleanup;
 mod cluster;
 mod conn;
+mod reply;
 mod scripts;
 mod settings;
 
+use cleanup::Walk;
 use conn::{Conn, Target};
+use reply::{flag, hex, parse_hex, record};
 
 pub use settings::RedisSettings;
 
@@ -83,20 +87,6 @@ pub struct RedisStore {
     warnings: Vec<String>,
     /// Where the cleanup's walk of the keyspace stands.
     walk: std::sync::Mutex<Walk>,
-}
-
-/// One cleanup pass's walk of the keyspace (`SCAN`), kept across its
-/// batches.
-#[derive(Debug, Default)]
-struct Walk {
-    /// On a cluster, the primaries of this pass and the one walked now.
-    nodes: Vec<String>,
-    node: usize,
-    cursor: u64,
-    /// The walk has begun (a cursor of 0 then means it is over).
-    started: bool,
-    /// Keys of the last page not examined yet.
-    pending: Vec<String>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -204,69 +194,6 @@ impl RedisStore {
     /// The key prefix (`table_prefix`).
     pub fn prefix(&self) -> &str {
         &self.prefix
-    }
-
-    /// Deletes every key of this store's prefix (on every primary of a
-    /// cluster). For test suites that use a prefix per test; never called
-    /// by the library.
-    #[doc(hidden)]
-    pub async fn drop_keys(&self) -> Result<()> {
-        let nodes = self.nodes().await?;
-        for node in &nodes {
-            let mut cursor = 0u64;
-            loop {
-                let (next, keys) = self
-                    .scan(node.as_deref(), cursor, &format!("{}*", self.prefix))
-                    .await?;
-                // One key per `DEL`: on a cluster they are in other slots.
-                let deletes = keys
-                    .iter()
-                    .map(|key| async move { self.run::<i64>(redis::cmd("DEL").arg(key)).await });
-                for deleted in futures_util::future::join_all(deletes).await {
-                    deleted?;
-                }
-                if next == 0 {
-                    break;
-                }
-                cursor = next;
-            }
-        }
-        Ok(())
-    }
-
-    /// The nodes whose keyspaces hold the sessions: the one server
-    /// (`None`), or each primary of a cluster.
-    async fn nodes(&self) -> Result<Vec<Option<String>>> {
-        if self.cluster.is_none() {
-            return Ok(vec![None]);
-        }
-        Ok(self.conn.primaries().await?.into_iter().map(Some).collect())
-    }
-
-    /// One `SCAN` step over the keys matching `pattern` (on the cluster
-    /// node `node`): the next cursor (0 at the end) and the keys.
-    async fn scan(
-        &self,
-        node: Option<&str>,
-        cursor: u64,
-        pattern: &str,
-    ) -> Result<(u64, Vec<String>)> {
-        self.run_on(
-            node,
-            redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(pattern)
-                .arg("COUNT")
-                .arg(1000),
-        )
-        .await
-    }
-
-    fn walk(&self) -> std::sync::MutexGuard<'_, Walk> {
-        self.walk
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn session_key(&self, key: &StoreKey) -> String {
@@ -399,11 +326,6 @@ impl RedisStore {
     }
 }
 
-/// Lowercase hex of bytes.
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// An error about one node's settings, naming the node.
 fn on_node(error: Error, node: &str) -> Error {
     match error {
@@ -426,62 +348,6 @@ fn map_error(error: redis::RedisError) -> Error {
         unavailable(error)
     } else {
         Error::Backend(Box::new(error))
-    }
-}
-
-/// The bytes of a reply item.
-fn bytes(value: &Value) -> Option<&[u8]> {
-    match value {
-        Value::BulkString(b) => Some(b),
-        Value::SimpleString(s) => Some(s.as_bytes()),
-        _ => None,
-    }
-}
-
-fn number(value: &[u8]) -> Option<i64> {
-    std::str::from_utf8(value).ok()?.parse().ok()
-}
-
-/// A session from the pairs of its hash.
-fn record(pairs: &[Value]) -> Result<Record> {
-    let corrupt = || Error::Backend("a Redis session hash is malformed".into());
-    let mut record = Record::default();
-    for pair in pairs.chunks(2) {
-        let [name, value] = pair else {
-            return Err(corrupt());
-        };
-        let (name, value) = (
-            bytes(name).ok_or_else(corrupt)?,
-            bytes(value).ok_or_else(corrupt)?,
-        );
-        let text = |n: &[u8]| String::from_utf8(n.to_vec()).map_err(|_| corrupt());
-        match name {
-            b"_c" => record.created_at = number(value).ok_or_else(corrupt)?,
-            b"_e" => record.expires_at = number(value).ok_or_else(corrupt)?,
-            b"_i" => record.idle_timeout = number(value).ok_or_else(corrupt)?,
-            b"_p" => record.persistent = Some(value == b"t"),
-            _ => match name.split_at_checked(2) {
-                Some((b"f:", n)) => record.fields.push((text(n)?, value.to_vec())),
-                Some((b"v:", n)) => {
-                    let version =
-                        u64::try_from(number(value).ok_or_else(corrupt)?).map_err(|_| corrupt())?;
-                    record.versions.push((text(n)?, version));
-                }
-                _ => {}
-            },
-        }
-    }
-    // A version is reported only for a present field.
-    let present: Vec<String> = record.fields.iter().map(|(n, _)| n.clone()).collect();
-    record.versions.retain(|(n, _)| present.contains(n));
-    Ok(record)
-}
-
-fn flag(persistent: Option<bool>) -> &'static str {
-    match persistent {
-        Some(true) => "t",
-        Some(false) => "f",
-        None => "",
     }
 }
 
@@ -589,20 +455,16 @@ impl SessionStore for RedisStore {
     async fn is_previous_key(&self, key: &StoreKey, now: Timestamp) -> Result<bool> {
         // On a cluster, a regenerate under way marks the old hash itself
         // (`_m`) before the marker replaces it.
-        let marker: Option<String> = if self.cluster.is_some() {
-            let (moving, marker): (Option<String>, Option<String>) = self
-                .run(
-                    redis::cmd("EVAL")
-                        .arg("return {redis.call('HGET', KEYS[1], '_m'), redis.call('GET', KEYS[2])}")
-                        .arg(2)
-                        .arg(self.session_key(key))
-                        .arg(self.previous_key(key)),
-                )
-                .await?;
-            moving.or(marker)
-        } else {
-            self.run(redis::cmd("GET").arg(self.previous_key(key)))
-                .await?
+        let marker: Option<String> = match &self.cluster {
+            Some(cluster) => {
+                let mut call = cluster.previous.key(self.session_key(key));
+                call.key(self.previous_key(key));
+                self.eval(&call).await?
+            }
+            None => {
+                self.run(redis::cmd("GET").arg(self.previous_key(key)))
+                    .await?
+            }
         };
         Ok(marker
             .as_deref()
@@ -626,91 +488,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn delete_expired(&self, at: Validity, batch: u32) -> Result<Vec<Ended>> {
-        // Redis drops a session's hash itself an hour after its expiry
-        // (see `scripts`); this deletes, and reports, the ones dead by the
-        // request's clock before that. One pass of the cleanup is one walk
-        // of the keyspace: the cursor, and the keys of a page not examined
-        // yet, are kept from one batch to the next, so a pass visits each
-        // key once whatever the batch size.
-        let batch = batch.max(1) as usize;
-        let mut walk = std::mem::take(&mut *self.walk());
-        let mut ended = Vec::new();
-        let result = loop {
-            if ended.len() >= batch {
-                break Ok(());
-            }
-            if walk.pending.is_empty() {
-                if !walk.started && self.cluster.is_some() {
-                    match self.conn.primaries().await {
-                        Ok(nodes) => walk.nodes = nodes,
-                        Err(e) => break Err(e),
-                    }
-                }
-                if walk.started && walk.cursor == 0 {
-                    // This node's walk is over: the next primary's, or the
-                    // pass is over and the next call starts the next one.
-                    if walk.node + 1 >= walk.nodes.len() {
-                        walk = Walk::default();
-                        break Ok(());
-                    }
-                    walk.node += 1;
-                    walk.started = false;
-                }
-                let node = walk.nodes.get(walk.node).map(String::as_str);
-                match self
-                    .scan(node, walk.cursor, &format!("{}sess:*", self.prefix))
-                    .await
-                {
-                    Ok((next, keys)) => {
-                        walk.cursor = next;
-                        walk.started = true;
-                        walk.pending = keys;
-                    }
-                    Err(e) => break Err(e),
-                }
-                continue;
-            }
-            // The page's keys, examined until the batch is full; those the
-            // script did not reach wait for the next batch.
-            let keys = std::mem::take(&mut walk.pending);
-            let left = batch - ended.len();
-            let reply: Result<(usize, Vec<(String, Vec<Vec<u8>>)>)> = if self.cluster.is_some() {
-                self.cluster_purge_page(&keys, at, left).await
-            } else {
-                let mut call = self.purge.prepare_invoke();
-                for k in &keys {
-                    call.key(k);
-                }
-                call.arg(at.now)
-                    .arg(at.created_after)
-                    .arg(&self.prefix)
-                    .arg(left);
-                self.eval(&call).await
-            };
-            let (examined, purged) = match reply {
-                Ok(reply) => reply,
-                Err(e) => break Err(e),
-            };
-            walk.pending = keys.get(examined..).unwrap_or_default().to_vec();
-            ended.extend(purged.into_iter().filter_map(|(hex, pairs)| {
-                let fields = pairs
-                    .chunks_exact(2)
-                    .filter_map(|pair| {
-                        let name = std::str::from_utf8(&pair[0]).ok()?.strip_prefix("f:")?;
-                        Some((name.to_string(), pair[1].clone()))
-                    })
-                    .collect();
-                Some(Ended {
-                    key: parse_hex(&hex)?,
-                    fields,
-                })
-            }));
-        };
-        // A failed step leaves the walk to start over next time.
-        if result.is_ok() {
-            *self.walk() = walk;
-        }
-        result.map(|()| ended)
+        self.purge_expired(at, batch).await
     }
 
     fn name(&self) -> &'static str {
@@ -773,17 +551,6 @@ impl RedisStore {
         keys.dedup();
         Ok(keys)
     }
-}
-
-fn parse_hex(text: &str) -> Option<StoreKey> {
-    let mut out = [0u8; 32];
-    if text.len() != 64 {
-        return None;
-    }
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(StoreKey::from_bytes(out))
 }
 
 /// Opens the store for a `redis://` URL (see [`open`](super::open)).

@@ -7,7 +7,7 @@
 //! - `f:<name>`: a field's bytes; `v:<name>`: its version, when it has one;
 //! - `x:<name>`: its entry in index `<name>` (the tag, hex), mirrored by
 //!   the set `{prefix}idx:<name>:<tag hex>` of session key hexes (on a
-//!   cluster, a sorted set `{prefix}zidx:…`: see `cluster.rs`);
+//!   cluster, a sorted set `{prefix}zidx:…`: see `cluster/mod.rs`);
 //! - `_m`: on a cluster only, `<until> <new key hex>` while a regenerate
 //!   moves the session to its new key: the hash is then dead to every
 //!   script.
