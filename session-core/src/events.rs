@@ -93,6 +93,9 @@ pub enum DestroyCause {
     /// Another request ended every session of one indexed value ("log out
     /// everywhere": `destroy_sessions_by_x()`).
     Everywhere,
+    /// Another request of the same indexed value ended this one session by
+    /// its id ("sign out this device": `destroy_session_by_x()`).
+    Revoked,
 }
 
 /// The value of one `#[session(index)]` field of the session an event is

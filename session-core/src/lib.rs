@@ -92,4 +92,4 @@ pub use error::{BoxError, Error, Result};
 pub use manager::SessionManager;
 pub use schema::{flush, FieldDef, SessionData, SessionHandle};
 pub use state::{RequestSession, SessionInfo, SessionState};
-pub use token::{SessionId, StoreKey, Token};
+pub use token::{InvalidSessionId, SessionId, StoreKey, Token};

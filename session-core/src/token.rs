@@ -153,6 +153,46 @@ impl fmt::Display for SessionId {
     }
 }
 
+/// The error of parsing a [`SessionId`]: the text is not 32 hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct InvalidSessionId;
+
+impl fmt::Display for InvalidSessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a session id is 32 hexadecimal digits")
+    }
+}
+
+impl std::error::Error for InvalidSessionId {}
+
+/// Reads the 32 hex digits [`Display`](fmt::Display) writes (either case),
+/// as a "sign out this device" form sends back the id its page showed.
+///
+/// ```
+/// use session_core::{SessionId, Token};
+///
+/// let id = Token::generate().unwrap().store_key().id();
+/// assert_eq!(id.to_string().parse::<SessionId>(), Ok(id));
+/// assert!("not an id".parse::<SessionId>().is_err());
+/// ```
+impl std::str::FromStr for SessionId {
+    type Err = InvalidSessionId;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.as_bytes();
+        if text.len() != 32 || !text.iter().all(u8::is_ascii_hexdigit) {
+            return Err(InvalidSessionId);
+        }
+        let mut out = [0u8; 16];
+        for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
+            let digits = std::str::from_utf8(pair).map_err(|_| InvalidSessionId)?;
+            *byte = u8::from_str_radix(digits, 16).map_err(|_| InvalidSessionId)?;
+        }
+        Ok(SessionId(out))
+    }
+}
+
 impl fmt::Debug for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "SessionId({self})")

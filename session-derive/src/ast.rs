@@ -149,15 +149,17 @@ impl<'a> Field<'a> {
             .map(|_| format_ident!("update_{}", self.base, span = self.ident.span()))
     }
 
-    /// `sessions_by_x()`, `destroy_sessions_by_x()` and
-    /// `destroy_other_sessions_by_x()`, generated for an `index` field.
-    pub fn index_accessors(&self) -> Option<[Ident; 3]> {
+    /// `sessions_by_x()`, `destroy_sessions_by_x()`,
+    /// `destroy_other_sessions_by_x()` and `destroy_session_by_x()`,
+    /// generated for an `index` field.
+    pub fn index_accessors(&self) -> Option<[Ident; 4]> {
         let span = self.ident.span();
         self.attrs.index.then(|| {
             [
                 format_ident!("sessions_by_{}", self.base, span = span),
                 format_ident!("destroy_sessions_by_{}", self.base, span = span),
                 format_ident!("destroy_other_sessions_by_{}", self.base, span = span),
+                format_ident!("destroy_session_by_{}", self.base, span = span),
             ]
         })
     }

@@ -274,8 +274,9 @@ fn accessors(field: &Field, index: usize, codec: &TokenStream, data: &Ident) -> 
 
     let by_index = field
         .index_accessors()
-        .map(|[list, destroy, destroy_others]| {
+        .map(|[list, destroy, destroy_others, destroy_one]| {
             let info = paths::session_info();
+            let id = paths::session_id();
             let vec = paths::vec();
             let storable = paths::storable_trait();
             let doc_list = format!(
@@ -297,7 +298,22 @@ fn accessors(field: &Field, index: usize, codec: &TokenStream, data: &Ident) -> 
              ended. They stay ended as after `destroy()`.\n\n\
              # Errors\n\nA store error; an encode error for `value`."
             );
+            let doc_destroy_one = format!(
+                "Ends the one session listed by `{list}()` with `id`, if its `{base}`{stored} \
+             is `value` (\"sign out this device\"), and returns whether it ended: an id of \
+             another value's session ends nothing. This request's own session is destroyed \
+             as by `destroy()`. A query for the list, then one statement that checks and \
+             deletes; the session stays ended as after `destroy()`, even with a request of \
+             it in flight.\n\n\
+             # Errors\n\nA store error; an encode error for `value`."
+            );
             quote! {
+                #[doc = #doc_destroy_one]
+                #vis async fn #destroy_one(&mut self, value: &#ty, id: &#id) -> #result<bool> {
+                    let value = #storable::encode_with::<#codec>(value);
+                    #lift(self.state.destroy_listed_session(#index, value, id).await)
+                }
+
                 #[doc = #doc_list]
                 #vis async fn #list(&self, value: &#ty) -> #result<#vec<#info<#data>>> {
                     let value = #storable::encode_with::<#codec>(value);

@@ -56,6 +56,8 @@ paths! {
     slot => { _session::Slot }
     /// A session found through an indexed field.
     session_info => { _session::SessionInfo }
+    /// A listed session's opaque id.
+    session_id => { _session::SessionId }
     /// Encodes a value with a codec.
     storable_trait => { _session::Storable }
     /// The codec unless `codec = "…"`.

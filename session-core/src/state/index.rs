@@ -17,7 +17,7 @@ use crate::sealing::Sealer;
 use crate::state::sealed;
 use crate::state::SessionState;
 use crate::store::{IndexTag, SessionIndexes, SessionStore, Timestamp};
-use crate::token::StoreKey;
+use crate::token::{SessionId, StoreKey};
 
 /// Separates index digests from any other use of the keys.
 const CONTEXT: &[u8] = b"session-core/index/v1\0";
@@ -75,10 +75,12 @@ impl<D> fmt::Debug for SessionInfo<D> {
 }
 
 impl<D> SessionInfo<D> {
-    /// The session's non-secret identifier (the SHA-256 of its token), as
-    /// [`SessionState::id`] reports it: safe to show and log.
-    pub fn id(&self) -> StoreKey {
-        self.id
+    /// The session's opaque id: 32 hex digits of a hash of its key, as
+    /// lifecycle events name it. It leads neither to the token nor to the
+    /// stored row, so a devices page can print it and a "sign out this
+    /// device" form send it back to `destroy_session_by_x()`.
+    pub fn id(&self) -> SessionId {
+        self.id.id()
     }
 
     /// When the session was created (Unix seconds).
@@ -212,6 +214,54 @@ impl SessionState {
             ended += 1;
         }
         Ok(ended)
+    }
+}
+
+impl SessionState {
+    /// Ends the one session listed with `id` among those whose indexed
+    /// field `index` holds `value` ("sign out this device"): the list's
+    /// query finds its key, then one statement deletes it if it still
+    /// holds `value`, so an id of another user's session, or of a session
+    /// that changed hands meanwhile, ends nothing. This request's own
+    /// session is destroyed as by [`destroy`](Self::destroy). Returns
+    /// whether a session ended. Use the handle's generated
+    /// `destroy_session_by_x()`.
+    #[doc(hidden)]
+    pub async fn destroy_listed_session(
+        &mut self,
+        index: usize,
+        value: Result<Vec<u8>, BoxError>,
+        id: &SessionId,
+    ) -> Result<bool> {
+        let (name, bytes, tags) = self.index_query(index, value)?;
+        let current = self.request.read_key();
+        if current.is_some_and(|k| k.id() == *id) {
+            if self.bytes(index).await? != Some(bytes.as_slice()) {
+                return Ok(false);
+            }
+            self.destroy().await?;
+            return Ok(true);
+        }
+        let store = self.request.store().clone();
+        let at = self.request.validity();
+        let found = indexes(&*store)?.find(name, &tags, at);
+        let found = self.request.call("find", found).await?;
+        let Some(key) = found.into_iter().find(|k| k.id() == *id) else {
+            return Ok(false);
+        };
+        let ended = indexes(&*store)?.destroy_one(name, &tags, &key);
+        if !self.request.call("destroy_one", ended).await? {
+            return Ok(false);
+        }
+        crate::observe::destroyed(store.name(), "revoked", 1);
+        let indexed = vec![crate::events::IndexedValue {
+            field: name,
+            value: String::from_utf8_lossy(&bytes).into_owned(),
+        }];
+        let cause = crate::events::DestroyCause::Revoked;
+        self.request
+            .emit(crate::events::EventKind::Destroyed { cause }, &key, indexed);
+        Ok(true)
     }
 }
 

@@ -159,6 +159,16 @@ impl SessionIndexes for MemoryStore {
         }
         Ok(found)
     }
+
+    async fn destroy_one(&self, name: &str, tags: &[IndexTag], key: &StoreKey) -> Result<bool> {
+        self.counters.statement();
+        let mut map = self.lock();
+        let owned = map
+            .sessions
+            .get(key)
+            .is_some_and(|e| e.index.get(name).is_some_and(|t| tags.contains(t)));
+        Ok(owned && map.sessions.remove(key).is_some())
+    }
 }
 
 impl MemoryStore {

@@ -626,4 +626,11 @@ pub trait SessionIndexes: Send + Sync {
         tags: &[IndexTag],
         except: Option<&StoreKey>,
     ) -> Result<Vec<StoreKey>>;
+
+    /// Deletes the session under `key`, as [`destroy_found`](Self::destroy_found)
+    /// would, if its entry in index `name` is one of `tags` at that moment
+    /// (checked and deleted in one step: a session that changed hands
+    /// meanwhile is left alone); returns whether this call deleted it. A
+    /// user signing out one of their devices.
+    async fn destroy_one(&self, name: &str, tags: &[IndexTag], key: &StoreKey) -> Result<bool>;
 }

@@ -208,6 +208,7 @@ macro_rules! store_conformance_tests {
             delete_expired_in_batches,
             concurrent_saves_of_different_fields_all_land,
             concurrent_adds_of_the_same_field_do_not_fail,
+            destroy_one_checks_the_index_entry,
             binary_values_round_trip,
             statement_counts_per_request_kind,
             regenerate_keeps_data_and_kills_old_token,
@@ -228,6 +229,7 @@ macro_rules! store_conformance_tests {
             encrypted_values_open_only_where_they_were_sealed,
             encryption_keys_rotate_and_survive_regenerates,
             log_out_everywhere_ends_a_users_other_sessions,
+            signing_out_one_device_ends_exactly_that_one,
             indexed_fields_follow_their_writes,
             lifecycle_events_fire_once_each,
         );

@@ -368,7 +368,7 @@ pub async fn indexed_fields_follow_their_writes(store: Arc<dyn SessionStore>) {
         .unwrap();
     assert_eq!(
         found[0].id(),
-        Token::parse(&renamed).unwrap().store_key(),
+        Token::parse(&renamed).unwrap().store_key().id(),
         "listed under its new key"
     );
 
@@ -411,4 +411,73 @@ pub async fn indexed_fields_follow_their_writes(store: Arc<dyn SessionStore>) {
     let mut h = rotated.open::<Account>(Some(&first));
     assert_eq!(h.destroy_other_sessions_by_user_id(&99).await.unwrap(), 1);
     assert_eq!(devices(&rotated, &first, 99).await, ["first*"]);
+}
+
+/// "Sign out this device": the devices page lists each session with an
+/// opaque id; sending one back ends exactly that session, even with a
+/// request of it in flight, and only if it holds the value given (another
+/// user's id, or a made-up one, ends nothing); the current session's own
+/// id destroys it as `destroy()` does.
+pub async fn signing_out_one_device_ends_exactly_that_one(store: Arc<dyn SessionStore>) {
+    let m = manager(store.clone());
+    let laptop = sign_in(&m, 42, "laptop").await;
+    let phone = sign_in(&m, 42, "phone").await;
+    let tablet = sign_in(&m, 42, "tablet").await;
+    let desk = sign_in(&m, 7, "desk").await;
+    let id_of = |cookie: &str| Token::parse(cookie).unwrap().store_key().id();
+    let listed: Vec<(crate::SessionId, String)> = m
+        .open::<Account>(Some(&laptop))
+        .sessions_by_user_id(&42)
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| (s.id(), s.field::<String>("device").unwrap()))
+        .collect();
+    let phone_id = listed.iter().find(|(_, d)| d == "phone").unwrap().0;
+    assert_eq!(phone_id, id_of(&phone));
+    // The id a page prints is the one it reads back.
+    assert_eq!(phone_id.to_string().parse(), Ok(phone_id));
+
+    let mut in_flight = m.open::<Account>(Some(&phone));
+    assert_eq!(*in_flight.device().await.unwrap(), "phone");
+    let mut h = m.open::<Account>(Some(&laptop));
+    assert!(h.destroy_session_by_user_id(&42, &phone_id).await.unwrap());
+    assert!(!h.is_destroyed());
+    assert_eq!(flush(&mut h).await.unwrap(), Outcome::Unchanged);
+    in_flight.set_device("phone, renamed".into());
+    assert_eq!(flush(&mut in_flight).await.unwrap(), Outcome::Interrupted);
+    let h = m.open::<Account>(Some(&phone));
+    assert_eq!(*h.user_id().await.unwrap(), 0, "the phone is signed out");
+    assert!(h.is_new());
+    assert_eq!(devices(&m, &laptop, 42).await, ["laptop*", "tablet"]);
+
+    // Once is enough: the id names nothing now.
+    let mut h = m.open::<Account>(Some(&laptop));
+    assert!(!h.destroy_session_by_user_id(&42, &phone_id).await.unwrap());
+    // Another user's session, by its id under this user's value: nothing.
+    assert!(!h
+        .destroy_session_by_user_id(&42, &id_of(&desk))
+        .await
+        .unwrap());
+    assert_eq!(devices(&m, &desk, 7).await, ["desk*"]);
+    // A made-up id: nothing.
+    let made_up: crate::SessionId = "00112233445566778899aabbccddeeff".parse().unwrap();
+    assert!(!h.destroy_session_by_user_id(&42, &made_up).await.unwrap());
+    assert_eq!(devices(&m, &laptop, 42).await, ["laptop*", "tablet"]);
+
+    // This request's own id: destroyed like `destroy()`.
+    let mut h = m.open::<Account>(Some(&tablet));
+    assert!(h
+        .destroy_session_by_user_id(&42, &id_of(&tablet))
+        .await
+        .unwrap());
+    assert!(h.is_destroyed());
+    assert_eq!(flush(&mut h).await.unwrap(), Outcome::Unchanged);
+    assert_eq!(
+        crate::schema::SessionHandle::state(&h)
+            .request()
+            .take_cookie_action(),
+        Some(CookieAction::Remove)
+    );
+    assert_eq!(devices(&m, &laptop, 42).await, ["laptop*"]);
 }

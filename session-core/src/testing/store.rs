@@ -603,6 +603,45 @@ pub async fn binary_values_round_trip(store: Arc<dyn SessionStore>) {
     assert_eq!(field(&record.fields, "seps"), Some(&b",:;\0"[..]));
 }
 
+/// `destroy_one` checks the session's index entry and deletes in one
+/// step: a tag the session does not hold ends nothing, the one it holds
+/// ends it (its entry goes with it), and a second call finds nothing.
+pub async fn destroy_one_checks_the_index_entry(store: Arc<dyn SessionStore>) {
+    let indexes = store
+        .indexes()
+        .expect("the suite's index checks need a store with indexes");
+    let key = make(&*store, &[("user", b"42".to_vec())]).await;
+    let (mine, theirs) = ([1u8; 32], [2u8; 32]);
+    let changes = Changes {
+        index: vec![crate::store::IndexUpdate {
+            name: "user",
+            tag: Some(mine),
+        }],
+        ..Changes::default()
+    };
+    assert_eq!(
+        store.save(&key, &changes, at()).await.unwrap(),
+        Saved::Saved
+    );
+    assert!(!indexes.destroy_one("user", &[theirs], &key).await.unwrap());
+    assert!(!indexes.destroy_one("other", &[mine], &key).await.unwrap());
+    assert!(
+        store.load(&key, &[], at()).await.unwrap().is_some(),
+        "left alone"
+    );
+    assert!(indexes
+        .destroy_one("user", &[theirs, mine], &key)
+        .await
+        .unwrap());
+    assert_eq!(store.load(&key, &[], at()).await.unwrap(), None);
+    assert!(indexes
+        .find("user", &[mine], at())
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(!indexes.destroy_one("user", &[mine], &key).await.unwrap());
+}
+
 /// Cleanups racing over one database, on two store instances (`a` and
 /// `b`, as two app instances would be) and two tasks each, report every
 /// expired session exactly once between them: the statement that deletes

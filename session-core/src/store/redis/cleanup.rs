@@ -7,6 +7,10 @@ use super::RedisStore;
 use crate::error::Result;
 use crate::store::{Ended, Validity};
 
+/// What a purge script answers: how many keys of its page it examined,
+/// and each session it deleted (its key hex and its `f:` field pairs).
+pub(super) type PurgeReply = (usize, Vec<(String, Vec<Vec<u8>>)>);
+
 /// One cleanup pass's walk of the keyspace (`SCAN`), kept across its
 /// batches.
 #[derive(Debug, Default)]
@@ -136,7 +140,7 @@ impl RedisStore {
             // script did not reach wait for the next batch.
             let keys = std::mem::take(&mut walk.pending);
             let left = batch - ended.len();
-            let reply: Result<(usize, Vec<(String, Vec<Vec<u8>>)>)> = if self.cluster.is_some() {
+            let reply: Result<PurgeReply> = if self.cluster.is_some() {
                 self.cluster_purge_page(&keys, at, left).await
             } else {
                 let mut call = self.purge.prepare_invoke();

@@ -82,6 +82,7 @@ pub struct RedisStore {
     save: Script,
     destroy: Script,
     index: Script,
+    destroy_one: Script,
     purge: Script,
     settings: RedisSettings,
     warnings: Vec<String>,
@@ -138,6 +139,7 @@ impl RedisStore {
             save: Script::new(&scripts::with_helpers(scripts::SAVE)),
             destroy: Script::new(&scripts::with_helpers(scripts::DESTROY)),
             index: Script::new(&scripts::with_helpers(scripts::INDEX)),
+            destroy_one: Script::new(&scripts::with_helpers(scripts::DESTROY_ONE)),
             purge: Script::new(&scripts::with_helpers(scripts::PURGE)),
             settings: RedisSettings::default(),
             warnings: Vec::new(),
@@ -368,6 +370,19 @@ impl SessionIndexes for RedisStore {
             created_after: 0,
         };
         self.walk_index(name, tags, at, except, "destroy").await
+    }
+
+    async fn destroy_one(&self, name: &str, tags: &[IndexTag], key: &StoreKey) -> Result<bool> {
+        if self.cluster.is_some() {
+            return self.cluster_destroy_one(name, tags, key).await;
+        }
+        let mut call = self.destroy_one.key(self.session_key(key));
+        call.arg(&self.prefix).arg(hex(key.as_bytes())).arg(name);
+        for tag in tags {
+            call.arg(hex(tag));
+        }
+        let gone: i64 = self.eval(&call).await?;
+        Ok(gone > 0)
     }
 }
 

@@ -271,6 +271,19 @@ end
 return {page[1], out}
 ";
 
+/// KEYS: session. ARGV: key prefix, key hex, index name, then tags (hex).
+/// Deletes the session if its entry in the index is one of the tags;
+/// returns 1 when it did.
+pub(super) const DESTROY_ONE: &str = r"
+local prefix, hex, name = ARGV[1], ARGV[2], ARGV[3]
+local entry = redis.call('HGET', KEYS[1], 'x:' .. name)
+if not entry then return 0 end
+for i = 4, #ARGV do
+  if entry == ARGV[i] then return kill(KEYS[1], hex, prefix) end
+end
+return 0
+";
+
 /// KEYS: sessions (a SCAN page). ARGV: now, created after, key prefix,
 /// batch. Examines the keys in order until `batch` of them were dead and
 /// deleted; returns how many keys it examined and, for each session it

@@ -342,6 +342,16 @@ impl<B: Backend> SessionIndexes for SqlStore<B> {
             .filter_map(|(hash, _)| key_of(&hash))
             .collect())
     }
+
+    async fn destroy_one(&self, name: &str, tags: &[IndexTag], key: &StoreKey) -> Result<bool> {
+        if tags.is_empty() {
+            return Ok(false);
+        }
+        let affected = self
+            .write(&[self.sql.destroy_one(name, tags, key)], 0)
+            .await?;
+        Ok(affected.and_then(|a| a.first().copied()).unwrap_or(0) > 0)
+    }
 }
 
 #[async_trait]

@@ -119,6 +119,9 @@ pub(crate) struct Statements {
     /// How `destroy_found`'s statement ends: its `RETURNING` clause, or
     /// the lock of a claim's `SELECT`.
     found_tail: String,
+    /// Deletes one session if it holds an index entry (its `IN (` list
+    /// and the closing brackets follow).
+    destroy_one: String,
     /// Claims dead sessions: a `DELETE … RETURNING` where the database
     /// has it, else the head of a locking `SELECT` of picked keys.
     claim_expired: String,
@@ -293,6 +296,9 @@ impl Statements {
             } else {
                 format!("SELECT token_hash, {data_text}, pk FROM {s} WHERE token_hash <> ? AND pk IN (SELECT session_pk FROM {i} WHERE name = ? AND tag IN (")
             },
+            destroy_one: format!(
+                "DELETE FROM {s} WHERE token_hash = ? AND pk IN (SELECT session_pk FROM {i} WHERE name = ? AND tag IN ("
+            ),
             found_tail: if returning {
                 format!(")) RETURNING token_hash, {data_text}")
             } else {
@@ -938,6 +944,27 @@ impl Statements {
         placeholders(&mut sql, tags.len());
         sql.push_str(&self.found_tail);
         let mut args = vec![Arg::Bytes(&except[..]), Arg::Text(name)];
+        args.extend(tags.iter().map(|t| Arg::Bytes(&t[..])));
+        Stmt {
+            sql: sql.into(),
+            args,
+        }
+    }
+}
+
+impl Statements {
+    /// Deletes the session under `key` if its entry in index `name` is one
+    /// of `tags`: one statement, so the check and the delete are one.
+    pub(crate) fn destroy_one<'a>(
+        &'a self,
+        name: &'a str,
+        tags: &'a [IndexTag],
+        key: &'a StoreKey,
+    ) -> Stmt<'a> {
+        let mut sql = self.destroy_one.clone();
+        placeholders(&mut sql, tags.len());
+        sql.push_str("))");
+        let mut args = vec![Arg::Bytes(&key.as_bytes()[..]), Arg::Text(name)];
         args.extend(tags.iter().map(|t| Arg::Bytes(&t[..])));
         Stmt {
             sql: sql.into(),

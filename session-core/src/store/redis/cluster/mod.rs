@@ -362,6 +362,36 @@ impl RedisStore {
         Ok(keys.into_iter().collect())
     }
 
+    /// One session ended if it holds one of `tags` in index `name`: the
+    /// member script on its node, which checks and deletes in one step.
+    pub(super) async fn cluster_destroy_one(
+        &self,
+        name: &str,
+        tags: &[IndexTag],
+        key: &StoreKey,
+    ) -> Result<bool> {
+        let member = hex(key.as_bytes());
+        for tag in tags {
+            let tag = hex(tag);
+            let session = self.session_key(key);
+            let mut call = self.cluster().member.key(&session);
+            call.arg(0)
+                .arg(0)
+                .arg(&self.prefix)
+                .arg(name)
+                .arg(&tag)
+                .arg("destroy")
+                .arg(false);
+            let (verdict, sets): (String, Vec<String>) = self.eval(&call).await?;
+            if verdict == "killed" {
+                self.leave_sets(&sets, &member).await;
+                self.confirm(Some(&session)).await?;
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Cleanup on a cluster: the walk goes primary by primary, each with
     /// its own `SCAN` cursor; a page is examined by one script on its
     /// node.
@@ -370,7 +400,7 @@ impl RedisStore {
         keys: &[String],
         at: Validity,
         batch: usize,
-    ) -> Result<(usize, Vec<(String, Vec<Vec<u8>>)>)> {
+    ) -> Result<super::cleanup::PurgeReply> {
         let Some((first, rest)) = keys.split_first() else {
             return Ok((0, Vec::new()));
         };
