@@ -24,6 +24,14 @@ pub trait SessionData: Send + Sync + 'static {
     type Codec: Codec;
     /// The generated typed handle, with one accessor family per field.
     type Handle: SessionHandle<Data = Self>;
+    /// The generated typed view of a listed session's non-deferred fields
+    /// (`{Name}Listed`), from [`SessionInfo::data`].
+    type Listed;
+
+    /// Decodes a listed session's fields into [`Self::Listed`].
+    fn listed(info: &SessionInfo<Self>) -> Self::Listed
+    where
+        Self: Sized;
 }
 
 /// The typed handle the derive generates (`ShopSession` for `Shop`): a
@@ -54,12 +62,46 @@ impl RequestSession {
 }
 
 impl<D: SessionData> SessionInfo<D> {
+    /// The session's non-deferred fields, typed: the struct
+    /// `#[derive(Session)]` generates beside the handle (`ShopListed` for
+    /// `Shop`), each field its stored value or its default.
+    ///
+    /// ```
+    /// # use session_core::testing::Account;
+    /// # async fn page(session: &session_core::testing::AccountSession) -> session_core::Result<()> {
+    /// for device in session.sessions_by_user_id(&42).await? {
+    ///     let data = device.data();
+    ///     println!("{} {} {}", device.id(), data.device, device.last_seen());
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn data(&self) -> D::Listed {
+        D::listed(self)
+    }
+
     /// The value of the field stored as `name` (a non-deferred field of
     /// `D`), decoded with `D`'s codec; `None` when it is absent, deferred,
-    /// or does not decode.
+    /// or does not decode. [`data`](Self::data) is the typed way.
     pub fn field<T: Storable>(&self, name: &str) -> Option<T> {
         let (_, bytes) = self.fields.iter().find(|(n, _)| *n == name)?;
         T::decode_with::<D::Codec>(bytes).ok()
+    }
+
+    /// The field stored as `name` decoded, or `default()` when it is
+    /// absent or does not decode (with a warning, as the accessors warn).
+    /// For the generated [`SessionData::listed`].
+    #[doc(hidden)]
+    pub fn decode_or<T: Storable>(&self, name: &str, default: fn() -> T) -> T {
+        let Some((_, bytes)) = self.fields.iter().find(|(n, _)| *n == name) else {
+            return default();
+        };
+        T::decode_with::<D::Codec>(bytes).unwrap_or_else(|_| {
+            tracing::warn!(
+                field = name,
+                "a listed session's field no longer decodes; its default is shown"
+            );
+            default()
+        })
     }
 }
 

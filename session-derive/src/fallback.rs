@@ -37,6 +37,7 @@ pub fn expand(cont: &Container, errors: syn::Error) -> TokenStream {
     let box_error = paths::box_error();
     let deref = paths::deref();
     let deref_mut = paths::deref_mut();
+    let session_info = paths::session_info();
 
     quote! {
         #errors
@@ -54,6 +55,9 @@ pub fn expand(cont: &Container, errors: syn::Error) -> TokenStream {
                 const DEFERRED: &'static [&'static str] = &[];
                 type Codec = #codec;
                 type Handle = #handle;
+                type Listed = ();
+
+                fn listed(_: &#session_info<Self>) {}
             }
 
             impl #session_handle for #handle {

@@ -299,3 +299,44 @@ async fn debug_output_shows_no_value_token_or_password() {
     assert_hidden(&debug, "hunter2-db-password", "Config");
     assert!(debug.contains("mysql://app:***@db:3306/app"), "{debug}");
 }
+
+/// A session type found by an indexed field, for the typed list.
+#[derive(Debug, Session)]
+pub struct Device {
+    #[session(index)]
+    pub owner: u64,
+    pub name: String,
+    #[session(default = "default_theme")]
+    theme: String,
+    #[session(deferred)]
+    notes: Vec<String>,
+}
+
+/// `sessions_by_x()` lists sessions whose fields read typed through
+/// `data()`: stored values as they are, an absent field as its default
+/// (its `default = "…"` function where it has one).
+#[tokio::test]
+async fn listed_sessions_read_their_fields_typed() {
+    let f = Fixture::new();
+    let mut h = f.manager.open::<Device>(None);
+    h.set_owner(3);
+    h.set_name("phone".into());
+    h.set_notes(vec!["kept apart".into()]);
+    flush(&mut h).await.unwrap();
+    let mut other = f.manager.open::<Device>(None);
+    other.set_owner(4);
+    flush(&mut other).await.unwrap();
+
+    let listed = f
+        .manager
+        .open::<Device>(None)
+        .sessions_by_owner(&3)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    let data: DeviceListed = listed[0].data();
+    assert_eq!(data.owner, 3);
+    assert_eq!(data.name, "phone");
+    assert_eq!(data.theme, "dark", "absent: the field's default function");
+    assert_eq!(listed[0].id().to_string().len(), 32);
+}

@@ -443,7 +443,8 @@ async fn devices(m: &SessionManager, cookie: &str, user: u64) -> Vec<String> {
         .unwrap()
         .iter()
         .map(|s| {
-            let device: String = s.field("device").unwrap();
+            let device = s.data().device;
+            assert_eq!(s.field::<String>("device").as_ref(), Some(&device));
             assert!(s.created_at() > 0 && s.last_seen() >= s.created_at());
             assert!(s.expires_at() > s.last_seen());
             if s.is_current() {

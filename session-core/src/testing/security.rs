@@ -431,7 +431,7 @@ pub async fn signing_out_one_device_ends_exactly_that_one(store: Arc<dyn Session
         .await
         .unwrap()
         .iter()
-        .map(|s| (s.id(), s.field::<String>("device").unwrap()))
+        .map(|s| (s.id(), s.data().device))
         .collect();
     let phone_id = listed.iter().find(|(_, d)| d == "phone").unwrap().0;
     assert_eq!(phone_id, id_of(&phone));
