@@ -1,6 +1,7 @@
 //! A small shop on typed server-side sessions: a visit counter, a login, a
-//! cart, past orders kept in a deferred field, an audit page fed by the
-//! sessions' lifecycle events, and Prometheus metrics at `/metrics`.
+//! cart, past orders kept in a deferred field, a devices page that signs
+//! one device out, an audit page fed by the sessions' lifecycle events, and
+//! Prometheus metrics at `/metrics`.
 //!
 //! Run it with `cargo run -p shop` (SQLite, the embedded default) or
 //! `ROCKET_PROFILE=mysql cargo run -p shop` (the MariaDB/MySQL server in
@@ -25,7 +26,7 @@ use rocket::response::Redirect;
 use rocket::{catch, catchers, get, post, routes, uri, Build, Rocket, State};
 use serde::{Deserialize, Serialize};
 use session_rocket::events::{DestroyCause, EventKind, SessionEvent};
-use session_rocket::{Session, SessionError, Sessions};
+use session_rocket::{Session, SessionError, SessionId, Sessions};
 
 /// Everything the shop keeps about a visitor, one stored row per field.
 #[derive(Session, Default, Debug)]
@@ -178,7 +179,7 @@ fn page(title: &str, user: Option<&str>, body: &str) -> RawHtml<String> {
 </head>
 <body>
   <header>
-    <nav><a href="/">Home</a> <a href="/products">Products</a> <a href="/cart">Cart</a> <a href="/orders">Orders</a> <a href="/audit">Activity</a></nav>
+    <nav><a href="/">Home</a> <a href="/products">Products</a> <a href="/cart">Cart</a> <a href="/orders">Orders</a> <a href="/audit">Activity</a> <a href="/account">Devices</a></nav>
     <div class="account">{account}</div>
   </header>
   <main>
@@ -530,6 +531,9 @@ impl Audit {
             EventKind::Destroyed {
                 cause: DestroyCause::Everywhere,
             } => "signed out by \"log out everywhere\"",
+            EventKind::Destroyed {
+                cause: DestroyCause::Revoked,
+            } => "signed out from another device",
             EventKind::Destroyed { .. } => "signed out",
             EventKind::Expired => "session expired",
             EventKind::Conflict => "a change lost a race and was not saved",
@@ -586,6 +590,63 @@ async fn audit(
         body.push_str("\n  <p id=\"no-activity\">No activity yet.</p>");
     }
     Ok(Ok(page("Activity", Some(&user), &body)))
+}
+
+/// "Your devices": the user's sessions, most recently seen first, each
+/// with its opaque id (never the token), when it started and was last
+/// seen, what its cart holds, and a button that signs that one out.
+#[get("/account")]
+async fn account(
+    session: Session<Shop>,
+) -> Result<Result<RawHtml<String>, Redirect>, SessionError> {
+    let user = session.user().await?.clone();
+    let Some(name) = user.clone() else {
+        return Ok(Err(Redirect::to(uri!(login_page))));
+    };
+    let mut body = String::from(
+        "  <table id=\"devices\">\n    <tr><th>Session</th><th>Signed in (Unix time)</th><th>Last seen</th><th>Cart items</th><th></th></tr>\n",
+    );
+    for device in session.sessions_by_user(&user).await? {
+        let id = device.id().to_string();
+        let items: u32 = device.data().cart.values().sum();
+        let action = if device.is_current() {
+            "<em class=\"current\">this device</em>".to_string()
+        } else {
+            format!(
+                r#"<form class="sign-out" method="post" action="/account/sign-out"><input type="hidden" name="id" value="{id}"><button type="submit">Sign out this device</button></form>"#
+            )
+        };
+        writeln!(
+            body,
+            r#"    <tr class="device" id="device-{id}"><td><code>{short}</code></td><td>{}</td><td>{}</td><td class="items">{items}</td><td>{action}</td></tr>"#,
+            device.created_at(),
+            device.last_seen(),
+            short = &id[..12],
+        )
+        .unwrap();
+    }
+    body.push_str("  </table>");
+    Ok(Ok(page("Your devices", Some(&name), &body)))
+}
+
+#[derive(FromForm)]
+struct SignOut<'r> {
+    id: &'r str,
+}
+
+/// Signs out the device the account page listed with `id`: only a
+/// session of this user's ends (an id of someone else's ends nothing);
+/// this device's own id signs this one out.
+#[post("/account/sign-out", data = "<form>")]
+async fn sign_out_device(
+    mut session: Session<Shop>,
+    form: Form<SignOut<'_>>,
+) -> Result<Redirect, SessionError> {
+    let user = session.user().await?.clone();
+    if let (Some(_), Ok(id)) = (&user, form.id.parse::<SessionId>()) {
+        session.destroy_session_by_user(&user, &id).await?;
+    }
+    Ok(Redirect::to(uri!(account)))
 }
 
 /// The process's Prometheus recorder: installed once (a process has one
@@ -649,6 +710,8 @@ pub fn rocket(figment: Figment) -> Rocket<Build> {
         .mount(
             "/",
             routes![
+                account,
+                sign_out_device,
                 audit,
                 metrics_page,
                 home,

@@ -585,6 +585,59 @@ async fn scenario(client: &Client, shop: &Target) {
     // Carol's activity is hers alone: alice's sign-in and sign-out are not
     // on it.
     assert_eq!(audit(client, shop).await, ["signed in"]);
+
+    // Carol signs in on a second device (this browser, fresh): the devices
+    // page lists both, this one marked, and signs the other one out.
+    client.delete_cookie("session").await.unwrap();
+    client.goto(&shop.url("/login")).await.unwrap();
+    element(client, "form#login input[name=username]")
+        .await
+        .send_keys("carol")
+        .await
+        .unwrap();
+    click(client, "form#login button").await;
+    let second = checked_cookie(client, shop, "second device").await;
+    assert_ne!(second, live);
+    client.goto(&shop.url("/account")).await.unwrap();
+    let devices = |client: &Client| {
+        let client = client.clone();
+        async move {
+            client
+                .find_all(Locator::Css("#devices tr.device"))
+                .await
+                .unwrap()
+                .len()
+        }
+    };
+    assert_eq!(devices(client).await, 2, "both devices listed");
+    element(client, "#devices em.current").await;
+    click(client, "#devices form.sign-out button").await;
+    assert_eq!(path(client).await, "/account");
+    assert_eq!(devices(client).await, 1, "only this device is left");
+    element(client, "#devices em.current").await;
+    assert_eq!(
+        checked_cookie(client, shop, "after signing the other device out").await,
+        second,
+        "this device keeps its session"
+    );
+    // The signed-out device's cookie opens nothing any more.
+    plant_cookie(client, shop, &live).await;
+    client.goto(&shop.url("/cart")).await.unwrap();
+    element(client, "#login-needed").await;
+    plant_cookie(client, shop, &second).await;
+    let mut seen = Vec::new();
+    for _ in 0..50 {
+        seen = audit(client, shop).await;
+        if seen.iter().any(|e| e == "signed out from another device") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        seen.first().map(String::as_str),
+        Some("signed out from another device"),
+        "the activity page shows it: {seen:?}"
+    );
 }
 
 /// The activity page's entries, newest first, once the event of the last
