@@ -105,6 +105,17 @@ pub struct Config {
     /// session is refused with a 503 and existing ones are kept. Default
     /// 100 000.
     pub memory_max_sessions: usize,
+    /// Keep, with each new session, the client's user agent (its first
+    /// 200 characters) and a coarse address (an IPv4 /24, an IPv6 /48), as
+    /// a devices page shows them ([`SessionInfo::device`]); the web
+    /// integration passes what the request says (Rocket: the `User-Agent`
+    /// header and `client_ip()`, which follows Rocket's `ip_header` behind a
+    /// proxy). Stores with indexes only; sealed with the values under
+    /// `encryption_keys`. Costs about 100 bytes per session, written with
+    /// it. Default `false`.
+    ///
+    /// [`SessionInfo::device`]: crate::SessionInfo::device
+    pub device_info: bool,
 
     // ---- How long a session lives, and the cleanup of the dead.
     /// Idle timeout in seconds: a session unused this long is gone.
@@ -211,6 +222,7 @@ impl std::fmt::Debug for Config {
             slow_store_call_ms,
             causal_reads,
             memory_max_sessions,
+            device_info,
             signing_keys,
             sign_with_secret_key,
             encryption_keys,
@@ -242,6 +254,7 @@ impl std::fmt::Debug for Config {
             .field("slow_store_call_ms", slow_store_call_ms)
             .field("causal_reads", causal_reads)
             .field("memory_max_sessions", memory_max_sessions)
+            .field("device_info", device_info)
             .field("signing_keys", signing_keys)
             .field("sign_with_secret_key", sign_with_secret_key)
             .field("encryption_keys", encryption_keys)
@@ -277,6 +290,7 @@ impl Default for Config {
             slow_store_call_ms: 1000,
             causal_reads: true,
             memory_max_sessions: DEFAULT_MEMORY_MAX_SESSIONS,
+            device_info: false,
             signing_keys: Vec::new(),
             sign_with_secret_key: false,
             encryption_keys: Vec::new(),

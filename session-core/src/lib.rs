@@ -91,5 +91,5 @@ pub use config::Config;
 pub use error::{BoxError, Error, Result};
 pub use manager::SessionManager;
 pub use schema::{flush, FieldDef, SessionData, SessionHandle};
-pub use state::{RequestSession, SessionInfo, SessionState};
+pub use state::{DeviceInfo, RequestSession, SessionInfo, SessionState};
 pub use token::{InvalidSessionId, SessionId, StoreKey, Token};

@@ -148,12 +148,19 @@ impl<'r, T: SessionData> FromRequest<'r> for Session<T> {
                 let cookie = crate::cookie::read(req, &config.cookie_name);
                 // The route's address stands for it: Rocket keeps its
                 // routes in place while it runs.
-                match req.route() {
+                let request = match req.route() {
                     Some(route) => sessions
                         .manager()
                         .begin_for(cookie.as_deref(), route as *const _ as usize as u64),
                     None => sessions.manager().begin(cookie.as_deref()),
+                };
+                if config.device_info {
+                    request.set_device(session_core::DeviceInfo::new(
+                        req.headers().get_one("User-Agent"),
+                        req.client_ip(),
+                    ));
                 }
+                request
             });
             let cell = Arc::new(Mutex::new(request.open::<T>()));
             registry.register(cell.clone());

@@ -152,6 +152,7 @@
 //! | `skip_on_server_error` | `true` | persist nothing for a 5xx answer; a 4xx the handler returns itself (a `409`, a `403`) persists its changes (return a 5xx or skip the writes if that is not wanted); what the handler stored itself (`update_x`, `save()`, `destroy()`) stays stored |
 //! | `causal_reads` | `true` | on a Galera node (detected at connect), every store statement first waits for writes committed on other nodes (`wsrep_sync_wait = 7`) |
 //! | `memory_max_sessions` | `100000` | memory store cap: dead sessions go first, then new ones get a 503; live ones are never evicted |
+//! | `device_info` | `false` | keep each new session's user agent and coarse address (IPv4 /24, IPv6 /48; `client_ip()`, so Rocket's `ip_header` behind a proxy) for a devices page (`SessionInfo::device`); stores with indexes |
 //! | `signing_keys` | `[]` | HMAC-SHA256 keys (base64, at least 32 bytes) signing the cookie: the first signs, all verify; an unsigned or forged cookie is no cookie and costs no statement |
 //! | `sign_with_secret_key` | `false` | sign the cookie with a key derived from Rocket's `secret_key` instead of `signing_keys` (refused without a `secret_key`) |
 //! | `encryption_keys` | `[]` | AES-256-GCM keys (base64, exactly 32 bytes) sealing every stored value: the first seals, all open; a value that does not open falls back like an undecodable field |
@@ -345,7 +346,7 @@ pub use state::SessionsState;
 #[doc = include_str!("../docs/derive.md")]
 pub use session_derive::Session;
 
-pub use session_core::{codec, Config, SessionId, SessionInfo, SessionState, Token};
+pub use session_core::{codec, Config, DeviceInfo, SessionId, SessionInfo, SessionState, Token};
 
 /// Lifecycle events: what [`Sessions::on_event`] handlers receive (see
 /// [`session_core::events`] for where each comes from and how it is

@@ -604,11 +604,14 @@ async fn account(
         return Ok(Err(Redirect::to(uri!(login_page))));
     };
     let mut body = String::from(
-        "  <table id=\"devices\">\n    <tr><th>Session</th><th>Signed in (Unix time)</th><th>Last seen</th><th>Cart items</th><th></th></tr>\n",
+        "  <table id=\"devices\">\n    <tr><th>Session</th><th>Device</th><th>From</th><th>Signed in (Unix time)</th><th>Last seen</th><th>Cart items</th><th></th></tr>\n",
     );
     for device in session.sessions_by_user(&user).await? {
         let id = device.id().to_string();
         let items: u32 = device.data().cart.values().sum();
+        let (agent, from) = device.device().map_or((None, None), |d| {
+            (d.user_agent.as_deref(), d.address.as_deref())
+        });
         let action = if device.is_current() {
             "<em class=\"current\">this device</em>".to_string()
         } else {
@@ -618,7 +621,9 @@ async fn account(
         };
         writeln!(
             body,
-            r#"    <tr class="device" id="device-{id}"><td><code>{short}</code></td><td>{}</td><td>{}</td><td class="items">{items}</td><td>{action}</td></tr>"#,
+            r#"    <tr class="device" id="device-{id}"><td><code>{short}</code></td><td class="agent">{}</td><td class="from">{}</td><td>{}</td><td>{}</td><td class="items">{items}</td><td>{action}</td></tr>"#,
+            escape(agent.unwrap_or("unknown")),
+            escape(from.unwrap_or("unknown")),
             device.created_at(),
             device.last_seen(),
             short = &id[..12],

@@ -611,6 +611,14 @@ async fn scenario(client: &Client, shop: &Target) {
     };
     assert_eq!(devices(client).await, 2, "both devices listed");
     element(client, "#devices em.current").await;
+    // Each with the device it began on (`device_info = true`): this
+    // browser's user agent and its loopback network.
+    let agent = text(client, "#devices tr.device td.agent").await;
+    assert!(agent.contains("Chrome"), "the user agent: {agent}");
+    assert_eq!(
+        text(client, "#devices tr.device td.from").await,
+        "127.0.0.0/24"
+    );
     click(client, "#devices form.sign-out button").await;
     assert_eq!(path(client).await, "/account");
     assert_eq!(devices(client).await, 1, "only this device is left");

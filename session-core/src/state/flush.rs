@@ -435,14 +435,27 @@ impl SessionState {
             persistent: choice.map(|c| c.persistent),
         };
         let store = self.request.store().clone();
+        // The device the session began on, kept beside its fields where a
+        // devices page can list it (stores with indexes).
+        let device = self
+            .request
+            .device()
+            .filter(|_| config.device_info && store.indexes().is_some())
+            .and_then(|device| serde_json::to_vec(device).ok());
+        let with_device = device.map(|bytes| {
+            let mut changes = plan.changes.clone();
+            changes.upsert.push((super::DEVICE, bytes));
+            changes
+        });
+        let first = with_device.as_ref().unwrap_or(&plan.changes);
         for _ in 0..CREATE_ATTEMPTS {
             let token = match fresh.take() {
                 Some(token) => token,
                 None => Token::generate()?,
             };
             let key = token.store_key();
-            let sealed = self.seal_changes(&key, &plan.changes, None)?;
-            let changes = sealed.as_ref().unwrap_or(&plan.changes);
+            let sealed = self.seal_changes(&key, first, None)?;
+            let changes = sealed.as_ref().unwrap_or(first);
             // Versioned fields are created by the save below, with their
             // expectation (absent), as every later write of them is: a
             // store keeps them where a compare-and-set finds them.

@@ -58,6 +58,7 @@ pub struct SessionInfo<D> {
     last_seen: Timestamp,
     expires_at: Timestamp,
     current: bool,
+    device: Option<super::DeviceInfo>,
     /// Opened bytes of the fields of `D` that are stored and open.
     pub(crate) fields: Vec<(&'static str, Vec<u8>)>,
     data: PhantomData<fn() -> D>,
@@ -102,6 +103,12 @@ impl<D> SessionInfo<D> {
     /// Whether this is the session of the request that listed it.
     pub fn is_current(&self) -> bool {
         self.current
+    }
+
+    /// The device the session began on (user agent, coarse address), kept
+    /// when `device_info` was on; `None` otherwise.
+    pub fn device(&self) -> Option<&super::DeviceInfo> {
+        self.device.as_ref()
     }
 }
 
@@ -148,6 +155,15 @@ impl SessionState {
             };
             let previous = sealed::record_keys(sealer, &key, &record.fields);
             let seals = sealer.map(|s| sealed::seals(s, &key, &previous));
+            let device = record
+                .fields
+                .iter()
+                .find(|(n, _)| n == super::DEVICE)
+                .and_then(|(_, bytes)| match &seals {
+                    Some(seals) => sealed::open(seals, super::DEVICE, bytes),
+                    None => Some(bytes.clone()),
+                })
+                .and_then(|bytes| serde_json::from_slice(&bytes).ok());
             let fields = record
                 .fields
                 .into_iter()
@@ -166,6 +182,7 @@ impl SessionState {
                 last_seen: record.expires_at - record.idle_timeout,
                 expires_at: record.expires_at,
                 current: Some(key) == current,
+                device,
                 fields,
                 data: PhantomData,
             });

@@ -23,6 +23,7 @@ use crate::config::OnDecodeError;
 use crate::error::{Error, Result};
 use crate::token::StoreKey;
 
+mod device;
 mod field;
 mod flush;
 mod index;
@@ -30,7 +31,9 @@ pub(crate) mod request;
 pub(crate) mod sealed;
 mod update;
 
+pub use device::DeviceInfo;
 #[doc(hidden)]
+pub(crate) use device::DEVICE;
 pub use field::Slot;
 pub use flush::Outcome;
 #[cfg(test)]

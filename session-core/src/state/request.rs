@@ -158,6 +158,8 @@ struct Shared {
     life: Mutex<Life>,
     /// Statements the request's store calls sent so far.
     statements: std::sync::atomic::AtomicU32,
+    /// The client's device, when the integration described it.
+    device: OnceLock<super::DeviceInfo>,
 }
 
 impl Drop for Shared {
@@ -236,6 +238,7 @@ impl RequestSession {
                     miss_unchecked: false,
                 }),
                 statements: std::sync::atomic::AtomicU32::new(0),
+                device: OnceLock::new(),
             }),
         }
     }
@@ -317,6 +320,18 @@ impl RequestSession {
             call,
         )
         .await
+    }
+
+    /// Describes the client's device (web integrations call it when
+    /// `device_info` is on): kept with the session if this request creates
+    /// one. The first description of a request counts.
+    pub fn set_device(&self, device: super::DeviceInfo) {
+        let _ = self.shared.device.set(device);
+    }
+
+    /// The client's device, if described.
+    pub(crate) fn device(&self) -> Option<&super::DeviceInfo> {
+        self.shared.device.get()
     }
 
     /// Whether lifecycle events are delivered (so worth describing).

@@ -230,6 +230,7 @@ macro_rules! store_conformance_tests {
             encryption_keys_rotate_and_survive_regenerates,
             log_out_everywhere_ends_a_users_other_sessions,
             signing_out_one_device_ends_exactly_that_one,
+            devices_are_listed_where_they_began,
             indexed_fields_follow_their_writes,
             lifecycle_events_fire_once_each,
         );

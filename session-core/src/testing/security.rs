@@ -481,3 +481,71 @@ pub async fn signing_out_one_device_ends_exactly_that_one(store: Arc<dyn Session
     );
     assert_eq!(devices(&m, &laptop, 42).await, ["laptop*"]);
 }
+
+/// With `device_info`, a new session keeps the device it began on (user
+/// agent, coarse address), listed by `sessions_by_x()`; a login
+/// (regenerate) keeps it; under `encryption_keys` it is sealed like the
+/// values; without the option nothing is kept.
+pub async fn devices_are_listed_where_they_began(store: Arc<dyn SessionStore>) {
+    let agent = "Mozilla/5.0 (X11; Linux x86_64) Device-Test/1";
+    let device = || crate::DeviceInfo::new(Some(agent), Some("198.51.100.23".parse().unwrap()));
+    for sealed in [false, true] {
+        let mut m = if sealed {
+            sealed_manager(store.clone(), &[9])
+        } else {
+            manager(store.clone())
+        };
+        let mut config = m.config().clone();
+        config.device_info = true;
+        m = SessionManager::new(store.clone(), config).unwrap();
+        let request = m.begin(None);
+        request.set_device(device());
+        let mut h = request.open::<Account>();
+        h.set_user_id(5);
+        h.set_device("laptop".into());
+        assert_eq!(flush(&mut h).await.unwrap(), Outcome::Created);
+        let cookie = cookie_token(&mut h);
+        // A login later keeps where the session began.
+        let mut login = m.open::<Account>(Some(&cookie));
+        login.regenerate();
+        login.set_user_id(6);
+        assert_eq!(flush(&mut login).await.unwrap(), Outcome::Saved);
+        let cookie = cookie_token(&mut login);
+        let listed = m
+            .open::<Account>(Some(&cookie))
+            .sessions_by_user_id(&6)
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), 1);
+        let seen = listed[0].device().expect("the device is listed");
+        assert_eq!(seen.user_agent.as_deref(), Some(agent));
+        assert_eq!(seen.address.as_deref(), Some("198.51.100.0/24"));
+        let stored = raw_fields(&*store, &cookie).await;
+        let bytes = field(&stored, crate::state::DEVICE).expect("kept in its field");
+        assert_eq!(
+            contains(bytes, b"Device-Test"),
+            !sealed,
+            "sealed under encryption keys, as values are"
+        );
+    }
+    // Off: nothing kept, whatever the integration says.
+    let m = manager(store.clone());
+    let request = m.begin(None);
+    request.set_device(device());
+    let mut h = request.open::<Account>();
+    h.set_user_id(8);
+    flush(&mut h).await.unwrap();
+    let listed = m
+        .open::<Account>(None)
+        .sessions_by_user_id(&8)
+        .await
+        .unwrap();
+    assert_eq!(listed[0].device(), None);
+    assert_eq!(
+        field(
+            &raw_fields(&*store, &cookie_token(&mut h)).await,
+            crate::state::DEVICE
+        ),
+        None
+    );
+}
