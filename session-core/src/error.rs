@@ -110,6 +110,18 @@ pub enum Error {
         field: &'static str,
     },
 
+    /// The session took a value of a `#[session(index, max_sessions = N,
+    /// when_full = "refuse")]` field that already had its `max` live
+    /// sessions: the session was ended (its cookie is removed). Maps to
+    /// `409 Conflict`.
+    #[error("session field `{field}` already has its {max} live sessions; this one was refused")]
+    TooManySessions {
+        /// The indexed field's stored name.
+        field: &'static str,
+        /// Its `max_sessions`.
+        max: u32,
+    },
+
     /// The store could not be opened or prepared at startup; the message
     /// names where (password masked) and what failed.
     #[error("{0}")]
@@ -143,7 +155,10 @@ impl Error {
     /// Whether a concurrent request is the cause (the session ended, or a
     /// versioned field changed): the right answer is `409 Conflict`.
     pub fn is_conflict(&self) -> bool {
-        matches!(self, Error::Interrupted | Error::Conflict { .. })
+        matches!(
+            self,
+            Error::Interrupted | Error::Conflict { .. } | Error::TooManySessions { .. }
+        )
     }
 
     #[doc(hidden)]

@@ -96,6 +96,10 @@ pub enum DestroyCause {
     /// Another request of the same indexed value ended this one session by
     /// its id ("sign out this device": `destroy_session_by_x()`).
     Revoked,
+    /// A newer session took the same value of a
+    /// `#[session(index, max_sessions = N)]` field, and this one was the
+    /// oldest past the limit.
+    Limit,
 }
 
 /// The value of one `#[session(index)]` field of the session an event is

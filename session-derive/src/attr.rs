@@ -11,8 +11,8 @@ use syn::{parse_quote, Expr, ExprLit, Lit, LitStr, Token};
 
 use crate::ctxt::Ctxt;
 use crate::symbol::{
-    Symbol, CODEC, CONTAINER_KEYS, CRATE, DEFAULT, DEFERRED, FIELD_KEYS, HANDLE, INDEX, RENAME,
-    SESSION, VERSIONED,
+    Symbol, CODEC, CONTAINER_KEYS, CRATE, DEFAULT, DEFERRED, FIELD_KEYS, HANDLE, INDEX,
+    MAX_SESSIONS, RENAME, SESSION, VERSIONED, WHEN_FULL,
 };
 
 const UNKNOWN: &str = "unknown session attribute";
@@ -26,6 +26,10 @@ const EXPECTED_DEFERRED: &str = "expected `#[session(deferred)]`";
 const EXPECTED_VERSIONED: &str = "expected `#[session(versioned)]`";
 const EXPECTED_INDEX: &str = "expected `#[session(index)]`";
 const EXPECTED_DEFAULT: &str = "expected `#[session(default = \"path::to::function\")]`";
+const EXPECTED_MAX_SESSIONS: &str =
+    "expected `#[session(index, max_sessions = N)]` with N a whole number from 1";
+const EXPECTED_WHEN_FULL: &str =
+    "expected `#[session(when_full = \"end_oldest\")]` or `#[session(when_full = \"refuse\")]`";
 
 /// A slot for one attribute that may be set once.
 struct Attr<'c, T> {
@@ -125,6 +129,10 @@ pub struct Field {
     pub index: bool,
     /// `default = "…"`: a `fn() -> T`, spanned at the literal.
     pub default: Option<syn::ExprPath>,
+    /// `max_sessions = N`, with the attribute's path for error spans.
+    pub max_sessions: Option<(syn::Path, u32)>,
+    /// `when_full = "refuse"` (`true`) or `"end_oldest"`, with its path.
+    pub when_full: Option<(syn::Path, bool)>,
 }
 
 impl Field {
@@ -134,6 +142,8 @@ impl Field {
         let mut versioned = Attr::none(cx, VERSIONED);
         let mut index = Attr::none(cx, INDEX);
         let mut default = Attr::none(cx, DEFAULT);
+        let mut max_sessions = Attr::none(cx, MAX_SESSIONS);
+        let mut when_full = Attr::none(cx, WHEN_FULL);
 
         for_each_meta(cx, attrs, |meta| {
             if meta.path == RENAME {
@@ -161,6 +171,19 @@ impl Field {
                 } else {
                     index.set(&meta.path, ());
                 }
+            } else if meta.path == MAX_SESSIONS {
+                match int_value(&meta)? {
+                    Some(n) if n >= 1 => max_sessions.set(&meta.path, (meta.path.clone(), n)),
+                    _ => cx.error_spanned_by(&meta.path, EXPECTED_MAX_SESSIONS),
+                }
+            } else if meta.path == WHEN_FULL {
+                if let Some(lit) = string_value(cx, &meta, EXPECTED_WHEN_FULL)? {
+                    match lit.value().as_str() {
+                        "end_oldest" => when_full.set(&meta.path, (meta.path.clone(), false)),
+                        "refuse" => when_full.set(&meta.path, (meta.path.clone(), true)),
+                        _ => cx.error_spanned_by(&lit, EXPECTED_WHEN_FULL),
+                    }
+                }
             } else if meta.path == DEFAULT {
                 if let Some(lit) = string_value(cx, &meta, EXPECTED_DEFAULT)? {
                     if let Some(path) =
@@ -181,8 +204,27 @@ impl Field {
             versioned: versioned.get(),
             index: index.get().is_some(),
             default: default.get(),
+            max_sessions: max_sessions.get(),
+            when_full: when_full.get(),
         }
     }
+}
+
+/// The whole number in `key = N`; `None` for anything else (the caller
+/// reports it), the value consumed either way.
+fn int_value(meta: &ParseNestedMeta) -> syn::Result<Option<u32>> {
+    if !meta.input.peek(Token![=]) {
+        skip_value(meta)?;
+        return Ok(None);
+    }
+    meta.input.parse::<Token![=]>()?;
+    let expr: Expr = meta.input.parse()?;
+    Ok(match expr {
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(int), ..
+        }) => int.base10_parse::<u32>().ok(),
+        _ => None,
+    })
 }
 
 /// Runs `f` on every item of every `#[session(…)]` attribute.

@@ -31,6 +31,7 @@ pub fn check(cx: &Ctxt, cont: &Container) {
     check_borrowed_types(cx, &cont.fields);
     check_reserved_names(cx, &cont.fields);
     check_versioned(cx, &cont.fields);
+    check_limits(cx, &cont.fields);
     check_accessor_collisions(cx, &cont.fields);
 }
 
@@ -91,6 +92,33 @@ fn check_reserved_names(cx: &Ctxt, fields: &[Field]) {
 
 /// A versioned field's version comes with the session's one load; a
 /// deferred field has a load of its own, which carries no version.
+/// `max_sessions` limits the sessions of one value of an index: it needs
+/// `index`; `when_full` says what the limit does, so it needs
+/// `max_sessions`.
+fn check_limits(cx: &Ctxt, fields: &[Field]) {
+    for field in fields {
+        if let (Some((path, _)), false) = (&field.attrs.max_sessions, field.attrs.index) {
+            cx.error_spanned_by(
+                path,
+                format!(
+                    "`max_sessions` on field `{}` limits the sessions of one value of an index: \
+                     add `index`",
+                    field.base
+                ),
+            );
+        }
+        if let (Some((path, _)), None) = (&field.attrs.when_full, &field.attrs.max_sessions) {
+            cx.error_spanned_by(
+                path,
+                format!(
+                    "`when_full` on field `{}` says what `max_sessions` does: add `max_sessions = N`",
+                    field.base
+                ),
+            );
+        }
+    }
+}
+
 fn check_versioned(cx: &Ctxt, fields: &[Field]) {
     for field in fields {
         if let (Some(path), true) = (&field.attrs.versioned, field.attrs.deferred) {

@@ -64,12 +64,20 @@ fn expand(cont: &Container) -> TokenStream {
     let handle_name = handle.to_string();
 
     let tys: Vec<_> = cont.fields.iter().map(|f| f.ty).collect();
+    let session_limit = paths::session_limit();
     let field_defs = cont.fields.iter().map(|f| {
         let name = &f.name;
         let deferred = f.attrs.deferred;
         let versioned = f.attrs.versioned.is_some();
         let indexed = f.attrs.index;
-        quote!(#field_def { name: #name, deferred: #deferred, versioned: #versioned, indexed: #indexed })
+        let limit = match &f.attrs.max_sessions {
+            Some((_, max)) => {
+                let refuse = f.attrs.when_full.as_ref().is_some_and(|(_, r)| *r);
+                quote!(#option::Some(#session_limit { max: #max, refuse: #refuse }))
+            }
+            None => quote!(#option::None),
+        };
+        quote!(#field_def { name: #name, deferred: #deferred, versioned: #versioned, indexed: #indexed, limit: #limit })
     });
     let deferred_names = cont
         .fields

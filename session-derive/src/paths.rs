@@ -50,6 +50,8 @@ paths! {
     session_handle => { _session::SessionHandle }
     /// One entry of `SessionData::FIELDS`.
     field_def => { _session::FieldDef }
+    /// An index field's `max_sessions`.
+    session_limit => { _session::SessionLimit }
     /// The untyped per-request state.
     session_state => { _session::SessionState }
     /// One decoded field.

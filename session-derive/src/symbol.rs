@@ -31,11 +31,25 @@ pub const INDEX: Symbol = Symbol("index");
 /// Field: the function giving the value of an absent field
 /// (`default = "path::to::function"`).
 pub const DEFAULT: Symbol = Symbol("default");
+/// Field, with `index`: the most live sessions one value may have
+/// (`max_sessions = 2`).
+pub const MAX_SESSIONS: Symbol = Symbol("max_sessions");
+/// Field, with `max_sessions`: what a session past the limit does
+/// (`when_full = "end_oldest"` or `"refuse"`).
+pub const WHEN_FULL: Symbol = Symbol("when_full");
 
 /// The keys accepted on the struct, in the order the docs list them.
 pub const CONTAINER_KEYS: &[Symbol] = &[CRATE, CODEC, HANDLE];
 /// The keys accepted on a field.
-pub const FIELD_KEYS: &[Symbol] = &[RENAME, DEFERRED, VERSIONED, INDEX, DEFAULT];
+pub const FIELD_KEYS: &[Symbol] = &[
+    RENAME,
+    DEFERRED,
+    VERSIONED,
+    INDEX,
+    MAX_SESSIONS,
+    WHEN_FULL,
+    DEFAULT,
+];
 
 impl PartialEq<Symbol> for Ident {
     fn eq(&self, word: &Symbol) -> bool {

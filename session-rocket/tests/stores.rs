@@ -1,7 +1,8 @@
-//! The fairing on the stores that are not default features, chosen by the
-//! `url` scheme alone: PostgreSQL (`postgres://`, feature `postgres`),
-//! Redis (`redis://`, feature `redis`) and a Redis Cluster
-//! (`redis+cluster://`). A login, two changes, a logout over HTTP.
+//! The fairing on every server-side store, chosen by the `url` scheme
+//! alone: MySQL and SQLite (default features), PostgreSQL (`postgres://`,
+//! feature `postgres`), Redis (`redis://`, feature `redis`) and a Redis
+//! Cluster (`redis+cluster://`). Over HTTP: a login, two changes, a
+//! logout; then eight logins of one user at once under `max_sessions = 2`.
 
 use rocket::{get, post, routes};
 use session_rocket::{Session, SessionError, Sessions};
@@ -39,7 +40,28 @@ async fn logout(s: Session<Account>) -> Result<&'static str, SessionError> {
     Ok("bye")
 }
 
-/// Runs the scenario on the store `url` names, tables or keys of its own.
+/// A user may have two sessions: a third login ends the oldest.
+#[derive(Session)]
+struct Seat {
+    #[session(index, max_sessions = 2)]
+    user: Option<u64>,
+}
+
+#[post("/seat")]
+fn seat(mut s: Session<Seat>) -> &'static str {
+    s.regenerate();
+    s.set_user(Some(9));
+    "ok"
+}
+
+#[get("/seats")]
+async fn seats(s: Session<Seat>) -> Result<String, SessionError> {
+    Ok(s.sessions_by_user(&Some(9)).await?.len().to_string())
+}
+
+/// Runs the scenario on the store `url` names, tables or keys of its own:
+/// a login, two changes, a logout; then eight logins of one user at once
+/// under `max_sessions = 2`, which leave exactly two sessions.
 async fn scenario(url: String) {
     let rocket = rocket::custom(
         figment()
@@ -47,7 +69,7 @@ async fn scenario(url: String) {
             .merge(("sessions.table_prefix", unique("st"))),
     )
     .attach(Sessions::fairing())
-    .mount("/", routes![login, visit, me, logout]);
+    .mount("/", routes![login, visit, me, logout, seat, seats]);
     let (app, _, _) = launch(rocket).await;
     let (status, cookie, _) = http(app, "POST", "/login", None).await;
     assert_eq!(status, 200);
@@ -62,6 +84,14 @@ async fn scenario(url: String) {
     // (a new cookie), never the old one again.
     let (_, fresh, _) = http(app, "POST", "/login", Some(&cookie)).await;
     assert_ne!(fresh.as_deref(), Some(cookie.as_str()));
+
+    let logins: Vec<_> = (0..8)
+        .map(|_| tokio::spawn(async move { http(app, "POST", "/seat", None).await }))
+        .collect();
+    for login in logins {
+        assert_eq!(login.await.unwrap().0, 200);
+    }
+    assert_eq!(http(app, "GET", "/seats", None).await.2, "2");
 }
 
 #[rocket::async_test]
@@ -91,4 +121,17 @@ async fn a_session_lives_and_ends_on_a_redis_cluster() {
         assert!(up.success(), "redis-cluster.sh up failed");
     }
     scenario(url).await;
+}
+
+#[rocket::async_test]
+async fn a_session_lives_and_ends_on_mysql() {
+    scenario(std::env::var("DATABASE_URL").expect("DATABASE_URL (see .cargo/config.toml)")).await;
+}
+
+#[rocket::async_test]
+async fn a_session_lives_and_ends_on_sqlite() {
+    let dir = std::env::temp_dir().join(unique("stores-sqlite"));
+    std::fs::create_dir_all(&dir).unwrap();
+    scenario(format!("sqlite://{}", dir.join("sessions.db").display())).await;
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -10,9 +10,11 @@ use crate::error::{BoxError, Error, Result};
 use crate::events::EventKind;
 use crate::state::index_tags;
 use crate::state::request::PendingCookie;
-use crate::state::{Change, ExpiryChoice, Known, SessionState, Stage, Times};
+use crate::state::{Change, ExpiryChoice, Known, SessionLimit, SessionState, Stage, Times};
+use crate::store::Timestamp;
 use crate::store::{
-    Changes, Expect, ExpiryUpdate, IndexUpdate, NewSession, Rename, Saved, PREVIOUS_KEY_GRACE,
+    Changes, Expect, ExpiryUpdate, IndexTag, IndexUpdate, NewSession, Rename, Saved,
+    PREVIOUS_KEY_GRACE,
 };
 use crate::token::{StoreKey, Token};
 
@@ -47,6 +49,11 @@ pub(crate) struct FlushPlan {
     pub(crate) changes: Changes,
     upserted: Vec<usize>,
     removed: Vec<usize>,
+    /// Limited index values this plan gives the session (`max_sessions`):
+    /// the field's name, the value's tags, the limit.
+    limits: Vec<(&'static str, Vec<IndexTag>, SessionLimit)>,
+    /// When the session took them (microseconds), written as `@since`.
+    since: Timestamp,
 }
 
 impl FlushPlan {
@@ -122,6 +129,8 @@ impl SessionState {
             changes: Changes::default(),
             upserted: Vec::new(),
             removed: Vec::new(),
+            limits: Vec::new(),
+            since: 0,
         };
         let (epoch, clear) = {
             let life = self.request.life();
@@ -176,9 +185,13 @@ impl SessionState {
                         self.expect(index, &mut plan.changes);
                         if field.indexed {
                             let sealer = self.request.manager().sealer();
+                            let tags = index_tags(sealer, field.name, &bytes);
+                            if let (Some(limit), Some(_)) = (field.limit, tags.first()) {
+                                plan.limits.push((field.name, tags.clone(), limit));
+                            }
                             plan.changes.index.push(IndexUpdate {
                                 name: field.name,
-                                tag: index_tags(sealer, field.name, &bytes).into_iter().next(),
+                                tag: tags.into_iter().next(),
                             });
                         }
                         plan.changes.upsert.push((field.name, bytes));
@@ -199,6 +212,19 @@ impl SessionState {
                     }
                 }
             }
+        }
+        if !plan.limits.is_empty() {
+            // When the session took a limited value, in microseconds (the
+            // request's second, the clock's fraction): who is oldest.
+            let fraction = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_micros());
+            let since = self.request.now() * 1_000_000 + Timestamp::from(fraction);
+            plan.since = since;
+            plan.changes
+                .upsert
+                .push((super::SINCE, since.to_string().into_bytes()));
+            all_existing = false;
         }
         plan.changes.upsert_existing = all_existing && !plan.changes.upsert.is_empty();
         if size > config.max_session_bytes {
@@ -238,8 +264,20 @@ impl SessionState {
         Error::Conflict { field }
     }
 
-    /// Performs a plan made by [`plan`](Self::plan) on this state.
+    /// Performs a plan made by [`plan`](Self::plan) on this state, then
+    /// holds the values it gave the session to their `max_sessions`.
     pub(crate) async fn apply(&mut self, mut plan: FlushPlan) -> Result<Outcome> {
+        let (limits, since) = (std::mem::take(&mut plan.limits), plan.since);
+        let outcome = self.apply_plan(plan).await?;
+        if matches!(outcome, Outcome::Saved | Outcome::Created) {
+            for (name, tags, limit) in limits {
+                self.hold_to_limit(name, &tags, limit, since).await?;
+            }
+        }
+        Ok(outcome)
+    }
+
+    async fn apply_plan(&mut self, mut plan: FlushPlan) -> Result<Outcome> {
         if let Some(error) = self.request.life().pending_error.take() {
             return Err(error);
         }

@@ -15,9 +15,13 @@ use sha2::{Digest, Sha256};
 use crate::error::{BoxError, Error, Result};
 use crate::sealing::Sealer;
 use crate::state::sealed;
-use crate::state::SessionState;
+use crate::state::{SessionLimit, SessionState};
 use crate::store::{IndexTag, SessionIndexes, SessionStore, Timestamp};
 use crate::token::{SessionId, StoreKey};
+
+/// The reserved field holding when the session took its current value of
+/// a `max_sessions` index (Unix microseconds, as text): who is oldest.
+pub(crate) const SINCE: &str = "@since";
 
 /// Separates index digests from any other use of the keys.
 const CONTEXT: &[u8] = b"session-core/index/v1\0";
@@ -279,6 +283,100 @@ impl SessionState {
         self.request
             .emit(crate::events::EventKind::Destroyed { cause }, &key, indexed);
         Ok(true)
+    }
+}
+
+impl SessionState {
+    /// Holds the value of index `name` (`tags`) that this request's save
+    /// just gave the session to `limit`: of its live sessions, ranked by
+    /// when each took the value (then by id), the oldest past the limit end
+    /// (`refuse`: the newest, this one among them). Every request that
+    /// gives a session the value does this after its own write, so
+    /// whatever the interleaving of concurrent logins, the last ranking
+    /// sees them all and the newest (oldest) `limit` stay: exactly that
+    /// many once they are done. One query, one read per session found
+    /// beyond this one, one statement per session ended.
+    pub(crate) async fn hold_to_limit(
+        &mut self,
+        name: &'static str,
+        tags: &[IndexTag],
+        limit: SessionLimit,
+        since: Timestamp,
+    ) -> Result<()> {
+        let store = self.request.store().clone();
+        let at = self.request.validity();
+        let Some(own) = self.request.read_key() else {
+            return Ok(());
+        };
+        let found = indexes(&*store)?.find(name, tags, at);
+        let found = self.request.call("find", found).await?;
+        let max = limit.max as usize;
+        if found.len() <= max {
+            return Ok(());
+        }
+        let mut ranked = Vec::with_capacity(found.len());
+        for key in found {
+            let since = if key == own {
+                since
+            } else {
+                let read = store.load_only(&key, &[SINCE], at);
+                // A session gone meanwhile is not counted; one without the
+                // time (indexed before the limit was set) is the oldest.
+                let Some(record) = self.request.call("load", read).await? else {
+                    continue;
+                };
+                record
+                    .fields
+                    .iter()
+                    .find(|(n, _)| n == SINCE)
+                    .and_then(|(_, b)| std::str::from_utf8(b).ok()?.parse::<Timestamp>().ok())
+                    .unwrap_or(0)
+            };
+            ranked.push((since, key.id(), key));
+        }
+        if ranked.len() <= max {
+            return Ok(());
+        }
+        ranked.sort();
+        let ending = if limit.refuse {
+            ranked.split_off(max)
+        } else {
+            let keep = ranked.split_off(ranked.len() - max);
+            std::mem::replace(&mut ranked, keep)
+        };
+        let mut own_ended = false;
+        for (_, _, key) in ending {
+            let ended = indexes(&*store)?.destroy_one(name, tags, &key);
+            if self.request.call("destroy_one", ended).await? {
+                crate::observe::destroyed(store.name(), "limit", 1);
+                let cause = crate::events::DestroyCause::Limit;
+                self.request.emit(
+                    crate::events::EventKind::Destroyed { cause },
+                    &key,
+                    Vec::new(),
+                );
+            }
+            own_ended |= key == own;
+        }
+        if !own_ended {
+            return Ok(());
+        }
+        // This request's own session ranked past the limit: refused, or,
+        // ending the oldest, older than logins that wrote first. Its
+        // cookie goes as after `destroy()`.
+        self.request.destroy(Vec::new()).await?;
+        if limit.refuse {
+            tracing::info!(
+                field = name,
+                max = limit.max,
+                "a session past `max_sessions` was refused: it is ended"
+            );
+            return Err(Error::TooManySessions {
+                field: name,
+                max: limit.max,
+            });
+        }
+        Ok(())
     }
 }
 

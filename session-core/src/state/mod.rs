@@ -38,8 +38,8 @@ pub use field::Slot;
 pub use flush::Outcome;
 #[cfg(test)]
 pub(crate) use flush::{FlushPlan, Target};
-pub(crate) use index::index_tags;
 pub use index::SessionInfo;
+pub(crate) use index::{index_tags, SINCE};
 pub use request::{CookieAction, RequestSession};
 pub(crate) use request::{ExpiryChoice, Stage, Times};
 #[cfg(feature = "testing")]
@@ -60,6 +60,21 @@ pub struct FieldDef {
     /// Searchable across sessions: its writes keep the session's entry in
     /// the store's index (`#[session(index)]`).
     pub indexed: bool,
+    /// The most live sessions one value may have
+    /// (`#[session(index, max_sessions = N)]`).
+    pub limit: Option<SessionLimit>,
+}
+
+/// The most live sessions one value of an indexed field may have, and what
+/// a session past it does: `#[session(index, max_sessions = 2)]` ends the
+/// oldest (by when each took the value), `when_full = "refuse"` ends the
+/// newcomer instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimit {
+    /// At most this many live sessions per value (at least 1).
+    pub max: u32,
+    /// Refuse the session past the limit, instead of ending the oldest.
+    pub refuse: bool,
 }
 
 /// What a request did to one field.

@@ -140,7 +140,13 @@ impl SessionState {
         let mut upsert = changes
             .upsert
             .iter()
-            .map(|(name, plain)| Ok((*name, seal.seal(name, plain)?)))
+            // When the session took a limited value: a time, stored in
+            // the clear as its creation and expiry times are, so that
+            // another session's request can rank it.
+            .map(|(name, plain)| match *name {
+                super::SINCE => Ok((*name, plain.clone())),
+                _ => Ok((*name, seal.seal(name, plain)?)),
+            })
             .collect::<Result<Vec<_>>>()?;
         let mut upsert_existing = changes.upsert_existing;
         if let Some((from, previous)) = moved {

@@ -172,6 +172,25 @@ pub struct Account {
     pub team: u64,
 }
 
+/// A session type whose indexed user may have two live sessions: a third
+/// login ends the oldest.
+#[derive(Debug, session_derive::Session)]
+#[session(crate = "crate")]
+pub struct Seat {
+    /// Whose session this is, two at most.
+    #[session(index, max_sessions = 2)]
+    pub user: u64,
+}
+
+/// The same limit, refusing the session past it instead.
+#[derive(Debug, session_derive::Session)]
+#[session(crate = "crate")]
+pub struct Door {
+    /// Whose session this is, two at most; a third is refused.
+    #[session(index, max_sessions = 2, when_full = "refuse")]
+    pub user: u64,
+}
+
 /// Runs every conformance check against stores from `$factory`, an async
 /// function returning a fresh, isolated store. With a second argument, an
 /// async function taking `&Store`, that function tears the store down after
@@ -231,6 +250,7 @@ macro_rules! store_conformance_tests {
             log_out_everywhere_ends_a_users_other_sessions,
             signing_out_one_device_ends_exactly_that_one,
             devices_are_listed_where_they_began,
+            max_sessions_holds_under_parallel_logins,
             indexed_fields_follow_their_writes,
             lifecycle_events_fire_once_each,
         );

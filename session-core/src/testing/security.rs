@@ -549,3 +549,108 @@ pub async fn devices_are_listed_where_they_began(store: Arc<dyn SessionStore>) {
         None
     );
 }
+
+/// `#[session(index, max_sessions = 2)]`: six logins of one user at once
+/// leave exactly two live sessions, and a later login ends the oldest;
+/// with `when_full = "refuse"`, six at once leave exactly two, the
+/// refused ones answer `TooManySessions` with their session ended, and a
+/// later login is refused while the two live.
+pub async fn max_sessions_holds_under_parallel_logins(store: Arc<dyn SessionStore>) {
+    let m = manager(store.clone());
+    let logins: Vec<_> = (0..6)
+        .map(|_| {
+            let m = m.clone();
+            tokio::spawn(async move {
+                let mut h = m.open::<Seat>(None);
+                h.set_user(1);
+                let outcome = flush(&mut h).await;
+                (
+                    outcome,
+                    crate::schema::SessionHandle::state(&h)
+                        .request()
+                        .take_cookie_action(),
+                )
+            })
+        })
+        .collect();
+    for login in logins {
+        let (outcome, _) = login.await.unwrap();
+        assert_eq!(outcome.unwrap(), Outcome::Created);
+    }
+    let live = m.open::<Seat>(None).sessions_by_user(&1).await.unwrap();
+    assert_eq!(live.len(), 2, "six logins at once leave two");
+    // A later login ends the oldest of the two.
+    let later = m.begin_at(None, now() + 5);
+    let mut h = later.open::<Seat>();
+    h.set_user(1);
+    assert_eq!(flush(&mut h).await.unwrap(), Outcome::Created);
+    let newest = cookie_token(&mut h);
+    let after: Vec<crate::SessionId> = m
+        .open::<Seat>(None)
+        .sessions_by_user(&1)
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.id())
+        .collect();
+    assert_eq!(after.len(), 2);
+    assert!(after.contains(&Token::parse(&newest).unwrap().store_key().id()));
+    let ended: Vec<_> = live.iter().filter(|s| !after.contains(&s.id())).collect();
+    assert_eq!(ended.len(), 1, "exactly one of the earlier two ended");
+
+    // Refusing: six at once, two stay.
+    let logins: Vec<_> = (0..6)
+        .map(|_| {
+            let m = m.clone();
+            tokio::spawn(async move {
+                let mut h = m.open::<Door>(None);
+                h.set_user(2);
+                let outcome = flush(&mut h).await;
+                (
+                    outcome,
+                    crate::schema::SessionHandle::state(&h)
+                        .request()
+                        .take_cookie_action(),
+                )
+            })
+        })
+        .collect();
+    let mut refused = 0;
+    for login in logins {
+        match login.await.unwrap() {
+            (Ok(outcome), _) => assert_eq!(outcome, Outcome::Created),
+            (Err(crate::Error::TooManySessions { field, max }), cookie) => {
+                assert_eq!((field, max), ("user", 2));
+                // Ended: a new session's cookie is never sent, an older
+                // one's is removed.
+                assert!(
+                    matches!(cookie, None | Some(CookieAction::Remove)),
+                    "a refused session is ended: {cookie:?}"
+                );
+                refused += 1;
+            }
+            (Err(other), _) => panic!("{other:?}"),
+        }
+    }
+    // Each login ranks after its own write; a login that ranked itself
+    // within the limit before a concurrent one with an earlier time wrote
+    // is ended by that one's ranking instead of refused. So: at most the
+    // four past the limit refused, and exactly two left.
+    assert!(refused <= 4, "{refused} refused");
+    let live = m.open::<Door>(None).sessions_by_user(&2).await.unwrap();
+    assert_eq!(live.len(), 2, "six logins at once leave two");
+    let mut late = m.begin_at(None, now() + 5).open::<Door>();
+    late.set_user(2);
+    assert!(matches!(
+        flush(&mut late).await,
+        Err(crate::Error::TooManySessions { .. })
+    ));
+    assert_eq!(
+        m.open::<Door>(None)
+            .sessions_by_user(&2)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}

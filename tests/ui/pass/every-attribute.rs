@@ -30,6 +30,8 @@ pub struct Shop {
     session_id: String,
     #[session(versioned, rename = "hits", default = "one")]
     visits: u64,
+    #[session(index, max_sessions = 3, when_full = "refuse")]
+    seat: Option<u64>,
 }
 
 fn one() -> u64 {
