@@ -472,19 +472,8 @@ def redis_pass(args, out):
 
 
 def redis_report(res):
-    names = [n for n in ["before", "redis", "cluster"] if n in next(iter(res.values()))]
-    base = names[0]
-    lines = ["### Redis: one server and a Redis Cluster (ours, interleaved rounds)", "",
-             "| route | sessions | " + " | ".join("%s req/s" % n for n in names)
-             + " | " + " | ".join("%s / %s" % (n, base) for n in names[1:]) + " |",
-             "|---|---:|" + "---:|" * (2 * len(names) - 1)]
-    for key in sorted(res, key=lambda k: (int(k.split("/")[1]), k)):
-        r = res[key]
-        name, cfg = key.split("/")
-        lines.append("| %s | %s | %s | %s |" % (
-            name, cfg, " | ".join("%.0f" % r[n] for n in names),
-            " | ".join("%.3f" % (r[n] / max(r[base], 1)) for n in names[1:])))
-    return "\n".join(lines)
+    return ratios_report("Redis: one server and a Redis Cluster (ours, interleaved rounds)",
+                         res, ["before", "redis", "cluster"])
 
 
 def observe_pass(args, out, mysql_url):
@@ -516,10 +505,12 @@ def observe_pass(args, out, mysql_url):
     return res
 
 
-def observe_report(res):
-    names = [n for n in ["before", "off", "info", "debug"] if n in next(iter(res.values()))]
+def ratios_report(title, res, order):
+    """A table of req/s per variant of `order` present in `res`, with each
+    one's ratio to the first."""
+    names = [n for n in order if n in next(iter(res.values()))]
     base = names[0]
-    lines = ["### Metrics, traces and events: their cost (ours on MySQL, interleaved rounds)", "",
+    lines = ["### " + title, "",
              "| route | sessions | " + " | ".join("%s req/s" % n for n in names)
              + " | " + " | ".join("%s / %s" % (n, base) for n in names[1:]) + " |",
              "|---|---:|" + "---:|" * (2 * len(names) - 1)]
@@ -530,6 +521,11 @@ def observe_report(res):
             name, cfg, " | ".join("%.0f" % r[n] for n in names),
             " | ".join("%.3f" % (r[n] / max(r[base], 1)) for n in names[1:])))
     return "\n".join(lines)
+
+
+def observe_report(res):
+    return ratios_report("Metrics, traces and events: their cost (ours on MySQL, interleaved rounds)",
+                         res, ["before", "off", "info", "debug"])
 
 
 def stores_report(res):

@@ -132,13 +132,7 @@ fn expand(cont: &Container) -> TokenStream {
     });
     let listed_values = eager.iter().map(|(i, f)| {
         let (fident, fty, name) = (f.ident, f.ty, &f.name);
-        let default = match &f.attrs.default {
-            Some(_) => default_const(*i).into_token_stream(),
-            None => {
-                let default = paths::default(fty.span());
-                quote!(<#fty as #default>::default)
-            }
-        };
+        let default = default_fn_expr(*i, f);
         quote!(#fident: info.decode_or::<#fty>(#name, #default),)
     });
     let session_info = paths::session_info();
@@ -269,13 +263,7 @@ fn accessors(field: &Field, index: usize, codec: &TokenStream, data: &Ident) -> 
     let member = syn::Index::from(index);
     let result = paths::result();
     let lift = paths::lift();
-    let default = match &field.attrs.default {
-        Some(_) => default_const(index).into_token_stream(),
-        None => {
-            let default = paths::default(ty.span());
-            quote!(<#ty as #default>::default)
-        }
-    };
+    let default = default_fn_expr(index, field);
     let [get, get_mut, set, remove] = field.accessors();
     let index = Literal::usize_unsuffixed(index);
 
@@ -442,16 +430,9 @@ fn lifecycle(cont: &Container, codec: &TokenStream) -> TokenStream {
         .collect();
     let borrows = eager.iter().map(|(i, f)| {
         let ident = f.ident;
-        let ty = f.ty;
         let name = &slot_names[*i];
         let index = Literal::usize_unsuffixed(*i);
-        let default = match &f.attrs.default {
-            Some(_) => default_const(*i).into_token_stream(),
-            None => {
-                let default = paths::default(ty.span());
-                quote!(<#ty as #default>::default)
-            }
-        };
+        let default = default_fn_expr(*i, f);
         quote! {
             let #ident = #lift(#name.get_mut::<#codec>(&mut *__state, #index, #default).await)?;
         }
@@ -514,6 +495,19 @@ fn lifecycle(cont: &Container, codec: &TokenStream) -> TokenStream {
                     __session: ::core::marker::PhantomData,
                 })
             }
+        }
+    }
+}
+
+/// The `fn() -> T` giving field `index`'s value when absent: its
+/// `default = "…"` constant, or `Default::default`.
+fn default_fn_expr(index: usize, field: &Field) -> TokenStream {
+    match &field.attrs.default {
+        Some(_) => default_const(index).into_token_stream(),
+        None => {
+            let ty = field.ty;
+            let default = paths::default(ty.span());
+            quote!(<#ty as #default>::default)
         }
     }
 }

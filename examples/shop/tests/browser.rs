@@ -325,6 +325,16 @@ async fn click(client: &Client, css: &str) {
     }
 }
 
+/// Fills in the login form on the current page and sends it.
+async fn log_in(client: &Client, name: &str) {
+    element(client, "form#login input[name=username]")
+        .await
+        .send_keys(name)
+        .await
+        .unwrap();
+    click(client, "form#login button").await;
+}
+
 async fn absent(client: &Client, css: &str) {
     let found = client.find_all(Locator::Css(css)).await.unwrap();
     assert!(found.is_empty(), "`{css}` should not be on the page");
@@ -422,12 +432,7 @@ async fn scenario(client: &Client, shop: &Target) {
 
     // Log in with a name that must be escaped.
     let name = "alice & <b>bob</b>";
-    element(client, "form#login input[name=username]")
-        .await
-        .send_keys(name)
-        .await
-        .unwrap();
-    click(client, "form#login button").await;
+    log_in(client, name).await;
     assert_eq!(
         text(client, "#user").await,
         name,
@@ -566,12 +571,7 @@ async fn scenario(client: &Client, shop: &Target) {
     // Control: a planted copy of a live cookie does open the cart, so the
     // refusals above are the server's doing, not a cookie the browser did
     // not send.
-    element(client, "form#login input[name=username]")
-        .await
-        .send_keys("carol")
-        .await
-        .unwrap();
-    click(client, "form#login button").await;
+    log_in(client, "carol").await;
     assert_eq!(text(client, "#user").await, "carol");
     let live = checked_cookie(client, shop, "second login").await;
     client.delete_cookie("session").await.unwrap();
@@ -590,12 +590,7 @@ async fn scenario(client: &Client, shop: &Target) {
     // page lists both, this one marked, and signs the other one out.
     client.delete_cookie("session").await.unwrap();
     client.goto(&shop.url("/login")).await.unwrap();
-    element(client, "form#login input[name=username]")
-        .await
-        .send_keys("carol")
-        .await
-        .unwrap();
-    click(client, "form#login button").await;
+    log_in(client, "carol").await;
     let second = checked_cookie(client, shop, "second device").await;
     assert_ne!(second, live);
     client.goto(&shop.url("/account")).await.unwrap();

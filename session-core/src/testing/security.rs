@@ -552,29 +552,13 @@ pub async fn devices_are_listed_where_they_began(store: Arc<dyn SessionStore>) {
 
 /// `#[session(index, max_sessions = 2)]`: six logins of one user at once
 /// leave exactly two live sessions, and a later login ends the oldest;
-/// with `when_full = "refuse"`, six at once leave exactly two, the
-/// refused ones answer `TooManySessions` with their session ended, and a
-/// later login is refused while the two live.
+/// with `when_full = "refuse"`, six at once leave exactly two, a refused
+/// one answers `TooManySessions` with its session ended, and a later login
+/// is refused while the two live.
 pub async fn max_sessions_holds_under_parallel_logins(store: Arc<dyn SessionStore>) {
     let m = manager(store.clone());
-    let logins: Vec<_> = (0..6)
-        .map(|_| {
-            let m = m.clone();
-            tokio::spawn(async move {
-                let mut h = m.open::<Seat>(None);
-                h.set_user(1);
-                let outcome = flush(&mut h).await;
-                (
-                    outcome,
-                    crate::schema::SessionHandle::state(&h)
-                        .request()
-                        .take_cookie_action(),
-                )
-            })
-        })
-        .collect();
-    for login in logins {
-        let (outcome, _) = login.await.unwrap();
+    let logins = parallel_logins::<Seat>(&m, |h| h.set_user(1)).await;
+    for (outcome, _) in logins {
         assert_eq!(outcome.unwrap(), Outcome::Created);
     }
     let live = m.open::<Seat>(None).sessions_by_user(&1).await.unwrap();
@@ -599,25 +583,10 @@ pub async fn max_sessions_holds_under_parallel_logins(store: Arc<dyn SessionStor
     assert_eq!(ended.len(), 1, "exactly one of the earlier two ended");
 
     // Refusing: six at once, two stay.
-    let logins: Vec<_> = (0..6)
-        .map(|_| {
-            let m = m.clone();
-            tokio::spawn(async move {
-                let mut h = m.open::<Door>(None);
-                h.set_user(2);
-                let outcome = flush(&mut h).await;
-                (
-                    outcome,
-                    crate::schema::SessionHandle::state(&h)
-                        .request()
-                        .take_cookie_action(),
-                )
-            })
-        })
-        .collect();
+    let logins = parallel_logins::<Door>(&m, |h| h.set_user(2)).await;
     let mut refused = 0;
     for login in logins {
-        match login.await.unwrap() {
+        match login {
             (Ok(outcome), _) => assert_eq!(outcome, Outcome::Created),
             (Err(crate::Error::TooManySessions { field, max }), cookie) => {
                 assert_eq!((field, max), ("user", 2));
@@ -653,4 +622,31 @@ pub async fn max_sessions_holds_under_parallel_logins(store: Arc<dyn SessionStor
             .len(),
         2
     );
+}
+
+/// Six logins at once, each a new session of `T` that `login` gives the
+/// value: each one's flush outcome and cookie action.
+async fn parallel_logins<T: crate::SessionData>(
+    m: &SessionManager,
+    login: fn(&mut T::Handle),
+) -> Vec<(crate::Result<Outcome>, Option<CookieAction>)> {
+    let runs: Vec<_> = (0..6)
+        .map(|_| {
+            let m = m.clone();
+            tokio::spawn(async move {
+                let mut h = m.open::<T>(None);
+                login(&mut h);
+                let outcome = flush(&mut h).await;
+                let cookie = crate::schema::SessionHandle::state(&h)
+                    .request()
+                    .take_cookie_action();
+                (outcome, cookie)
+            })
+        })
+        .collect();
+    let mut done = Vec::new();
+    for run in runs {
+        done.push(run.await.unwrap());
+    }
+    done
 }

@@ -60,6 +60,65 @@ local function hold_sets(k, prefix, deadline)
     end
   end
 end
+-- The expectations in ARGV from `i` (a count, then name and version
+-- pairs, an empty version for absent), checked against hash `k`: the
+-- versions to write and the next index, or false on a mismatch.
+local function expectations(k, i)
+  local expect = {}
+  local n = tonumber(ARGV[i]); i = i + 1
+  for _ = 1, n do
+    local name, want = ARGV[i], ARGV[i + 1]
+    i = i + 2
+    local present = redis.call('HEXISTS', k, 'f:' .. name) == 1
+    if want == '' then
+      if present then return false end
+      expect[name] = 1
+    else
+      if not present then return false end
+      local v = tonumber(redis.call('HGET', k, 'v:' .. name) or '0')
+      if v ~= tonumber(want) then return false end
+      expect[name] = v + 1
+    end
+  end
+  return expect, i
+end
+-- The expiry change of ARGV[8..11] (kind, expiry, idle, cookie choice)
+-- applied to hash `k` whose expiry is `e`, capped at `cap`: the new expiry.
+local function change_expiry(k, e, cap)
+  if ARGV[8] == 'x' then
+    e = math.min(math.max(e, tonumber(ARGV[9])), cap)
+    redis.call('HSET', k, '_e', e)
+  elseif ARGV[8] == 's' then
+    e = math.min(tonumber(ARGV[9]), cap)
+    redis.call('HSET', k, '_e', e, '_i', ARGV[10])
+    if ARGV[11] == '' then redis.call('HDEL', k, '_p') else redis.call('HSET', k, '_p', ARGV[11]) end
+  end
+  return e
+end
+-- Every field of hash `k` deleted (its `_` metadata kept).
+local function clear_fields(k)
+  for _, f in ipairs(redis.call('HKEYS', k)) do
+    if string.sub(f, 1, 1) ~= '_' then redis.call('HDEL', k, f) end
+  end
+end
+-- The upserts, then the removals, in ARGV from `i` (each a count, then
+-- its items) written to hash `k`, with the versions `expect` gives: the
+-- next index.
+local function write_fields(k, i, expect)
+  local n = tonumber(ARGV[i]); i = i + 1
+  for _ = 1, n do
+    local name = ARGV[i]
+    redis.call('HSET', k, 'f:' .. name, ARGV[i + 1])
+    if expect[name] then redis.call('HSET', k, 'v:' .. name, expect[name]) end
+    i = i + 2
+  end
+  n = tonumber(ARGV[i]); i = i + 1
+  for _ = 1, n do
+    redis.call('HDEL', k, 'f:' .. ARGV[i], 'v:' .. ARGV[i])
+    i = i + 1
+  end
+  return i
+end
 local function kill(k, hex, prefix)
   unindex(k, hex, prefix)
   return redis.call('DEL', k)
@@ -146,26 +205,11 @@ if not ok then
   if moved(KEYS[2], now) then return 2 end
   return 0
 end
-local i = 13
 -- The session's index sets must live as long as it: held again when it
 -- moves, its expiry changes or it gets an entry.
 local sets_change = tohex ~= '' or ARGV[8] ~= ''
-local expect = {}
-local n = tonumber(ARGV[i]); i = i + 1
-for _ = 1, n do
-  local name, want = ARGV[i], ARGV[i + 1]
-  i = i + 2
-  local present = redis.call('HEXISTS', key, 'f:' .. name) == 1
-  if want == '' then
-    if present then return 3 end
-    expect[name] = 1
-  else
-    if not present then return 3 end
-    local v = tonumber(redis.call('HGET', key, 'v:' .. name) or '0')
-    if v ~= tonumber(want) then return 3 end
-    expect[name] = v + 1
-  end
-end
+local expect, i = expectations(key, 13)
+if not expect then return 3 end
 if tohex ~= '' then
   if redis.call('EXISTS', KEYS[3]) == 1 then
     return redis.error_reply('the new session key is taken')
@@ -181,35 +225,13 @@ if tohex ~= '' then
     end
   end
 end
-local cap = c + maxlife
-if ARGV[8] == 'x' then
-  e = math.min(math.max(e, tonumber(ARGV[9])), cap)
-  redis.call('HSET', key, '_e', e)
-elseif ARGV[8] == 's' then
-  e = math.min(tonumber(ARGV[9]), cap)
-  redis.call('HSET', key, '_e', e, '_i', ARGV[10])
-  if ARGV[11] == '' then redis.call('HDEL', key, '_p') else redis.call('HSET', key, '_p', ARGV[11]) end
-end
+e = change_expiry(key, e, c + maxlife)
 if ARGV[12] == '1' then
   unindex(key, hex, prefix)
-  local names = redis.call('HKEYS', key)
-  for _, f in ipairs(names) do
-    if string.sub(f, 1, 1) ~= '_' then redis.call('HDEL', key, f) end
-  end
+  clear_fields(key)
 end
-n = tonumber(ARGV[i]); i = i + 1
-for _ = 1, n do
-  local name = ARGV[i]
-  redis.call('HSET', key, 'f:' .. name, ARGV[i + 1])
-  if expect[name] then redis.call('HSET', key, 'v:' .. name, expect[name]) end
-  i = i + 2
-end
-n = tonumber(ARGV[i]); i = i + 1
-for _ = 1, n do
-  redis.call('HDEL', key, 'f:' .. ARGV[i], 'v:' .. ARGV[i])
-  i = i + 1
-end
-n = tonumber(ARGV[i]); i = i + 1
+i = write_fields(key, i, expect)
+local n = tonumber(ARGV[i]); i = i + 1
 if n > 0 then sets_change = true end
 for _ = 1, n do
   local name, tag = ARGV[i], ARGV[i + 1]

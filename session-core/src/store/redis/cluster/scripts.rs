@@ -28,51 +28,12 @@ local function sets_of()
   return out
 end
 local before = sets_of()
-local i = 13
-local expect = {}
+local expect, i = expectations(key, 13)
+if not expect then return {3} end
+e = change_expiry(key, e, c + maxlife)
+if ARGV[12] == '1' then clear_fields(key) end
+i = write_fields(key, i, expect)
 local n = tonumber(ARGV[i]); i = i + 1
-for _ = 1, n do
-  local name, want = ARGV[i], ARGV[i + 1]
-  i = i + 2
-  local present = redis.call('HEXISTS', key, 'f:' .. name) == 1
-  if want == '' then
-    if present then return {3} end
-    expect[name] = 1
-  else
-    if not present then return {3} end
-    local v = tonumber(redis.call('HGET', key, 'v:' .. name) or '0')
-    if v ~= tonumber(want) then return {3} end
-    expect[name] = v + 1
-  end
-end
-local cap = c + maxlife
-if ARGV[8] == 'x' then
-  e = math.min(math.max(e, tonumber(ARGV[9])), cap)
-  redis.call('HSET', key, '_e', e)
-elseif ARGV[8] == 's' then
-  e = math.min(tonumber(ARGV[9]), cap)
-  redis.call('HSET', key, '_e', e, '_i', ARGV[10])
-  if ARGV[11] == '' then redis.call('HDEL', key, '_p') else redis.call('HSET', key, '_p', ARGV[11]) end
-end
-if ARGV[12] == '1' then
-  local names = redis.call('HKEYS', key)
-  for _, f in ipairs(names) do
-    if string.sub(f, 1, 1) ~= '_' then redis.call('HDEL', key, f) end
-  end
-end
-n = tonumber(ARGV[i]); i = i + 1
-for _ = 1, n do
-  local name = ARGV[i]
-  redis.call('HSET', key, 'f:' .. name, ARGV[i + 1])
-  if expect[name] then redis.call('HSET', key, 'v:' .. name, expect[name]) end
-  i = i + 2
-end
-n = tonumber(ARGV[i]); i = i + 1
-for _ = 1, n do
-  redis.call('HDEL', key, 'f:' .. ARGV[i], 'v:' .. ARGV[i])
-  i = i + 1
-end
-n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do
   local name, tag = ARGV[i], ARGV[i + 1]
   i = i + 2
