@@ -228,6 +228,7 @@ macro_rules! store_conformance_tests {
             concurrent_saves_of_different_fields_all_land,
             concurrent_adds_of_the_same_field_do_not_fail,
             destroy_one_checks_the_index_entry,
+            live_sessions_are_counted_after_a_cleanup_pass,
             binary_values_round_trip,
             statement_counts_per_request_kind,
             regenerate_keeps_data_and_kills_old_token,

@@ -532,6 +532,49 @@ pub async fn cleanup_honours_max_lifetime(store: Arc<dyn SessionStore>) {
     assert!(store.load(&young, &[], v).await.unwrap().is_some());
 }
 
+/// After a complete cleanup pass, a store that counts its live sessions
+/// (`count_live`: the `sessions_live` gauge) counts exactly those alive.
+pub async fn live_sessions_are_counted_after_a_cleanup_pass(store: Arc<dyn SessionStore>) {
+    let t = now();
+    for _ in 0..3 {
+        make(&*store, &[("a", b"1".to_vec())]).await;
+    }
+    for _ in 0..2 {
+        assert!(store
+            .create(&key(), ns(t - 100, t - 10), &[])
+            .await
+            .unwrap());
+    }
+    // One pass, in batches smaller than what it deletes.
+    let mut ended = 0;
+    loop {
+        let batch = store.delete_expired(at(), 1).await.unwrap();
+        ended += batch.len();
+        if batch.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(ended, 2);
+    let counted = store.count_live(at()).await.unwrap();
+    if let Some(live) = counted {
+        assert_eq!(live, 3, "the live sessions, and only they");
+    }
+    // Every store of this crate counts (a store of its own may not).
+    let ours = [
+        "memory",
+        "mysql",
+        "postgres",
+        "sqlite",
+        "redis",
+        "redis-cluster",
+    ];
+    assert!(
+        counted.is_some() || !ours.contains(&store.name()),
+        "{} counts its live sessions",
+        store.name()
+    );
+}
+
 /// N parallel saves, each of a different field of one session, all land.
 pub async fn concurrent_saves_of_different_fields_all_land(store: Arc<dyn SessionStore>) {
     let key = make(&*store, &[("base", b"0".to_vec())]).await;

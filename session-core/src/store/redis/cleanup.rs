@@ -1,6 +1,7 @@
 //! Cleanup on Redis: one pass is one walk of the keyspace (`SCAN`; on a
 //! cluster, each primary's in turn), its cursor kept from one batch to the
-//! next, each page examined by one script.
+//! next, each page examined by one script, which also counts the live
+//! sessions it examined: the `sessions_live` gauge at no extra command.
 
 use super::reply::parse_hex;
 use super::RedisStore;
@@ -8,8 +9,9 @@ use crate::error::Result;
 use crate::store::{Ended, Validity};
 
 /// What a purge script answers: how many keys of its page it examined,
-/// and each session it deleted (its key hex and its `f:` field pairs).
-pub(super) type PurgeReply = (usize, Vec<(String, Vec<Vec<u8>>)>);
+/// each session it deleted (its key hex and its `f:` field pairs), and how
+/// many of those it examined are alive.
+pub(super) type PurgeReply = (usize, Vec<(String, Vec<Vec<u8>>)>, u64);
 
 /// One cleanup pass's walk of the keyspace (`SCAN`), kept across its
 /// batches.
@@ -23,6 +25,8 @@ pub(super) struct Walk {
     started: bool,
     /// Keys of the last page not examined yet.
     pending: Vec<String>,
+    /// Live sessions examined so far in this pass.
+    live: u64,
 }
 
 impl RedisStore {
@@ -116,6 +120,9 @@ impl RedisStore {
                     // This node's walk is over: the next primary's, or the
                     // pass is over and the next call starts the next one.
                     if walk.node + 1 >= walk.nodes.len() {
+                        let live = i64::try_from(walk.live).unwrap_or(i64::MAX);
+                        self.last_live
+                            .store(live, std::sync::atomic::Ordering::Relaxed);
                         walk = Walk::default();
                         break Ok(());
                     }
@@ -153,10 +160,11 @@ impl RedisStore {
                     .arg(left);
                 self.eval(&call).await
             };
-            let (examined, purged) = match reply {
+            let (examined, purged, live) = match reply {
                 Ok(reply) => reply,
                 Err(e) => break Err(e),
             };
+            walk.live += live;
             walk.pending = keys.get(examined..).unwrap_or_default().to_vec();
             ended.extend(purged.into_iter().filter_map(|(hex, pairs)| {
                 let fields = pairs

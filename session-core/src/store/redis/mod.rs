@@ -88,6 +88,8 @@ pub struct RedisStore {
     warnings: Vec<String>,
     /// Where the cleanup's walk of the keyspace stands.
     walk: std::sync::Mutex<Walk>,
+    /// Live sessions the last complete cleanup pass counted; -1: none yet.
+    last_live: std::sync::atomic::AtomicI64,
 }
 
 impl fmt::Debug for RedisStore {
@@ -144,6 +146,7 @@ impl RedisStore {
             settings: RedisSettings::default(),
             warnings: Vec::new(),
             walk: std::sync::Mutex::default(),
+            last_live: std::sync::atomic::AtomicI64::new(-1),
         };
         if store.conn.is_cluster() {
             let primaries = store.conn.primaries().await?;
@@ -504,6 +507,14 @@ impl SessionStore for RedisStore {
 
     async fn delete_expired(&self, at: Validity, batch: u32) -> Result<Vec<Ended>> {
         self.purge_expired(at, batch).await
+    }
+
+    /// The live sessions the last complete cleanup pass found as it walked
+    /// the keyspace (counted by the purge scripts, no command of its own);
+    /// `None` before the first pass completes.
+    async fn count_live(&self, _: Validity) -> Result<Option<u64>> {
+        let live = self.last_live.load(std::sync::atomic::Ordering::Relaxed);
+        Ok(u64::try_from(live).ok())
     }
 
     fn name(&self) -> &'static str {

@@ -308,17 +308,20 @@ return 0
 
 /// KEYS: sessions (a SCAN page). ARGV: now, created after, key prefix,
 /// batch. Examines the keys in order until `batch` of them were dead and
-/// deleted; returns how many keys it examined and, for each session it
-/// deleted, its key hex and its field pairs (`f:<name>`, bytes): the
-/// script that deletes is the one that reports, so two cleanups never
-/// both report one session.
+/// deleted; returns how many keys it examined, for each session it
+/// deleted its key hex and its field pairs (`f:<name>`, bytes), and how
+/// many of those it examined are alive: the script that deletes is the
+/// one that reports, so two cleanups never both report one session.
 pub(super) const PURGE: &str = r"
 local now, after, prefix, batch = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
-local out, examined = {}, 0
+local out, examined, live = {}, 0, 0
 for _, k in ipairs(KEYS) do
   if #out >= batch then break end
   examined = examined + 1
-  if redis.call('EXISTS', k) == 1 and not alive(k, now, after) then
+  local exists = redis.call('EXISTS', k) == 1
+  if exists and alive(k, now, after) then
+    live = live + 1
+  elseif exists then
     local hex = string.match(k, '{(%x+)}$') or ''
     local fields = {}
     local h = redis.call('HGETALL', k)
@@ -331,7 +334,7 @@ for _, k in ipairs(KEYS) do
     if kill(k, hex, prefix) == 1 then out[#out + 1] = {hex, fields} end
   end
 end
-return {examined, out}
+return {examined, out, live}
 ";
 
 /// The helpers and a script's body, as one script.

@@ -402,7 +402,7 @@ impl RedisStore {
         batch: usize,
     ) -> Result<super::cleanup::PurgeReply> {
         let Some((first, rest)) = keys.split_first() else {
-            return Ok((0, Vec::new()));
+            return Ok((0, Vec::new(), 0));
         };
         let mut call = self.cluster().purge.key(first);
         call.arg(at.now)

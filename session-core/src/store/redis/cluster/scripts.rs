@@ -184,12 +184,15 @@ pub(super) const PURGE: &str = r"
 local now, after, prefix, batch = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 local keys = {KEYS[1]}
 for i = 5, #ARGV do keys[#keys + 1] = ARGV[i] end
-local out, examined = {}, 0
+local out, examined, live = {}, 0, 0
 for _, k in ipairs(keys) do
   if #out >= batch then break end
   examined = examined + 1
   local h = redis.pcall('HGETALL', k)
-  if type(h) == 'table' and not h.err and #h > 0 and not alive(k, now, after) then
+  local found = type(h) == 'table' and not h.err and #h > 0
+  if found and alive(k, now, after) then
+    live = live + 1
+  elseif found then
     local hex = string.match(k, '{(%x+)}$') or ''
     local fields, moving = {}, false
     for i = 1, #h, 2 do
@@ -203,5 +206,5 @@ for _, k in ipairs(keys) do
     if not moving and redis.call('DEL', k) == 1 then out[#out + 1] = {hex, fields} end
   end
 end
-return {examined, out}
+return {examined, out, live}
 ";
