@@ -111,7 +111,7 @@
 //! | writes a `#[session(index)]` field | +1 (its index entry, in the same transaction; +1 at login) |
 //! | `sessions_by_x` / `destroy_other_sessions_by_x` | 1 + 1 per session listed / 1 |
 //! | `destroy_session_by_x` ("sign out this device") | 2 (the list's query, the checked delete) |
-//! | sets a `#[session(index, max_sessions = N)]` field past N | +1 (the value's sessions) + 1 per other session + 1 per session ended |
+//! | sets a `#[session(index, max_sessions = N)]` field | +1 (the value's sessions); past N, +1 per other session and +1 per session ended |
 //!
 //! With `encryption_keys`, the counts are the same, but for a regenerate of
 //! a session not read in that request (+1: one field's query, for the keys
