@@ -950,9 +950,7 @@ impl Statements {
             args,
         }
     }
-}
 
-impl Statements {
     /// Deletes the session under `key` if its entry in index `name` is one
     /// of `tags`: one statement, so the check and the delete are one.
     pub(crate) fn destroy_one<'a>(
