@@ -316,3 +316,79 @@ async fn a_cleanup_pass_walks_the_keyspace_once() {
     // The next pass starts from the beginning and finds nothing.
     assert!(store.delete_expired(at, 500).await.unwrap().is_empty());
 }
+
+/// A primary with a replica (as under Sentinel): a logout is acknowledged
+/// once the replica has it; with the replica frozen (SIGSTOP) and its link
+/// cut, the logout answers unavailable (503, to retry) rather than done,
+/// since a failover to that replica would bring the session back.
+#[tokio::test]
+async fn with_a_replica_a_logout_waits_until_the_replica_has_it() {
+    let primary = Server::start("primary", &["--save", "", "--appendonly", "yes"]);
+    let replicaof = ["--replicaof", "127.0.0.1", &primary.port.to_string()].map(String::from);
+    let mut args = vec!["--save", "", "--appendonly", "yes"];
+    args.extend(replicaof.iter().map(String::as_str));
+    let replica = Server::start("replica", &args);
+    // The replica has synced once the primary counts it.
+    let client = redis::Client::open(primary.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    for _ in 0..200 {
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if info.contains("connected_slaves:1") && info.contains("state=online") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let store = connect(&primary).await.unwrap();
+    let session = NewSession {
+        created_at: now(),
+        expires_at: now() + 3600,
+        idle_timeout: 3600,
+        persistent: None,
+    };
+    let (confirmed, unconfirmed) = (Token::generate().unwrap(), Token::generate().unwrap());
+    for t in [&confirmed, &unconfirmed] {
+        assert!(store.create(&t.store_key(), session, &[]).await.unwrap());
+    }
+    let before = store.stats().statements;
+    assert!(store.destroy(&confirmed.store_key(), now()).await.unwrap());
+    assert_eq!(
+        store.stats().statements - before,
+        2,
+        "the destroy, then the wait for the replica"
+    );
+
+    let pid = replica.child.id().to_string();
+    let signal = |sig: &str| {
+        let status = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    signal("-STOP");
+    let cut: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("replica")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(cut, 1, "the replica's link was cut");
+    let outcome = store.destroy(&unconfirmed.store_key(), now()).await;
+    signal("-CONT");
+    assert!(
+        matches!(outcome, Err(session_core::Error::Unavailable(_))),
+        "a logout no replica has is not reported done: {outcome:?}"
+    );
+    assert_eq!(
+        store
+            .load(&unconfirmed.store_key(), &[], at())
+            .await
+            .unwrap(),
+        None
+    );
+}

@@ -58,6 +58,7 @@ use crate::token::StoreKey;
 mod cleanup;
 mod cluster;
 mod conn;
+mod replicas;
 mod reply;
 mod scripts;
 mod settings;
@@ -90,6 +91,8 @@ pub struct RedisStore {
     walk: std::sync::Mutex<Walk>,
     /// Live sessions the last complete cleanup pass counted; -1: none yet.
     last_live: std::sync::atomic::AtomicI64,
+    /// Every primary had a replica at connect: destroys wait for one.
+    replicated: bool,
 }
 
 impl fmt::Debug for RedisStore {
@@ -115,8 +118,10 @@ impl RedisStore {
     /// everywhere" end nothing); snapshots without an append-only file,
     /// `appendfsync no`, or a setting `CONFIG GET` would not show are
     /// warned about ([`warnings`](Self::warnings)), each with its fix. On
-    /// a cluster, a primary without a replica is warned about too, and
-    /// when every primary has one, a destroy waits until a replica has it.
+    /// a cluster, a primary without a replica is warned about too. When
+    /// the primary (every primary, on a cluster) has a replica, a destroy
+    /// waits until a replica has it (`WAIT`, one second, else
+    /// [`Error::Unavailable`]): a failover cannot bring a logout back.
     ///
     /// # Errors
     /// [`Error::Config`] for a bad URL or prefix, an evicting
@@ -147,6 +152,7 @@ impl RedisStore {
             warnings: Vec::new(),
             walk: std::sync::Mutex::default(),
             last_live: std::sync::atomic::AtomicI64::new(-1),
+            replicated: false,
         };
         if store.conn.is_cluster() {
             let primaries = store.conn.primaries().await?;
@@ -156,7 +162,7 @@ impl RedisStore {
                 for warning in settings.judge().map_err(|e| on_node(e, node))? {
                     store.warnings.push(format!("primary {node}: {warning}"));
                 }
-                if !settings::has_replica(&store, node).await {
+                if !settings::has_replica(&store, Some(node)).await {
                     replicated = false;
                     store.warnings.push(format!(
                         "primary {node} has no replica: a failover cannot replace it, and \
@@ -168,13 +174,16 @@ impl RedisStore {
                     store.settings = settings;
                 }
             }
-            store.cluster = Some(cluster::Cluster::new(replicated));
+            store.replicated = replicated;
+            store.cluster = Some(cluster::Cluster::new());
         } else {
             let pong: String = store.run(&redis::cmd("PING")).await?;
             debug_assert_eq!(pong, "PONG");
             settings::refuse_cluster(&store).await?;
             store.settings = settings::read(&store, None).await;
             store.warnings = store.settings.judge()?;
+            // A primary with replicas (Sentinel): destroys wait for one.
+            store.replicated = settings::has_replica(&store, None).await;
         }
         for warning in &store.warnings {
             tracing::warn!("{warning}");
@@ -385,6 +394,9 @@ impl SessionIndexes for RedisStore {
             call.arg(hex(tag));
         }
         let gone: i64 = self.eval(&call).await?;
+        if gone > 0 {
+            self.confirm(None).await?;
+        }
         Ok(gone > 0)
     }
 }
@@ -502,6 +514,9 @@ impl SessionStore for RedisStore {
             .arg(hex(key.as_bytes()))
             .arg(super::MAX_REGENERATES_IN_GRACE);
         let gone: i64 = self.eval(&call).await?;
+        if gone > 0 {
+            self.confirm(None).await?;
+        }
         Ok(gone > 0)
     }
 
@@ -575,6 +590,9 @@ impl RedisStore {
         }
         keys.sort();
         keys.dedup();
+        if mode == "destroy" && !keys.is_empty() {
+            self.confirm(None).await?;
+        }
         Ok(keys)
     }
 }

@@ -102,11 +102,11 @@ pub(super) async fn refuse_cluster(store: &RedisStore) -> Result<()> {
     }
 }
 
-/// Whether the cluster primary at `node` has a replica connected
-/// (`INFO replication`); `false` when it would not say.
-pub(super) async fn has_replica(store: &RedisStore, node: &str) -> bool {
+/// Whether the server (the cluster primary at `node`) has a replica
+/// connected (`INFO replication`); `false` when it would not say.
+pub(super) async fn has_replica(store: &RedisStore, node: Option<&str>) -> bool {
     let info: Result<String> = store
-        .run_on(Some(node), redis::cmd("INFO").arg("replication"))
+        .run_on(node, redis::cmd("INFO").arg("replication"))
         .await;
     info.ok()
         .and_then(|info| {

@@ -55,9 +55,6 @@ use self::scripts::{DESTROY, ENTER, FINISH, MEMBER, MOVE_IN, PREVIOUS, PRUNE, PU
 /// writing the session that names it.
 pub(super) const PRUNE_AFTER: i64 = 300;
 
-/// How long a destroy waits for a replica to confirm it (milliseconds).
-const REPLICA_WAIT_MS: u64 = 1000;
-
 /// The cluster's scripts and what was learnt of it at connect.
 pub(super) struct Cluster {
     save: Script,
@@ -69,12 +66,10 @@ pub(super) struct Cluster {
     member: Script,
     prune: Script,
     purge: Script,
-    /// Every primary has a replica: destroys wait for one to confirm.
-    pub(super) replicated: bool,
 }
 
 impl Cluster {
-    pub(super) fn new(replicated: bool) -> Cluster {
+    pub(super) fn new() -> Cluster {
         Cluster {
             save: Script::new(&with_helpers(SAVE)),
             previous: Script::new(PREVIOUS),
@@ -88,7 +83,6 @@ impl Cluster {
                 "#!lua flags=allow-cross-slot-keys\n{}",
                 with_helpers(PURGE)
             )),
-            replicated,
         }
     }
 }
@@ -243,32 +237,6 @@ impl RedisStore {
             }
         }
         Ok(false)
-    }
-
-    /// Waits until a replica holds the writes sent to the primary of
-    /// `key` (every primary: `None`), when every primary has one.
-    async fn confirm(&self, key: Option<&str>) -> Result<()> {
-        if !self.cluster().replicated {
-            return Ok(());
-        }
-        let wait = redis::cmd("WAIT").arg(1).arg(REPLICA_WAIT_MS).clone();
-        let acked: i64 = match key {
-            Some(key) => {
-                self.counters.statement();
-                let reply = self.conn.to_primary_of(key, &wait).await;
-                redis::from_redis_value(reply.map_err(super::map_error)?)
-                    .map_err(|e| super::map_error(e.into()))?
-            }
-            None => self.run(&wait).await?,
-        };
-        if acked < 1 {
-            return Err(Error::Unavailable(
-                "the session was deleted on its Redis primary, but no replica confirmed it within \
-                 1 s: a failover now could bring it back; try again"
-                    .into(),
-            ));
-        }
-        Ok(())
     }
 
     /// "Log out everywhere" and the devices list on a cluster: each page
