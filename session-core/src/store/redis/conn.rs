@@ -22,10 +22,10 @@ use redis::{Cmd, Pipeline, RedisError, RedisFuture, RetryMethod, Value};
 use crate::error::{Error, Result};
 
 /// How many times a cluster command that did not run is sent again, and
-/// the longest pause between two tries: together about 10 s, longer than
-/// a failover of a cluster with the default `cluster-node-timeout` takes
-/// to elect a new primary is not (15 s), so a request waits out a short
-/// election and answers 503 during a long one.
+/// the longest pause between two tries (25 ms more each try): about 9 s in
+/// all, which waits out the election after a failover with a short
+/// `cluster-node-timeout` (2 s in the tests); with the default (15 s) a
+/// request answers 503 until the new primary is elected.
 const CLUSTER_TRIES: u32 = 40;
 const CLUSTER_PAUSE_MAX: Duration = Duration::from_millis(250);
 

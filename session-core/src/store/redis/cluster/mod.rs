@@ -147,13 +147,15 @@ impl RedisStore {
         // no later than now.
         let deadline = at.now + at.max_lifetime() + 3600;
         let own = hex(key.as_bytes());
-        let entered: Vec<String> = changes
-            .index
-            .iter()
-            .filter_map(|u| Some(self.index_set(u.name, &hex(&u.tag?))))
-            .collect();
         match changes.rename {
-            None => self.enter_sets(&entered, &own, deadline).await?,
+            None => {
+                let entered: Vec<String> = changes
+                    .index
+                    .iter()
+                    .filter_map(|u| Some(self.index_set(u.name, &hex(&u.tag?))))
+                    .collect();
+                self.enter_sets(&entered, &own, deadline).await?;
+            }
             // Step 1 kills the old key: the new one must be free first
             // (a 256-bit key taken is a bug, but it must fail cleanly).
             Some(rename) => {
