@@ -133,6 +133,23 @@ pub struct Config {
     /// Sessions deleted per cleanup statement. Default 500.
     pub cleanup_batch: u32,
 
+    // ---- Tokens that rotate.
+    /// Seconds a session's token is used before the session gets a new
+    /// one: the first request that reads the session after that moves it
+    /// to a fresh token (its data kept, in the same store call as the
+    /// request's writes) and sets the new cookie. A copied cookie then
+    /// works for at most this long, and a replay of a replaced token after
+    /// [`rotation_grace`](Self::rotation_grace) ends the session for every
+    /// holder (a `Destroyed { cause: TheftSuspected }` event). Server-side
+    /// stores only; not on Redis Cluster. Default `None`: tokens live as
+    /// long as their session.
+    pub rotate_after: Option<u64>,
+    /// Seconds a replaced token still works after a rotation, for the
+    /// requests already in flight with it (the parallel requests of one
+    /// page): they read and write the session under its new token and set
+    /// no cookie. Past it, the replaced token is a stolen one. Default 10.
+    pub rotation_grace: u64,
+
     // ---- The cookie.
     /// Cookie name. Default `"session"`.
     pub cookie_name: String,
@@ -212,6 +229,8 @@ impl std::fmt::Debug for Config {
             table_prefix,
             cleanup_interval,
             cleanup_batch,
+            rotate_after,
+            rotation_grace,
             max_field_bytes,
             max_session_bytes,
             on_decode_error,
@@ -244,6 +263,8 @@ impl std::fmt::Debug for Config {
             .field("table_prefix", table_prefix)
             .field("cleanup_interval", cleanup_interval)
             .field("cleanup_batch", cleanup_batch)
+            .field("rotate_after", rotate_after)
+            .field("rotation_grace", rotation_grace)
             .field("max_field_bytes", max_field_bytes)
             .field("max_session_bytes", max_session_bytes)
             .field("on_decode_error", on_decode_error)
@@ -280,6 +301,8 @@ impl Default for Config {
             table_prefix: String::new(),
             cleanup_interval: 300,
             cleanup_batch: 500,
+            rotate_after: None,
+            rotation_grace: 10,
             max_field_bytes: 64 * 1024,
             max_session_bytes: 1024 * 1024,
             on_decode_error: OnDecodeError::Default,
@@ -363,6 +386,22 @@ impl Config {
         }
         if self.max_lifetime == 0 {
             return Err(Error::config("`max_lifetime` must be at least 1 second"));
+        }
+        if let Some(after) = self.rotate_after {
+            if self.rotation_grace == 0 || self.rotation_grace > 300 {
+                return Err(Error::config(format!(
+                    "`rotation_grace` must be between 1 and 300 seconds (the longest a request \
+                     in flight may still use a replaced token), got {}",
+                    self.rotation_grace
+                )));
+            }
+            if after <= self.rotation_grace {
+                return Err(Error::config(format!(
+                    "`rotate_after` ({after}) must be more than `rotation_grace` ({}): a token \
+                     must outlive the grace of the one it replaced",
+                    self.rotation_grace
+                )));
+            }
         }
         if self.max_field_bytes == 0 || self.max_session_bytes == 0 {
             return Err(Error::config(

@@ -11,8 +11,11 @@
 //! |---|---|---|
 //! | `Created` | the insert of a new session | a key is inserted once |
 //! | `Regenerated` | the save that moved the session to a new token | the move needs the old key alive |
+//! | `Rotated` | the save that moved the session to a new token at `rotate_after` | the move needs the old key alive (racing rotations: one moves, the others follow it) |
 //! | `Destroyed { Request }` | `destroy()` | of racing deletes, one deletes the row |
 //! | `Destroyed { Everywhere }` | `destroy_sessions_by_x()` | the statement that deletes returns what it deleted |
+//! | `Destroyed { Revoked }`, `{ Limit }` | `destroy_session_by_x()`, a login past `max_sessions` | the same |
+//! | `Destroyed { TheftSuspected }` | the request that presented a rotated token after its grace | of racing deletes, one deletes the row |
 //! | `Expired` | the cleanup task | the statement that deletes returns what it deleted (`DELETE … RETURNING`, a claim in one transaction, the Redis script) |
 //! | `Conflict` | a save refused on a versioned field (409) | per request |
 //!
@@ -70,6 +73,12 @@ pub enum EventKind {
         /// The id the session had before.
         previous: SessionId,
     },
+    /// A request moved the session to a new token because its token was
+    /// older than `rotate_after`; [`SessionEvent::session`] is its new id.
+    Rotated {
+        /// The id the session had before.
+        previous: SessionId,
+    },
     /// The session was deleted before its time.
     Destroyed {
         /// By what.
@@ -100,6 +109,11 @@ pub enum DestroyCause {
     /// `#[session(index, max_sessions = N)]` field, and this one was the
     /// oldest past the limit.
     Limit,
+    /// A token that a rotation replaced was presented after its grace
+    /// (`rotation_grace`): two parties held it, so the session ended for
+    /// both (see `rotate_after`). The event names the session's id at
+    /// that moment.
+    TheftSuspected,
 }
 
 /// The value of one `#[session(index)]` field of the session an event is

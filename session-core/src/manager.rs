@@ -69,6 +69,14 @@ impl SessionManager {
     #[cfg_attr(docsrs, doc(cfg(feature = "cookie")))]
     pub fn in_cookies(config: Config) -> Result<Self> {
         config.validate()?;
+        if config.rotate_after.is_some() {
+            return Err(crate::Error::config(
+                "`rotate_after` needs a server-side store: a session kept whole in its cookie \
+                 has no state on the server that could tell a replaced token, or a copied \
+                 cookie, from the current one (remove `rotate_after`, or keep sessions in a \
+                 database or Redis)",
+            ));
+        }
         let carrier = carrier::select(&config, true)?;
         Ok(Self::from(Context::new(None, carrier, config, None)))
     }

@@ -116,6 +116,7 @@ pub async fn flush<H: SessionHandle>(handle: &mut H) -> Result<Outcome> {
     if handle.state().is_untouched() {
         return Ok(Outcome::Unchanged);
     }
+    handle.state().request().rotate_if_due();
     handle.state().prepare_flush().await?;
     let plan = handle.state().plan(|i| handle.encode_field(i))?;
     let outcome = handle.state_mut().apply(plan).await?;

@@ -15,7 +15,7 @@ struct NoIndexes(MemoryStore);
 
 mod no_indexes {
     use session_core::store::{
-        Changes, NewSession, Record, Saved, SessionStore, Timestamp, Validity,
+        Changes, NewSession, PreviousKey, Record, Saved, SessionStore, Timestamp, Validity,
     };
     use session_core::{async_trait, Result, StoreKey};
 
@@ -48,8 +48,8 @@ mod no_indexes {
         async fn save(&self, key: &StoreKey, changes: &Changes, at: Validity) -> Result<Saved> {
             self.0.save(key, changes, at).await
         }
-        async fn is_previous_key(&self, key: &StoreKey, now: Timestamp) -> Result<bool> {
-            self.0.is_previous_key(key, now).await
+        async fn previous(&self, key: &StoreKey, now: Timestamp) -> Result<Option<PreviousKey>> {
+            self.0.previous(key, now).await
         }
         async fn destroy(&self, key: &StoreKey, now: Timestamp) -> Result<bool> {
             self.0.destroy(key, now).await

@@ -179,6 +179,7 @@ async fn a_failed_write_undoes_its_regenerate() {
         rename: Some(Rename {
             to,
             previous_until: t + 60,
+            reason: session_core::store::Replaced::Regenerated,
         }),
         // Large, so in a row of its own, whose name column refuses it.
         upsert: vec![(too_long, vec![b'1'; 2048])],

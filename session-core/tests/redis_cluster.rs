@@ -174,7 +174,11 @@ async fn a_regenerate_cut_short_leaves_no_token_usable() {
         store.save(&old, &write, at(now)).await.unwrap(),
         Saved::Moved
     );
-    assert!(store.is_previous_key(&old, now).await.unwrap());
+    assert!(store
+        .previous(&old, now)
+        .await
+        .unwrap()
+        .is_some_and(|p| p.within_grace));
     assert!(!store.destroy(&old, now).await.unwrap());
     let left: i64 = redis::cmd("EXISTS")
         .arg(&hash)
@@ -200,6 +204,7 @@ async fn a_regenerated_session_is_found_under_its_new_key_only() {
         rename: Some(Rename {
             to: new,
             previous_until: now + 60,
+            reason: session_core::store::Replaced::Regenerated,
         }),
         upsert: vec![("user_id", b"7".to_vec())],
         index: vec![IndexUpdate {

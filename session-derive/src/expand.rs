@@ -140,7 +140,7 @@ fn expand(cont: &Container) -> TokenStream {
         }
 
         #[doc = #listed_doc]
-        #[allow(dead_code)]
+        #[allow(dead_code, missing_debug_implementations)]
         #vis struct #listed {
             #(#listed_fields)*
         }
@@ -435,7 +435,7 @@ fn lifecycle(cont: &Container, codec: &TokenStream) -> TokenStream {
     let bounds: Vec<_> = cont.fields.iter().map(bounds).collect();
     quote! {
         #[doc = #fields_doc]
-        #[allow(non_snake_case, dead_code)]
+        #[allow(non_snake_case, dead_code, missing_debug_implementations)]
         #vis struct #fields_ident<'a> {
             #(#struct_fields)*
             __session: ::core::marker::PhantomData<&'a mut ()>,

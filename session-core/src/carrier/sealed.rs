@@ -56,7 +56,8 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::sealing::{Sealer, COOKIE_OVERHEAD};
 use crate::store::{
-    Changes, Ended, ExpiryUpdate, NewSession, Record, Saved, SessionStore, Timestamp, Validity,
+    Changes, Ended, ExpiryUpdate, NewSession, PreviousKey, Record, Saved, SessionStore, Timestamp,
+    Validity,
 };
 use crate::token::{StoreKey, Token, TOKEN_BYTES};
 
@@ -442,8 +443,8 @@ impl SessionStore for InCookie {
         Ok(Saved::Saved)
     }
 
-    async fn is_previous_key(&self, _: &StoreKey, _: Timestamp) -> Result<bool> {
-        Ok(false)
+    async fn previous(&self, _: &StoreKey, _: Timestamp) -> Result<Option<PreviousKey>> {
+        Ok(None)
     }
 
     async fn destroy(&self, key: &StoreKey, _: Timestamp) -> Result<bool> {

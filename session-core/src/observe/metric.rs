@@ -7,7 +7,10 @@ use metrics::{counter, gauge, histogram, Unit};
 pub const CREATED: &str = "sessions_created_total";
 /// Sessions moved to a new token (`regenerate()`).
 pub const REGENERATED: &str = "sessions_regenerated_total";
-/// Sessions destroyed, by `cause` (`request`, `everywhere`).
+/// Sessions moved to a new token by `rotate_after`.
+pub const ROTATED: &str = "sessions_rotated_total";
+/// Sessions destroyed, by `cause` (`request`, `everywhere`, `revoked`,
+/// `limit`, `theft_suspected`).
 pub const DESTROYED: &str = "sessions_destroyed_total";
 /// Sessions deleted by the cleanup task after they expired.
 pub const EXPIRED: &str = "sessions_expired_total";
@@ -61,6 +64,7 @@ pub(crate) fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
     describe_counter!(CREATED, "Sessions created (first write of a new session)");
     describe_counter!(REGENERATED, "Sessions moved to a new token (regenerate)");
+    describe_counter!(ROTATED, "Sessions moved to a new token by rotate_after");
     describe_counter!(DESTROYED, "Sessions destroyed, by cause");
     describe_counter!(EXPIRED, "Sessions deleted by cleanup after they expired");
     describe_counter!(
@@ -105,6 +109,10 @@ pub(crate) fn created(store: &'static str) {
 
 pub(crate) fn regenerated(store: &'static str) {
     counter!(REGENERATED, "store" => store).increment(1);
+}
+
+pub(crate) fn rotated(store: &'static str) {
+    counter!(ROTATED, "store" => store).increment(1);
 }
 
 pub(crate) fn destroyed(store: &'static str, cause: &'static str, n: u64) {

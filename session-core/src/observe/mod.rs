@@ -61,6 +61,16 @@ impl CallOutcome for Option<Record> {
     }
 }
 
+impl CallOutcome for Option<crate::store::PreviousKey> {
+    fn outcome(&self) -> &'static str {
+        match self {
+            None => "missing",
+            Some(p) if p.within_grace => "found",
+            Some(_) => "past_grace",
+        }
+    }
+}
+
 impl CallOutcome for Option<Vec<u8>> {
     fn outcome(&self) -> &'static str {
         if self.is_some() {

@@ -10,10 +10,11 @@ use crate::error::{BoxError, Error, Result};
 use crate::events::EventKind;
 use crate::state::index_tags;
 use crate::state::request::PendingCookie;
+use crate::state::sealed::{SealFor, SealKeys};
 use crate::state::{Change, ExpiryChoice, Known, SessionLimit, SessionState, Stage, Times};
 use crate::store::Timestamp;
 use crate::store::{
-    Changes, Expect, ExpiryUpdate, IndexTag, IndexUpdate, NewSession, Rename, Saved,
+    Changes, Expect, ExpiryUpdate, IndexTag, IndexUpdate, NewSession, Rename, Replaced, Saved,
     PREVIOUS_KEY_GRACE,
 };
 use crate::token::{StoreKey, Token};
@@ -34,11 +35,12 @@ pub(crate) enum Target {
     Existing { key: StoreKey, verified: bool },
     /// An existing session moves to a fresh token, with this request's
     /// changes, in one transaction; `verified` when it was seen alive in
-    /// this request.
+    /// this request; `rotation` for an automatic rotation.
     Rekey {
         from: StoreKey,
         to: Token,
         verified: bool,
+        rotation: bool,
     },
 }
 
@@ -114,14 +116,20 @@ impl SessionState {
                 key: self.request.unverified_key(token),
                 verified: false,
             },
-            Stage::Live { key, .. } => Target::Existing {
+            Stage::Live { key, .. } | Stage::Followed { key } => Target::Existing {
                 key: *key,
                 verified: true,
             },
-            Stage::Moving { from, to, verified } => Target::Rekey {
+            Stage::Moving {
+                from,
+                to,
+                verified,
+                rotation,
+            } => Target::Rekey {
                 from: *from,
                 to: to.clone(),
                 verified: *verified,
+                rotation: *rotation,
             },
         };
         let mut plan = FlushPlan {
@@ -226,6 +234,15 @@ impl SessionState {
                 .push((super::SINCE, since.to_string().into_bytes()));
             all_existing = false;
         }
+        if matches!(plan.target, Target::Rekey { .. }) && config.rotate_after.is_some() {
+            // When the new token was issued: what the next rotation counts
+            // from (a new session's is its creation time).
+            plan.changes.upsert.push((
+                super::rotation::ISSUED,
+                self.request.now().to_string().into_bytes(),
+            ));
+            all_existing = false;
+        }
         plan.changes.upsert_existing = all_existing && !plan.changes.upsert.is_empty();
         if size > config.max_session_bytes {
             return Err(Error::SessionTooLarge {
@@ -304,7 +321,7 @@ impl SessionState {
                     self.refresh_cookie(None);
                     return Ok(Outcome::Unchanged);
                 }
-                let sealed = self.seal_changes(&key, &plan.changes, None)?;
+                let sealed = self.seal_changes(&key, &plan.changes, SealFor::Loaded)?;
                 let changes = sealed.as_ref().unwrap_or(&plan.changes);
                 crate::observe::field_sizes(store.name(), plain_sizes(&plan.changes));
                 match self
@@ -318,10 +335,17 @@ impl SessionState {
                         self.refresh_cookie(plan.changes.expiry);
                         Ok(Outcome::Saved)
                     }
+                    // A token rotated away by a concurrent request: this
+                    // request's changes follow the session to its new key.
+                    Saved::Moved if self.rotates() => self.follow_save(key, &plan).await,
                     // A blind write to a cookie that names nothing (unknown,
                     // expired, logged out elsewhere): the write starts a new
-                    // session under a fresh token, as it would with no cookie.
+                    // session under a fresh token, as it would with no cookie
+                    // (a token rotated long ago first ends its session).
                     Saved::Gone if !verified => {
+                        if self.rotates() {
+                            self.after_miss(key).await?;
+                        }
                         self.request.life().stage = Stage::Absent;
                         self.create(&plan, None).await
                     }
@@ -332,16 +356,36 @@ impl SessionState {
                     Saved::Conflict => Err(self.conflict(&plan, &key).await),
                 }
             }
-            Target::Rekey { from, to, verified } => {
-                plan.changes.rename = Some(Rename {
-                    to: to.store_key(),
-                    previous_until: at.now.saturating_add(PREVIOUS_KEY_GRACE),
+            Target::Rekey {
+                from,
+                to,
+                verified,
+                rotation,
+            } => {
+                let grace = self.request.manager().config().rotation_grace;
+                plan.changes.rename = Some(if rotation {
+                    Rename {
+                        to: to.store_key(),
+                        previous_until: at.now.saturating_add(secs(grace)),
+                        reason: Replaced::Rotated,
+                    }
+                } else {
+                    Rename {
+                        to: to.store_key(),
+                        previous_until: at.now.saturating_add(PREVIOUS_KEY_GRACE),
+                        reason: Replaced::Regenerated,
+                    }
                 });
-                let moved = match self.request.manager().sealer() {
-                    Some(_) => Some((from, self.previous_keys_of(from).await?)),
-                    None => None,
+                let keys = match self.request.manager().sealer() {
+                    Some(_) => self.previous_keys_of(from).await?,
+                    None => SealKeys::default(),
                 };
-                let sealed = self.seal_changes(&to.store_key(), &plan.changes, moved)?;
+                let how = SealFor::Move {
+                    from,
+                    keys,
+                    rotation,
+                };
+                let sealed = self.seal_changes(&to.store_key(), &plan.changes, how)?;
                 let changes = sealed.as_ref().unwrap_or(&plan.changes);
                 crate::observe::field_sizes(store.name(), plain_sizes(&plan.changes));
                 match self
@@ -351,15 +395,27 @@ impl SessionState {
                 {
                     Saved::Saved => {
                         let key = to.store_key();
-                        self.request.life().stage = Stage::Live {
-                            token: to.clone(),
-                            key,
-                        };
-                        crate::observe::regenerated(store.name());
+                        {
+                            let mut life = self.request.life();
+                            life.stage = Stage::Live {
+                                token: to.clone(),
+                                key,
+                            };
+                            if let Some(times) = life.times.as_mut() {
+                                times.issued_at = at.now;
+                            }
+                        }
                         let indexed = self.event_values(&plan.changes.upsert, true).await;
                         let previous = from.id();
-                        self.request
-                            .emit(EventKind::Regenerated { previous }, &key, indexed);
+                        if rotation {
+                            crate::observe::rotated(store.name());
+                            self.request
+                                .emit(EventKind::Rotated { previous }, &key, indexed);
+                        } else {
+                            crate::observe::regenerated(store.name());
+                            self.request
+                                .emit(EventKind::Regenerated { previous }, &key, indexed);
+                        }
                         self.commit(&plan, false);
                         let expires_at = self.expires_at_after(plan.changes.expiry);
                         self.set_cookie(to, expires_at);
@@ -373,6 +429,9 @@ impl SessionState {
                         self.request.life().stage = Stage::Absent;
                         self.create(&plan, Some(to)).await
                     }
+                    // Parallel requests of one page all found the token due:
+                    // one rotated it, the others follow.
+                    Saved::Moved if rotation => self.follow_save(from, &plan).await,
                     // The session this request saw ended meanwhile (a
                     // logout, "log out everywhere"), or a concurrent
                     // regenerate moved it (a login sent twice): a
@@ -385,6 +444,50 @@ impl SessionState {
                     }
                     Saved::Conflict => Err(self.conflict(&plan, &from).await),
                 }
+            }
+        }
+    }
+
+    /// After a save found `key` replaced: a rotation within its grace is
+    /// followed, and the plan's changes (without a move of their own: one
+    /// rotation is enough) are saved under the session's current key,
+    /// with no cookie; anything else ends the request's session.
+    async fn follow_save(&mut self, key: StoreKey, plan: &FlushPlan) -> Result<Outcome> {
+        let current = match self.after_miss(key).await? {
+            super::rotation::Miss::Follow(current) => current,
+            _ => {
+                self.request.life().stage = Stage::Ended;
+                return Ok(self.refused(plan, Saved::Moved));
+            }
+        };
+        let mut changes = plan.changes.clone();
+        changes.rename = None;
+        changes
+            .upsert
+            .retain(|(name, _)| *name != super::rotation::ISSUED);
+        if changes.is_empty() {
+            return Ok(Outcome::Unchanged);
+        }
+        // Sealed for the session's seal key as stored now: this request
+        // loaded it, if at all, under the replaced key.
+        let keys = self.stored_keys_of(current).await?;
+        let sealed = self.seal_changes(&current, &changes, SealFor::Keys(keys))?;
+        let sending = sealed.as_ref().unwrap_or(&changes);
+        let store = self.request.store().clone();
+        let at = self.request.validity();
+        match self
+            .request
+            .call("save", store.save(&current, sending, at))
+            .await?
+        {
+            Saved::Saved => {
+                self.commit(plan, false);
+                Ok(Outcome::Saved)
+            }
+            Saved::Conflict => Err(self.conflict(plan, &current).await),
+            saved @ (Saved::Gone | Saved::Moved) => {
+                self.request.life().stage = Stage::Ended;
+                Ok(self.refused(plan, saved))
             }
         }
     }
@@ -419,11 +522,11 @@ impl SessionState {
         }
         let now = self.request.now();
         let store = self.request.store();
-        if !self
+        let previous = self
             .request
-            .call("is_previous_key", store.is_previous_key(&key, now))
-            .await?
-        {
+            .call("previous", store.previous(&key, now))
+            .await?;
+        if !previous.is_some_and(|p| p.within_grace) {
             return Ok(false);
         }
         tracing::debug!(?key, "session cookie was just replaced by a regenerate");
@@ -492,7 +595,7 @@ impl SessionState {
                 None => Token::generate()?,
             };
             let key = token.store_key();
-            let sealed = self.seal_changes(&key, first, None)?;
+            let sealed = self.seal_changes(&key, first, SealFor::New)?;
             let changes = sealed.as_ref().unwrap_or(first);
             // Versioned fields are created by the save below, with their
             // expectation (absent), as every later write of them is: a
@@ -545,6 +648,7 @@ impl SessionState {
                         expires_at: session.expires_at,
                         idle_timeout,
                         persistent: session.persistent,
+                        issued_at: now,
                     });
                 }
                 crate::observe::created(store.name());
@@ -625,7 +729,7 @@ impl SessionState {
     /// every response that read the session carries it.
     fn refresh_cookie(&mut self, update: Option<ExpiryUpdate>) {
         let rolling = self.request.manager().config().rolling && self.request.life().loaded;
-        if update.is_none() && !rolling {
+        if update.is_none() && !rolling || !self.request.may_resend_token() {
             return;
         }
         let token = match &self.request.life().stage {

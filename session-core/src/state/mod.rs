@@ -28,6 +28,7 @@ mod field;
 mod flush;
 mod index;
 pub(crate) mod request;
+mod rotation;
 pub(crate) mod sealed;
 mod update;
 
@@ -152,7 +153,7 @@ struct Fields {
     versions: Box<[u64]>,
     /// The keys the session had before its regenerates, when values are
     /// encrypted (see `sealed`).
-    previous_keys: Vec<StoreKey>,
+    previous_keys: sealed::SealKeys,
 }
 
 /// The load: `None` when it found no live session.
@@ -433,10 +434,20 @@ impl SessionState {
             Known::Bytes(bytes) => return Ok(Some(bytes)),
             Known::Unknown => {}
         }
-        let Some(key) = self.request.read_key() else {
+        let Some(mut key) = self.request.read_key() else {
             return Ok(None);
         };
         if self.schema[index].deferred {
+            if self.rotates() && matches!(self.request.life().stage, Stage::Unverified { .. }) {
+                // A field's own load cannot tell a rotated token from an
+                // absent field: the session's load first (which follows
+                // the token).
+                self.load(key).await?;
+                match self.request.read_key() {
+                    Some(current) => key = current,
+                    None => return Ok(None),
+                }
+            }
             return self.deferred_bytes(key, index).await;
         }
         match self.load(key).await? {
@@ -502,6 +513,9 @@ impl SessionState {
             .collect();
         if self.request.manager().sealer().is_some() {
             names.push(sealed::PREVIOUS_KEYS);
+        }
+        if self.rotates() {
+            names.push(rotation::ISSUED);
         }
         Some((names, mask))
     }
@@ -596,24 +610,43 @@ impl SessionState {
         self.record
             .get_or_try_init(|| async {
                 let first = self.first_fields();
-                let record = match &first {
-                    Some((only, _)) => {
-                        self.request
-                            .call("load_only", store.load_only(&key, only, at))
-                            .await?
-                    }
-                    None => {
-                        self.request
-                            .call("load", store.load(&key, self.deferred_names, at))
-                            .await?
+                let first_names = first.as_ref().map(|(only, _)| only.as_slice());
+                let fetch = |key: StoreKey| async move {
+                    match first_names {
+                        Some(only) => {
+                            self.request
+                                .call("load_only", store.load_only(&key, only, at))
+                                .await
+                        }
+                        None => {
+                            self.request
+                                .call("load", store.load(&key, self.deferred_names, at))
+                                .await
+                        }
                     }
                 };
+                let mut key = key;
+                let mut record = fetch(key).await?;
+                if record.is_none() && self.rotates() && Some(key) == self.request.cookie_key() {
+                    // With rotation on, a miss is asked about at once: a
+                    // token rotated moments ago is followed (one more load),
+                    // one rotated long ago ends the session.
+                    match self.after_miss(key).await? {
+                        rotation::Miss::Follow(current) => {
+                            key = current;
+                            record = fetch(key).await?;
+                        }
+                        rotation::Miss::Moved => self.request.loaded_nothing(true),
+                        rotation::Miss::Nothing => {}
+                    }
+                }
                 match &record {
                     Some(r) => self.request.loaded(Times {
                         created_at: r.created_at,
                         expires_at: r.expires_at,
                         idle_timeout: r.idle_timeout,
                         persistent: r.persistent,
+                        issued_at: rotation::issued_at(&r.fields, r.created_at),
                     }),
                     None => {
                         tracing::debug!(?key, "session cookie names no live session");
@@ -622,7 +655,7 @@ impl SessionState {
                         // replaced: asked before this request writes (one
                         // more statement then), not on a read, so an
                         // unknown cookie on a read costs one statement.
-                        if self.request.had_cookie() {
+                        if self.request.had_cookie() && !self.rotates() {
                             self.request.life().miss_unchecked = true;
                         }
                     }
@@ -696,6 +729,17 @@ impl SessionState {
     /// every versioned field this request changes needs its version, so
     /// the flush can state what it expects.
     pub(crate) async fn prepare_flush(&self) -> Result<()> {
+        // With rotation and encryption, a write seals for the session's
+        // seal key, which its load tells: a blind write loads first.
+        if self.rotates()
+            && self.request.manager().sealer().is_some()
+            && self.has_field_changes()
+            && matches!(self.request.life().stage, Stage::Unverified { .. })
+        {
+            if let Some(key) = self.request.read_key() {
+                self.load(key).await?;
+            }
+        }
         for (index, field) in self.schema.iter().enumerate() {
             if field.versioned
                 && self.change(index) != Change::Clean

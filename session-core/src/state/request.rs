@@ -28,14 +28,23 @@ pub(crate) enum Stage {
     /// A session known to be alive in this request: read, created or
     /// written under `key`.
     Live { token: Token, key: StoreKey },
-    /// `regenerate()` was called: the session moves from `from` to `to` in
-    /// the same transaction as this request's other changes.
+    /// `regenerate()` was called, or the token is due for rotation: the
+    /// session moves from `from` to `to` in the same transaction as this
+    /// request's other changes.
     Moving {
         from: StoreKey,
         /// Whether `from` was seen alive in this request.
         verified: bool,
         to: Token,
+        /// An automatic rotation (`rotate_after`), not a `regenerate()`:
+        /// requests in flight with `from` may follow it for the grace.
+        rotation: bool,
     },
+    /// The cookie's token was replaced by a rotation moments ago (within
+    /// `rotation_grace`), in another request: this one reads and writes
+    /// the session under its current `key`, and sets no cookie (it does
+    /// not know the new token; the rotating request sets it).
+    Followed { key: StoreKey },
     /// `destroy()` succeeded in this request.
     Destroyed,
     /// A concurrent request ended the session (a logout, an expiry, or a
@@ -61,6 +70,9 @@ pub(crate) struct Times {
     /// The session's own cookie choice: `Some(true)` persistent,
     /// `Some(false)` browser-session, `None` the configuration's.
     pub(crate) persistent: Option<bool>,
+    /// When the session's token was issued (its creation, last regenerate
+    /// or last rotation): what `rotate_after` counts from.
+    pub(crate) issued_at: Timestamp,
 }
 
 /// The cookie a response must carry after the flush.
@@ -361,7 +373,7 @@ impl RequestSession {
     pub(crate) fn key_of(&self, stage: &Stage) -> Option<StoreKey> {
         match stage {
             Stage::Unverified { .. } => self.cookie_key(),
-            Stage::Live { key, .. } => Some(*key),
+            Stage::Live { key, .. } | Stage::Followed { key } => Some(*key),
             Stage::Moving { from, .. } => Some(*from),
             Stage::Absent | Stage::Destroyed | Stage::Ended => None,
         }
@@ -412,10 +424,13 @@ impl RequestSession {
                 key: self.unverified_key(&token),
                 token,
             },
-            Stage::Moving { from, to, .. } => Stage::Moving {
+            Stage::Moving {
+                from, to, rotation, ..
+            } => Stage::Moving {
                 from,
                 verified: true,
                 to,
+                rotation,
             },
             other => other,
         };
@@ -426,7 +441,7 @@ impl RequestSession {
     pub(crate) fn loaded_nothing(&self, moved: bool) {
         let mut life = self.life();
         life.stage = match life.stage {
-            Stage::Live { .. } => Stage::Ended,
+            Stage::Live { .. } | Stage::Followed { .. } => Stage::Ended,
             Stage::Destroyed => Stage::Destroyed,
             Stage::Ended => Stage::Ended,
             _ if moved => Stage::Ended,
@@ -455,16 +470,75 @@ impl RequestSession {
                 from: self.unverified_key(&token),
                 verified: false,
                 to,
+                rotation: false,
             },
-            Stage::Live { key, .. } => Stage::Moving {
+            Stage::Live { key, .. } | Stage::Followed { key } => Stage::Moving {
                 from: key,
                 verified: true,
                 to,
+                rotation: false,
             },
-            Stage::Moving { from, verified, .. } => Stage::Moving { from, verified, to },
+            // A rotation planned earlier becomes the regenerate asked for.
+            Stage::Moving { from, verified, .. } => Stage::Moving {
+                from,
+                verified,
+                to,
+                rotation: false,
+            },
             // Nothing to move: a new session always gets a fresh token.
             other => other,
         };
+    }
+
+    /// With `rotate_after`, moves a session this request read to a fresh
+    /// token when its token is that old: the flush then stores the move
+    /// with the request's changes and sets the new cookie.
+    pub(crate) fn rotate_if_due(&self) {
+        let Some(after) = self.manager().config().rotate_after else {
+            return;
+        };
+        let mut life = self.life();
+        let due = life.times.is_some_and(|t| {
+            self.now()
+                >= t.issued_at
+                    .saturating_add(i64::try_from(after).unwrap_or(i64::MAX))
+        });
+        if !due || !matches!(life.stage, Stage::Live { .. }) {
+            return;
+        }
+        let to = match Token::generate() {
+            Ok(token) => token,
+            Err(e) => {
+                life.pending_error = Some(e);
+                return;
+            }
+        };
+        if let Stage::Live { key, .. } = life.stage {
+            life.stage = Stage::Moving {
+                from: key,
+                verified: true,
+                to,
+                rotation: true,
+            };
+        }
+    }
+
+    /// Whether the cookie may be sent again with the token it has (a
+    /// touch, a `rolling` refresh): not once the token is within
+    /// `rotation_grace` of its rotation, when a response carrying it
+    /// might reach the browser after the rotating one, which would then
+    /// hold a replaced token and be taken for a thief after the grace.
+    pub(crate) fn may_resend_token(&self) -> bool {
+        let config = self.manager().config();
+        let Some(after) = config.rotate_after else {
+            return true;
+        };
+        let Some(times) = self.life().times else {
+            return true;
+        };
+        let after = i64::try_from(after).unwrap_or(i64::MAX / 2);
+        let grace = i64::try_from(config.rotation_grace).unwrap_or(0);
+        self.now() < times.issued_at.saturating_add(after - grace)
     }
 
     pub(crate) fn set_expiry(&self, seconds: u64) {

@@ -10,6 +10,13 @@
 //! login still opens, and is sealed for the current key when next
 //! written. A copied session has no such list under the copy's key, so
 //! its values do not open there.
+//!
+//! A rotation (`rotate_after`) changes the key far more often than logins
+//! do, so it does not grow the list: the session's values are sealed from
+//! then on for one *seal key*, the key it had before its first rotation
+//! (since its creation or last regenerate), which the list carries after
+//! the previous keys. A rotation only seals the list again for the new
+//! key; a value written once opens after any number of rotations.
 
 use crate::error::{BoxError, Result};
 use crate::sealing::{Sealer, SessionSeal};
@@ -33,20 +40,63 @@ pub(crate) fn unopened_error() -> BoxError {
         .into()
 }
 
-/// The previous keys stored in a session's [`PREVIOUS_KEYS`] field, after
-/// opening it.
-pub(crate) fn parse_keys(bytes: &[u8]) -> Vec<StoreKey> {
-    bytes
-        .chunks_exact(32)
-        .map(|c| StoreKey::from_bytes(c.try_into().unwrap_or([0; 32])))
-        .collect()
+/// Marks the seal key after the previous keys in [`PREVIOUS_KEYS`]' bytes
+/// (which are otherwise whole 32-byte keys).
+const SEAL_KEY_MARK: u8 = 0xA5;
+
+/// The keys a session's values may be sealed for besides its own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct SealKeys {
+    /// The keys it had before its regenerates, oldest first.
+    pub(crate) previous: Vec<StoreKey>,
+    /// After a rotation: the key its values are sealed for (see the
+    /// module docs); `None`: its own.
+    pub(crate) seal_key: Option<StoreKey>,
+}
+
+impl SealKeys {
+    /// Whom a value written to the session under `key` is sealed for.
+    pub(crate) fn sealing(&self, key: &StoreKey) -> StoreKey {
+        self.seal_key.unwrap_or(*key)
+    }
+
+    /// The plain bytes of the list.
+    fn to_bytes(&self) -> Vec<u8> {
+        let skip = self.previous.len().saturating_sub(MAX_PREVIOUS_KEYS);
+        let mut bytes: Vec<u8> = self.previous[skip..]
+            .iter()
+            .flat_map(|k| *k.as_bytes())
+            .collect();
+        if let Some(seal_key) = &self.seal_key {
+            bytes.push(SEAL_KEY_MARK);
+            bytes.extend_from_slice(seal_key.as_bytes());
+        }
+        bytes
+    }
+}
+
+/// The keys stored in a session's [`PREVIOUS_KEYS`] field, after opening
+/// it.
+pub(crate) fn parse_keys(bytes: &[u8]) -> SealKeys {
+    let key = |c: &[u8]| StoreKey::from_bytes(c.try_into().unwrap_or([0; 32]));
+    let (list, seal_key) = match bytes.len() % 32 {
+        1 if bytes[bytes.len() - 33] == SEAL_KEY_MARK => {
+            let (list, tail) = bytes.split_at(bytes.len() - 33);
+            (list, Some(key(&tail[1..])))
+        }
+        _ => (bytes, None),
+    };
+    SealKeys {
+        previous: list.chunks_exact(32).map(key).collect(),
+        seal_key,
+    }
 }
 
 /// Opens a session's list of previous keys; empty when there is none or it
 /// does not open.
-pub(crate) fn open_keys(sealer: &Sealer, key: &StoreKey, sealed: Option<&[u8]>) -> Vec<StoreKey> {
+pub(crate) fn open_keys(sealer: &Sealer, key: &StoreKey, sealed: Option<&[u8]>) -> SealKeys {
     let Some(sealed) = sealed else {
-        return Vec::new();
+        return SealKeys::default();
     };
     match sealer.open(key, PREVIOUS_KEYS, sealed) {
         Some(plain) => parse_keys(&plain),
@@ -55,7 +105,7 @@ pub(crate) fn open_keys(sealer: &Sealer, key: &StoreKey, sealed: Option<&[u8]>) 
                 ?key,
                 "a session's list of previous keys does not open; values sealed before its last login will fall back"
             );
-            Vec::new()
+            SealKeys::default()
         }
     }
 }
@@ -66,25 +116,43 @@ pub(crate) fn record_keys(
     sealer: Option<&Sealer>,
     key: &StoreKey,
     fields: &[(String, Vec<u8>)],
-) -> Vec<StoreKey> {
+) -> SealKeys {
     let Some(sealer) = sealer else {
-        return Vec::new();
+        return SealKeys::default();
     };
     let list = fields.iter().find(|(n, _)| n == PREVIOUS_KEYS);
     open_keys(sealer, key, list.map(|(_, v)| v.as_slice()))
 }
 
-/// The seals a session's values may be under: its key's, then its
-/// previous keys', the latest first.
+/// The seals a session's values may be under: its key's, its seal key's,
+/// then its previous keys', the latest first.
 pub(crate) fn seals<'a>(
     sealer: &'a Sealer,
     key: &StoreKey,
-    previous: &[StoreKey],
+    keys: &SealKeys,
 ) -> Vec<SessionSeal<'a>> {
     std::iter::once(key)
-        .chain(previous.iter().rev())
+        .chain(keys.seal_key.as_ref())
+        .chain(keys.previous.iter().rev())
         .map(|k| sealer.session(k))
         .collect()
+}
+
+/// How a write's values are sealed (see [`SessionState::seal_changes`]).
+pub(crate) enum SealFor {
+    /// For a new session under the key: no seal key.
+    New,
+    /// For the session this request loaded (its seal key, if it has one).
+    Loaded,
+    /// For a session whose keys are these.
+    Keys(SealKeys),
+    /// For the session moving from `from`, whose keys are these, to the
+    /// key: a regenerate, or a rotation (`rotation`).
+    Move {
+        from: StoreKey,
+        keys: SealKeys,
+        rotation: bool,
+    },
 }
 
 /// Opens a value of field `name` under any of `seals`.
@@ -123,20 +191,69 @@ impl SessionState {
             .contains(&index)
     }
 
-    /// `changes` with every upserted value sealed for `key`; `None` when
-    /// values are not encrypted (the changes go as they are). `moved`: the
-    /// save moves the session from that key, whose previous keys are these,
-    /// to `key` (a regenerate), so the session's previous keys gain it.
+    /// `changes` with every upserted value sealed for the session under
+    /// `key` (for its seal key when it has one: see [`SealFor`]); `None`
+    /// when values are not encrypted (the changes go as they are). A move
+    /// to `key` stores the session's keys again, sealed for `key`: a
+    /// regenerate adds the key left behind to the previous keys, a
+    /// rotation keeps them and makes that key the seal key if there was
+    /// none.
     pub(crate) fn seal_changes(
         &self,
         key: &StoreKey,
         changes: &Changes,
-        moved: Option<(StoreKey, Vec<StoreKey>)>,
+        how: SealFor,
     ) -> Result<Option<Changes>> {
         let Some(sealer) = self.request.manager().sealer() else {
             return Ok(None);
         };
-        let seal = sealer.session(key);
+        let loaded = || match self.record.get() {
+            Some(Some(fields)) => fields.previous_keys.clone(),
+            _ => SealKeys::default(),
+        };
+        let (sealing, moved) = match how {
+            SealFor::New => (*key, None),
+            SealFor::Loaded => (loaded().sealing(key), None),
+            SealFor::Keys(keys) => (keys.sealing(key), None),
+            SealFor::Move {
+                from,
+                keys,
+                rotation: true,
+            } => {
+                let seal_key = keys.sealing(&from);
+                let keys = SealKeys {
+                    previous: if changes.clear {
+                        Vec::new()
+                    } else {
+                        keys.previous
+                    },
+                    seal_key: Some(seal_key),
+                };
+                (seal_key, Some(keys))
+            }
+            SealFor::Move {
+                from,
+                keys,
+                rotation: false,
+            } => {
+                // A `clear` in the same save deletes every value sealed
+                // before: the list starts again from the key left behind.
+                let mut previous = if changes.clear {
+                    Vec::new()
+                } else {
+                    keys.previous
+                };
+                previous.extend(keys.seal_key.filter(|k| *k != from));
+                previous.push(from);
+                let keys = SealKeys {
+                    previous,
+                    seal_key: None,
+                };
+                (*key, Some(keys))
+            }
+        };
+        let seal = sealer.session(&sealing);
+        let list_seal = sealer.session(key);
         let mut upsert = changes
             .upsert
             .iter()
@@ -144,19 +261,16 @@ impl SessionState {
             // the clear as its creation and expiry times are, so that
             // another session's request can rank it.
             .map(|(name, plain)| match *name {
-                super::SINCE => Ok((*name, plain.clone())),
+                super::SINCE | super::rotation::ISSUED => Ok((*name, plain.clone())),
                 _ => Ok((*name, seal.seal(name, plain)?)),
             })
             .collect::<Result<Vec<_>>>()?;
         let mut upsert_existing = changes.upsert_existing;
-        if let Some((from, previous)) = moved {
-            // A `clear` in the same save deletes every value sealed before:
-            // the list starts again from the key left behind.
-            let mut keys = if changes.clear { Vec::new() } else { previous };
-            keys.push(from);
-            let skip = keys.len().saturating_sub(MAX_PREVIOUS_KEYS);
-            let plain: Vec<u8> = keys[skip..].iter().flat_map(|k| *k.as_bytes()).collect();
-            upsert.push((PREVIOUS_KEYS, seal.seal(PREVIOUS_KEYS, &plain)?));
+        if let Some(keys) = moved {
+            // Sealed for the session's own key: a copy of it elsewhere
+            // does not open.
+            let plain = keys.to_bytes();
+            upsert.push((PREVIOUS_KEYS, list_seal.seal(PREVIOUS_KEYS, &plain)?));
             upsert_existing = false;
         }
         Ok(Some(Changes {
@@ -177,15 +291,21 @@ impl SessionState {
     /// session the request did not read). Nothing changes in the request's
     /// view of the session: a regenerate that finds the session gone goes
     /// on as it would without encryption.
-    pub(crate) async fn previous_keys_of(&self, key: StoreKey) -> Result<Vec<StoreKey>> {
+    pub(crate) async fn previous_keys_of(&self, key: StoreKey) -> Result<SealKeys> {
         if let Some(loaded) = self.record.get() {
             return Ok(loaded
                 .as_ref()
                 .map(|r| r.previous_keys.clone())
                 .unwrap_or_default());
         }
+        self.stored_keys_of(key).await
+    }
+
+    /// The keys of the session under `key` as stored now, by their own
+    /// query (one statement; none without encryption).
+    pub(crate) async fn stored_keys_of(&self, key: StoreKey) -> Result<SealKeys> {
         let Some(sealer) = self.request.manager().sealer() else {
-            return Ok(Vec::new());
+            return Ok(SealKeys::default());
         };
         let store = self.request.store();
         let at = self.request.validity();

@@ -105,7 +105,7 @@ impl SessionState {
                 ..Changes::default()
             };
             let at = self.request.validity();
-            let sealed = self.seal_changes(&key, &changes, None)?;
+            let sealed = self.seal_changes(&key, &changes, super::sealed::SealFor::Loaded)?;
             match self
                 .request
                 .call(

@@ -20,8 +20,8 @@ use async_trait::async_trait;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::store::{
-    Changes, Counters, Ended, ExpiryUpdate, IndexTag, NewSession, Record, Saved, SessionIndexes,
-    SessionStore, StoreStats, Timestamp, Validity,
+    Changes, Counters, Ended, ExpiryUpdate, IndexTag, NewSession, PreviousKey, Record, Replaced,
+    Saved, SessionIndexes, SessionStore, StoreStats, Timestamp, Validity,
 };
 use crate::token::StoreKey;
 
@@ -55,8 +55,42 @@ impl Entry {
 #[derive(Debug, Default)]
 struct Map {
     sessions: HashMap<StoreKey, Entry>,
-    /// Previous key → (current key, until when it still reaches it).
-    previous: HashMap<StoreKey, (StoreKey, Timestamp)>,
+    /// Previous key → the key that replaced it.
+    previous: HashMap<StoreKey, Marker>,
+}
+
+/// A replaced key's record.
+#[derive(Debug, Clone, Copy)]
+struct Marker {
+    /// The key that replaced it.
+    to: StoreKey,
+    /// Its grace: until when it reaches the session.
+    until: Timestamp,
+    reason: Replaced,
+    /// Until when it is kept: a rotated key while its session may live,
+    /// so a replay is recognised.
+    kept_until: Timestamp,
+}
+
+impl Marker {
+    fn kept(&self, now: Timestamp) -> bool {
+        self.until > now || self.kept_until > now
+    }
+}
+
+impl Map {
+    /// The key of the session `key` names now, following every rename
+    /// after it (bounded: see `MAX_RENAMES_FOLLOWED`).
+    fn current(&self, key: &StoreKey, now: Timestamp) -> Option<StoreKey> {
+        let mut key = *key;
+        for _ in 0..=super::MAX_RENAMES_FOLLOWED {
+            if self.sessions.contains_key(&key) {
+                return Some(key);
+            }
+            key = self.previous.get(&key).filter(|m| m.kept(now))?.to;
+        }
+        None
+    }
 }
 
 /// Sessions in a `HashMap`, honouring expiry, safe under concurrent use.
@@ -255,7 +289,7 @@ impl SessionStore for MemoryStore {
         if map.sessions.len() >= self.capacity {
             let now = session.created_at;
             map.sessions.retain(|_, e| e.expires_at > now);
-            map.previous.retain(|_, (_, until)| *until > now);
+            map.previous.retain(|_, m| m.kept(now));
             if map.sessions.len() >= self.capacity {
                 return Err(Error::Unavailable(
                     format!(
@@ -293,10 +327,7 @@ impl SessionStore for MemoryStore {
         let mut guard = self.lock();
         let map = &mut *guard;
         if !map.sessions.get(key).is_some_and(|e| e.alive(at)) {
-            let moved = map
-                .previous
-                .get(key)
-                .is_some_and(|(_, until)| *until > at.now);
+            let moved = map.previous.get(key).is_some_and(|m| m.until > at.now);
             return Ok(if moved { Saved::Moved } else { Saved::Gone });
         }
         if let Some(entry) = map.sessions.get(key) {
@@ -316,10 +347,20 @@ impl SessionStore for MemoryStore {
             if map.sessions.contains_key(&rename.to) {
                 return Err(Error::Backend("the new session key is taken".into()));
             }
+            let mut kept_until = rename.previous_until;
             if let Some(entry) = map.sessions.remove(&key) {
+                if rename.reason == Replaced::Rotated {
+                    kept_until = entry.created_at.saturating_add(at.max_lifetime());
+                }
                 map.sessions.insert(rename.to, entry);
             }
-            map.previous.insert(key, (rename.to, rename.previous_until));
+            let marker = Marker {
+                to: rename.to,
+                until: rename.previous_until,
+                reason: rename.reason,
+                kept_until,
+            };
+            map.previous.insert(key, marker);
             key = rename.to;
         }
         let Some(entry) = map.sessions.get_mut(&key) else {
@@ -366,10 +407,28 @@ impl SessionStore for MemoryStore {
         Ok(Saved::Saved)
     }
 
-    async fn is_previous_key(&self, key: &StoreKey, now: Timestamp) -> Result<bool> {
+    async fn previous(&self, key: &StoreKey, now: Timestamp) -> Result<Option<PreviousKey>> {
         self.counters.statement();
         let map = self.lock();
-        Ok(map.previous.get(key).is_some_and(|(_, until)| *until > now))
+        let Some(marker) = map.previous.get(key).copied() else {
+            return Ok(None);
+        };
+        let within_grace = marker.until > now;
+        if !within_grace && marker.reason == Replaced::Regenerated {
+            return Ok(None);
+        }
+        Ok(map
+            .current(&marker.to, now)
+            .filter(|current| {
+                map.sessions
+                    .get(current)
+                    .is_some_and(|e| e.expires_at > now)
+            })
+            .map(|current| PreviousKey {
+                current,
+                reason: marker.reason,
+                within_grace,
+            }))
     }
 
     async fn destroy(&self, key: &StoreKey, now: Timestamp) -> Result<bool> {
@@ -383,7 +442,7 @@ impl SessionStore for MemoryStore {
                 return Ok(true);
             }
             match map.previous.get(&key).copied() {
-                Some((next, until)) if until > now => key = next,
+                Some(marker) if marker.until > now => key = marker.to,
                 _ => break,
             }
         }
@@ -410,7 +469,7 @@ impl SessionStore for MemoryStore {
                 })
             })
             .collect();
-        map.previous.retain(|_, (_, until)| *until > at.now);
+        map.previous.retain(|_, m| m.kept(at.now));
         Ok(ended)
     }
 

@@ -20,7 +20,10 @@
 //! - A save is all or nothing, the regenerate it may carry included.
 //! - A regenerated session's previous key reaches it for
 //!   [`destroy`](SessionStore::destroy) during [`PREVIOUS_KEY_GRACE`], and
-//!   for nothing else: a save with it reports [`Saved::Moved`].
+//!   for nothing else: a save with it reports [`Saved::Moved`]. A rotated
+//!   one ([`Replaced::Rotated`]) is also named by
+//!   [`previous`](SessionStore::previous), within its grace for requests to
+//!   follow, and after it while the session lives, so a replay is seen.
 //! - Two saves that change different fields of one session both keep their
 //!   change; two that add the same new field do not fail.
 //! - A field written with an [`Expect`]ation (a `#[session(versioned)]`
@@ -45,14 +48,14 @@
 //! ```
 //! use std::collections::HashMap;
 //! use std::sync::Mutex;
-//! use session_core::store::{Changes, Ended, ExpiryUpdate, NewSession, Record, Saved, SessionStore, Validity};
+//! use session_core::store::{Changes, Ended, ExpiryUpdate, NewSession, PreviousKey, Record, Replaced, Saved, SessionStore, Validity};
 //! use session_core::{Result, StoreKey};
 //!
 //! #[derive(Debug, Default)]
 //! struct Tiny {
 //!     // Per field: its bytes and its version.
 //!     sessions: HashMap<StoreKey, (NewSession, HashMap<String, (Vec<u8>, u64)>)>,
-//!     previous: HashMap<StoreKey, (StoreKey, i64)>,
+//!     previous: HashMap<StoreKey, (StoreKey, i64, Replaced)>,
 //! }
 //!
 //! #[derive(Debug, Default)]
@@ -102,7 +105,7 @@
 //!         if let Some(rename) = changes.rename {
 //!             let session = t.sessions.remove(&key).unwrap();
 //!             t.sessions.insert(rename.to, session);
-//!             t.previous.insert(key, (rename.to, rename.previous_until));
+//!             t.previous.insert(key, (rename.to, rename.previous_until, rename.reason));
 //!             key = rename.to;
 //!         }
 //!         let (s, fields) = t.sessions.get_mut(&key).unwrap();
@@ -126,8 +129,15 @@
 //!         }
 //!         Ok(Saved::Saved)
 //!     }
-//!     async fn is_previous_key(&self, key: &StoreKey, now: i64) -> Result<bool> {
-//!         Ok(self.0.lock().unwrap().previous.get(key).is_some_and(|p| p.1 > now))
+//!     async fn previous(&self, key: &StoreKey, now: i64) -> Result<Option<PreviousKey>> {
+//!         let t = self.0.lock().unwrap();
+//!         let Some(&(mut current, until, reason)) = t.previous.get(key) else { return Ok(None) };
+//!         // Follow the later renames to the session's key today.
+//!         while let Some(&(next, _, _)) = t.previous.get(&current) { current = next; }
+//!         let within_grace = until > now;
+//!         let answers = within_grace || reason == Replaced::Rotated;
+//!         Ok((answers && t.sessions.contains_key(&current))
+//!             .then_some(PreviousKey { current, reason, within_grace }))
 //!     }
 //!     async fn destroy(&self, key: &StoreKey, now: i64) -> Result<bool> {
 //!         let mut t = self.0.lock().unwrap();
@@ -135,7 +145,7 @@
 //!         let mut key = *key;
 //!         while t.sessions.remove(&key).is_none() {
 //!             match t.previous.get(&key) {
-//!                 Some(&(next, until)) if until > now => key = next,
+//!                 Some(&(next, until, _)) if until > now => key = next,
 //!                 _ => return Ok(false),
 //!             }
 //!         }
@@ -246,6 +256,12 @@ pub const PREVIOUS_KEY_GRACE: Timestamp = 60;
 /// key reaches nothing (no app regenerates that often; the bound keeps a
 /// logout's work bounded).
 pub const MAX_REGENERATES_IN_GRACE: usize = 16;
+
+/// How many renames in a row a store follows from a rotated key to its
+/// session's current key (for [`SessionStore::previous`]): with
+/// `rotate_after` at five minutes, three and a half days of rotations. A
+/// replay of a key older than that is not recognised (it reaches nothing).
+pub(crate) const MAX_RENAMES_FOLLOWED: usize = 1024;
 
 /// The instant a request runs at and the oldest creation time still allowed
 /// (`now - max_lifetime`). A session is alive when
@@ -401,15 +417,48 @@ impl ExpiryUpdate {
     }
 }
 
-/// A regenerate: the session moves to a new key before the rest of the
-/// save is applied, in the same transaction.
+/// A regenerate or a rotation: the session moves to a new key before the
+/// rest of the save is applied, in the same transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rename {
     /// The key the session lives under from now on.
     pub to: StoreKey,
-    /// Until when the previous key still reaches the session for
-    /// [`destroy`](SessionStore::destroy) (never for reads or writes).
+    /// Until when the previous key still reaches the session: for
+    /// [`destroy`](SessionStore::destroy) after a regenerate; after a
+    /// rotation, for [`previous`](SessionStore::previous) to follow (the
+    /// grace of requests already in flight).
     pub previous_until: Timestamp,
+    /// Why the key changed, which says what the previous key may still do.
+    pub reason: Replaced,
+}
+
+/// Why a session's key was replaced: what its previous key may still do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replaced {
+    /// `regenerate()` (a login): the previous key reaches the session for
+    /// [`destroy`](SessionStore::destroy) until its `previous_until`, and
+    /// for nothing else, so a token planted before login is worthless
+    /// after it. The store may forget it after `previous_until`.
+    Regenerated,
+    /// Automatic rotation (`rotate_after`): until `previous_until` (the
+    /// grace), [`previous`](SessionStore::previous) names the session's
+    /// current key, which requests still carrying the previous one follow.
+    /// After the grace the store keeps the key while the session lives
+    /// (at least until `created_at + max_lifetime`, or the session's next
+    /// regenerate), so a replay of it is recognised as a stolen token.
+    Rotated,
+}
+
+/// What a replaced key still names: the answer of
+/// [`SessionStore::previous`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PreviousKey {
+    /// The key the session lives under now (after every later rename).
+    pub current: StoreKey,
+    /// Why the key was replaced.
+    pub reason: Replaced,
+    /// Whether the key's `previous_until` is still ahead.
+    pub within_grace: bool,
 }
 
 /// What one request changed in an existing session.
@@ -462,8 +511,9 @@ pub enum Saved {
     /// The session no longer exists (destroyed or expired, or the key never
     /// named one); nothing was written.
     Gone,
-    /// The key was replaced by a regenerate in another request moments ago
-    /// (within [`PREVIOUS_KEY_GRACE`]); nothing was written.
+    /// The key was replaced by a regenerate or a rotation in another
+    /// request moments ago (within its `previous_until`); nothing was
+    /// written.
     Moved,
     /// The session is alive but a field's version is not the
     /// [`Expect`]ed one (another request changed it meanwhile); nothing
@@ -533,15 +583,22 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
     /// [`Saved::Conflict`] when nothing was written.
     async fn save(&self, key: &StoreKey, changes: &Changes, at: Validity) -> Result<Saved>;
 
-    /// Whether `key` is the previous key of a session regenerated within
-    /// its grace (`previous_until > now`). Asked only when a request whose
-    /// cookie named no live session goes on to write, so a request racing
-    /// a login neither starts a session of its own (whose cookie would
-    /// replace the new login's) nor writes to the moved one.
-    async fn is_previous_key(&self, key: &StoreKey, now: Timestamp) -> Result<bool>;
+    /// What `key` names if a [`Rename`] replaced it: the session's current
+    /// key, why it was replaced and whether its grace
+    /// (`previous_until > now`) still runs. `None` when `key` is no
+    /// previous key of a live session: never one, a
+    /// [`Replaced::Regenerated`] key past its grace, or the session ended.
+    /// A [`Replaced::Rotated`] key answers while its session lives, with
+    /// `within_grace: false` after the grace.
+    ///
+    /// Asked only off the common path: when a cookie named no live session
+    /// and the request goes on to write (so a request racing a login
+    /// neither starts a session of its own nor writes to the moved one),
+    /// and, with rotation on, when a load or a save missed.
+    async fn previous(&self, key: &StoreKey, now: Timestamp) -> Result<Option<PreviousKey>>;
 
     /// Deletes the session under `key`, or the one that `key` named before a
-    /// regenerate still within its grace (`previous_until > now`), with all
+    /// regenerate or rotation still within its grace (`previous_until > now`), with all
     /// its fields. `true` when this call deleted a session: of several
     /// calls racing to end one session, exactly one answers `true` (what
     /// the `destroyed` event is reported from). Deleting a missing session

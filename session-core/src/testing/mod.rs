@@ -31,14 +31,15 @@ use crate::manager::SessionManager;
 use crate::schema::flush;
 use crate::state::{CookieAction, Outcome};
 use crate::store::{
-    Changes, Expect, ExpiryUpdate, NewSession, Record, Rename, Saved, SessionStore, Validity,
-    PREVIOUS_KEY_GRACE,
+    Changes, Expect, ExpiryUpdate, NewSession, Record, Rename, Replaced, Saved, SessionStore,
+    Validity, PREVIOUS_KEY_GRACE,
 };
 use crate::token::{StoreKey, Token};
 
 mod events;
 mod kept;
 mod requests;
+mod rotation;
 mod security;
 mod store;
 mod versioned;
@@ -46,6 +47,7 @@ mod versioned;
 pub use events::*;
 pub use kept::*;
 pub use requests::*;
+pub use rotation::*;
 pub use security::*;
 pub use store::*;
 pub use versioned::*;
@@ -77,6 +79,44 @@ pub struct Prefs {
     /// The same stored field as [`Cart::visits`].
     pub visits: u32,
 }
+
+/// A session type with 32 fields of its own beside [`Cart`]'s `user`, so
+/// that 32 parallel requests each write one.
+macro_rules! burst {
+    ($($i:literal $field:ident $set:ident),*) => {
+        /// `user` (as [`Cart`]'s) and 32 numbers, one per parallel request.
+        #[derive(Debug, session_derive::Session)]
+        #[session(crate = "crate")]
+        pub struct Burst {
+            /// The logged-in user, as [`Cart::user`].
+            pub user: Option<u64>,
+            $(
+                #[doc = "A number one request writes."]
+                pub $field: u32,
+            )*
+        }
+
+        impl BurstSession {
+            /// Writes field number `i`.
+            pub fn write(&mut self, i: usize, value: u32) {
+                match i {
+                    $($i => self.$set(value),)*
+                    _ => panic!("Burst has 32 fields"),
+                }
+            }
+
+            /// Reads field number `i`.
+            pub async fn read(&self, i: usize) -> u32 {
+                match i {
+                    $($i => *self.$field().await.unwrap(),)*
+                    _ => panic!("Burst has 32 fields"),
+                }
+            }
+        }
+    };
+}
+
+burst!(0 f0 set_f0, 1 f1 set_f1, 2 f2 set_f2, 3 f3 set_f3, 4 f4 set_f4, 5 f5 set_f5, 6 f6 set_f6, 7 f7 set_f7, 8 f8 set_f8, 9 f9 set_f9, 10 f10 set_f10, 11 f11 set_f11, 12 f12 set_f12, 13 f13 set_f13, 14 f14 set_f14, 15 f15 set_f15, 16 f16 set_f16, 17 f17 set_f17, 18 f18 set_f18, 19 f19 set_f19, 20 f20 set_f20, 21 f21 set_f21, 22 f22 set_f22, 23 f23 set_f23, 24 f24 set_f24, 25 f25 set_f25, 26 f26 set_f26, 27 f27 set_f27, 28 f28 set_f28, 29 f29 set_f29, 30 f30 set_f30, 31 f31 set_f31);
 
 /// The handle of [`Cart`].
 pub type CartHandle = CartSession;
@@ -247,6 +287,11 @@ macro_rules! store_conformance_tests {
             concurrent_updates_of_a_versioned_field_lose_nothing,
             plain_writes_of_a_versioned_field_conflict,
             encrypted_values_open_only_where_they_were_sealed,
+            a_token_rotates_and_the_old_one_is_followed_for_the_grace,
+            a_replayed_token_after_the_grace_ends_the_session,
+            parallel_requests_across_a_rotation_lose_nothing,
+            a_regenerated_token_is_never_followed,
+            encrypted_values_survive_many_rotations,
             encryption_keys_rotate_and_survive_regenerates,
             log_out_everywhere_ends_a_users_other_sessions,
             signing_out_one_device_ends_exactly_that_one,
@@ -345,6 +390,7 @@ fn rename_to(to: StoreKey) -> Changes {
         rename: Some(Rename {
             to,
             previous_until: now() + PREVIOUS_KEY_GRACE,
+            reason: Replaced::Regenerated,
         }),
         ..Changes::default()
     }

@@ -309,7 +309,10 @@ pub async fn every_key_replaced_within_the_grace_reaches_the_session(store: Arc<
         }
         let current = keys[3];
         for old in &keys[..3] {
-            assert!(store.is_previous_key(old, now()).await.unwrap());
+            let previous = store.previous(old, now()).await.unwrap().expect("replaced");
+            assert_eq!(previous.current, current, "names the session's key today");
+            assert_eq!(previous.reason, Replaced::Regenerated);
+            assert!(previous.within_grace);
             assert!(store.load(old, &[], at()).await.unwrap().is_none());
         }
         store.destroy(&keys[logout_with], now()).await.unwrap();

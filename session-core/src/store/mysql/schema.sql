@@ -60,10 +60,14 @@ CREATE TABLE IF NOT EXISTS `session_index` (
 
 -- After a regenerate: each replaced token's SHA-256, which reaches the
 -- session for a logout (never for reads or writes) until `valid_until`.
+-- After a rotation (`rotated` = 1): requests in flight follow it to the
+-- session until `valid_until`; it stays while the session lives, so a
+-- replay of it is recognised as a stolen token.
 CREATE TABLE IF NOT EXISTS `session_previous` (
   `token_hash` BINARY(32) NOT NULL,
   `session_pk` BIGINT NOT NULL,
   `valid_until` BIGINT NOT NULL,
+  `rotated` BIGINT NULL,
   PRIMARY KEY (`token_hash`),
   KEY `session_previous_session_pk` (`session_pk`),
   KEY `session_previous_valid_until` (`valid_until`),

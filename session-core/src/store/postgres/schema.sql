@@ -52,10 +52,14 @@ CREATE INDEX IF NOT EXISTS `session_index_tag` ON `session_index` (`name`, `tag`
 
 -- After a regenerate: each replaced token's SHA-256, which reaches the
 -- session for a logout (never for reads or writes) until `valid_until`.
+-- After a rotation (`rotated` = 1): requests in flight follow it to the
+-- session until `valid_until`; it stays while the session lives, so a
+-- replay of it is recognised as a stolen token.
 CREATE TABLE IF NOT EXISTS `session_previous` (
   `token_hash` BYTEA PRIMARY KEY,
   `session_pk` BIGINT NOT NULL REFERENCES `sessions` (`pk`) ON DELETE CASCADE,
-  `valid_until` BIGINT NOT NULL
+  `valid_until` BIGINT NOT NULL,
+  `rotated` BIGINT NULL
 );
 
 CREATE INDEX IF NOT EXISTS `session_previous_session_pk` ON `session_previous` (`session_pk`);

@@ -50,8 +50,8 @@ use redis::{Script, Value};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::store::{
-    Changes, Counters, Ended, ExpiryUpdate, IndexTag, NewSession, Record, Saved, SessionIndexes,
-    SessionStore, StoreStats, Timestamp, Validity,
+    Changes, Counters, Ended, ExpiryUpdate, IndexTag, NewSession, PreviousKey, Record, Replaced,
+    Saved, SessionIndexes, SessionStore, StoreStats, Timestamp, Validity,
 };
 use crate::token::StoreKey;
 
@@ -82,6 +82,8 @@ pub struct RedisStore {
     create: Script,
     save: Script,
     destroy: Script,
+    /// What a replaced key names now (see `scripts::PREVIOUS`).
+    previous: Script,
     index: Script,
     destroy_one: Script,
     purge: Script,
@@ -132,6 +134,13 @@ impl RedisStore {
     pub async fn connect(url: &str, config: &Config) -> Result<Self> {
         crate::config::validate_prefix(&config.table_prefix)?;
         let target = Target::parse(url)?;
+        if matches!(target, Target::Cluster(_)) && config.rotate_after.is_some() {
+            return Err(Error::config(
+                "`rotate_after` is not available on Redis Cluster: a move to a new key spans \
+                 two slots there, in steps during which requests in flight could not follow \
+                 the token (use one Redis server with replicas, or remove `rotate_after`)",
+            ));
+        }
         let wait = Duration::from_secs(config.connect_timeout.max(1));
         let conn = Conn::open(&target, wait).await?;
         let mut store = RedisStore {
@@ -145,6 +154,7 @@ impl RedisStore {
             create: Script::new(scripts::CREATE),
             save: Script::new(&scripts::with_helpers(scripts::SAVE)),
             destroy: Script::new(&scripts::with_helpers(scripts::DESTROY)),
+            previous: Script::new(&scripts::with_helpers(scripts::PREVIOUS)),
             index: Script::new(&scripts::with_helpers(scripts::INDEX)),
             destroy_one: Script::new(&scripts::with_helpers(scripts::DESTROY_ONE)),
             purge: Script::new(&scripts::with_helpers(scripts::PURGE)),
@@ -296,6 +306,10 @@ impl RedisStore {
             call.arg(update.name)
                 .arg(update.tag.map_or_else(String::new, |t| hex(&t)));
         }
+        let rotated = changes
+            .rename
+            .is_some_and(|r| r.reason == Replaced::Rotated);
+        call.arg(if rotated { "r" } else { "" });
         call
     }
 
@@ -482,25 +496,41 @@ impl SessionStore for RedisStore {
         })
     }
 
-    async fn is_previous_key(&self, key: &StoreKey, now: Timestamp) -> Result<bool> {
-        // On a cluster, a regenerate under way marks the old hash itself
-        // (`_m`) before the marker replaces it.
-        let marker: Option<String> = match &self.cluster {
-            Some(cluster) => {
-                let mut call = cluster.previous.key(self.session_key(key));
-                call.key(self.previous_key(key));
-                self.eval(&call).await?
-            }
-            None => {
-                self.run(redis::cmd("GET").arg(self.previous_key(key)))
-                    .await?
-            }
+    async fn previous(&self, key: &StoreKey, now: Timestamp) -> Result<Option<PreviousKey>> {
+        let Some(cluster) = &self.cluster else {
+            let mut call = self.previous.key(self.previous_key(key));
+            call.arg(now)
+                .arg(&self.prefix)
+                .arg(super::MAX_RENAMES_FOLLOWED);
+            let found: Option<(String, i64, i64)> = self.eval(&call).await?;
+            return Ok(found.and_then(|(current, within, rotated)| {
+                Some(PreviousKey {
+                    current: parse_hex(&current)?,
+                    reason: if rotated == 1 {
+                        Replaced::Rotated
+                    } else {
+                        Replaced::Regenerated
+                    },
+                    within_grace: within == 1,
+                })
+            }));
         };
-        Ok(marker
-            .as_deref()
-            .and_then(|m| m.split_once(' '))
-            .and_then(|(until, _)| until.parse::<i64>().ok())
-            .is_some_and(|until| until > now))
+        // On a cluster (no rotation: see `prepare`), a regenerate under
+        // way marks the old hash itself (`_m`) before the marker replaces
+        // it; either names the new key within the grace.
+        let mut call = cluster.previous.key(self.session_key(key));
+        call.key(self.previous_key(key));
+        let marker: Option<String> = self.eval(&call).await?;
+        Ok(marker.as_deref().and_then(|m| {
+            let mut parts = m.split(' ');
+            let until = parts.next()?.parse::<i64>().ok()?;
+            let current = parse_hex(parts.next()?)?;
+            (until > now).then_some(PreviousKey {
+                current,
+                reason: Replaced::Regenerated,
+                within_grace: true,
+            })
+        }))
     }
 
     async fn destroy(&self, key: &StoreKey, now: Timestamp) -> Result<bool> {

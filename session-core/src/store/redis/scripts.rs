@@ -18,8 +18,10 @@
 //! the request's time, so a dead session is never read or written in that
 //! hour. A regenerated session's previous
 //! key is `{prefix}prev:{<old key hex>}` = `<until> <new key hex>`, expiring
-//! at `<until>`. The braces are hash tags: a session's hash and its
-//! previous-key marker sit in one cluster slot.
+//! at `<until>`; a rotated one's is `<until> <new key hex> r`, kept until
+//! the session's `max_lifetime` ends (a replay of it is a stolen token).
+//! The braces are hash tags: a session's hash and its previous-key marker
+//! sit in one cluster slot.
 
 /// Shared Lua helpers, prepended to every script that needs them.
 const HELPERS: &str = r"
@@ -32,7 +34,7 @@ end
 local function moved(prev, now)
   local p = redis.call('GET', prev)
   if not p then return false end
-  local u, to = string.match(p, '^(%d+) (%x+)$')
+  local u, to = string.match(p, '^(%d+) (%x+)')
   if u and tonumber(u) > now then return true, to end
   return false
 end
@@ -194,7 +196,8 @@ return 1
 /// `s` set), expiry, idle timeout, cookie choice (`t`/`f`/empty), clear
 /// (`1`/`0`), then four counted lists: expectations (name, version or
 /// empty for absent), upserts (name, bytes), removals (name), index
-/// entries (name, tag hex or empty to remove).
+/// entries (name, tag hex or empty to remove); last, `r` when the rename
+/// is a rotation.
 /// Returns 1 saved, 0 gone, 2 moved, 3 conflict.
 pub(super) const SAVE: &str = r"
 local now, after, maxlife = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -216,7 +219,11 @@ if tohex ~= '' then
   end
   unindex(key, hex, prefix)
   redis.call('RENAME', key, KEYS[3])
-  redis.call('SET', KEYS[2], ARGV[7] .. ' ' .. tohex, 'EXAT', ARGV[7])
+  if ARGV[#ARGV] == 'r' then
+    redis.call('SET', KEYS[2], ARGV[7] .. ' ' .. tohex .. ' r', 'EXAT', math.max(c + maxlife, tonumber(ARGV[7])))
+  else
+    redis.call('SET', KEYS[2], ARGV[7] .. ' ' .. tohex, 'EXAT', ARGV[7])
+  end
   key, hex = KEYS[3], tohex
   local h = redis.call('HGETALL', key)
   for j = 1, #h, 2 do
@@ -266,6 +273,30 @@ while gone == 0 and hops > 0 do
   hops = hops - 1
 end
 return gone
+";
+
+/// KEYS: a key's previous-key marker. ARGV: now, key prefix, hops. What
+/// the replaced key names now: `{current key hex, within grace (1/0),
+/// rotated (1/0)}`, following the later renames (at most `hops`); nil
+/// when it names no live session, or is a regenerated key past its grace.
+pub(super) const PREVIOUS: &str = r"
+local now, prefix, hops = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
+local function parse(marker)
+  if not marker then return nil end
+  local u, to, r = string.match(marker, '^(%d+) (%x+)( ?r?)$')
+  if not u then return nil end
+  return tonumber(u) > now, to, r == ' r'
+end
+local within, cur, rotated = parse(redis.call('GET', KEYS[1]))
+if cur == nil or not (within or rotated) then return nil end
+for _ = 1, hops do
+  local k = prefix .. 'sess:{' .. cur .. '}'
+  if alive(k, now, 0) then return {cur, within and 1 or 0, rotated and 1 or 0} end
+  local w, to, r = parse(redis.call('GET', prefix .. 'prev:{' .. cur .. '}'))
+  if to == nil or not (w or r) then return nil end
+  cur = to
+end
+return nil
 ";
 
 /// ARGV: now, created after, key prefix, index name, except hex (or

@@ -228,6 +228,13 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
     /// A single integer column.
     async fn fetch_ints(&self, stmt: &Stmt<'_>) -> Result<Vec<i64>, sqlx::Error>;
 
+    /// The rows of the previous-key lookup: a hash, an integer and a
+    /// nullable integer.
+    async fn fetch_replaced(
+        &self,
+        stmt: &Stmt<'_>,
+    ) -> Result<Vec<(Vec<u8>, i64, Option<i64>)>, sqlx::Error>;
+
     /// Runs DDL, statement by statement.
     async fn run_ddl(&self, statements: &[String]) -> Result<(), sqlx::Error>;
 

@@ -343,6 +343,21 @@ macro_rules! sqlx_backend {
                 result?.iter().map(|r| r.try_get::<i64, _>(0)).collect()
             }
 
+            async fn fetch_replaced(
+                &self,
+                stmt: &$crate::store::sql::Stmt<'_>,
+            ) -> Result<Vec<(Vec<u8>, i64, Option<i64>)>, sqlx::Error> {
+                use sqlx::Row as _;
+                let sql = $dialect_sql(&stmt.sql);
+                let mut lease = self.lease().await?;
+                let result = bind(&sql, stmt).fetch_all(&mut *lease).await;
+                Self::check(&mut lease, &result);
+                result?
+                    .iter()
+                    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+                    .collect()
+            }
+
             async fn run_ddl(&self, statements: &[String]) -> Result<(), sqlx::Error> {
                 let mut lease = self.lease().await?;
                 for sql in statements {

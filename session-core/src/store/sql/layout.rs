@@ -5,7 +5,7 @@
 use crate::error::{Error, Result};
 
 use super::backend::{Arg, Backend, Stmt};
-use super::statements::{FIELDS_COLUMNS, SESSIONS_COLUMNS};
+use super::statements::{FIELDS_COLUMNS, PREVIOUS_COLUMNS, SESSIONS_COLUMNS};
 use super::{map_error, SqlStore};
 
 /// The columns of the first release's `sessions` table, which lacks the
@@ -20,6 +20,8 @@ const FIRST_LAYOUT: &[&str] = &["pk", "token_hash", "created_at", "expires_at"];
 const FIRST_SESSIONS: usize = 6;
 /// See [`FIRST_SESSIONS`].
 const FIRST_FIELDS: usize = 3;
+/// See [`FIRST_SESSIONS`].
+const FIRST_PREVIOUS: usize = 3;
 
 impl<B: Backend> SqlStore<B> {
     /// Refuses tables that exist under the store's names with another
@@ -30,6 +32,7 @@ impl<B: Backend> SqlStore<B> {
         for (table, expected, first) in [
             (&self.names.sessions, SESSIONS_COLUMNS, FIRST_SESSIONS),
             (&self.names.fields, FIELDS_COLUMNS, FIRST_FIELDS),
+            (&self.names.previous, PREVIOUS_COLUMNS, FIRST_PREVIOUS),
         ] {
             let stmt = Stmt {
                 sql: B::COLUMNS.into(),
@@ -62,7 +65,7 @@ impl<B: Backend> SqlStore<B> {
                     .iter()
                     .map(|column| {
                         let ty = match *column {
-                            "version" => B::VERSION_TYPE,
+                            "version" | "rotated" => B::VERSION_TYPE,
                             "writers" => B::WRITERS_TYPE,
                             _ => B::DATA_TYPE,
                         };

@@ -102,6 +102,13 @@ impl<B: Backend> Backend for LoseReply<B> {
         self.inner.fetch_ints(stmt).await
     }
 
+    async fn fetch_replaced(
+        &self,
+        stmt: &Stmt<'_>,
+    ) -> Result<Vec<(Vec<u8>, i64, Option<i64>)>, sqlx::Error> {
+        self.inner.fetch_replaced(stmt).await
+    }
+
     async fn run_ddl(&self, statements: &[String]) -> Result<(), sqlx::Error> {
         self.inner.run_ddl(statements).await
     }
@@ -246,6 +253,7 @@ async fn lost_replies_are_recognised<B: Backend>(store: SqlStore<B>) {
         rename: Some(Rename {
             to,
             previous_until: crate::now() + 60,
+            reason: crate::store::Replaced::Regenerated,
         }),
         upsert: vec![("user", b"42".to_vec())],
         ..Changes::default()

@@ -11,8 +11,8 @@ use async_trait::async_trait;
 
 use crate::error::{BoxError, Error, Result};
 use crate::store::{
-    Changes, Counters, Ended, IndexTag, NewSession, Record, Saved, SessionIndexes, SessionStore,
-    StoreStats, Timestamp, Validity,
+    Changes, Counters, Ended, IndexTag, NewSession, PreviousKey, Record, Replaced, Saved,
+    SessionIndexes, SessionStore, StoreStats, Timestamp, Validity,
 };
 use crate::token::StoreKey;
 
@@ -391,11 +391,31 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         self.save_changes(key, changes, at).await
     }
 
-    async fn is_previous_key(&self, key: &StoreKey, now: Timestamp) -> Result<bool> {
-        let pks = self
-            .read(|| async move { self.backend.fetch_ints(&self.sql.moved(key, now)).await })
+    async fn previous(&self, key: &StoreKey, now: Timestamp) -> Result<Option<PreviousKey>> {
+        let rows = self
+            .read(|| async move {
+                self.backend
+                    .fetch_replaced(&self.sql.previous(key, now))
+                    .await
+            })
             .await?;
-        Ok(!pks.is_empty())
+        let Some((hash, until, rotated)) = rows.into_iter().next() else {
+            return Ok(None);
+        };
+        let reason = if rotated.unwrap_or(0) != 0 {
+            Replaced::Rotated
+        } else {
+            Replaced::Regenerated
+        };
+        let within_grace = until > now;
+        if !within_grace && reason == Replaced::Regenerated {
+            return Ok(None);
+        }
+        Ok(key_of(&hash).map(|current| PreviousKey {
+            current,
+            reason,
+            within_grace,
+        }))
     }
 
     async fn destroy(&self, key: &StoreKey, now: Timestamp) -> Result<bool> {

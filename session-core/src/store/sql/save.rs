@@ -8,7 +8,7 @@ use super::statements::Nonce;
 use super::writes::{is_duplicate, Landed};
 use super::SqlStore;
 use crate::error::{Error, Result};
-use crate::store::{Changes, NewSession, Saved, SessionStore, Validity};
+use crate::store::{Changes, NewSession, Saved, Validity};
 use crate::token::StoreKey;
 
 impl<B: Backend> SqlStore<B> {
@@ -104,7 +104,11 @@ impl<B: Backend> SqlStore<B> {
         };
         let mut current = key;
         if let Some(rename) = &changes.rename {
-            stmts.extend(self.sql.rename(key, &rename.to, rename.previous_until, at));
+            let rotated = rename.reason == crate::store::Replaced::Rotated;
+            stmts.extend(
+                self.sql
+                    .rename(key, &rename.to, rename.previous_until, rotated, at),
+            );
             current = &rename.to;
         }
         // Fields that go to rows of their own: later loads of this store
@@ -290,13 +294,22 @@ impl<B: Backend> SqlStore<B> {
                 {
                     return Ok(Saved::Conflict);
                 }
-                Ok(if self.is_previous_key(key, at.now).await? {
+                Ok(if self.is_moved(key, at.now).await? {
                     Saved::Moved
                 } else {
                     Saved::Gone
                 })
             }
         }
+    }
+
+    /// Whether `key` was replaced by a rename whose grace still runs: a
+    /// save with it is refused as `Moved`.
+    async fn is_moved(&self, key: &StoreKey, now: i64) -> Result<bool> {
+        let pks = self
+            .read(|| async move { self.backend.fetch_ints(&self.sql.moved(key, now)).await })
+            .await?;
+        Ok(!pks.is_empty())
     }
 
     /// Whether an unversioned field's value is written to a row of its

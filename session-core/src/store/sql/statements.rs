@@ -33,6 +33,9 @@ pub(crate) const SESSIONS_COLUMNS: &[&str] = &[
 ];
 /// See [`SESSIONS_COLUMNS`].
 pub(crate) const FIELDS_COLUMNS: &[&str] = &["session_pk", "name", "value", "version", "writers"];
+/// See [`SESSIONS_COLUMNS`].
+pub(crate) const PREVIOUS_COLUMNS: &[&str] =
+    &["token_hash", "session_pk", "valid_until", "rotated"];
 
 /// How many of a versioned field's last writers its `writers` column
 /// remembers (see [`Nonce`]).
@@ -107,6 +110,7 @@ pub(crate) struct Statements {
     extend: String,
     set_expiry: String,
     moved: String,
+    previous: String,
     destroy: String,
     expired: String,
     delete_head: String,
@@ -255,19 +259,26 @@ impl Statements {
                 alive("")
             ),
             keep_previous: format!(
-                "INSERT INTO {p} (token_hash, session_pk, valid_until) SELECT ?, pk, ? FROM {s} WHERE token_hash = ?"
+                "INSERT INTO {p} (token_hash, session_pk, valid_until, rotated) SELECT ?, pk, ?, ? FROM {s} WHERE token_hash = ?"
             ),
             extend: format!("expires_at = {least}({greatest}(expires_at, ?), created_at + ?)"),
             set_expiry: format!(
                 "expires_at = {least}(?, created_at + ?), idle_timeout = ?, persistent = ?"
             ),
             moved: format!("SELECT session_pk FROM {p} WHERE token_hash = ? AND valid_until > ?"),
+            // What a replaced key names now: the session row's hash is its
+            // current key, however many renames came after.
+            previous: format!(
+                "SELECT s.token_hash, p.valid_until, p.rotated FROM {p} p JOIN {s} s ON s.pk = p.session_pk WHERE p.token_hash = ? AND s.expires_at > ?"
+            ),
             // The scalar subquery runs once (a primary-key lookup), so the
             // delete finds its row by either index.
             destroy: format!(
                 "DELETE FROM {s} WHERE token_hash = ? OR pk = (SELECT session_pk FROM {p} WHERE token_hash = ? AND valid_until > ?)"
             ),
-            prune_previous: format!("DELETE FROM {p} WHERE valid_until <= ?"),
+            // A rotated key stays while its session lives (the foreign key
+            // deletes it with the session).
+            prune_previous: format!("DELETE FROM {p} WHERE valid_until <= ? AND COALESCE(rotated, 0) = 0"),
             expired: format!(
                 "SELECT pk FROM {s} WHERE expires_at <= ? OR created_at <= ? LIMIT ?"
             ),
@@ -593,14 +604,14 @@ impl Statements {
         }
     }
 
-    /// A regenerate's two statements: the move to `to`, then the record of
-    /// `from`, which reaches the session for a logout until
-    /// `previous_until`.
+    /// A regenerate's or rotation's two statements: the move to `to`, then
+    /// the record of `from` (see [`Replaced`](crate::store::Replaced)).
     pub(crate) fn rename<'a>(
         &'a self,
         from: &'a StoreKey,
         to: &'a StoreKey,
         previous_until: i64,
+        rotated: bool,
         at: Validity,
     ) -> [Stmt<'a>; 2] {
         let mut args = vec![Arg::Bytes(to.as_bytes()), Arg::Bytes(from.as_bytes())];
@@ -615,6 +626,7 @@ impl Statements {
                 args: vec![
                     Arg::Bytes(from.as_bytes()),
                     Arg::Int(previous_until),
+                    Arg::Int(i64::from(rotated)),
                     Arg::Bytes(to.as_bytes()),
                 ],
             },
@@ -769,6 +781,14 @@ impl Statements {
                 path.push('"');
                 path
             }
+        }
+    }
+
+    /// What the replaced key `key` names now (see `SessionStore::previous`).
+    pub(crate) fn previous<'a>(&'a self, key: &'a StoreKey, now: i64) -> Stmt<'a> {
+        Stmt {
+            sql: Cow::Borrowed(&self.previous),
+            args: vec![Arg::Bytes(key.as_bytes()), Arg::Int(now)],
         }
     }
 
