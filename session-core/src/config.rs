@@ -535,6 +535,41 @@ pub(crate) fn redact_url(url: &str) -> String {
 }
 
 #[cfg(test)]
+mod rotation_tests {
+    use super::Config;
+
+    fn rotating(after: u64, grace: u64) -> Config {
+        Config {
+            rotate_after: Some(after),
+            rotation_grace: grace,
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn the_grace_is_short_and_shorter_than_the_rotation() {
+        assert!(rotating(900, 10).validate().is_ok());
+        let zero = rotating(900, 0).validate().unwrap_err().to_string();
+        assert!(
+            zero.contains("`rotation_grace` must be between 1 and 300"),
+            "{zero}"
+        );
+        assert!(rotating(900, 301).validate().is_err());
+        let short = rotating(10, 10).validate().unwrap_err().to_string();
+        assert!(
+            short.contains("must be more than `rotation_grace`"),
+            "{short}"
+        );
+        // Off: the grace is not looked at.
+        let off = Config {
+            rotation_grace: 0,
+            ..Config::default()
+        };
+        assert!(off.validate().is_ok());
+    }
+}
+
+#[cfg(test)]
 mod prefix_tests {
     use super::validate_prefix;
 

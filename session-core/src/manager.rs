@@ -47,6 +47,12 @@ impl SessionManager {
     /// [`Error::Config`](crate::Error::Config) when the configuration is invalid.
     pub fn new(store: Arc<dyn SessionStore>, config: Config) -> Result<Self> {
         config.validate()?;
+        if let (Some(_), Some(why)) = (config.rotate_after, store.cannot_rotate()) {
+            return Err(crate::Error::config(format!(
+                "`rotate_after` is not available on this store ({}): {why}",
+                store.name()
+            )));
+        }
         let carrier = carrier::select(&config, false)?;
         let sealer = Sealer::new(&config.encryption_keys)?;
         Ok(Self::from(Context::new(

@@ -349,3 +349,22 @@ async fn concurrent_requests_last_response_wins() {
         "a's change is not in b's cookie"
     );
 }
+
+/// A session kept whole in its cookie has nothing on the server that could
+/// tell a replaced token from the current one: `rotate_after` is refused,
+/// saying so.
+#[test]
+fn rotation_needs_a_server_side_store() {
+    let error = SessionManager::in_cookies(Config {
+        encryption_keys: vec![key(1)],
+        rotate_after: Some(900),
+        ..Config::default()
+    })
+    .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("`rotate_after` needs a server-side store"),
+        "{error}"
+    );
+}

@@ -139,6 +139,26 @@ async fn a_cluster_node_named_as_one_server_is_refused_with_the_way_out() {
     assert!(error.to_string().contains("redis+cluster://"), "{error}");
 }
 
+/// Tokens that rotate are refused on a cluster at launch, with the reason
+/// and the way out: a move spans two slots there, in steps requests in
+/// flight could not follow.
+#[tokio::test]
+async fn rotation_is_refused_on_a_cluster_with_the_reason() {
+    let config = Config {
+        rotate_after: Some(900),
+        ..Config::default()
+    };
+    let store: Arc<dyn SessionStore> = Arc::new(store().await);
+    let error = session_core::SessionManager::new(store, config).unwrap_err();
+    assert!(matches!(error, Error::Config(_)), "{error:?}");
+    let message = error.to_string();
+    assert!(
+        message.contains("`rotate_after` is not available on this store (redis-cluster)"),
+        "{message}"
+    );
+    assert!(message.contains("spans two slots"), "{message}");
+}
+
 /// The first step of a regenerate marks the old hash as moving; should the
 /// app die right after it (the new hash never written), neither token
 /// reads the session, a write through the old one is refused as moved,

@@ -623,6 +623,14 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
         Ok(None)
     }
 
+    /// Why this store cannot rotate tokens (`rotate_after`), if it
+    /// cannot: a manager with `rotate_after` over it is refused, with this
+    /// reason. The default: `None`; every store that keeps replaced keys
+    /// as [`previous`](Self::previous) says can.
+    fn cannot_rotate(&self) -> Option<&'static str> {
+        None
+    }
+
     /// The store's kind, as metrics and logs name it: `"mysql"`,
     /// `"postgres"`, `"sqlite"`, `"redis"`, `"redis-cluster"`, `"memory"`.
     /// The default:

@@ -291,6 +291,7 @@ macro_rules! store_conformance_tests {
             a_replayed_token_after_the_grace_ends_the_session,
             parallel_requests_across_a_rotation_lose_nothing,
             a_regenerated_token_is_never_followed,
+            a_token_near_its_rotation_is_not_sent_again,
             encrypted_values_survive_many_rotations,
             encryption_keys_rotate_and_survive_regenerates,
             log_out_everywhere_ends_a_users_other_sessions,

@@ -134,13 +134,6 @@ impl RedisStore {
     pub async fn connect(url: &str, config: &Config) -> Result<Self> {
         crate::config::validate_prefix(&config.table_prefix)?;
         let target = Target::parse(url)?;
-        if matches!(target, Target::Cluster(_)) && config.rotate_after.is_some() {
-            return Err(Error::config(
-                "`rotate_after` is not available on Redis Cluster: a move to a new key spans \
-                 two slots there, in steps during which requests in flight could not follow \
-                 the token (use one Redis server with replicas, or remove `rotate_after`)",
-            ));
-        }
         let wait = Duration::from_secs(config.connect_timeout.max(1));
         let conn = Conn::open(&target, wait).await?;
         let mut store = RedisStore {
@@ -560,6 +553,14 @@ impl SessionStore for RedisStore {
     async fn count_live(&self, _: Validity) -> Result<Option<u64>> {
         let live = self.last_live.load(std::sync::atomic::Ordering::Relaxed);
         Ok(u64::try_from(live).ok())
+    }
+
+    fn cannot_rotate(&self) -> Option<&'static str> {
+        self.cluster.is_some().then_some(
+            "a move to a new key spans two slots on Redis Cluster, in steps during which \
+             requests in flight could not follow the token (use one Redis server with \
+             replicas, or remove `rotate_after`)",
+        )
     }
 
     fn name(&self) -> &'static str {

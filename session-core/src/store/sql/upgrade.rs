@@ -14,7 +14,9 @@
 use super::doc::ROW_VALUE_BYTES;
 use super::{Arg, Backend, SqlStore, Stmt};
 use crate::config::Config;
-use crate::store::{Changes, Expect, NewSession, Saved, SessionStore, Validity};
+use crate::store::{
+    Changes, Expect, NewSession, PreviousKey, Rename, Replaced, Saved, SessionStore, Validity,
+};
 use crate::token::{StoreKey, Token};
 
 fn at() -> Validity {
@@ -101,13 +103,14 @@ async fn old_session<B: Backend>(
 async fn an_older_layout_upgrades_and_loses_nothing<B: Backend>(store: SqlStore<B>) {
     store.create_tables().await.unwrap();
     let names = store.table_names().clone();
-    // The layout of the release before: no `data` column.
+    // The layout of the release before: no `data` column, and replaced
+    // keys without `rotated`.
     store
         .backend
-        .run_ddl(&[format!(
-            "ALTER TABLE `{}` DROP COLUMN `data`",
-            names.sessions
-        )])
+        .run_ddl(&[
+            format!("ALTER TABLE `{}` DROP COLUMN `data`", names.sessions),
+            format!("ALTER TABLE `{}` DROP COLUMN `rotated`", names.previous),
+        ])
         .await
         .unwrap();
     let big = vec![b'b'; ROW_VALUE_BYTES * 2];
@@ -190,6 +193,30 @@ async fn an_older_layout_upgrades_and_loses_nothing<B: Backend>(store: SqlStore<
             ],
             vec![("v".to_string(), 4)]
         )
+    );
+
+    // Its token rotates, and the replaced one names it.
+    let rotated = key();
+    let rotate = Changes {
+        rename: Some(Rename {
+            to: rotated,
+            previous_until: at().now + 10,
+            reason: Replaced::Rotated,
+        }),
+        ..Changes::default()
+    };
+    assert_eq!(
+        store.cold().save(&k, &rotate, at()).await.unwrap(),
+        Saved::Saved
+    );
+    let previous = store.cold().previous(&k, at().now).await.unwrap();
+    assert_eq!(
+        previous,
+        Some(PreviousKey {
+            current: rotated,
+            reason: Replaced::Rotated,
+            within_grace: true
+        })
     );
     store.drop_tables().await.unwrap();
 }
