@@ -234,14 +234,28 @@ impl SessionState {
                 .push((super::SINCE, since.to_string().into_bytes()));
             all_existing = false;
         }
-        if matches!(plan.target, Target::Rekey { .. }) && config.rotate_after.is_some() {
-            // When the new token was issued: what the next rotation counts
-            // from (a new session's is its creation time).
-            plan.changes.upsert.push((
-                super::rotation::ISSUED,
-                self.request.now().to_string().into_bytes(),
-            ));
-            all_existing = false;
+        if let Target::Rekey { from, rotation, .. } = &plan.target {
+            if config.rotate_after.is_some() {
+                // When the new token was issued: what the next rotation
+                // counts from (a new session's is its creation time).
+                plan.changes.upsert.push((
+                    super::rotation::ISSUED,
+                    self.request.now().to_string().into_bytes(),
+                ));
+                all_existing = false;
+            }
+            if *rotation {
+                // The id a devices page listed the session by, kept.
+                let id = self
+                    .request
+                    .life()
+                    .times
+                    .and_then(|t| t.listed_id)
+                    .unwrap_or_else(|| from.id());
+                plan.changes
+                    .upsert
+                    .push((super::rotation::LISTED_ID, id.to_string().into_bytes()));
+            }
         }
         plan.changes.upsert_existing = all_existing && !plan.changes.upsert.is_empty();
         if size > config.max_session_bytes {
@@ -462,9 +476,9 @@ impl SessionState {
         };
         let mut changes = plan.changes.clone();
         changes.rename = None;
-        changes
-            .upsert
-            .retain(|(name, _)| *name != super::rotation::ISSUED);
+        changes.upsert.retain(|(name, _)| {
+            *name != super::rotation::ISSUED && *name != super::rotation::LISTED_ID
+        });
         if changes.is_empty() {
             return Ok(Outcome::Unchanged);
         }
@@ -649,6 +663,7 @@ impl SessionState {
                         idle_timeout,
                         persistent: session.persistent,
                         issued_at: now,
+                        listed_id: None,
                     });
                 }
                 crate::observe::created(store.name());

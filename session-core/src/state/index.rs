@@ -57,7 +57,7 @@ pub(crate) fn index_tags(sealer: Option<&Sealer>, name: &str, bytes: &[u8]) -> V
 /// the one making the request, and its non-deferred fields (decoded on
 /// demand with [`field`](Self::field)).
 pub struct SessionInfo<D> {
-    id: StoreKey,
+    id: SessionId,
     created_at: Timestamp,
     last_seen: Timestamp,
     expires_at: Timestamp,
@@ -83,9 +83,11 @@ impl<D> SessionInfo<D> {
     /// The session's opaque id: 32 hex digits of a hash of its key, as
     /// lifecycle events name it. It leads neither to the token nor to the
     /// stored row, so a devices page can print it and a "sign out this
-    /// device" form send it back to `destroy_session_by_x()`.
+    /// device" form send it back to `destroy_session_by_x()`. With
+    /// `rotate_after`, a rotated session keeps the id it had before its
+    /// first rotation, so a page shown before a rotation still ends it.
     pub fn id(&self) -> SessionId {
-        self.id.id()
+        self.id
     }
 
     /// When the session was created (Unix seconds).
@@ -159,6 +161,7 @@ impl SessionState {
             };
             let previous = sealed::record_keys(sealer, &key, &record.fields);
             let seals = sealer.map(|s| sealed::seals(s, &key, &previous));
+            let id = super::rotation::listed_id(&record.fields).unwrap_or_else(|| key.id());
             let device = record
                 .fields
                 .iter()
@@ -181,7 +184,7 @@ impl SessionState {
                 })
                 .collect();
             found.push(SessionInfo {
-                id: key,
+                id,
                 created_at: record.created_at,
                 last_seen: record.expires_at - record.idle_timeout,
                 expires_at: record.expires_at,
@@ -255,8 +258,7 @@ impl SessionState {
         id: &SessionId,
     ) -> Result<bool> {
         let (name, bytes, tags) = self.index_query(index, value)?;
-        let current = self.request.read_key();
-        if current.is_some_and(|k| k.id() == *id) {
+        if self.request.listed_id() == Some(*id) {
             if self.bytes(index).await? != Some(bytes.as_slice()) {
                 return Ok(false);
             }
@@ -267,7 +269,7 @@ impl SessionState {
         let at = self.request.validity();
         let found = indexes(&*store)?.find(name, &tags, at);
         let found = self.request.call("find", found).await?;
-        let Some(key) = found.into_iter().find(|k| k.id() == *id) else {
+        let Some(key) = self.listed_key(found, id).await? else {
             return Ok(false);
         };
         let ended = indexes(&*store)?.destroy_one(name, &tags, &key);
@@ -287,6 +289,30 @@ impl SessionState {
 }
 
 impl SessionState {
+    /// Which of `found` is listed as `id`: its key's id, or after a
+    /// rotation the id it kept (one read per session found, only when no
+    /// key's id is `id` and tokens rotate).
+    async fn listed_key(&self, found: Vec<StoreKey>, id: &SessionId) -> Result<Option<StoreKey>> {
+        if let Some(key) = found.iter().find(|k| k.id() == *id) {
+            return Ok(Some(*key));
+        }
+        if !self.rotates() {
+            return Ok(None);
+        }
+        let store = self.request.store();
+        let at = self.request.validity();
+        for key in found {
+            let only = [super::rotation::LISTED_ID];
+            let read = store.load_only(&key, &only, at);
+            if let Some(record) = self.request.call("load_only", read).await? {
+                if super::rotation::listed_id(&record.fields) == Some(*id) {
+                    return Ok(Some(key));
+                }
+            }
+        }
+        Ok(None)
+    }
+
     /// Holds the value of index `name` (`tags`) that this request's save
     /// just gave the session to `limit`: of its live sessions, ranked by
     /// when each took the value (then by id), the oldest past the limit end

@@ -647,6 +647,7 @@ impl SessionState {
                         idle_timeout: r.idle_timeout,
                         persistent: r.persistent,
                         issued_at: rotation::issued_at(&r.fields, r.created_at),
+                        listed_id: rotation::listed_id(&r.fields),
                     }),
                     None => {
                         tracing::debug!(?key, "session cookie names no live session");

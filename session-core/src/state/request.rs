@@ -73,6 +73,9 @@ pub(crate) struct Times {
     /// When the session's token was issued (its creation, last regenerate
     /// or last rotation): what `rotate_after` counts from.
     pub(crate) issued_at: Timestamp,
+    /// The id the session is listed by, when a rotation stored one (see
+    /// `rotation::LISTED_ID`).
+    pub(crate) listed_id: Option<crate::token::SessionId>,
 }
 
 /// The cookie a response must carry after the flush.
@@ -447,6 +450,15 @@ impl RequestSession {
             _ if moved => Stage::Ended,
             _ => Stage::Absent,
         };
+    }
+
+    /// The id a devices page lists this request's session by: the one a
+    /// rotation kept, else its key's.
+    pub(crate) fn listed_id(&self) -> Option<crate::token::SessionId> {
+        let life = self.life();
+        life.times
+            .and_then(|t| t.listed_id)
+            .or_else(|| self.key_of(&life.stage).map(|k| k.id()))
     }
 
     pub(crate) fn id(&self) -> Option<StoreKey> {

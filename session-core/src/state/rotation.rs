@@ -22,6 +22,18 @@ use crate::token::StoreKey;
 /// names are made of `[A-Za-z0-9_.-]`, so no field can take it.
 pub(crate) const ISSUED: &str = "@issued";
 
+/// The stored name of the id a rotated session is listed by (32 hex
+/// digits, in the clear): the id of its key before its first rotation, so
+/// that a devices page's "sign out this device" still finds it after the
+/// rotations since the page was shown.
+pub(crate) const LISTED_ID: &str = "@id";
+
+/// The listed id a load found, if the session was rotated.
+pub(crate) fn listed_id(fields: &[(String, Vec<u8>)]) -> Option<crate::token::SessionId> {
+    let (_, bytes) = fields.iter().find(|(name, _)| name == LISTED_ID)?;
+    std::str::from_utf8(bytes).ok()?.parse().ok()
+}
+
 /// What a key that named no live session turned out to be.
 pub(crate) enum Miss {
     /// Replaced by a rotation within its grace: the session lives under

@@ -261,7 +261,9 @@ impl SessionState {
             // the clear as its creation and expiry times are, so that
             // another session's request can rank it.
             .map(|(name, plain)| match *name {
-                super::SINCE | super::rotation::ISSUED => Ok((*name, plain.clone())),
+                super::SINCE | super::rotation::ISSUED | super::rotation::LISTED_ID => {
+                    Ok((*name, plain.clone()))
+                }
                 _ => Ok((*name, seal.seal(name, plain)?)),
             })
             .collect::<Result<Vec<_>>>()?;

@@ -292,6 +292,7 @@ macro_rules! store_conformance_tests {
             parallel_requests_across_a_rotation_lose_nothing,
             a_regenerated_token_is_never_followed,
             a_token_near_its_rotation_is_not_sent_again,
+            a_device_listed_before_its_rotation_is_signed_out_after_it,
             encrypted_values_survive_many_rotations,
             encryption_keys_rotate_and_survive_regenerates,
             log_out_everywhere_ends_a_users_other_sessions,

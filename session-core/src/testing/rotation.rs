@@ -420,3 +420,60 @@ pub async fn a_token_near_its_rotation_is_not_sent_again(store: Arc<dyn SessionS
     let (_, set) = read_at(&m, &first, t0 + AFTER).await;
     assert!(set.is_some_and(|c| c != first), "then it rotates");
 }
+
+/// A devices page shown before a rotation still signs that device out
+/// after it: a rotated session keeps the id it was listed by, and the
+/// listing after the rotation shows the same id.
+pub async fn a_device_listed_before_its_rotation_is_signed_out_after_it(
+    store: Arc<dyn SessionStore>,
+) {
+    let Some((m, _log)) = rotating(store.clone(), false) else {
+        return;
+    };
+    let t0 = now();
+    let sign_in = |device: &'static str| {
+        let mut h = m.open_at::<Account>(None, t0);
+        h.set_user_id(21);
+        h.set_device(device.into());
+        h
+    };
+    let (mut laptop, mut phone) = (sign_in("laptop"), sign_in("phone"));
+    assert_eq!(flush(&mut laptop).await.unwrap(), Outcome::Created);
+    assert_eq!(flush(&mut phone).await.unwrap(), Outcome::Created);
+    let (laptop, phone) = (cookie_token(&mut laptop), cookie_token(&mut phone));
+    let listed = |cookie: String, at: i64| {
+        let m = &m;
+        async move {
+            let h = m.open_at::<Account>(Some(&cookie), at);
+            h.sessions_by_user_id(&21)
+                .await
+                .unwrap()
+                .iter()
+                .map(|s| (s.data().device, s.id(), s.is_current()))
+                .collect::<Vec<_>>()
+        }
+    };
+    let before = listed(laptop.clone(), t0 + 1).await;
+    let phone_id = before.iter().find(|(d, _, _)| d == "phone").unwrap().1;
+
+    // The phone's token rotates.
+    let mut h = m.open_at::<Account>(Some(&phone), t0 + AFTER);
+    assert_eq!(*h.user_id().await.unwrap(), 21);
+    flush(&mut h).await.unwrap();
+    let phone_now = cookie_token(&mut h);
+    assert_ne!(phone_now, phone);
+    // Listed by the id it had, and current where it is.
+    let after = listed(phone_now.clone(), t0 + AFTER + 1).await;
+    assert!(
+        after.contains(&("phone".into(), phone_id, true)),
+        "{after:?}"
+    );
+
+    // Signed out from the laptop with the id shown before.
+    let mut h = m.open_at::<Account>(Some(&laptop), t0 + AFTER + 2);
+    assert!(h.destroy_session_by_user_id(&21, &phone_id).await.unwrap());
+    let h = m.open_at::<Account>(Some(&phone_now), t0 + AFTER + 3);
+    assert_eq!(*h.user_id().await.unwrap(), 0, "the phone is signed out");
+    let left = listed(laptop, t0 + AFTER + 4).await;
+    assert_eq!(left.len(), 1, "{left:?}");
+}
