@@ -118,6 +118,15 @@
 //! its values were sealed under) and a deferred field sealed before the
 //! session's last login (+1 the first time).
 //!
+//! With `rotate_after`, a request whose token is not due costs the same.
+//! The read that rotates costs what a read with `regenerate()` does (the
+//! move in the same transaction as its writes); a request in flight with
+//! the replaced token +2 (the replaced key's lookup, the load under the
+//! new key); a cookie that names nothing 2 (its load, then the lookup that
+//! tells a replayed token); with `encryption_keys` too, a blind write +1
+//! (a load first) and a follower's write +1 (the session's keys); a first
+//! read of a deferred field +1 (the session's load first).
+//!
 //! Once per `touch_after` seconds a request that loaded the session also
 //! pushes its expiry forward (one more statement). [`Sessions::state`]
 //! gives the store's [`stats`](store::SessionStore::stats).
@@ -144,6 +153,8 @@
 //! | `table_prefix` | `""` | table names `{prefix}sessions`, `{prefix}session_fields`, `{prefix}session_index`, `{prefix}session_previous` |
 //! | `cleanup_interval` | `300` | seconds between expired-session cleanups; `0` = off |
 //! | `cleanup_batch` | `500` | sessions deleted per cleanup statement |
+//! | `rotate_after` | none | seconds a token is used before the session moves to a fresh one (the first request that reads it after that sets the new cookie); a replaced token presented after `rotation_grace` ends the session for every holder. Not with `cookie` sessions nor on Redis Cluster |
+//! | `rotation_grace` | `10` | seconds a replaced token still works for requests in flight (1 to 300, less than `rotate_after`) |
 //! | `max_field_bytes` | `65536` | largest encoded field (≤ 16 MiB − 1) |
 //! | `max_session_bytes` | `1048576` | largest session |
 //! | `on_decode_error` | `"default"` | a field that no longer decodes: `"default"` (warn, use the default; its stored bytes stay until the handler really changes the value, and overwriting them is logged) or `"error"` (a 500) |
