@@ -534,6 +534,11 @@ impl Audit {
             EventKind::Destroyed {
                 cause: DestroyCause::Revoked,
             } => "signed out from another device",
+            EventKind::Destroyed {
+                cause: DestroyCause::TheftSuspected,
+            } => "signed out everywhere: an old copy of the session cookie was used",
+            // A new token every `rotate_after`: routine, not listed.
+            EventKind::Rotated { .. } => return,
             EventKind::Destroyed { .. } => "signed out",
             EventKind::Expired => "session expired",
             EventKind::Conflict => "a change lost a race and was not saved",
