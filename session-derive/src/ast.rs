@@ -164,10 +164,29 @@ impl<'a> Field<'a> {
         })
     }
 
+    /// `take_x()`, generated for a `flash` field (in place of `x()` and
+    /// `x_mut()`: reading a flash value takes it).
+    pub fn take_accessor(&self) -> Option<Ident> {
+        self.attrs
+            .flash
+            .as_ref()
+            .map(|_| format_ident!("take_{}", self.base, span = self.ident.span()))
+    }
+
+    /// Whether the field is a `flash` one.
+    pub fn is_flash(&self) -> bool {
+        self.attrs.flash.is_some()
+    }
+
     /// Every method the field generates.
     pub fn methods(&self) -> impl Iterator<Item = Ident> {
-        self.accessors()
+        let [get, get_mut, set, remove] = self.accessors();
+        let reads = (!self.is_flash()).then_some([get, get_mut]);
+        reads
             .into_iter()
+            .flatten()
+            .chain([set, remove])
+            .chain(self.take_accessor())
             .chain(self.update_accessor())
             .chain(self.index_accessors().into_iter().flatten())
     }
@@ -295,7 +314,7 @@ mod tests {
                 "duplicate session attribute `codec`",
                 "duplicate session attribute `rename`",
                 "expected `#[session(deferred)]`",
-                "unknown session attribute `unknown`; expected one of `rename`, `deferred`, `versioned`, `index`, `max_sessions`, `when_full`, `default`",
+                "unknown session attribute `unknown`; expected one of `rename`, `deferred`, `versioned`, `index`, `max_sessions`, `when_full`, `default`, `flash`",
                 "expected `#[session(default = \"path::to::function\")]`",
                 "expected `#[session(…)]` with a list of attributes",
                 "expected `#[session(default = \"path::to::function\")]`",

@@ -11,7 +11,7 @@ use syn::{parse_quote, Expr, ExprLit, Lit, LitStr, Token};
 
 use crate::ctxt::Ctxt;
 use crate::symbol::{
-    Symbol, CODEC, CONTAINER_KEYS, CRATE, DEFAULT, DEFERRED, FIELD_KEYS, HANDLE, INDEX,
+    Symbol, CODEC, CONTAINER_KEYS, CRATE, DEFAULT, DEFERRED, FIELD_KEYS, FLASH, HANDLE, INDEX,
     MAX_SESSIONS, RENAME, SESSION, VERSIONED, WHEN_FULL,
 };
 
@@ -25,6 +25,7 @@ const EXPECTED_RENAME: &str = "expected `#[session(rename = \"name\")]`";
 const EXPECTED_DEFERRED: &str = "expected `#[session(deferred)]`";
 const EXPECTED_VERSIONED: &str = "expected `#[session(versioned)]`";
 const EXPECTED_INDEX: &str = "expected `#[session(index)]`";
+const EXPECTED_FLASH: &str = "expected `#[session(flash)]`";
 const EXPECTED_DEFAULT: &str = "expected `#[session(default = \"path::to::function\")]`";
 const EXPECTED_MAX_SESSIONS: &str =
     "expected `#[session(index, max_sessions = N)]` with N a whole number from 1";
@@ -133,6 +134,8 @@ pub struct Field {
     pub max_sessions: Option<(syn::Path, u32)>,
     /// `when_full = "refuse"` (`true`) or `"end_oldest"`, with its path.
     pub when_full: Option<(syn::Path, bool)>,
+    /// `flash`, with the attribute's path for error spans.
+    pub flash: Option<syn::Path>,
 }
 
 impl Field {
@@ -144,6 +147,7 @@ impl Field {
         let mut default = Attr::none(cx, DEFAULT);
         let mut max_sessions = Attr::none(cx, MAX_SESSIONS);
         let mut when_full = Attr::none(cx, WHEN_FULL);
+        let mut flash = Attr::none(cx, FLASH);
 
         for_each_meta(cx, attrs, |meta| {
             if meta.path == RENAME {
@@ -163,6 +167,13 @@ impl Field {
                     skip_value(&meta)?;
                 } else {
                     versioned.set(&meta.path, meta.path.clone());
+                }
+            } else if meta.path == FLASH {
+                if meta.input.peek(Token![=]) || meta.input.peek(syn::token::Paren) {
+                    cx.error_spanned_by(&meta.path, EXPECTED_FLASH);
+                    skip_value(&meta)?;
+                } else {
+                    flash.set(&meta.path, meta.path.clone());
                 }
             } else if meta.path == INDEX {
                 if meta.input.peek(Token![=]) || meta.input.peek(syn::token::Paren) {
@@ -206,6 +217,7 @@ impl Field {
             default: default.get(),
             max_sessions: max_sessions.get(),
             when_full: when_full.get(),
+            flash: flash.get(),
         }
     }
 }

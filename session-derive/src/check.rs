@@ -31,6 +31,7 @@ pub fn check(cx: &Ctxt, cont: &Container) {
     check_borrowed_types(cx, &cont.fields);
     check_reserved_names(cx, &cont.fields);
     check_versioned(cx, &cont.fields);
+    check_flash(cx, &cont.fields);
     check_limits(cx, &cont.fields);
     check_accessor_collisions(cx, &cont.fields);
 }
@@ -128,6 +129,45 @@ fn check_versioned(cx: &Ctxt, fields: &[Field]) {
                     "field `{}` cannot be both `versioned` and `deferred`: a versioned field is \
                      loaded with the session, where its version is read; drop `deferred`",
                     field.base
+                ),
+            );
+        }
+    }
+}
+
+/// A flash field is taken by compare-and-set of its version (so of two
+/// requests taking it, one gets it): it is versioned already, loaded with
+/// the session for its version, and a message is no index.
+fn check_flash(cx: &Ctxt, fields: &[Field]) {
+    for field in fields {
+        let Some(path) = &field.attrs.flash else {
+            continue;
+        };
+        let base = &field.base;
+        if field.attrs.versioned.is_some() {
+            cx.error_spanned_by(
+                path,
+                format!(
+                    "field `{base}` cannot be both `flash` and `versioned`: a flash field is \
+                     already taken by compare-and-set of its version; drop `versioned`"
+                ),
+            );
+        }
+        if field.attrs.deferred {
+            cx.error_spanned_by(
+                path,
+                format!(
+                    "field `{base}` cannot be both `flash` and `deferred`: a flash field is \
+                     loaded with the session, where its version is read; drop `deferred`"
+                ),
+            );
+        }
+        if field.attrs.index {
+            cx.error_spanned_by(
+                path,
+                format!(
+                    "field `{base}` cannot be both `flash` and `index`: a message read once \
+                     is not something to find sessions by; drop one"
                 ),
             );
         }

@@ -68,7 +68,8 @@ fn expand(cont: &Container) -> TokenStream {
     let field_defs = cont.fields.iter().map(|f| {
         let name = &f.name;
         let deferred = f.attrs.deferred;
-        let versioned = f.attrs.versioned.is_some();
+        // A flash field is taken by compare-and-set: versioned too.
+        let versioned = f.attrs.versioned.is_some() || f.is_flash();
         let indexed = f.attrs.index;
         let limit = match &f.attrs.max_sessions {
             Some((_, max)) => {
@@ -371,18 +372,44 @@ fn accessors(field: &Field, index: usize, codec: &TokenStream, data: &Ident) -> 
             }
         });
 
-    quote! {
-        #[doc = #doc_get]
-        #vis async fn #get(&self) -> #result<&#ty> {
-            let value = self.slots.#member.get::<#codec>(&self.state, #index, #default).await;
-            #lift(value)
+    // A flash value is read by taking it: no borrow of it.
+    let reads = if let Some(take) = field.take_accessor() {
+        let option = paths::option();
+        let doc_take = format!(
+            "Takes `{base}`{stored}, a message for the request after the one that set it: \
+             returns it and removes it from the store at once, by compare-and-set of its \
+             version, so of two requests taking it at the same time exactly one gets it (the \
+             other gets `None`). One store call when it is there, none when it is not. A value \
+             set earlier in this same request is returned instead and never stored.\n\n\
+             # Errors\n\nA store error; a decode error under `on_decode_error = \"error\"` \
+             (a value that no longer decodes is removed and taken as `None` otherwise); an \
+             interrupted error (409) when the session ended meanwhile.",
+        );
+        quote! {
+            #[doc = #doc_take]
+            #vis async fn #take(&mut self) -> #result<#option<#ty>> {
+                let value = self.slots.#member.take::<#codec>(&mut self.state, #index, #default).await;
+                #lift(value)
+            }
         }
+    } else {
+        quote! {
+            #[doc = #doc_get]
+            #vis async fn #get(&self) -> #result<&#ty> {
+                let value = self.slots.#member.get::<#codec>(&self.state, #index, #default).await;
+                #lift(value)
+            }
 
-        #[doc = #doc_get_mut]
-        #vis async fn #get_mut(&mut self) -> #result<&mut #ty> {
-            let value = self.slots.#member.get_mut::<#codec>(&mut self.state, #index, #default).await;
-            #lift(value)
+            #[doc = #doc_get_mut]
+            #vis async fn #get_mut(&mut self) -> #result<&mut #ty> {
+                let value = self.slots.#member.get_mut::<#codec>(&mut self.state, #index, #default).await;
+                #lift(value)
+            }
         }
+    };
+
+    quote! {
+        #reads
 
         #[doc = #doc_set]
         #vis fn #set(&mut self, value: #ty) {
@@ -492,10 +519,11 @@ fn lifecycle(cont: &Container, codec: &TokenStream) -> TokenStream {
 /// The non-deferred fields, with their indices: what a load brings, so
 /// what `fields_mut()` borrows and a listed session shows.
 fn eager_fields<'c, 'a>(cont: &'c Container<'a>) -> Vec<(usize, &'c Field<'a>)> {
+    // A flash value is only ever taken: never borrowed nor listed.
     cont.fields
         .iter()
         .enumerate()
-        .filter(|(_, f)| !f.attrs.deferred)
+        .filter(|(_, f)| !f.attrs.deferred && !f.is_flash())
         .collect()
 }
 

@@ -37,6 +37,8 @@ pub const MAX_SESSIONS: Symbol = Symbol("max_sessions");
 /// Field, with `max_sessions`: what a session past the limit does
 /// (`when_full = "end_oldest"` or `"refuse"`).
 pub const WHEN_FULL: Symbol = Symbol("when_full");
+/// Field: a message for the next request, read once (`take_x()`).
+pub const FLASH: Symbol = Symbol("flash");
 
 /// The keys accepted on the struct, in the order the docs list them.
 pub const CONTAINER_KEYS: &[Symbol] = &[CRATE, CODEC, HANDLE];
@@ -49,6 +51,7 @@ pub const FIELD_KEYS: &[Symbol] = &[
     MAX_SESSIONS,
     WHEN_FULL,
     DEFAULT,
+    FLASH,
 ];
 
 impl PartialEq<Symbol> for Ident {

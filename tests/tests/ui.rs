@@ -21,6 +21,7 @@ fn ui() {
         "invalid-name",
         "versioned",
         "index",
+        "flash",
     ] {
         t.compile_fail(format!("ui/{category}/*.rs"));
     }

@@ -43,6 +43,10 @@ pub struct Shop {
     /// loaded by their own query, and only there.
     #[session(deferred)]
     orders: Vec<Order>,
+    /// A message for the next page ("order placed"): shown once, by the
+    /// page that takes it.
+    #[session(flash)]
+    notice: String,
 }
 
 /// One checked-out cart.
@@ -397,14 +401,19 @@ async fn checkout(_user: User, mut session: Session<Shop>) -> Result<Redirect, S
         lines: cart.into_iter().collect(),
         total_cents,
     });
+    session.set_notice(format!("Order {number} placed. Thank you!"));
     Ok(Redirect::to(uri!(orders)))
 }
 
 /// Past orders: the only page that reads the deferred field.
 #[get("/orders")]
-async fn orders(user: User, session: Session<Shop>) -> Result<RawHtml<String>, SessionError> {
-    let orders = session.orders().await?;
+async fn orders(user: User, mut session: Session<Shop>) -> Result<RawHtml<String>, SessionError> {
     let mut body = String::new();
+    // Shown once: a reload of the page no longer has it.
+    if let Some(notice) = session.take_notice().await? {
+        writeln!(body, r#"  <p id="notice">{}</p>"#, escape(&notice)).unwrap();
+    }
+    let orders = session.orders().await?;
     if orders.is_empty() {
         body.push_str(r#"  <p id="no-orders">No orders yet.</p>"#);
     } else {

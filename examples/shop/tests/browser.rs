@@ -517,6 +517,11 @@ async fn scenario(client: &Client, shop: &Target) {
     assert!(order.contains("2 × Sourdough bread"), "{order}");
     assert!(order.contains("1 × Apple"), "{order}");
     assert!(order.contains("€8.90"), "{order}");
+    // The checkout's flash message, shown once: a reload no longer has it.
+    assert_eq!(text(client, "#notice").await, "Order 1 placed. Thank you!");
+    client.refresh().await.unwrap();
+    element(client, "#order-1").await;
+    absent(client, "#notice").await;
 
     // The first tab sees the emptied cart after a reload.
     client.switch_to_window(first).await.unwrap();

@@ -130,6 +130,33 @@ where
         Ok(out)
     }
 
+    /// Takes a `#[session(flash)]` value: one set earlier in this request
+    /// (then never stored; a stored one it replaced is removed at the
+    /// flush), else the stored one, removed at once (see
+    /// `SessionState::take_flash`). The slot holds the default afterwards.
+    ///
+    /// # Errors
+    /// A store error; a decode error under `on_decode_error = "error"`;
+    /// [`Error::Interrupted`](crate::Error::Interrupted) when the session
+    /// ended meanwhile.
+    pub async fn take<C: Codec>(
+        &mut self,
+        state: &mut SessionState,
+        index: usize,
+        default: fn() -> T,
+    ) -> Result<Option<T>> {
+        let pending = std::mem::replace(&mut self.value, OnceLock::from(default()));
+        *self.fell_back.get_mut() = false;
+        match state.change(index) {
+            Change::Written => {
+                state.mark(index, Change::Removed);
+                Ok(pending.into_inner())
+            }
+            Change::Removed => Ok(None),
+            Change::Clean => state.take_flash::<C, T>(index, default).await,
+        }
+    }
+
     /// Replaces the value without loading anything (a blind write).
     pub fn set(&mut self, state: &mut SessionState, index: usize, value: T) {
         self.value = OnceLock::from(value);

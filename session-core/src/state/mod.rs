@@ -25,6 +25,7 @@ use crate::token::StoreKey;
 
 mod device;
 mod field;
+mod flash;
 mod flush;
 mod index;
 pub(crate) mod request;

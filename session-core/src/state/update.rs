@@ -48,7 +48,7 @@ impl SessionState {
         // Load once: it settles whether there is a live session.
         self.bytes(index).await?;
         let key = match &self.request.life().stage {
-            Stage::Live { key, .. } => Some(*key),
+            Stage::Live { key, .. } | Stage::Followed { key } => Some(*key),
             Stage::Destroyed => return Err(Error::WriteAfterDestroy { field: name }),
             Stage::Ended => return Err(Error::Interrupted),
             _ => None,
@@ -155,7 +155,7 @@ impl SessionState {
     }
 
     /// Reloads field `index` alone (bytes and version) after a conflict.
-    async fn reload(&mut self, index: usize) -> Result<()> {
+    pub(super) async fn reload(&mut self, index: usize) -> Result<()> {
         let Some(key) = self.request.read_key() else {
             return Ok(());
         };

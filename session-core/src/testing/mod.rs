@@ -37,6 +37,7 @@ use crate::store::{
 use crate::token::{StoreKey, Token};
 
 mod events;
+mod flash;
 mod kept;
 mod requests;
 mod rotation;
@@ -45,6 +46,7 @@ mod store;
 mod versioned;
 
 pub use events::*;
+pub use flash::*;
 pub use kept::*;
 pub use requests::*;
 pub use rotation::*;
@@ -117,6 +119,18 @@ macro_rules! burst {
 }
 
 burst!(0 f0 set_f0, 1 f1 set_f1, 2 f2 set_f2, 3 f3 set_f3, 4 f4 set_f4, 5 f5 set_f5, 6 f6 set_f6, 7 f7 set_f7, 8 f8 set_f8, 9 f9 set_f9, 10 f10 set_f10, 11 f11 set_f11, 12 f12 set_f12, 13 f13 set_f13, 14 f14 set_f14, 15 f15 set_f15, 16 f16 set_f16, 17 f17 set_f17, 18 f18 set_f18, 19 f19 set_f19, 20 f20 set_f20, 21 f21 set_f21, 22 f22 set_f22, 23 f23 set_f23, 24 f24 set_f24, 25 f25 set_f25, 26 f26 set_f26, 27 f27 set_f27, 28 f28 set_f28, 29 f29 set_f29, 30 f30 set_f30, 31 f31 set_f31);
+
+/// A session type with a flash field: `user` (as [`Cart`]'s) and a
+/// `#[session(flash)] notice: String`.
+#[derive(Debug, session_derive::Session)]
+#[session(crate = "crate")]
+pub struct Notice {
+    /// The logged-in user, as [`Cart::user`].
+    pub user: Option<u64>,
+    /// A message for the next request.
+    #[session(flash)]
+    pub notice: String,
+}
 
 /// The handle of [`Cart`].
 pub type CartHandle = CartSession;
@@ -293,6 +307,9 @@ macro_rules! store_conformance_tests {
             a_regenerated_token_is_never_followed,
             a_token_near_its_rotation_is_not_sent_again,
             a_device_listed_before_its_rotation_is_signed_out_after_it,
+            a_flash_is_taken_once,
+            a_flash_taken_by_many_requests_at_once_goes_to_one,
+            a_flash_follows_the_session,
             encrypted_values_survive_many_rotations,
             encryption_keys_rotate_and_survive_regenerates,
             log_out_everywhere_ends_a_users_other_sessions,

@@ -508,21 +508,36 @@ impl SessionStore for RedisStore {
                 })
             }));
         };
-        // On a cluster (no rotation: see `prepare`), a regenerate under
-        // way marks the old hash itself (`_m`) before the marker replaces
-        // it; either names the new key within the grace.
-        let mut call = cluster.previous.key(self.session_key(key));
-        call.key(self.previous_key(key));
-        let marker: Option<String> = self.eval(&call).await?;
-        Ok(marker.as_deref().and_then(|m| {
-            let mut parts = m.split(' ');
-            let until = parts.next()?.parse::<i64>().ok()?;
-            let current = parse_hex(parts.next()?)?;
-            (until > now).then_some(PreviousKey {
-                current,
-                reason: Replaced::Regenerated,
-                within_grace: true,
-            })
+        // On a cluster (no rotation: see `cannot_rotate`), a regenerate
+        // under way marks the old hash itself (`_m`) before the marker
+        // replaces it; either names the next key within the grace. Each
+        // key of a chain is in a slot of its own: one call per hop.
+        let next = |key: StoreKey| {
+            let mut call = cluster.previous.key(self.session_key(&key));
+            call.key(self.previous_key(&key));
+            async move {
+                let marker: Option<String> = self.eval(&call).await?;
+                Ok::<_, Error>(marker.as_deref().and_then(|m| {
+                    let mut parts = m.split(' ');
+                    let until = parts.next()?.parse::<i64>().ok()?;
+                    let to = parse_hex(parts.next()?)?;
+                    (until > now).then_some(to)
+                }))
+            }
+        };
+        let Some(mut current) = next(*key).await? else {
+            return Ok(None);
+        };
+        for _ in 0..super::MAX_REGENERATES_IN_GRACE {
+            match next(current).await? {
+                Some(to) => current = to,
+                None => break,
+            }
+        }
+        Ok(Some(PreviousKey {
+            current,
+            reason: Replaced::Regenerated,
+            within_grace: true,
         }))
     }
 
