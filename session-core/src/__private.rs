@@ -6,7 +6,7 @@
 
 pub use crate::codec::{Codec, JsonCodec, Storable};
 pub use crate::error::{BoxError, Result};
-pub use crate::schema::{FieldDef, SessionData, SessionHandle, SessionLimit};
+pub use crate::schema::{FieldDef, FieldLifetime, SessionData, SessionHandle, SessionLimit};
 pub use crate::state::{SessionInfo, SessionState, Slot};
 pub use crate::token::SessionId;
 pub use core::default::Default;

@@ -12,7 +12,7 @@ use syn::{parse_quote, Expr, ExprLit, Lit, LitStr, Token};
 use crate::ctxt::Ctxt;
 use crate::symbol::{
     Symbol, CODEC, CONTAINER_KEYS, CRATE, DEFAULT, DEFERRED, FIELD_KEYS, FLASH, HANDLE, INDEX,
-    MAX_SESSIONS, RENAME, SESSION, VERSIONED, WHEN_FULL,
+    MAX_SESSIONS, RENAME, SESSION, SLIDING, TTL, VERSIONED, WHEN_FULL,
 };
 
 const UNKNOWN: &str = "unknown session attribute";
@@ -26,6 +26,10 @@ const EXPECTED_DEFERRED: &str = "expected `#[session(deferred)]`";
 const EXPECTED_VERSIONED: &str = "expected `#[session(versioned)]`";
 const EXPECTED_INDEX: &str = "expected `#[session(index)]`";
 const EXPECTED_FLASH: &str = "expected `#[session(flash)]`";
+const EXPECTED_SLIDING: &str = "expected `#[session(ttl = \"…\", sliding)]`";
+const EXPECTED_TTL: &str =
+    "expected `#[session(ttl = \"10m\")]` (a whole number of `s`, `m`, `h` or `d`) \
+     or `#[session(ttl = 600)]` (seconds), at least one second";
 const EXPECTED_DEFAULT: &str = "expected `#[session(default = \"path::to::function\")]`";
 const EXPECTED_MAX_SESSIONS: &str =
     "expected `#[session(index, max_sessions = N)]` with N a whole number from 1";
@@ -136,6 +140,10 @@ pub struct Field {
     pub when_full: Option<(syn::Path, bool)>,
     /// `flash`, with the attribute's path for error spans.
     pub flash: Option<syn::Path>,
+    /// `ttl = …` in seconds, with the attribute's path for error spans.
+    pub ttl: Option<(syn::Path, u64)>,
+    /// `sliding`, with the attribute's path for error spans.
+    pub sliding: Option<syn::Path>,
 }
 
 impl Field {
@@ -148,6 +156,8 @@ impl Field {
         let mut max_sessions = Attr::none(cx, MAX_SESSIONS);
         let mut when_full = Attr::none(cx, WHEN_FULL);
         let mut flash = Attr::none(cx, FLASH);
+        let mut ttl = Attr::none(cx, TTL);
+        let mut sliding = Attr::none(cx, SLIDING);
 
         for_each_meta(cx, attrs, |meta| {
             if meta.path == RENAME {
@@ -167,6 +177,20 @@ impl Field {
                     skip_value(&meta)?;
                 } else {
                     versioned.set(&meta.path, meta.path.clone());
+                }
+            } else if meta.path == TTL {
+                match duration_value(&meta)? {
+                    Some(seconds) if seconds >= 1 => {
+                        ttl.set(&meta.path, (meta.path.clone(), seconds))
+                    }
+                    _ => cx.error_spanned_by(&meta.path, EXPECTED_TTL),
+                }
+            } else if meta.path == SLIDING {
+                if meta.input.peek(Token![=]) || meta.input.peek(syn::token::Paren) {
+                    cx.error_spanned_by(&meta.path, EXPECTED_SLIDING);
+                    skip_value(&meta)?;
+                } else {
+                    sliding.set(&meta.path, meta.path.clone());
                 }
             } else if meta.path == FLASH {
                 if meta.input.peek(Token![=]) || meta.input.peek(syn::token::Paren) {
@@ -218,6 +242,8 @@ impl Field {
             max_sessions: max_sessions.get(),
             when_full: when_full.get(),
             flash: flash.get(),
+            ttl: ttl.get(),
+            sliding: sliding.get(),
         }
     }
 }
@@ -237,6 +263,43 @@ fn int_value(meta: &ParseNestedMeta) -> syn::Result<Option<u32>> {
         }) => int.base10_parse::<u32>().ok(),
         _ => None,
     })
+}
+
+/// The seconds in `key = N` or `key = "N<unit>"` (`s`, `m`, `h`, `d`);
+/// `None` for anything else (the caller reports it), the value consumed
+/// either way.
+fn duration_value(meta: &ParseNestedMeta) -> syn::Result<Option<u64>> {
+    if !meta.input.peek(Token![=]) {
+        skip_value(meta)?;
+        return Ok(None);
+    }
+    meta.input.parse::<Token![=]>()?;
+    let expr: Expr = meta.input.parse()?;
+    Ok(match expr {
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(int), ..
+        }) => int.base10_parse::<u64>().ok(),
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(text),
+            ..
+        }) => parse_duration(&text.value()),
+        _ => None,
+    })
+}
+
+/// `"90s"`, `"10m"`, `"2h"`, `"7d"` in seconds.
+fn parse_duration(text: &str) -> Option<u64> {
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    number.checked_mul(scale)
 }
 
 /// Runs `f` on every item of every `#[session(…)]` attribute.

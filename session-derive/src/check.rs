@@ -32,6 +32,7 @@ pub fn check(cx: &Ctxt, cont: &Container) {
     check_reserved_names(cx, &cont.fields);
     check_versioned(cx, &cont.fields);
     check_flash(cx, &cont.fields);
+    check_lifetimes(cx, &cont.fields);
     check_limits(cx, &cont.fields);
     check_accessor_collisions(cx, &cont.fields);
 }
@@ -168,6 +169,42 @@ fn check_flash(cx: &Ctxt, fields: &[Field]) {
                 format!(
                     "field `{base}` cannot be both `flash` and `index`: a message read once \
                      is not something to find sessions by; drop one"
+                ),
+            );
+        }
+    }
+}
+
+/// A field's lifetime is read with the session's one load (a deferred
+/// field's own query does not carry it); an index entry would outlive the
+/// value; `sliding` says how `ttl` counts.
+fn check_lifetimes(cx: &Ctxt, fields: &[Field]) {
+    for field in fields {
+        let base = &field.base;
+        if let (Some(path), None) = (&field.attrs.sliding, &field.attrs.ttl) {
+            cx.error_spanned_by(
+                path,
+                format!("`sliding` on field `{base}` says how `ttl` counts: add `ttl = \"…\"`"),
+            );
+        }
+        let Some((path, _)) = &field.attrs.ttl else {
+            continue;
+        };
+        if field.attrs.deferred {
+            cx.error_spanned_by(
+                path,
+                format!(
+                    "field `{base}` cannot be both `ttl` and `deferred`: its lifetime is read \
+                     with the session's one load; drop `deferred`"
+                ),
+            );
+        }
+        if field.attrs.index {
+            cx.error_spanned_by(
+                path,
+                format!(
+                    "field `{base}` cannot be both `ttl` and `index`: its index entry would \
+                     outlive the value; drop one"
                 ),
             );
         }

@@ -65,6 +65,7 @@ fn expand(cont: &Container) -> TokenStream {
 
     let tys: Vec<_> = cont.fields.iter().map(|f| f.ty).collect();
     let session_limit = paths::session_limit();
+    let field_lifetime = paths::field_lifetime();
     let field_defs = cont.fields.iter().map(|f| {
         let name = &f.name;
         let deferred = f.attrs.deferred;
@@ -78,7 +79,16 @@ fn expand(cont: &Container) -> TokenStream {
             }
             None => quote!(#option::None),
         };
-        quote!(#field_def { name: #name, deferred: #deferred, versioned: #versioned, indexed: #indexed, limit: #limit })
+        let lifetime = match &f.attrs.ttl {
+            Some((_, seconds)) => {
+                let sliding = f.attrs.sliding.is_some();
+                // `session_core::store::LIFETIME_PREFIX` and the name.
+                let entry = format!("@ttl:{name}");
+                quote!(#option::Some(#field_lifetime { seconds: #seconds, sliding: #sliding, entry: #entry }))
+            }
+            None => quote!(#option::None),
+        };
+        quote!(#field_def { name: #name, deferred: #deferred, versioned: #versioned, indexed: #indexed, limit: #limit, lifetime: #lifetime })
     });
     let deferred_names = cont
         .fields

@@ -52,6 +52,8 @@ paths! {
     field_def => { _session::FieldDef }
     /// An index field's `max_sessions`.
     session_limit => { _session::SessionLimit }
+    /// A field's `ttl`.
+    field_lifetime => { _session::FieldLifetime }
     /// The untyped per-request state.
     session_state => { _session::SessionState }
     /// One decoded field.

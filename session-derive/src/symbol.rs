@@ -39,6 +39,11 @@ pub const MAX_SESSIONS: Symbol = Symbol("max_sessions");
 pub const WHEN_FULL: Symbol = Symbol("when_full");
 /// Field: a message for the next request, read once (`take_x()`).
 pub const FLASH: Symbol = Symbol("flash");
+/// Field: reads as absent once this long has passed since it was written
+/// (`ttl = "10m"` or seconds).
+pub const TTL: Symbol = Symbol("ttl");
+/// Field, with `ttl`: a read restarts the clock too.
+pub const SLIDING: Symbol = Symbol("sliding");
 
 /// The keys accepted on the struct, in the order the docs list them.
 pub const CONTAINER_KEYS: &[Symbol] = &[CRATE, CODEC, HANDLE];
@@ -52,6 +57,8 @@ pub const FIELD_KEYS: &[Symbol] = &[
     WHEN_FULL,
     DEFAULT,
     FLASH,
+    TTL,
+    SLIDING,
 ];
 
 impl PartialEq<Symbol> for Ident {

@@ -340,3 +340,31 @@ async fn listed_sessions_read_their_fields_typed() {
     assert_eq!(data.theme, "dark", "absent: the field's default function");
     assert_eq!(listed[0].id().to_string().len(), 32);
 }
+
+/// The derive names each lifetime entry as the store expects it:
+/// `LIFETIME_PREFIX` and the stored name (after `rename`).
+#[test]
+fn lifetime_entries_follow_the_store_prefix() {
+    use session_core::schema::SessionData;
+    #[derive(Session)]
+    struct Timed {
+        #[session(ttl = "2h", sliding)]
+        code: String,
+        #[session(ttl = 30, rename = "otp")]
+        one_time: u32,
+        plain: u32,
+    }
+    let lifetimes: Vec<_> = Timed::FIELDS.iter().map(|f| f.lifetime).collect();
+    let entry = |name: &str| format!("{}{name}", session_core::store::LIFETIME_PREFIX);
+    let first = lifetimes[0].expect("code has a lifetime");
+    assert_eq!(
+        (first.seconds, first.sliding, first.entry),
+        (7200, true, entry("code").as_str())
+    );
+    let second = lifetimes[1].expect("otp has a lifetime");
+    assert_eq!(
+        (second.seconds, second.sliding, second.entry),
+        (30, false, entry("otp").as_str())
+    );
+    assert!(lifetimes[2].is_none());
+}

@@ -22,6 +22,7 @@ fn ui() {
         "versioned",
         "index",
         "flash",
+        "ttl",
     ] {
         t.compile_fail(format!("ui/{category}/*.rs"));
     }

@@ -353,18 +353,22 @@ impl InCookie {
 impl SessionStore for InCookie {
     async fn load(&self, key: &StoreKey, skip: &[&str], at: Validity) -> Result<Option<Record>> {
         let mut slot = self.lock();
-        Ok(Self::live(&mut slot, key, at).map(|s| Record {
-            created_at: s.created_at,
-            expires_at: s.expires_at,
-            idle_timeout: s.idle_timeout,
-            persistent: s.persistent,
-            fields: s
-                .fields
-                .iter()
-                .filter(|(n, _)| !skip.contains(&n.as_str()))
-                .cloned()
-                .collect(),
-            versions: Vec::new(),
+        Ok(Self::live(&mut slot, key, at).map(|s| {
+            let mut record = Record {
+                created_at: s.created_at,
+                expires_at: s.expires_at,
+                idle_timeout: s.idle_timeout,
+                persistent: s.persistent,
+                fields: s
+                    .fields
+                    .iter()
+                    .filter(|(n, _)| !skip.contains(&n.as_str()))
+                    .cloned()
+                    .collect(),
+                versions: Vec::new(),
+            };
+            record.drop_expired(at.now);
+            record
         }))
     }
 

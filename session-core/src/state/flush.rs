@@ -221,6 +221,18 @@ impl SessionState {
                 }
             }
         }
+        let before = plan.changes.upsert.len();
+        let change_of = |index: usize| {
+            if current(index) {
+                self.change(index)
+            } else {
+                Change::Clean
+            }
+        };
+        self.plan_lifetimes(&mut plan.changes, change_of, &plan.removed);
+        if plan.changes.upsert.len() > before {
+            all_existing = false;
+        }
         if !plan.limits.is_empty() {
             // When the session took a limited value, in microseconds (the
             // request's second, the clock's fraction): who is oldest.

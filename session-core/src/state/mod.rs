@@ -28,6 +28,7 @@ mod field;
 mod flash;
 mod flush;
 mod index;
+mod lifetime;
 pub(crate) mod request;
 mod rotation;
 pub(crate) mod sealed;
@@ -65,6 +66,23 @@ pub struct FieldDef {
     /// The most live sessions one value may have
     /// (`#[session(index, max_sessions = N)]`).
     pub limit: Option<SessionLimit>,
+    /// How long a written value lives (`#[session(ttl = "10m")]`).
+    pub lifetime: Option<FieldLifetime>,
+}
+
+/// A field's own lifetime: `#[session(ttl = "10m")]` reads as absent ten
+/// minutes after it was last written; with `sliding`, after it was last
+/// read or written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldLifetime {
+    /// Seconds (at least 1).
+    pub seconds: u64,
+    /// A read restarts the clock too.
+    pub sliding: bool,
+    /// The reserved field holding when the value expires:
+    /// [`LIFETIME_PREFIX`](crate::store::LIFETIME_PREFIX) and the field's
+    /// stored name.
+    pub entry: &'static str,
 }
 
 /// The most live sessions one value of an indexed field may have, and what
@@ -155,6 +173,9 @@ struct Fields {
     /// The keys the session had before its regenerates, when values are
     /// encrypted (see `sealed`).
     previous_keys: sealed::SealKeys,
+    /// When each field with a lifetime expires, as stored (`None`: no
+    /// entry); empty when the type has no such field.
+    lifetimes: Box<[Option<crate::store::Timestamp>]>,
 }
 
 /// The load: `None` when it found no live session.
@@ -198,6 +219,8 @@ pub struct SessionState {
     fields: Vec<FieldState>,
     /// Fields whose stored bytes did not open (encryption at rest).
     unopened: std::sync::Mutex<Vec<usize>>,
+    /// `sliding` fields read in this request: their clock restarts.
+    slid: std::sync::Mutex<Vec<usize>>,
 }
 
 /// Never a value: the request, whether the session was loaded, and what
@@ -248,6 +271,7 @@ impl SessionState {
             deferred: OnceLock::new(),
             fields: Vec::new(),
             unopened: std::sync::Mutex::default(),
+            slid: std::sync::Mutex::default(),
         }
     }
 
@@ -389,6 +413,7 @@ impl SessionState {
         self.deferred = OnceLock::new();
         self.fields = Vec::new();
         self.unopened = std::sync::Mutex::default();
+        self.slid = std::sync::Mutex::default();
     }
 
     /// The request's session this state belongs to.
@@ -430,6 +455,7 @@ impl SessionState {
                 learned.learn(index);
             }
         }
+        self.note_read(index);
         match self.known(index) {
             Known::Absent => return Ok(None),
             Known::Bytes(bytes) => return Ok(Some(bytes)),
@@ -518,6 +544,13 @@ impl SessionState {
         if self.rotates() {
             names.push(rotation::ISSUED);
         }
+        names.extend(
+            self.schema
+                .iter()
+                .zip(mask.iter())
+                .filter(|(_, used)| **used)
+                .filter_map(|(field, _)| field.lifetime.map(|l| l.entry)),
+        );
         Some((names, mask))
     }
 
@@ -678,14 +711,20 @@ impl SessionState {
         let previous_keys = sealed::record_keys(sealer, key, &record.fields);
         let seals = sealer.map(|s| sealed::seals(s, key, &previous_keys));
         let mut values: Box<[Option<Vec<u8>>]> = (0..self.schema.len()).map(|_| None).collect();
+        let mut lifetimes = lifetime::slots(self.schema);
         for (name, value) in record.fields {
             if let Some(i) = position(&name) {
                 values[i] = Some(match &seals {
                     Some(seals) => self.open_value(seals, i, value),
                     None => value,
                 });
+            } else if !lifetimes.is_empty() {
+                lifetime::note(self.schema, &mut lifetimes, &name, &value);
             }
         }
+        // What the store must not return, never used (a custom store that
+        // forgot it included).
+        lifetime::drop_expired(&mut values, &lifetimes, self.request.now());
         let mut versions: Box<[u64]> = Box::default();
         if self.schema.iter().any(|f| f.versioned) {
             versions = vec![0; self.schema.len()].into_boxed_slice();
@@ -700,6 +739,7 @@ impl SessionState {
             fetched: None,
             versions,
             previous_keys,
+            lifetimes,
         }
     }
 
@@ -718,7 +758,7 @@ impl SessionState {
         }
         match self.known(index) {
             Known::Unknown => None,
-            Known::Absent => Some(None),
+            Known::Absent => Some(self.expired_version(index)),
             Known::Bytes(_) => Some(Some(self.loaded(index).map_or(0, |(_, v)| v))),
         }
     }

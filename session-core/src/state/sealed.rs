@@ -264,6 +264,9 @@ impl SessionState {
                 super::SINCE | super::rotation::ISSUED | super::rotation::LISTED_ID => {
                     Ok((*name, plain.clone()))
                 }
+                // When a field expires: read by the store, like the
+                // session's own expiry.
+                _ if name.starts_with(crate::store::LIFETIME_PREFIX) => Ok((*name, plain.clone())),
                 _ => Ok((*name, seal.seal(name, plain)?)),
             })
             .collect::<Result<Vec<_>>>()?;

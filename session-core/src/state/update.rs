@@ -98,12 +98,20 @@ impl SessionState {
             } else {
                 Vec::new()
             };
-            let changes = Changes {
+            let mut changes = Changes {
                 upsert: vec![(name, bytes)],
                 expect: vec![expect],
                 index: entry,
                 ..Changes::default()
             };
+            // A write restarts the field's lifetime.
+            if let Some(lifetime) = self.schema[index].lifetime {
+                let seconds = i64::try_from(lifetime.seconds).unwrap_or(i64::MAX / 4);
+                let until = self.request.now().saturating_add(seconds);
+                changes
+                    .upsert
+                    .push((lifetime.entry, until.to_string().into_bytes()));
+            }
             let at = self.request.validity();
             let sealed = self.seal_changes(&key, &changes, super::sealed::SealFor::Loaded)?;
             match self
@@ -115,8 +123,7 @@ impl SessionState {
                 .await?
             {
                 Saved::Saved => {
-                    let [(_, bytes)] = <[_; 1]>::try_from(changes.upsert)
-                        .unwrap_or_else(|_| unreachable!("one field was written"));
+                    let (_, bytes) = changes.upsert.swap_remove(0);
                     self.set_written(index, Some(bytes));
                     self.set_version(index, Some(expect.next()));
                     // What the handler changed before is now stored.
@@ -175,11 +182,11 @@ impl SessionState {
         {
             Some(record) => {
                 let name = self.schema[index].name;
-                let version = record
-                    .versions
-                    .iter()
-                    .find(|(n, _)| n == name)
-                    .map_or(0, |(_, v)| *v);
+                let stored = record.versions.iter().find(|(n, _)| n == name);
+                let version = stored.map_or(0, |(_, v)| *v);
+                // A field past its lifetime is not returned, but its
+                // version is: a write of it expects that version.
+                let expired = stored.is_some() && !record.fields.iter().any(|(n, _)| n == name);
                 let manager = self.request.manager().clone();
                 let sealer = manager.sealer();
                 let previous = sealed::record_keys(sealer, &key, &record.fields);
@@ -197,7 +204,7 @@ impl SessionState {
                         self.fields[index].written = Some(Some(plain));
                     }
                 }
-                self.set_version(index, present.then_some(version));
+                self.set_version(index, (present || expired).then_some(version));
                 Ok(())
             }
             None => {

@@ -19,6 +19,7 @@ use async_trait::async_trait;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::store::LIFETIME_PREFIX;
 use crate::store::{
     Changes, Counters, Ended, ExpiryUpdate, IndexTag, NewSession, PreviousKey, Record, Replaced,
     Saved, SessionIndexes, SessionStore, StoreStats, Timestamp, Validity,
@@ -215,11 +216,8 @@ impl MemoryStore {
     ) -> Result<Option<Record>> {
         self.counters.statement();
         let map = self.lock();
-        let record = map
-            .sessions
-            .get(key)
-            .filter(|e| e.alive(at))
-            .map(|e| Record {
+        let record = map.sessions.get(key).filter(|e| e.alive(at)).map(|e| {
+            let mut record = Record {
                 created_at: e.created_at,
                 expires_at: e.expires_at,
                 idle_timeout: e.idle_timeout,
@@ -227,7 +225,6 @@ impl MemoryStore {
                 fields: e
                     .fields
                     .iter()
-                    .filter(|(name, _)| wanted(name))
                     .map(|(name, value)| (name.clone(), value.clone()))
                     .collect(),
                 versions: e
@@ -236,7 +233,11 @@ impl MemoryStore {
                     .filter(|(name, _)| wanted(name) && e.fields.contains_key(*name))
                     .map(|(name, version)| (name.clone(), *version))
                     .collect(),
-            });
+            };
+            record.drop_expired(at.now);
+            record.fields.retain(|(name, _)| wanted(name));
+            record
+        });
         if let Some(r) = &record {
             self.counters.loaded(r.fields.len());
         }
@@ -271,6 +272,11 @@ impl SessionStore for MemoryStore {
             .sessions
             .get(key)
             .filter(|e| e.alive(at))
+            .filter(|e| {
+                let lifetime = e.fields.get(&format!("{LIFETIME_PREFIX}{name}"));
+                let until = lifetime.and_then(|v| std::str::from_utf8(v).ok()?.parse::<i64>().ok());
+                until.is_none_or(|until| until > at.now)
+            })
             .and_then(|e| e.fields.get(name).cloned())
             .inspect(|_| self.counters.loaded(1)))
     }

@@ -7,7 +7,7 @@
 //! # The contract
 //! - [`load`](SessionStore::load) returns every field except the deferred
 //!   ones, and never returns an expired session, whether or not cleanup has
-//!   run.
+//!   run, nor a field whose own lifetime is over ([`Record::drop_expired`]).
 //! - `load_only` returns only the fields it names, with the same answer
 //!   as `load` otherwise; its default (load everything, keep the named
 //!   fields) is correct for any store, and a store that can fetch less
@@ -317,6 +317,43 @@ pub struct Record {
     /// (were ever written with an [`Expect`]ation); any other field's
     /// version is 0.
     pub versions: Vec<(String, u64)>,
+}
+
+/// The prefix of the reserved field that holds, as decimal Unix seconds,
+/// when the field named after it expires: `@ttl:cart` for `cart`
+/// (`#[session(ttl = …)]`). The typed layer writes and removes it with its
+/// field, in the same save; a store keeps it as any other field, and its
+/// loads never return a field whose time has come ([`Record::drop_expired`]
+/// does that to a loaded record).
+pub const LIFETIME_PREFIX: &str = "@ttl:";
+
+impl Record {
+    /// Drops from a loaded record every field whose lifetime
+    /// ([`LIFETIME_PREFIX`]) is over at `now` (`expires <= now`), as every
+    /// load must; the lifetime entry and the version stay, so the typed
+    /// layer can tell an expired field (whose next write must expect that
+    /// version) from one never written. Stores call it on what they load.
+    pub fn drop_expired(&mut self, now: Timestamp) {
+        if !self
+            .fields
+            .iter()
+            .any(|(n, _)| n.starts_with(LIFETIME_PREFIX))
+        {
+            return;
+        }
+        let expired: Vec<String> = self
+            .fields
+            .iter()
+            .filter_map(|(name, value)| {
+                let field = name.strip_prefix(LIFETIME_PREFIX)?;
+                let until: Timestamp = std::str::from_utf8(value).ok()?.parse().ok()?;
+                (until <= now).then(|| field.to_string())
+            })
+            .collect();
+        if !expired.is_empty() {
+            self.fields.retain(|(name, _)| !expired.contains(name));
+        }
+    }
 }
 
 /// A session [`delete_expired`](SessionStore::delete_expired) ended.

@@ -39,6 +39,7 @@ use crate::token::{StoreKey, Token};
 mod events;
 mod flash;
 mod kept;
+mod lifetime;
 mod requests;
 mod rotation;
 mod security;
@@ -48,6 +49,7 @@ mod versioned;
 pub use events::*;
 pub use flash::*;
 pub use kept::*;
+pub use lifetime::*;
 pub use requests::*;
 pub use rotation::*;
 pub use security::*;
@@ -130,6 +132,24 @@ pub struct Notice {
     /// A message for the next request.
     #[session(flash)]
     pub notice: String,
+}
+
+/// A session type with fields that expire: `code` (10 s), `sudo`
+/// (sliding, 60 s), `tries` (versioned, 10 s), and `user`.
+#[derive(Debug, session_derive::Session)]
+#[session(crate = "crate")]
+pub struct Timed {
+    /// The logged-in user, as [`Cart::user`].
+    pub user: Option<u64>,
+    /// A one-time code, valid 10 s after it is written.
+    #[session(ttl = 10)]
+    pub code: String,
+    /// A step-up window: 60 s, restarted when read.
+    #[session(ttl = "1m", sliding)]
+    pub sudo: bool,
+    /// Attempts, counted by compare-and-set, forgotten 10 s after the last.
+    #[session(ttl = "10s", versioned)]
+    pub tries: u32,
 }
 
 /// The handle of [`Cart`].
@@ -310,6 +330,10 @@ macro_rules! store_conformance_tests {
             a_flash_is_taken_once,
             a_flash_taken_by_many_requests_at_once_goes_to_one,
             a_flash_follows_the_session,
+            a_field_expires_at_the_edge_of_its_lifetime,
+            a_sliding_field_lives_while_it_is_read,
+            lifetimes_survive_regenerate_clear_and_encryption,
+            an_expired_versioned_field_is_written_again,
             encrypted_values_survive_many_rotations,
             encryption_keys_rotate_and_survive_regenerates,
             log_out_everywhere_ends_a_users_other_sessions,

@@ -32,6 +32,14 @@ pub struct Shop {
     visits: u64,
     #[session(index, max_sessions = 3, when_full = "refuse")]
     seat: Option<u64>,
+    #[session(flash)]
+    notice: String,
+    #[session(ttl = "10m", sliding)]
+    sudo: bool,
+    #[session(ttl = 300, flash, rename = "otp")]
+    code: Option<u32>,
+    #[session(ttl = "1d", versioned)]
+    tries: u32,
 }
 
 fn one() -> u64 {
@@ -58,6 +66,11 @@ async fn handler(mut session: ShopHandle) -> session_rocket::__private::Result<(
     }
     let _: u64 = session.destroy_other_sessions_by_user_id(&Some(42)).await?;
     let _: u64 = session.destroy_sessions_by_user_id(&Some(42)).await?;
+    session.set_notice("saved".into());
+    let _: Option<String> = session.take_notice().await?;
+    let _: bool = *session.sudo().await?;
+    let _: Option<Option<u32>> = session.take_code().await?;
+    session.update_tries(|t| *t += 1).await?;
     Ok(())
 }
 

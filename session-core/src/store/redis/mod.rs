@@ -51,7 +51,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::store::{
     Changes, Counters, Ended, ExpiryUpdate, IndexTag, NewSession, PreviousKey, Record, Replaced,
-    Saved, SessionIndexes, SessionStore, StoreStats, Timestamp, Validity,
+    Saved, SessionIndexes, SessionStore, StoreStats, Timestamp, Validity, LIFETIME_PREFIX,
 };
 use crate::token::StoreKey;
 
@@ -321,7 +321,8 @@ impl RedisStore {
         }
         match self.eval::<Value>(&call).await? {
             Value::Array(pairs) => {
-                let record = record(&pairs)?;
+                let mut record = record(&pairs)?;
+                record.drop_expired(at.now);
                 self.counters.loaded(record.fields.len());
                 Ok(Some(record))
             }
@@ -429,19 +430,27 @@ impl SessionStore for RedisStore {
         name: &str,
         at: Validity,
     ) -> Result<Option<Vec<u8>>> {
-        type Reply = (Option<i64>, Option<i64>, Option<String>, Option<Vec<u8>>);
-        let (expires, created, moving, value): Reply = self
+        type Reply = (
+            Option<i64>,
+            Option<i64>,
+            Option<String>,
+            Option<Vec<u8>>,
+            Option<i64>,
+        );
+        let (expires, created, moving, value, until): Reply = self
             .run(
                 redis::cmd("HMGET")
                     .arg(self.session_key(key))
                     .arg("_e")
                     .arg("_c")
                     .arg("_m")
-                    .arg(format!("f:{name}")),
+                    .arg(format!("f:{name}"))
+                    .arg(format!("f:{LIFETIME_PREFIX}{name}")),
             )
             .await?;
+        let lives = until.is_none_or(|until| until > at.now);
         match (expires, created) {
-            (Some(e), Some(c)) if moving.is_none() && at.admits(c, e) => {
+            (Some(e), Some(c)) if moving.is_none() && at.admits(c, e) && lives => {
                 self.counters.loaded(usize::from(value.is_some()));
                 Ok(value)
             }

@@ -7,7 +7,7 @@ use super::backend::{Backend, SessionRow};
 use super::doc::{self, Doc, Entry};
 use super::SqlStore;
 use crate::error::{Error, Result};
-use crate::store::{Record, Validity};
+use crate::store::{Record, Validity, LIFETIME_PREFIX};
 use crate::token::StoreKey;
 
 /// Which fields a load returns.
@@ -92,7 +92,8 @@ impl<B: Backend> SqlStore<B> {
             };
             rows.extend(more.into_iter().filter(|r| r.field.is_some()));
         }
-        let record = record(rows, doc.as_ref(), want).map_err(|e| Error::Backend(e.into()))?;
+        let record =
+            record(rows, doc.as_ref(), want, at.now).map_err(|e| Error::Backend(e.into()))?;
         self.counters.loaded(record.fields.len());
         Ok(Some(record))
     }
@@ -112,8 +113,8 @@ impl<B: Backend> SqlStore<B> {
         let data = rows[0].data.take();
         let doc = document(data.as_deref())?;
         let only = [name];
-        let record =
-            record(rows, doc.as_ref(), Want::Only(&only)).map_err(|e| Error::Backend(e.into()))?;
+        let record = record(rows, doc.as_ref(), Want::Only(&only), at.now)
+            .map_err(|e| Error::Backend(e.into()))?;
         let value = record.fields.into_iter().next().map(|(_, v)| v);
         self.counters.loaded(usize::from(value.is_some()));
         Ok(value)
@@ -179,12 +180,32 @@ fn document(data: Option<&str>) -> Result<Option<Doc<'_>>> {
 
 /// The session a load's rows and its row's document describe: the
 /// document's values of the wanted fields, and the wanted field rows the
-/// document does not override with a value of its own.
+/// document does not override with a value of its own; never a field
+/// whose own lifetime is over at `now` (its `@ttl:` entry, in the
+/// document, says when).
 pub(super) fn record(
     rows: Vec<SessionRow>,
     doc: Option<&Doc<'_>>,
     want: Want<'_>,
+    now: i64,
 ) -> Result<Record, String> {
+    let mut expired: Vec<&str> = Vec::new();
+    if let Some(doc) = doc {
+        for (name, entry) in &doc.0 {
+            let (Some(field), Entry::Value(value)) = (name.strip_prefix(LIFETIME_PREFIX), entry)
+            else {
+                continue;
+            };
+            let until = doc::decode(name, value)?;
+            let until: Option<i64> = std::str::from_utf8(&until)
+                .ok()
+                .and_then(|t| t.parse().ok());
+            if until.is_some_and(|until| until <= now) {
+                expired.push(field);
+            }
+        }
+    }
+    let live = |name: &str| want.wants(name) && !expired.contains(&name);
     let first = rows.first().ok_or("no session row")?;
     let (created_at, expires_at, idle_timeout, persistent) = (
         first.created_at,
@@ -197,7 +218,7 @@ pub(super) fn record(
     if let Some(doc) = doc {
         for (name, entry) in &doc.0 {
             if let Entry::Value(value) = entry {
-                if want.wants(name) {
+                if live(name) {
                     fields.push((name.to_string(), doc::decode(name, value)?));
                 }
             }
@@ -211,7 +232,13 @@ pub(super) fn record(
         if overridden || !want.wants(&name) || fields.iter().any(|(n, _)| *n == name) {
             continue;
         }
-        if let Some(version) = row.version.and_then(|v| u64::try_from(v).ok()) {
+        let version = row.version.and_then(|v| u64::try_from(v).ok());
+        if !live(&name) {
+            // Expired: never returned; its version is, for its next write.
+            versions.extend(version.map(|v| (name, v)));
+            continue;
+        }
+        if let Some(version) = version {
             versions.push((name.clone(), version));
         }
         fields.push((name, value));
