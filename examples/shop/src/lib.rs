@@ -47,6 +47,11 @@ pub struct Shop {
     /// page that takes it.
     #[session(flash)]
     notice: String,
+    /// The user confirmed who they are in the last 10 minutes (step-up
+    /// before "log out everywhere"; the shop's stand-in for re-entering a
+    /// password is re-entering the user name).
+    #[session(ttl = "10m")]
+    confirmed: bool,
 }
 
 /// One checked-out cart.
@@ -267,14 +272,47 @@ async fn logout(session: Session<Shop>) -> Result<Redirect, SessionError> {
 }
 
 /// Logs the user out on every device: ends every session of this user,
-/// this one included, in one statement.
+/// this one included, in one statement. A step-up first: the user must
+/// have confirmed who they are in the last 10 minutes.
 #[post("/logout-everywhere")]
 async fn logout_everywhere(mut session: Session<Shop>) -> Result<Redirect, SessionError> {
     let user = session.user().await?.clone();
-    if user.is_some() {
-        session.destroy_sessions_by_user(&user).await?;
+    if user.is_none() {
+        return Ok(Redirect::to(uri!(login_page)));
     }
+    if !*session.confirmed().await? {
+        return Ok(Redirect::to(uri!(confirm_page)));
+    }
+    session.destroy_sessions_by_user(&user).await?;
     Ok(Redirect::to(uri!(logged_out)))
+}
+
+/// The step-up before a sensitive action: confirm who you are.
+#[get("/confirm")]
+async fn confirm_page(session: Session<Shop>) -> Result<RawHtml<String>, SessionError> {
+    let user = session.user().await?.clone();
+    let body = r#"  <p id="confirm-needed">Logging out everywhere needs you to confirm who you are (valid 10 minutes).</p>
+  <form id="confirm" method="post" action="/confirm">
+    <label>Your user name <input name="username" autocomplete="off"></label>
+    <button type="submit">Confirm</button>
+  </form>"#;
+    Ok(page("Confirm", user.as_deref(), body))
+}
+
+/// Opens the 10-minute window when the name matches; a new token, as at
+/// login, since the window is a privilege.
+#[post("/confirm", data = "<form>")]
+async fn confirm(
+    mut session: Session<Shop>,
+    form: Form<Login<'_>>,
+) -> Result<Redirect, SessionError> {
+    let user = session.user().await?.clone();
+    if user.as_deref() != Some(form.username.trim()) {
+        return Ok(Redirect::to(uri!(confirm_page)));
+    }
+    session.set_confirmed(true);
+    session.regenerate();
+    Ok(Redirect::to(uri!(account)))
 }
 
 /// Where logout lands. It takes no session, so the browser is left with no
@@ -738,6 +776,8 @@ pub fn rocket(figment: Figment) -> Rocket<Build> {
                 login,
                 logout,
                 logout_everywhere,
+                confirm_page,
+                confirm,
                 logged_out,
                 products,
                 cart_add,

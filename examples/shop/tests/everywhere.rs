@@ -1,6 +1,7 @@
 //! "Log out everywhere" in the shop, on its SQLite store: Ann signs in on
 //! two browsers and Bob on a third; Ann's "Log out everywhere" on one of
-//! hers ends both of Ann's sessions and leaves Bob's.
+//! hers first asks her to confirm who she is (a step-up, open 10 minutes),
+//! then ends both of Ann's sessions and leaves Bob's.
 
 use rocket::http::{ContentType, Status};
 use rocket::local::asynchronous::Client;
@@ -51,6 +52,38 @@ async fn log_out_everywhere_ends_every_session_of_the_user_only() {
     let ann_phone = log_in(&client, "ann").await;
     let bob = log_in(&client, "bob").await;
     assert_eq!(who(&client, &ann_phone).await.as_deref(), Some("ann"));
+
+    // Not confirmed yet: sent to the step-up, nobody is logged out.
+    let response = client
+        .post("/logout-everywhere")
+        .cookie(("session", ann_laptop.clone()))
+        .dispatch()
+        .await;
+    assert_eq!(response.status(), Status::SeeOther);
+    assert_eq!(response.headers().get_one("Location"), Some("/confirm"));
+    drop(response);
+    assert_eq!(who(&client, &ann_phone).await.as_deref(), Some("ann"));
+
+    // A wrong name opens nothing; hers opens the window, under a new token.
+    let confirm = |cookie: String, name: &'static str| {
+        let client = &client;
+        async move {
+            client
+                .post("/confirm")
+                .header(ContentType::Form)
+                .cookie(("session", cookie))
+                .body(format!("username={name}"))
+                .dispatch()
+                .await
+        }
+    };
+    let wrong = confirm(ann_laptop.clone(), "bob").await;
+    assert_eq!(wrong.headers().get_one("Location"), Some("/confirm"));
+    drop(wrong);
+    let right = confirm(ann_laptop.clone(), "ann").await;
+    assert_eq!(right.headers().get_one("Location"), Some("/account"));
+    let ann_laptop = session_cookie(&right);
+    drop(right);
 
     let status = client
         .post("/logout-everywhere")
