@@ -37,8 +37,10 @@ impl SessionState {
                 _ => return Ok(None),
             };
             let (value, fell_back) = self.decode::<C, T>(index, default).await?;
+            // Its lifetime entry goes with it, if it has one.
+            let entry = self.schema[index].lifetime.map(|l| l.entry);
             let changes = Changes {
-                remove: vec![name],
+                remove: std::iter::once(name).chain(entry).collect(),
                 expect: vec![Expect {
                     name,
                     version: self.version(index).unwrap_or(None),

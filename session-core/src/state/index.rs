@@ -19,9 +19,7 @@ use crate::state::{SessionLimit, SessionState};
 use crate::store::{IndexTag, SessionIndexes, SessionStore, Timestamp};
 use crate::token::{SessionId, StoreKey};
 
-/// The reserved field holding when the session took its current value of
-/// a `max_sessions` index (Unix microseconds, as text): who is oldest.
-pub(crate) const SINCE: &str = "@since";
+use super::reserved::SINCE;
 
 /// Separates index digests from any other use of the keys.
 const CONTEXT: &[u8] = b"session-core/index/v1\0";

@@ -30,6 +30,7 @@ mod flush;
 mod index;
 mod lifetime;
 pub(crate) mod request;
+mod reserved;
 mod rotation;
 pub(crate) mod sealed;
 mod update;
@@ -41,10 +42,11 @@ pub use field::Slot;
 pub use flush::Outcome;
 #[cfg(test)]
 pub(crate) use flush::{FlushPlan, Target};
+pub(crate) use index::index_tags;
 pub use index::SessionInfo;
-pub(crate) use index::{index_tags, SINCE};
 pub use request::{CookieAction, RequestSession};
 pub(crate) use request::{ExpiryChoice, Stage, Times};
+pub(crate) use reserved::SINCE;
 #[cfg(feature = "testing")]
 pub(crate) use sealed::PREVIOUS_KEYS;
 

@@ -16,17 +16,7 @@ use crate::state::{SessionState, Stage};
 use crate::store::{PreviousKey, Replaced};
 use crate::token::StoreKey;
 
-/// The stored name of the time the session's token was issued (seconds,
-/// in the clear), written by a regenerate or rotation when `rotate_after`
-/// is set; a session without it was issued its token at creation. Field
-/// names are made of `[A-Za-z0-9_.-]`, so no field can take it.
-pub(crate) const ISSUED: &str = "@issued";
-
-/// The stored name of the id a rotated session is listed by (32 hex
-/// digits, in the clear): the id of its key before its first rotation, so
-/// that a devices page's "sign out this device" still finds it after the
-/// rotations since the page was shown.
-pub(crate) const LISTED_ID: &str = "@id";
+pub(crate) use super::reserved::{ISSUED, LISTED_ID};
 
 /// The listed id a load found, if the session was rotated.
 pub(crate) fn listed_id(fields: &[(String, Vec<u8>)]) -> Option<crate::token::SessionId> {

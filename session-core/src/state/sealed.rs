@@ -257,17 +257,14 @@ impl SessionState {
         let mut upsert = changes
             .upsert
             .iter()
-            // When the session took a limited value: a time, stored in
-            // the clear as its creation and expiry times are, so that
-            // another session's request can rank it.
-            .map(|(name, plain)| match *name {
-                super::SINCE | super::rotation::ISSUED | super::rotation::LISTED_ID => {
+            // The library's times and ids, stored in the clear as the
+            // session's creation and expiry times are (see `reserved`).
+            .map(|(name, plain)| {
+                if super::reserved::in_clear(name) {
                     Ok((*name, plain.clone()))
+                } else {
+                    Ok((*name, seal.seal(name, plain)?))
                 }
-                // When a field expires: read by the store, like the
-                // session's own expiry.
-                _ if name.starts_with(crate::store::LIFETIME_PREFIX) => Ok((*name, plain.clone())),
-                _ => Ok((*name, seal.seal(name, plain)?)),
             })
             .collect::<Result<Vec<_>>>()?;
         let mut upsert_existing = changes.upsert_existing;
