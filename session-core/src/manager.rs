@@ -200,6 +200,9 @@ impl SessionManager {
         let refusal = T::FIELDS.iter().find_map(|field| {
             if let Some((attribute, why)) = self.ctx.carrier.refuses(field.indexed, field.versioned)
             {
+                // A flash field is versioned for its take: name what the
+                // app wrote.
+                let attribute = if field.flash { "flash" } else { attribute };
                 return Some((field, attribute, why, "sessions kept in cookies"));
             }
             let indexes = self.store().is_some_and(|s| s.indexes().is_some());

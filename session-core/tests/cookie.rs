@@ -10,7 +10,7 @@ use session_core::carrier::COOKIE_LIMIT;
 use session_core::schema::flush;
 use session_core::sealing::EncryptionKey;
 use session_core::state::{CookieAction, Outcome};
-use session_core::testing::{Account, Cart, Counter};
+use session_core::testing::{Account, Cart, Counter, Notice};
 use session_core::{Config, Error, SessionManager};
 
 session_core::cookie_conformance_tests!();
@@ -285,6 +285,9 @@ async fn indexed_and_versioned_types_are_refused() {
     assert!(index.contains("Account") && index.contains("`user_id`") && index.contains("index"));
     let versioned = m.supports::<Counter>().unwrap_err().to_string();
     assert!(versioned.contains("Counter") && versioned.contains("`hits`"));
+    // A flash field is named by what the app wrote.
+    let flash = m.supports::<Notice>().unwrap_err().to_string();
+    assert!(flash.contains("`notice` is `#[session(flash)]`"), "{flash}");
 
     // Server-side stores keep both.
     let memory = SessionManager::new(
@@ -294,6 +297,7 @@ async fn indexed_and_versioned_types_are_refused() {
     .unwrap();
     assert!(memory.supports::<Account>().is_ok());
     assert!(memory.supports::<Counter>().is_ok());
+    assert!(memory.supports::<Notice>().is_ok());
 }
 
 #[tokio::test]

@@ -88,7 +88,8 @@ fn expand(cont: &Container) -> TokenStream {
             }
             None => quote!(#option::None),
         };
-        quote!(#field_def { name: #name, deferred: #deferred, versioned: #versioned, indexed: #indexed, limit: #limit, lifetime: #lifetime })
+        let flash = f.is_flash();
+        quote!(#field_def { name: #name, deferred: #deferred, versioned: #versioned, indexed: #indexed, limit: #limit, lifetime: #lifetime, flash: #flash })
     });
     let deferred_names = cont
         .fields

@@ -11,8 +11,9 @@
 
 pub use session_core::async_trait;
 pub use session_core::store::{
-    Changes, Ended, Expect, ExpiryUpdate, IndexTag, IndexUpdate, NewSession, Record, Rename, Saved,
-    SessionIndexes, SessionStore, StoreStats, Timestamp, Validity, PREVIOUS_KEY_GRACE,
+    Changes, Ended, Expect, ExpiryUpdate, IndexTag, IndexUpdate, NewSession, PreviousKey, Record,
+    Rename, Replaced, Saved, SessionIndexes, SessionStore, StoreStats, Timestamp, Validity,
+    LIFETIME_PREFIX, PREVIOUS_KEY_GRACE,
 };
 pub use session_core::{BoxError, Error, Result, StoreKey};
 

@@ -70,6 +70,9 @@ pub struct FieldDef {
     pub limit: Option<SessionLimit>,
     /// How long a written value lives (`#[session(ttl = "10m")]`).
     pub lifetime: Option<FieldLifetime>,
+    /// A message for the next request, taken once (`#[session(flash)]`):
+    /// versioned too, for the compare-and-set that takes it.
+    pub flash: bool,
 }
 
 /// A field's own lifetime: `#[session(ttl = "10m")]` reads as absent ten

@@ -16,8 +16,8 @@ use session_rocket::{
 use session_rocket::store::memory::{MemoryStore, DEFAULT_CAPACITY};
 use session_rocket::store::{
     async_trait, BoxError, Changes, Expect, ExpiryUpdate, IndexTag, IndexUpdate, NewSession,
-    Record, Rename, Saved, SessionIndexes, SessionStore, StoreKey, StoreStats, Timestamp,
-    Validity, PREVIOUS_KEY_GRACE,
+    PreviousKey, Record, Rename, Replaced, Saved, SessionIndexes, SessionStore, StoreKey,
+    StoreStats, Timestamp, Validity, LIFETIME_PREFIX, PREVIOUS_KEY_GRACE,
 };
 
 // ---- A web integration for another framework: session-core. ----
@@ -62,6 +62,13 @@ fn outcome(saved: Saved, changes: &Changes) -> Option<u64> {
         Saved::Conflict => None,
         Saved::Saved | Saved::Gone | Saved::Moved => changes.expect.first().map(Expect::next),
     }
+}
+
+/// A store author's view of replaced keys and field lifetimes.
+fn followed(previous: Option<PreviousKey>, record: &mut Record, now: Timestamp) -> bool {
+    record.drop_expired(now);
+    let _ = LIFETIME_PREFIX;
+    previous.is_some_and(|p| p.within_grace && p.reason == Replaced::Rotated)
 }
 
 /// A store author's view of index entries.
