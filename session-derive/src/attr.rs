@@ -11,8 +11,8 @@ use syn::{parse_quote, Expr, ExprLit, Lit, LitStr, Token};
 
 use crate::ctxt::Ctxt;
 use crate::symbol::{
-    Symbol, CODEC, CONTAINER_KEYS, CRATE, DEFAULT, DEFERRED, FIELD_KEYS, FLASH, HANDLE, INDEX,
-    MAX_SESSIONS, RENAME, SESSION, SLIDING, TTL, VERSIONED, WHEN_FULL,
+    Symbol, ALIAS, CODEC, CONTAINER_KEYS, CRATE, DEFAULT, DEFERRED, FIELD_KEYS, FLASH, HANDLE,
+    INDEX, MAX_SESSIONS, RENAME, SESSION, SLIDING, TTL, VERSIONED, WHEN_FULL,
 };
 
 const UNKNOWN: &str = "unknown session attribute";
@@ -26,6 +26,7 @@ const EXPECTED_DEFERRED: &str = "expected `#[session(deferred)]`";
 const EXPECTED_VERSIONED: &str = "expected `#[session(versioned)]`";
 const EXPECTED_INDEX: &str = "expected `#[session(index)]`";
 const EXPECTED_FLASH: &str = "expected `#[session(flash)]`";
+const EXPECTED_ALIAS: &str = "expected `#[session(alias = \"old_name\")]`";
 const EXPECTED_SLIDING: &str = "expected `#[session(ttl = \"…\", sliding)]`";
 const EXPECTED_TTL: &str =
     "expected `#[session(ttl = \"10m\")]` (a whole number of `s`, `m`, `h` or `d`) \
@@ -144,6 +145,8 @@ pub struct Field {
     pub ttl: Option<(syn::Path, u64)>,
     /// `sliding`, with the attribute's path for error spans.
     pub sliding: Option<syn::Path>,
+    /// `alias = "…"`, each kept as the literal for spans, in order.
+    pub aliases: Vec<LitStr>,
 }
 
 impl Field {
@@ -158,6 +161,7 @@ impl Field {
         let mut flash = Attr::none(cx, FLASH);
         let mut ttl = Attr::none(cx, TTL);
         let mut sliding = Attr::none(cx, SLIDING);
+        let mut aliases = Vec::new();
 
         for_each_meta(cx, attrs, |meta| {
             if meta.path == RENAME {
@@ -184,6 +188,10 @@ impl Field {
                         ttl.set(&meta.path, (meta.path.clone(), seconds))
                     }
                     _ => cx.error_spanned_by(&meta.path, EXPECTED_TTL),
+                }
+            } else if meta.path == ALIAS {
+                if let Some(lit) = string_value(cx, &meta, EXPECTED_ALIAS)? {
+                    aliases.push(lit);
                 }
             } else if meta.path == SLIDING {
                 if meta.input.peek(Token![=]) || meta.input.peek(syn::token::Paren) {
@@ -244,6 +252,7 @@ impl Field {
             flash: flash.get(),
             ttl: ttl.get(),
             sliding: sliding.get(),
+            aliases,
         }
     }
 }

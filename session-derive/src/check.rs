@@ -33,6 +33,7 @@ pub fn check(cx: &Ctxt, cont: &Container) {
     check_versioned(cx, &cont.fields);
     check_flash(cx, &cont.fields);
     check_lifetimes(cx, &cont.fields);
+    check_aliases(cx, &cont.fields);
     check_limits(cx, &cont.fields);
     check_accessor_collisions(cx, &cont.fields);
 }
@@ -42,6 +43,55 @@ fn is_valid_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+/// An alias is an old stored name: valid as a name, taken by no field nor
+/// other alias; read with the session's one load (not `deferred`), and
+/// not yet on an index (its entries are kept under the stored name).
+fn check_aliases(cx: &Ctxt, fields: &[Field]) {
+    let mut seen: BTreeMap<String, &Field> = fields.iter().map(|f| (f.name.clone(), f)).collect();
+    for field in fields {
+        for alias in &field.attrs.aliases {
+            let name = alias.value();
+            if !is_valid_name(&name) {
+                cx.error_spanned_by(
+                    alias,
+                    format!(
+                        "invalid alias `{}`: expected 1 to {MAX_NAME_LEN} ASCII letters, digits, `_`, `-` or `.`",
+                        name.escape_debug()
+                    ),
+                );
+            } else if let Some(other) = seen.get(&name) {
+                cx.error_spanned_by(
+                    alias,
+                    format!(
+                        "alias `{name}` of field `{}` is already the stored name or an alias of field `{}`",
+                        field.base, other.base
+                    ),
+                );
+            } else {
+                seen.insert(name, field);
+            }
+        }
+        if let Some(alias) = field.attrs.aliases.first() {
+            let reason = if field.attrs.deferred {
+                Some("`deferred`: an alias is read with the session's one load; drop `deferred`")
+            } else if field.attrs.index {
+                Some("`index`: its entries are kept under the stored name; move the values first, then add `index`")
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                cx.error_spanned_by(
+                    alias,
+                    format!(
+                        "field `{}` cannot have an `alias` and be {reason}",
+                        field.base
+                    ),
+                );
+            }
+        }
+    }
 }
 
 /// Stored names are 1 to 64 of `[A-Za-z0-9_.-]`, and unique after `rename`.

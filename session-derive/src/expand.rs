@@ -89,7 +89,8 @@ fn expand(cont: &Container) -> TokenStream {
             None => quote!(#option::None),
         };
         let flash = f.is_flash();
-        quote!(#field_def { name: #name, deferred: #deferred, versioned: #versioned, indexed: #indexed, limit: #limit, lifetime: #lifetime, flash: #flash })
+        let aliases = f.attrs.aliases.iter();
+        quote!(#field_def { name: #name, deferred: #deferred, versioned: #versioned, indexed: #indexed, limit: #limit, lifetime: #lifetime, flash: #flash, aliases: &[#(#aliases),*] })
     });
     let deferred_names = cont
         .fields

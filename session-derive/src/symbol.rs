@@ -44,6 +44,9 @@ pub const FLASH: Symbol = Symbol("flash");
 pub const TTL: Symbol = Symbol("ttl");
 /// Field, with `ttl`: a read restarts the clock too.
 pub const SLIDING: Symbol = Symbol("sliding");
+/// Field: an old stored name its value is read from when the current one
+/// is absent (`alias = "old"`, several allowed).
+pub const ALIAS: Symbol = Symbol("alias");
 
 /// The keys accepted on the struct, in the order the docs list them.
 pub const CONTAINER_KEYS: &[Symbol] = &[CRATE, CODEC, HANDLE];
@@ -59,6 +62,7 @@ pub const FIELD_KEYS: &[Symbol] = &[
     FLASH,
     TTL,
     SLIDING,
+    ALIAS,
 ];
 
 impl PartialEq<Symbol> for Ident {

@@ -23,6 +23,7 @@ fn ui() {
         "index",
         "flash",
         "ttl",
+        "alias",
     ] {
         t.compile_fail(format!("ui/{category}/*.rs"));
     }

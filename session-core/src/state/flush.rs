@@ -221,6 +221,14 @@ impl SessionState {
                 }
             }
         }
+        let moved: Vec<usize> = plan.upserted.iter().chain(&plan.removed).copied().collect();
+        let expected = plan.changes.expect.len();
+        self.move_aliases(&mut plan.changes, &moved);
+        if plan.changes.expect.len() > expected || moved.iter().any(|&i| self.aliased(i).is_some())
+        {
+            // The stored name is absent: the upsert creates it.
+            all_existing = false;
+        }
         let before = plan.changes.upsert.len();
         let change_of = |index: usize| {
             if current(index) {

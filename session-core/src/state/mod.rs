@@ -23,6 +23,7 @@ use crate::config::OnDecodeError;
 use crate::error::{Error, Result};
 use crate::token::StoreKey;
 
+mod alias;
 mod device;
 mod field;
 mod flash;
@@ -73,6 +74,10 @@ pub struct FieldDef {
     /// A message for the next request, taken once (`#[session(flash)]`):
     /// versioned too, for the compare-and-set that takes it.
     pub flash: bool,
+    /// Old stored names the value is read from while the current one is
+    /// absent (`#[session(alias = "old")]`), first first; its next write
+    /// removes them, in the same save.
+    pub aliases: &'static [&'static str],
 }
 
 /// A field's own lifetime: `#[session(ttl = "10m")]` reads as absent ten
@@ -151,6 +156,9 @@ struct FieldState {
     /// the clear deletes every field and version first, so a write of this
     /// field in that save depends on no version (see `version`).
     cleared: bool,
+    /// `written` came from this old stored name (`alias`), at this
+    /// version: a reload found the value there.
+    alias: Option<(&'static str, u64)>,
 }
 
 const CLEAN: FieldState = FieldState {
@@ -161,6 +169,7 @@ const CLEAN: FieldState = FieldState {
     epoch: 0,
     version: None,
     cleared: false,
+    alias: None,
 };
 
 /// One deferred field's own load: unset until used; `None` when absent.
@@ -181,6 +190,9 @@ struct Fields {
     /// When each field with a lifetime expires, as stored (`None`: no
     /// entry); empty when the type has no such field.
     lifetimes: Box<[Option<crate::store::Timestamp>]>,
+    /// Fields read from an old stored name (`alias`), with its version;
+    /// empty when the type has no alias.
+    aliased: Box<[Option<(&'static str, u64)>]>,
 }
 
 /// The load: `None` when it found no live session.
@@ -556,6 +568,13 @@ impl SessionState {
                 .filter(|(_, used)| **used)
                 .filter_map(|(field, _)| field.lifetime.map(|l| l.entry)),
         );
+        names.extend(
+            self.schema
+                .iter()
+                .zip(mask.iter())
+                .filter(|(_, used)| **used)
+                .flat_map(|(field, _)| field.aliases.iter().copied()),
+        );
         Some((names, mask))
     }
 
@@ -717,15 +736,28 @@ impl SessionState {
         let seals = sealer.map(|s| sealed::seals(s, key, &previous_keys));
         let mut values: Box<[Option<Vec<u8>>]> = (0..self.schema.len()).map(|_| None).collect();
         let mut lifetimes = lifetime::slots(self.schema);
+        let mut aliased = alias::slots(self.schema);
+        let mut old = Vec::new();
         for (name, value) in record.fields {
             if let Some(i) = position(&name) {
                 values[i] = Some(match &seals {
                     Some(seals) => self.open_value(seals, i, value),
                     None => value,
                 });
-            } else if !lifetimes.is_empty() {
+            } else if !lifetimes.is_empty() && name.starts_with(crate::store::LIFETIME_PREFIX) {
                 lifetime::note(self.schema, &mut lifetimes, &name, &value);
+            } else if !aliased.is_empty() {
+                old.push((name, value));
             }
+        }
+        if !old.is_empty() {
+            self.take_aliases(
+                &mut values,
+                &mut aliased,
+                old,
+                &record.versions,
+                seals.as_deref(),
+            );
         }
         // What the store must not return, never used (a custom store that
         // forgot it included).
@@ -745,6 +777,7 @@ impl SessionState {
             versions,
             previous_keys,
             lifetimes,
+            aliased,
         }
     }
 
@@ -764,6 +797,8 @@ impl SessionState {
         match self.known(index) {
             Known::Unknown => None,
             Known::Absent => Some(self.expired_version(index)),
+            // Read from an old name: the stored name itself is absent.
+            Known::Bytes(_) if self.aliased(index).is_some() => Some(None),
             Known::Bytes(_) => Some(Some(self.loaded(index).map_or(0, |(_, v)| v))),
         }
     }
@@ -901,6 +936,7 @@ impl SessionState {
         field.baseline = None;
         field.undecodable = false;
         field.cleared = false;
+        field.alias = None;
     }
 
     /// Whether any field was written or removed in this request.

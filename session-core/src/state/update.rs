@@ -104,6 +104,8 @@ impl SessionState {
                 index: entry,
                 ..Changes::default()
             };
+            // A value read from an old name moves to the stored one.
+            self.move_aliases(&mut changes, &[index]);
             // A write restarts the field's lifetime.
             if let Some(lifetime) = self.schema[index].lifetime {
                 let seconds = i64::try_from(lifetime.seconds).unwrap_or(i64::MAX / 4);
@@ -192,11 +194,17 @@ impl SessionState {
                 let previous = sealed::record_keys(sealer, &key, &record.fields);
                 let bytes = record
                     .fields
-                    .into_iter()
+                    .iter()
                     .find(|(n, _)| n == name)
-                    .map(|(_, v)| v);
+                    .map(|(_, v)| v.clone());
                 let present = bytes.is_some();
                 self.set_written(index, bytes);
+                if !present && !self.schema[index].aliases.is_empty() {
+                    self.reload_alias(index, &record);
+                    if self.aliased(index).is_some() {
+                        return Ok(());
+                    }
+                }
                 if let Some(sealer) = sealer {
                     if let Some(Some(stored)) = self.fields[index].written.take() {
                         let seals = sealed::seals(sealer, &key, &previous);

@@ -36,6 +36,7 @@ use crate::store::{
 };
 use crate::token::{StoreKey, Token};
 
+mod alias;
 mod events;
 mod flash;
 mod kept;
@@ -46,6 +47,7 @@ mod security;
 mod store;
 mod versioned;
 
+pub use alias::*;
 pub use events::*;
 pub use flash::*;
 pub use kept::*;
@@ -150,6 +152,35 @@ pub struct Timed {
     /// Attempts, counted by compare-and-set, forgotten 10 s after the last.
     #[session(ttl = "10s", versioned)]
     pub tries: u32,
+}
+
+/// A type as an app's previous release had it: `user`, `cart`, and a
+/// versioned `hits`.
+#[derive(Debug, session_derive::Session)]
+#[session(crate = "crate")]
+pub struct Before {
+    /// The logged-in user.
+    pub user: Option<u64>,
+    /// Items, renamed `items` in [`After`].
+    pub cart: Vec<String>,
+    /// A counter, renamed `visits` in [`After`].
+    #[session(versioned)]
+    pub hits: u64,
+}
+
+/// [`Before`] in the next release: `cart` renamed `items`, `hits`
+/// renamed `visits`, each reading its old name.
+#[derive(Debug, session_derive::Session)]
+#[session(crate = "crate")]
+pub struct After {
+    /// The logged-in user.
+    pub user: Option<u64>,
+    /// Was `cart`.
+    #[session(alias = "cart")]
+    pub items: Vec<String>,
+    /// Was `hits`.
+    #[session(alias = "hits", versioned)]
+    pub visits: u64,
 }
 
 /// The handle of [`Cart`].
@@ -334,6 +365,9 @@ macro_rules! store_conformance_tests {
             a_sliding_field_lives_while_it_is_read,
             lifetimes_survive_regenerate_clear_and_encryption,
             an_expired_versioned_field_is_written_again,
+            a_renamed_field_reads_its_old_name_and_moves_on_write,
+            requests_moving_renamed_fields_at_once_lose_nothing,
+            renamed_sealed_fields_open_and_move,
             encrypted_values_survive_many_rotations,
             encryption_keys_rotate_and_survive_regenerates,
             log_out_everywhere_ends_a_users_other_sessions,

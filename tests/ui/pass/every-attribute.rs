@@ -40,6 +40,8 @@ pub struct Shop {
     code: Option<u32>,
     #[session(ttl = "1d", versioned)]
     tries: u32,
+    #[session(alias = "basket", alias = "old_cart", rename = "bag")]
+    items: Vec<String>,
 }
 
 fn one() -> u64 {
