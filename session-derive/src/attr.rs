@@ -169,17 +169,11 @@ impl Field {
                     rename.set(&meta.path, lit);
                 }
             } else if meta.path == DEFERRED {
-                if meta.input.peek(Token![=]) || meta.input.peek(syn::token::Paren) {
-                    cx.error_spanned_by(&meta.path, EXPECTED_DEFERRED);
-                    skip_value(&meta)?;
-                } else {
+                if flag(cx, &meta, EXPECTED_DEFERRED)? {
                     deferred.set(&meta.path, ());
                 }
             } else if meta.path == VERSIONED {
-                if meta.input.peek(Token![=]) || meta.input.peek(syn::token::Paren) {
-                    cx.error_spanned_by(&meta.path, EXPECTED_VERSIONED);
-                    skip_value(&meta)?;
-                } else {
+                if flag(cx, &meta, EXPECTED_VERSIONED)? {
                     versioned.set(&meta.path, meta.path.clone());
                 }
             } else if meta.path == TTL {
@@ -194,24 +188,15 @@ impl Field {
                     aliases.push(lit);
                 }
             } else if meta.path == SLIDING {
-                if meta.input.peek(Token![=]) || meta.input.peek(syn::token::Paren) {
-                    cx.error_spanned_by(&meta.path, EXPECTED_SLIDING);
-                    skip_value(&meta)?;
-                } else {
+                if flag(cx, &meta, EXPECTED_SLIDING)? {
                     sliding.set(&meta.path, meta.path.clone());
                 }
             } else if meta.path == FLASH {
-                if meta.input.peek(Token![=]) || meta.input.peek(syn::token::Paren) {
-                    cx.error_spanned_by(&meta.path, EXPECTED_FLASH);
-                    skip_value(&meta)?;
-                } else {
+                if flag(cx, &meta, EXPECTED_FLASH)? {
                     flash.set(&meta.path, meta.path.clone());
                 }
             } else if meta.path == INDEX {
-                if meta.input.peek(Token![=]) || meta.input.peek(syn::token::Paren) {
-                    cx.error_spanned_by(&meta.path, EXPECTED_INDEX);
-                    skip_value(&meta)?;
-                } else {
+                if flag(cx, &meta, EXPECTED_INDEX)? {
                     index.set(&meta.path, ());
                 }
             } else if meta.path == MAX_SESSIONS {
@@ -255,6 +240,17 @@ impl Field {
             aliases,
         }
     }
+}
+
+/// Whether a flag attribute (`deferred`, `index`…) stands alone, as it
+/// must; a value after it is reported with `expected` and consumed.
+fn flag(cx: &Ctxt, meta: &ParseNestedMeta, expected: &str) -> syn::Result<bool> {
+    if meta.input.peek(Token![=]) || meta.input.peek(syn::token::Paren) {
+        cx.error_spanned_by(&meta.path, expected);
+        skip_value(meta)?;
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 /// The whole number in `key = N`; `None` for anything else (the caller

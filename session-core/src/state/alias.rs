@@ -41,18 +41,7 @@ impl SessionState {
                 };
                 let (_, bytes) = old.swap_remove(at);
                 let value = match seals {
-                    Some(seals) => match super::sealed::open(seals, alias, &bytes) {
-                        Some(plain) => plain,
-                        None => {
-                            // As an undecodable value: its fallback, its
-                            // bytes kept until the app changes it.
-                            self.unopened
-                                .lock()
-                                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                                .push(index);
-                            bytes
-                        }
-                    },
+                    Some(seals) => self.open_value_as(seals, index, alias, bytes),
                     None => bytes,
                 };
                 let version = versions

@@ -171,7 +171,19 @@ impl SessionState {
         index: usize,
         sealed: Vec<u8>,
     ) -> Vec<u8> {
-        match open(seals, self.schema[index].name, &sealed) {
+        self.open_value_as(seals, index, self.schema[index].name, sealed)
+    }
+
+    /// [`open_value`](Self::open_value) for a value sealed under `name`
+    /// (an old name of the field: `alias`).
+    pub(crate) fn open_value_as(
+        &self,
+        seals: &[SessionSeal<'_>],
+        index: usize,
+        name: &str,
+        sealed: Vec<u8>,
+    ) -> Vec<u8> {
+        match open(seals, name, &sealed) {
             Some(plain) => plain,
             None => {
                 self.unopened
