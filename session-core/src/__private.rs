@@ -6,8 +6,10 @@
 
 pub use crate::codec::{Codec, JsonCodec, Storable};
 pub use crate::error::{BoxError, Result};
-pub use crate::schema::{FieldDef, FieldLifetime, SessionData, SessionHandle, SessionLimit};
-pub use crate::state::{SessionInfo, SessionState, Slot};
+pub use crate::schema::{
+    FieldDef, FieldLifetime, Migration, SessionData, SessionHandle, SessionLimit,
+};
+pub use crate::state::{convert, convert_with, SessionInfo, SessionState, Slot};
 pub use crate::token::SessionId;
 pub use core::default::Default;
 pub use core::option::Option;

@@ -6,7 +6,7 @@ use crate::error::BoxError;
 use crate::error::Result;
 use crate::state::{Outcome, RequestSession, SessionInfo, SessionState};
 
-pub use crate::state::{FieldDef, FieldLifetime, SessionLimit};
+pub use crate::state::{FieldDef, FieldLifetime, Migration, SessionLimit};
 
 /// A typed session: a struct with `#[derive(Session)]`.
 ///
@@ -95,13 +95,25 @@ impl<D: SessionData> SessionInfo<D> {
         let Some((_, bytes)) = self.fields.iter().find(|(n, _)| *n == name) else {
             return default();
         };
-        T::decode_with::<D::Codec>(bytes).unwrap_or_else(|_| {
-            tracing::warn!(
-                field = name,
-                "a listed session's field no longer decodes; its default is shown"
-            );
-            default()
-        })
+        // A value of one of the field's earlier types is shown converted.
+        let migrate = D::FIELDS
+            .iter()
+            .find(|f| f.name == name)
+            .and_then(|f| f.migrate);
+        let converted = |_| match crate::state::migrated_bytes(migrate, bytes) {
+            Some(Ok(bytes)) => T::decode_with::<D::Codec>(&bytes),
+            Some(Err(error)) => Err(error),
+            None => Err("no earlier type decodes it".into()),
+        };
+        T::decode_with::<D::Codec>(bytes)
+            .or_else(converted)
+            .unwrap_or_else(|_| {
+                tracing::warn!(
+                    field = name,
+                    "a listed session's field no longer decodes; its default is shown"
+                );
+                default()
+            })
     }
 }
 

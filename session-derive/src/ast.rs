@@ -314,7 +314,7 @@ mod tests {
                 "duplicate session attribute `codec`",
                 "duplicate session attribute `rename`",
                 "expected `#[session(deferred)]`",
-                "unknown session attribute `unknown`; expected one of `rename`, `deferred`, `versioned`, `index`, `max_sessions`, `when_full`, `default`, `flash`, `ttl`, `sliding`, `alias`",
+                "unknown session attribute `unknown`; expected one of `rename`, `deferred`, `versioned`, `index`, `max_sessions`, `when_full`, `default`, `flash`, `ttl`, `sliding`, `alias`, `from`, `rewrite_on_read`",
                 "expected `#[session(default = \"path::to::function\")]`",
                 "expected `#[session(…)]` with a list of attributes",
                 "expected `#[session(default = \"path::to::function\")]`",

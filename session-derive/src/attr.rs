@@ -11,8 +11,9 @@ use syn::{parse_quote, Expr, ExprLit, Lit, LitStr, Token};
 
 use crate::ctxt::Ctxt;
 use crate::symbol::{
-    Symbol, ALIAS, CODEC, CONTAINER_KEYS, CRATE, DEFAULT, DEFERRED, FIELD_KEYS, FLASH, HANDLE,
-    INDEX, MAX_SESSIONS, RENAME, SESSION, SLIDING, TTL, VERSIONED, WHEN_FULL,
+    Symbol, ALIAS, CODEC, CONTAINER_KEYS, CRATE, DEFAULT, DEFERRED, FIELD_KEYS, FLASH, FROM,
+    HANDLE, INDEX, MAX_SESSIONS, RENAME, REWRITE_ON_READ, SESSION, SLIDING, TTL, VERSIONED,
+    WHEN_FULL, WITH,
 };
 
 const UNKNOWN: &str = "unknown session attribute";
@@ -27,6 +28,9 @@ const EXPECTED_VERSIONED: &str = "expected `#[session(versioned)]`";
 const EXPECTED_INDEX: &str = "expected `#[session(index)]`";
 const EXPECTED_FLASH: &str = "expected `#[session(flash)]`";
 const EXPECTED_ALIAS: &str = "expected `#[session(alias = \"old_name\")]`";
+const EXPECTED_FROM: &str = "expected `#[session(from = OldType)]` or \
+     `#[session(from(OldType, with = path::to::function))]`";
+const EXPECTED_REWRITE_ON_READ: &str = "expected `#[session(from = OldType, rewrite_on_read)]`";
 const EXPECTED_SLIDING: &str = "expected `#[session(ttl = \"…\", sliding)]`";
 const EXPECTED_TTL: &str =
     "expected `#[session(ttl = \"10m\")]` (a whole number of `s`, `m`, `h` or `d`) \
@@ -147,6 +151,18 @@ pub struct Field {
     pub sliding: Option<syn::Path>,
     /// `alias = "…"`, each kept as the literal for spans, in order.
     pub aliases: Vec<LitStr>,
+    /// `from = Old` or `from(Old, with = f)`, oldest first.
+    pub from: Vec<FromType>,
+    /// `rewrite_on_read`, with the attribute's path for error spans.
+    pub rewrite_on_read: Option<syn::Path>,
+}
+
+/// One earlier type of a field (`from = Old`): its value converts into the
+/// next type of the chain with `TryFrom`, or with the function `with`
+/// names (`fn(Old) -> Result<Next, E>`).
+pub struct FromType {
+    pub ty: syn::Type,
+    pub with: Option<syn::ExprPath>,
 }
 
 impl Field {
@@ -162,6 +178,8 @@ impl Field {
         let mut ttl = Attr::none(cx, TTL);
         let mut sliding = Attr::none(cx, SLIDING);
         let mut aliases = Vec::new();
+        let mut from = Vec::new();
+        let mut rewrite_on_read = Attr::none(cx, REWRITE_ON_READ);
 
         for_each_meta(cx, attrs, |meta| {
             if meta.path == RENAME {
@@ -186,6 +204,14 @@ impl Field {
             } else if meta.path == ALIAS {
                 if let Some(lit) = string_value(cx, &meta, EXPECTED_ALIAS)? {
                     aliases.push(lit);
+                }
+            } else if meta.path == FROM {
+                if let Some(step) = from_value(cx, &meta)? {
+                    from.push(step);
+                }
+            } else if meta.path == REWRITE_ON_READ {
+                if flag(cx, &meta, EXPECTED_REWRITE_ON_READ)? {
+                    rewrite_on_read.set(&meta.path, meta.path.clone());
                 }
             } else if meta.path == SLIDING {
                 if flag(cx, &meta, EXPECTED_SLIDING)? {
@@ -238,8 +264,60 @@ impl Field {
             ttl: ttl.get(),
             sliding: sliding.get(),
             aliases,
+            from,
+            rewrite_on_read: rewrite_on_read.get(),
         }
     }
+}
+
+/// `from = Old`, `from = "Old"` (serde's spelling) or
+/// `from(Old, with = path)`; anything else is reported and yields `None`.
+fn from_value(cx: &Ctxt, meta: &ParseNestedMeta) -> syn::Result<Option<FromType>> {
+    if meta.input.peek(Token![=]) {
+        meta.input.parse::<Token![=]>()?;
+        if meta.input.peek(LitStr) {
+            let lit: LitStr = meta.input.parse()?;
+            return Ok(
+                parse_lit(cx, &lit, EXPECTED_FROM, LitStr::parse::<syn::Type>)
+                    .map(|ty| FromType { ty, with: None }),
+            );
+        }
+        let ty: syn::Type = meta.input.parse()?;
+        return Ok(Some(FromType { ty, with: None }));
+    }
+    if !meta.input.peek(syn::token::Paren) {
+        cx.error_spanned_by(&meta.path, EXPECTED_FROM);
+        return Ok(None);
+    }
+    let content;
+    syn::parenthesized!(content in meta.input);
+    let ty: syn::Type = content.parse()?;
+    if content.is_empty() {
+        return Ok(Some(FromType { ty, with: None }));
+    }
+    content.parse::<Token![,]>()?;
+    let key: syn::Path = content.parse()?;
+    if key != WITH || !content.peek(Token![=]) {
+        cx.error_spanned_by(&key, EXPECTED_FROM);
+        let _: proc_macro2::TokenStream = content.parse()?;
+        return Ok(None);
+    }
+    content.parse::<Token![=]>()?;
+    let with = if content.peek(LitStr) {
+        let lit: LitStr = content.parse()?;
+        parse_lit(cx, &lit, EXPECTED_FROM, LitStr::parse::<syn::ExprPath>)
+    } else {
+        Some(content.parse::<syn::ExprPath>()?)
+    };
+    let _ = content.parse::<Option<Token![,]>>()?;
+    if !content.is_empty() {
+        cx.error_spanned_by(&meta.path, EXPECTED_FROM);
+        let _: proc_macro2::TokenStream = content.parse()?;
+    }
+    Ok(with.map(|with| FromType {
+        ty,
+        with: Some(with),
+    }))
 }
 
 /// Whether a flag attribute (`deferred`, `index`…) stands alone, as it

@@ -34,6 +34,7 @@ pub fn check(cx: &Ctxt, cont: &Container) {
     check_flash(cx, &cont.fields);
     check_lifetimes(cx, &cont.fields);
     check_aliases(cx, &cont.fields);
+    check_migrations(cx, &cont.fields);
     check_limits(cx, &cont.fields);
     check_accessor_collisions(cx, &cont.fields);
 }
@@ -87,6 +88,51 @@ fn check_aliases(cx: &Ctxt, fields: &[Field]) {
                     format!(
                         "field `{}` cannot have an `alias` and be {reason}",
                         field.base
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// `rewrite_on_read` needs an earlier type, and cannot be on a versioned
+/// field (a read would end in a compare-and-set that can fail); an indexed
+/// field's earlier values are found under their old encoding, so it needs
+/// `rewrite_on_read` to move them.
+fn check_migrations(cx: &Ctxt, fields: &[Field]) {
+    for field in fields {
+        let base = &field.base;
+        if let Some(path) = &field.attrs.rewrite_on_read {
+            if field.attrs.from.is_empty() {
+                cx.error_spanned_by(
+                    path,
+                    format!("`rewrite_on_read` on field `{base}` needs an earlier type: add `from = OldType`"),
+                );
+            } else if field.attrs.versioned.is_some() || field.is_flash() {
+                cx.error_spanned_by(
+                    path,
+                    format!(
+                        "field `{base}` cannot be written back on read: it is written only by compare-and-set, \
+                         so a read could fail with a conflict; its next write converts it, drop `rewrite_on_read`"
+                    ),
+                );
+            }
+        }
+        if let (true, Some(first)) = (field.attrs.index, field.attrs.from.first()) {
+            if field.attrs.versioned.is_some() {
+                cx.error_spanned_by(
+                    &first.ty,
+                    format!(
+                        "field `{base}` cannot take `from` and be both `index` and `versioned`: \
+                         sessions holding an earlier type are found only once rewritten"
+                    ),
+                );
+            } else if field.attrs.rewrite_on_read.is_none() {
+                cx.error_spanned_by(
+                    &first.ty,
+                    format!(
+                        "indexed field `{base}` with `from` needs `rewrite_on_read`: a session is found by \
+                         its new value only once the value is stored in the new type"
                     ),
                 );
             }

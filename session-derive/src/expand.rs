@@ -66,7 +66,8 @@ fn expand(cont: &Container) -> TokenStream {
     let tys: Vec<_> = cont.fields.iter().map(|f| f.ty).collect();
     let session_limit = paths::session_limit();
     let field_lifetime = paths::field_lifetime();
-    let field_defs = cont.fields.iter().map(|f| {
+    let migration = paths::migration();
+    let field_defs = cont.fields.iter().enumerate().map(|(i, f)| {
         let name = &f.name;
         let deferred = f.attrs.deferred;
         // A flash field is taken by compare-and-set: versioned too.
@@ -90,8 +91,22 @@ fn expand(cont: &Container) -> TokenStream {
         };
         let flash = f.is_flash();
         let aliases = f.attrs.aliases.iter();
-        quote!(#field_def { name: #name, deferred: #deferred, versioned: #versioned, indexed: #indexed, limit: #limit, lifetime: #lifetime, flash: #flash, aliases: &[#(#aliases),*] })
+        let migrate = match f.attrs.from.is_empty() {
+            false => {
+                let on_read = f.attrs.rewrite_on_read.is_some();
+                let convert = migrate_fn_name(i);
+                quote!(#option::Some(#migration { convert: #convert, on_read: #on_read }))
+            }
+            true => quote!(#option::None),
+        };
+        quote!(#field_def { name: #name, deferred: #deferred, versioned: #versioned, indexed: #indexed, limit: #limit, lifetime: #lifetime, flash: #flash, aliases: &[#(#aliases),*], migrate: #migrate })
     });
+    let migrate_fns: Vec<_> = cont
+        .fields
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| migrate_fn(i, f, &codec))
+        .collect();
     let deferred_names = cont
         .fields
         .iter()
@@ -253,6 +268,8 @@ fn expand(cont: &Container) -> TokenStream {
             #lifecycle
 
             #(#default_fns)*
+
+            #(#migrate_fns)*
 
             // The struct is a schema the runtime never builds: this marks its
             // fields as read, so private ones do not warn.
@@ -566,6 +583,63 @@ fn default_fn(index: usize, field: &Field) -> Option<TokenStream> {
     let ty = field.ty;
     let name = default_const(index);
     Some(quote_spanned!(path.span()=> const #name: fn() -> #ty = #path;))
+}
+
+/// The name of field `index`'s conversion from its earlier types.
+fn migrate_fn_name(index: usize) -> Ident {
+    format_ident!("__session_migrate_{}", index)
+}
+
+/// For a field with `from = …`: the function that decodes stored bytes as
+/// one of its earlier types (newest first), converts the value along the
+/// chain to the field's type and encodes it. Each step is spanned at its
+/// `from` type, so a missing conversion is reported there.
+fn migrate_fn(index: usize, field: &Field, codec: &TokenStream) -> Option<TokenStream> {
+    let from = &field.attrs.from;
+    if from.is_empty() {
+        return None;
+    }
+    let name = migrate_fn_name(index);
+    let option = paths::option();
+    let std_result = paths::std_result();
+    let vec = paths::vec();
+    let box_error = paths::box_error();
+    let codec_trait = paths::codec_trait();
+    let storable = paths::storable_trait();
+    let convert = paths::convert();
+    let convert_with = paths::convert_with();
+    let ty = field.ty;
+    // The chain's types after each earlier type: the next one, then the
+    // field's own.
+    let nexts: Vec<&syn::Type> = from.iter().skip(1).map(|f| &f.ty).chain([ty]).collect();
+    let step = |i: usize| {
+        let old = &from[i].ty;
+        let next = nexts[i];
+        match &from[i].with {
+            Some(path) => {
+                quote_spanned!(path.span()=> |v: #old| #convert_with::<#old, #next, _>(#path, v))
+            }
+            None => quote_spanned!(old.span()=> |v: #old| #convert::<#old, #next>(v)),
+        }
+    };
+    let tries = (0..from.len()).rev().map(|i| {
+        let old = &from[i].ty;
+        let steps = (i..from.len()).map(step);
+        let decode = quote_spanned!(old.span()=> <#codec as #codec_trait>::decode::<#old>(bytes));
+        quote! {
+            if let #std_result::Ok(value) = #decode {
+                let converted = #std_result::Ok(value) #(.and_then(#steps))*;
+                return #option::Some(converted.and_then(|v: #ty| #storable::encode_with::<#codec>(&v)));
+            }
+        }
+    });
+    Some(quote! {
+        #[allow(non_snake_case)]
+        fn #name(bytes: &[u8]) -> #option<#std_result<#vec<u8>, #box_error>> {
+            #(#tries)*
+            #option::None
+        }
+    })
 }
 
 /// The bounds rustc must check for one field, as where-clause predicates

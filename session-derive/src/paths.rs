@@ -52,6 +52,14 @@ paths! {
     field_def => { _session::FieldDef }
     /// An index field's `max_sessions`.
     session_limit => { _session::SessionLimit }
+    /// A field's `from = …`.
+    migration => { _session::Migration }
+    /// The codec trait.
+    codec_trait => { _session::Codec }
+    /// One `from` step by `TryFrom`.
+    convert => { _session::convert }
+    /// One `from` step by a named function.
+    convert_with => { _session::convert_with }
     /// A field's `ttl`.
     field_lifetime => { _session::FieldLifetime }
     /// The untyped per-request state.

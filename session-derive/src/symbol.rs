@@ -48,6 +48,14 @@ pub const SLIDING: Symbol = Symbol("sliding");
 /// is absent (`alias = "old"`, several allowed).
 pub const ALIAS: Symbol = Symbol("alias");
 
+/// Field: an earlier type of the field whose stored values are converted
+/// (`from = Old`, or `from(Old, with = f)`; a chain, oldest first).
+pub const FROM: Symbol = Symbol("from");
+/// Inside `from(…)`: the conversion function.
+pub const WITH: Symbol = Symbol("with");
+/// Field, with `from`: a value read in an earlier type is written back.
+pub const REWRITE_ON_READ: Symbol = Symbol("rewrite_on_read");
+
 /// The keys accepted on the struct, in the order the docs list them.
 pub const CONTAINER_KEYS: &[Symbol] = &[CRATE, CODEC, HANDLE];
 /// The keys accepted on a field.
@@ -63,6 +71,8 @@ pub const FIELD_KEYS: &[Symbol] = &[
     TTL,
     SLIDING,
     ALIAS,
+    FROM,
+    REWRITE_ON_READ,
 ];
 
 impl PartialEq<Symbol> for Ident {

@@ -25,6 +25,10 @@ pub const REFUSED: &str = "session_writes_refused_total";
 pub const RETRIES: &str = "session_store_retries_total";
 /// Stored fields that no longer decoded and fell back to their default.
 pub const DECODE_FALLBACKS: &str = "session_decode_fallbacks_total";
+/// Stored fields read in an earlier type and converted
+/// (`#[session(from = Old)]`), by `field`: what is still stored in an old
+/// shape.
+pub const MIGRATED: &str = "session_fields_migrated_total";
 /// Events dropped because the event queue was full.
 pub const EVENTS_DROPPED: &str = "session_events_dropped_total";
 /// Store call latency, by `store`, `operation` and `outcome`.
@@ -79,6 +83,10 @@ pub(crate) fn describe() {
     describe_counter!(
         DECODE_FALLBACKS,
         "Stored fields that no longer decoded and fell back"
+    );
+    describe_counter!(
+        MIGRATED,
+        "Stored fields read in an earlier type and converted, by field"
     );
     describe_counter!(
         EVENTS_DROPPED,
@@ -137,6 +145,10 @@ pub(crate) fn retry(store: &'static str, cause: &'static str) {
 
 pub(crate) fn decode_fallback() {
     counter!(DECODE_FALLBACKS).increment(1);
+}
+
+pub(crate) fn field_migrated(field: &'static str) {
+    counter!(MIGRATED, "field" => field).increment(1);
 }
 
 pub(crate) fn event_dropped() {

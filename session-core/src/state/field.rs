@@ -1,12 +1,12 @@
 //! One field's decoded value, materialised on first use.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 use std::sync::OnceLock;
 
 use crate::codec::{Codec, Storable};
 use crate::error::{BoxError, Result};
-use crate::state::{Change, Known, SessionState};
+use crate::state::{Change, Known, Origin, SessionState};
 
 /// The decoded value of one field. The generated handle holds one per field
 /// and passes its index; all logic lives here.
@@ -16,8 +16,22 @@ use crate::state::{Change, Known, SessionState};
 /// `set_x` get plain `&mut` access.
 pub struct Slot<T> {
     value: OnceLock<T>,
-    /// The value is the fallback for stored bytes that did not decode.
-    fell_back: AtomicBool,
+    /// Where the value came from (an [`Origin`] as its `u8`): the fallback
+    /// for stored bytes that did not decode, or bytes of an earlier type
+    /// converted, are not what is stored.
+    origin: AtomicU8,
+}
+
+const STORED: u8 = 0;
+const FELL_BACK: u8 = 1;
+const MIGRATED: u8 = 2;
+
+fn origin_code(origin: Origin) -> u8 {
+    match origin {
+        Origin::Stored => STORED,
+        Origin::FellBack => FELL_BACK,
+        Origin::Migrated => MIGRATED,
+    }
 }
 
 impl<T> Slot<T> {
@@ -25,7 +39,7 @@ impl<T> Slot<T> {
     pub const fn new() -> Self {
         Slot {
             value: OnceLock::new(),
-            fell_back: AtomicBool::new(false),
+            origin: AtomicU8::new(STORED),
         }
     }
 }
@@ -66,10 +80,10 @@ where
         if let Some(value) = self.value.get() {
             return Ok(value);
         }
-        let (value, fell_back) = state.decode::<C, T>(index, default).await?;
+        let (value, origin) = state.decode::<C, T>(index, default).await?;
         let value = self.value.get_or_init(|| value);
-        if fell_back {
-            self.fell_back.store(true, Relaxed);
+        if origin.is_not_stored() {
+            self.origin.store(origin_code(origin), Relaxed);
         }
         Ok(value)
     }
@@ -89,19 +103,21 @@ where
         default: fn() -> T,
     ) -> Result<&mut T> {
         if self.value.get().is_none() {
-            let (value, fell_back) = state.decode::<C, T>(index, default).await?;
+            let (value, origin) = state.decode::<C, T>(index, default).await?;
             self.value = OnceLock::from(value);
-            *self.fell_back.get_mut() = fell_back;
+            *self.origin.get_mut() = origin_code(origin);
         }
-        let fell_back = *self.fell_back.get_mut();
-        if fell_back {
+        let origin = *self.origin.get_mut();
+        if origin == FELL_BACK {
             state.set_undecodable(index);
         }
         if state.change(index) == Change::Clean
-            && (fell_back || state.known(index) == Known::Absent)
+            && (origin != STORED || state.known(index) == Known::Absent)
         {
-            // The value this borrow starts from is not the stored bytes:
-            // remember its encoding, so leaving it as it is writes nothing.
+            // The value this borrow starts from is not the stored bytes
+            // (a default, a fallback, a value converted from an earlier
+            // type): remember its encoding, so leaving it as it is writes
+            // nothing.
             let baseline = self.value.get().and_then(|v| v.encode_with::<C>().ok());
             state.set_baseline(index, baseline);
         }
@@ -126,7 +142,7 @@ where
     ) -> Result<R> {
         let (value, out) = state.update::<C, T, R>(index, default, &mut change).await?;
         self.value = OnceLock::from(value);
-        *self.fell_back.get_mut() = false;
+        *self.origin.get_mut() = STORED;
         Ok(out)
     }
 
@@ -146,7 +162,7 @@ where
         default: fn() -> T,
     ) -> Result<Option<T>> {
         let pending = std::mem::replace(&mut self.value, OnceLock::from(default()));
-        *self.fell_back.get_mut() = false;
+        *self.origin.get_mut() = STORED;
         match state.change(index) {
             Change::Written => {
                 state.mark(index, Change::Removed);
@@ -160,7 +176,7 @@ where
     /// Replaces the value without loading anything (a blind write).
     pub fn set(&mut self, state: &mut SessionState, index: usize, value: T) {
         self.value = OnceLock::from(value);
-        *self.fell_back.get_mut() = false;
+        *self.origin.get_mut() = STORED;
         // An explicit set is a change, even to the value a borrow started
         // from.
         state.set_baseline(index, None);
@@ -170,7 +186,7 @@ where
     /// Resets the value to `default` and deletes the stored field at flush.
     pub fn remove(&mut self, state: &mut SessionState, index: usize, default: fn() -> T) {
         self.value = OnceLock::from(default());
-        *self.fell_back.get_mut() = false;
+        *self.origin.get_mut() = STORED;
         state.mark(index, Change::Removed);
     }
 

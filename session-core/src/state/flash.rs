@@ -36,7 +36,7 @@ impl SessionState {
                 Stage::Ended => return Err(Error::Interrupted),
                 _ => return Ok(None),
             };
-            let (value, fell_back) = self.decode::<C, T>(index, default).await?;
+            let (value, origin) = self.decode::<C, T>(index, default).await?;
             // Its lifetime entry goes with it, if it has one.
             let entry = self.schema[index].lifetime.map(|l| l.entry);
             let changes = Changes {
@@ -58,7 +58,7 @@ impl SessionState {
                     self.set_written(index, None);
                     self.set_version(index, None);
                     self.mark(index, Change::Clean);
-                    return Ok((!fell_back).then_some(value));
+                    return Ok((origin != super::Origin::FellBack).then_some(value));
                 }
                 // Another request took it, or set a new one: look again.
                 Saved::Conflict => self.reload(index).await?,

@@ -94,7 +94,7 @@ impl SessionState {
     /// handle: no field written, nothing loaded by it, and nothing pending
     /// on the request's session. The flush of an unused guard stops here.
     pub(crate) fn is_untouched(&self) -> bool {
-        if self.has_field_changes() || self.record.initialized() {
+        if self.has_field_changes() || self.record.initialized() || self.has_rewrites() {
             return false;
         }
         let life = self.request.life();
@@ -164,6 +164,9 @@ impl SessionState {
             let known = self.known(index);
             let change = if current(index) {
                 self.change(index)
+            } else if self.rewrites(index) && matches!(known, Known::Bytes(_)) {
+                // Read converted from an earlier type, `rewrite_on_read`.
+                Change::Written
             } else {
                 Change::Clean
             };

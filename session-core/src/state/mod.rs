@@ -19,7 +19,6 @@ use std::sync::OnceLock;
 use tokio::sync::OnceCell;
 
 use crate::codec::{Codec, Storable};
-use crate::config::OnDecodeError;
 use crate::error::{Error, Result};
 use crate::token::StoreKey;
 
@@ -30,6 +29,7 @@ mod flash;
 mod flush;
 mod index;
 mod lifetime;
+mod migrate;
 pub(crate) mod request;
 mod reserved;
 mod rotation;
@@ -45,6 +45,8 @@ pub use flush::Outcome;
 pub(crate) use flush::{FlushPlan, Target};
 pub(crate) use index::index_tags;
 pub use index::SessionInfo;
+pub use migrate::{convert, convert_with, Migration};
+pub(crate) use migrate::{migrated_bytes, Origin};
 pub use request::{CookieAction, RequestSession};
 pub(crate) use request::{ExpiryChoice, Stage, Times};
 pub(crate) use reserved::SINCE;
@@ -78,6 +80,9 @@ pub struct FieldDef {
     /// absent (`#[session(alias = "old")]`), first first; its next write
     /// removes them, in the same save.
     pub aliases: &'static [&'static str],
+    /// How stored bytes of the field's earlier types become its type
+    /// (`#[session(from = Old)]`).
+    pub migrate: Option<Migration>,
 }
 
 /// A field's own lifetime: `#[session(ttl = "10m")]` reads as absent ten
@@ -238,6 +243,9 @@ pub struct SessionState {
     unopened: std::sync::Mutex<Vec<usize>>,
     /// `sliding` fields read in this request: their clock restarts.
     slid: std::sync::Mutex<Vec<usize>>,
+    /// Fields converted from an earlier type on read, with
+    /// `rewrite_on_read`: written back at the flush.
+    rewrite: std::sync::Mutex<Vec<usize>>,
 }
 
 /// Never a value: the request, whether the session was loaded, and what
@@ -289,6 +297,7 @@ impl SessionState {
             fields: Vec::new(),
             unopened: std::sync::Mutex::default(),
             slid: std::sync::Mutex::default(),
+            rewrite: std::sync::Mutex::default(),
         }
     }
 
@@ -431,6 +440,7 @@ impl SessionState {
         self.fields = Vec::new();
         self.unopened = std::sync::Mutex::default();
         self.slid = std::sync::Mutex::default();
+        self.rewrite = std::sync::Mutex::default();
     }
 
     /// The request's session this state belongs to.
@@ -834,15 +844,16 @@ impl SessionState {
     }
 
     /// Decodes field `index`, falling back to `default` when it is absent
-    /// (or undecodable, under `on_decode_error = "default"`). The flag says
-    /// whether stored bytes failed to decode.
+    /// (or undecodable, under `on_decode_error = "default"`), converting it
+    /// when it was stored by one of the field's earlier types; the origin
+    /// says which.
     pub(crate) async fn decode<C: Codec, T: Storable>(
         &self,
         index: usize,
         default: fn() -> T,
-    ) -> Result<(T, bool)> {
+    ) -> Result<(T, Origin)> {
         let Some(bytes) = self.bytes(index).await? else {
-            return Ok((default(), false));
+            return Ok((default(), Origin::Stored));
         };
         let decoded = if self.is_unopened(index) {
             Err(sealed::unopened_error())
@@ -850,29 +861,12 @@ impl SessionState {
             T::decode_with::<C>(bytes)
         };
         match decoded {
-            Ok(value) => Ok((value, false)),
-            Err(source) => {
-                let field = self.schema[index].name;
-                match self.request.manager().config().on_decode_error {
-                    OnDecodeError::Default => {
-                        tracing::warn!(
-                            field,
-                            error = %crate::observe::redacted(&*source),
-                            "stored session field no longer decodes; using its default \
-                             (the stored bytes stay until the field is changed)"
-                        );
-                        crate::observe::decode_fallback();
-                        Ok((default(), true))
-                    }
-                    // The codec's own message may quote the stored value:
-                    // the error (which the app may log) carries its
-                    // category and position only.
-                    OnDecodeError::Error => Err(Error::Decode {
-                        field,
-                        source: crate::observe::redacted(&*source).into(),
-                    }),
-                }
+            Ok(value) => Ok((value, Origin::Stored)),
+            // Bytes that did not open are not an earlier type's.
+            Err(error) if self.is_unopened(index) => {
+                self.decode_stored::<C, T>(index, None, error, default)
             }
+            Err(error) => self.decode_stored::<C, T>(index, Some(bytes), error, default),
         }
     }
 

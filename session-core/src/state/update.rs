@@ -72,7 +72,7 @@ impl SessionState {
         }
         let mut seed = jitter_seed(&key.as_bytes()[..8]);
         for attempt in 0..ATTEMPTS {
-            let (mut value, fell_back) = self.decode::<C, T>(index, default).await?;
+            let (mut value, origin) = self.decode::<C, T>(index, default).await?;
             let out = change(&mut value);
             let bytes = value.encode_with::<C>().map_err(|source| Error::Encode {
                 field: name,
@@ -82,7 +82,7 @@ impl SessionState {
                 Known::Bytes(b) => Some(b == bytes.as_slice()),
                 _ => None,
             };
-            if stored == Some(true) && !fell_back {
+            if stored == Some(true) && !origin.is_not_stored() {
                 // Nothing to write: the value is as stored.
                 return Ok((value, out));
             }

@@ -41,6 +41,7 @@ mod events;
 mod flash;
 mod kept;
 mod lifetime;
+mod migrate;
 mod requests;
 mod rotation;
 mod security;
@@ -52,6 +53,7 @@ pub use events::*;
 pub use flash::*;
 pub use kept::*;
 pub use lifetime::*;
+pub use migrate::*;
 pub use requests::*;
 pub use rotation::*;
 pub use security::*;
@@ -181,6 +183,130 @@ pub struct After {
     /// Was `hits`.
     #[session(alias = "hits", versioned)]
     pub visits: u64,
+}
+
+/// [`Before`] two releases later: fields renamed and retyped. Each value
+/// stored by [`Before`] is read converted.
+#[derive(Debug, session_derive::Session)]
+#[session(crate = "crate")]
+pub struct Later {
+    /// Was a bare id; written back in its new type by the request that
+    /// reads it.
+    #[session(from(Option<u64>, with = user_from_id), rewrite_on_read)]
+    pub user: Option<User>,
+    /// Was `cart`, a list of names.
+    #[session(alias = "cart", from(Vec<String>, with = items_from_names))]
+    pub items: Vec<Item>,
+    /// Was `hits`, a bare count.
+    #[session(alias = "hits", from = u64, versioned)]
+    pub visits: Visits,
+    /// Was a level number ([`Ranked1`]), then a level name ([`Ranked2`]).
+    #[session(from = LevelNumber, from = LevelName)]
+    pub tier: Tier,
+}
+
+/// [`Later::user`]'s type.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct User {
+    /// The user's id.
+    pub id: u64,
+}
+
+/// [`Later::items`]' type.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Item {
+    /// What it is.
+    pub name: String,
+    /// How many.
+    pub qty: u32,
+}
+
+/// [`Later::visits`]' type.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Visits {
+    /// How many.
+    pub count: u64,
+}
+
+impl From<u64> for Visits {
+    fn from(count: u64) -> Self {
+        Visits { count }
+    }
+}
+
+/// The conversion of [`Later::user`] from a bare id.
+///
+/// # Errors
+/// Never.
+pub fn user_from_id(id: Option<u64>) -> Result<Option<User>, std::convert::Infallible> {
+    Ok(id.map(|id| User { id }))
+}
+
+/// The conversion of [`Later::items`] from names: one of each.
+///
+/// # Errors
+/// Never.
+pub fn items_from_names(names: Vec<String>) -> Result<Vec<Item>, std::convert::Infallible> {
+    Ok(names
+        .into_iter()
+        .map(|name| Item { name, qty: 1 })
+        .collect())
+}
+
+/// A level as [`Ranked1`] stored it: a number.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LevelNumber(pub u8);
+
+/// A level as [`Ranked2`] stored it: a name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LevelName(pub String);
+
+/// [`Later::tier`]'s type.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Tier {
+    /// The first.
+    #[default]
+    Bronze,
+    /// The second.
+    Silver,
+    /// The third.
+    Gold,
+}
+
+impl From<LevelNumber> for LevelName {
+    fn from(level: LevelNumber) -> Self {
+        let name = ["bronze", "silver", "gold"].get(usize::from(level.0));
+        LevelName(name.copied().unwrap_or("unknown").into())
+    }
+}
+
+impl TryFrom<LevelName> for Tier {
+    type Error = String;
+
+    fn try_from(level: LevelName) -> Result<Self, String> {
+        match level.0.as_str() {
+            "bronze" => Ok(Tier::Bronze),
+            "silver" => Ok(Tier::Silver),
+            "gold" => Ok(Tier::Gold),
+            other => Err(format!("no tier is named {other:?}")),
+        }
+    }
+}
+
+/// The first release of [`Later::tier`]: a number.
+#[derive(Debug, session_derive::Session)]
+#[session(crate = "crate")]
+pub struct Ranked1 {
+    /// The level.
+    pub tier: LevelNumber,
+}
+
+/// The second release of [`Later::tier`]: a name.
+#[derive(Debug, session_derive::Session)]
+#[session(crate = "crate")]
+pub struct Ranked2 {
+    /// The level.
+    pub tier: LevelName,
 }
 
 /// The handle of [`Cart`].
@@ -368,6 +494,12 @@ macro_rules! store_conformance_tests {
             a_renamed_field_reads_its_old_name_and_moves_on_write,
             requests_moving_renamed_fields_at_once_lose_nothing,
             renamed_sealed_fields_open_and_move,
+            a_retyped_field_reads_its_earlier_type_and_converts_on_write,
+            a_field_read_converted_is_written_back_with_rewrite_on_read,
+            a_chain_of_earlier_types_converts_step_by_step,
+            a_failed_conversion_falls_back_and_keeps_its_bytes,
+            requests_converting_fields_at_once_lose_nothing,
+            retyped_sealed_fields_open_and_convert,
             encrypted_values_survive_many_rotations,
             encryption_keys_rotate_and_survive_regenerates,
             log_out_everywhere_ends_a_users_other_sessions,
