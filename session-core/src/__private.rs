@@ -9,6 +9,7 @@ pub use crate::error::{BoxError, Result};
 pub use crate::schema::{
     FieldDef, FieldLifetime, Migration, SessionData, SessionHandle, SessionLimit,
 };
+pub use crate::schema_lock::Shapes;
 pub use crate::state::{convert, convert_with, SessionInfo, SessionState, Slot};
 pub use crate::token::SessionId;
 pub use core::default::Default;

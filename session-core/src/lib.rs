@@ -53,6 +53,7 @@ mod manager;
 pub mod observe;
 pub mod open;
 pub mod schema;
+pub mod schema_lock;
 pub mod sealing;
 pub mod signing;
 pub mod state;

@@ -32,6 +32,13 @@ pub trait SessionData: Send + Sync + 'static {
     fn listed(info: &SessionInfo<Self>) -> Self::Listed
     where
         Self: Sized;
+
+    /// Records each field's type and earlier types, in order, for the
+    /// [schema lock](crate::schema_lock). The derive implements it.
+    #[doc(hidden)]
+    fn describe(shapes: &mut crate::schema_lock::Shapes) {
+        let _ = shapes;
+    }
 }
 
 /// The typed handle the derive generates (`ShopSession` for `Shop`): a

@@ -101,6 +101,12 @@ fn expand(cont: &Container) -> TokenStream {
         };
         quote!(#field_def { name: #name, deferred: #deferred, versioned: #versioned, indexed: #indexed, limit: #limit, lifetime: #lifetime, flash: #flash, aliases: &[#(#aliases),*], migrate: #migrate })
     });
+    let shapes = paths::shapes();
+    let describe = cont.fields.iter().map(|f| {
+        let ty = f.ty;
+        let from = f.attrs.from.iter().map(|step| &step.ty);
+        quote!(shapes.field::<#ty>(); #(shapes.from::<#from>();)*)
+    });
     let migrate_fns: Vec<_> = cont
         .fields
         .iter()
@@ -191,6 +197,10 @@ fn expand(cont: &Container) -> TokenStream {
                     #listed {
                         #(#listed_values)*
                     }
+                }
+
+                fn describe(shapes: &mut #shapes) {
+                    #(#describe)*
                 }
             }
 
@@ -606,8 +616,6 @@ fn migrate_fn(index: usize, field: &Field, codec: &TokenStream) -> Option<TokenS
     let box_error = paths::box_error();
     let codec_trait = paths::codec_trait();
     let storable = paths::storable_trait();
-    let convert = paths::convert();
-    let convert_with = paths::convert_with();
     let ty = field.ty;
     // The chain's types after each earlier type: the next one, then the
     // field's own.
@@ -617,9 +625,13 @@ fn migrate_fn(index: usize, field: &Field, codec: &TokenStream) -> Option<TokenS
         let next = nexts[i];
         match &from[i].with {
             Some(path) => {
+                let convert_with = paths::convert_with(path.span());
                 quote_spanned!(path.span()=> |v: #old| #convert_with::<#old, #next, _>(#path, v))
             }
-            None => quote_spanned!(old.span()=> |v: #old| #convert::<#old, #next>(v)),
+            None => {
+                let convert = paths::convert(old.span());
+                quote_spanned!(old.span()=> |v: #old| #convert::<#old, #next>(v))
+            }
         }
     };
     let tries = (0..from.len()).rev().map(|i| {

@@ -52,14 +52,12 @@ paths! {
     field_def => { _session::FieldDef }
     /// An index field's `max_sessions`.
     session_limit => { _session::SessionLimit }
+    /// What the schema lock records of a type.
+    shapes => { _session::Shapes }
     /// A field's `from = …`.
     migration => { _session::Migration }
     /// The codec trait.
     codec_trait => { _session::Codec }
-    /// One `from` step by `TryFrom`.
-    convert => { _session::convert }
-    /// One `from` step by a named function.
-    convert_with => { _session::convert_with }
     /// A field's `ttl`.
     field_lifetime => { _session::FieldLifetime }
     /// The untyped per-request state.
@@ -105,4 +103,8 @@ spanned_paths! {
     /// The one bound on every field type (encodable, decodable, `Send +
     /// Sync`), whose diagnostic says what is missing in the crate's words.
     storable => { _session::Storable }
+    /// One `from` step by `TryFrom`, spanned at the earlier type.
+    convert => { _session::convert }
+    /// One `from` step by a named function, spanned at its path.
+    convert_with => { _session::convert_with }
 }

@@ -374,6 +374,30 @@ pub mod metrics {
     pub use session_core::observe::*;
 }
 
+/// The schema lock (feature `schema-lock`, for dev-dependencies): a test
+/// that fails before a deploy that would leave stored sessions unreadable.
+///
+/// ```no_run
+/// # use session_rocket::Session;
+/// # #[derive(Session)]
+/// # struct Shop { user: Option<u64> }
+/// // tests/sessions.rs of the app; `sessions.lock` is committed.
+/// #[test]
+/// fn stored_sessions_still_read() {
+///     session_rocket::schema_lock::assert_locked::<Shop>("sessions.lock");
+/// }
+/// ```
+///
+/// A field whose type changed shape fails with the attribute to add,
+/// `#[session(from = OldType)]`; a stored name no field reads any more
+/// with `#[session(alias = "old")]`. After a deliberate change, rerun
+/// with `SESSION_LOCK=update` and commit the diff. See
+/// [`session_core::schema_lock`] for what a shape records.
+#[cfg(feature = "schema-lock")]
+pub mod schema_lock {
+    pub use session_core::schema_lock::{assert_locked, check, update, LockError};
+}
+
 /// The error of this crate, [`SessionError`], under the name `?`-heavy code
 /// expects: what the generated accessors return, a
 /// [`Responder`](rocket::response::Responder), and convertible into

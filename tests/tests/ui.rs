@@ -24,6 +24,7 @@ fn ui() {
         "flash",
         "ttl",
         "alias",
+        "from",
     ] {
         t.compile_fail(format!("ui/{category}/*.rs"));
     }

@@ -163,10 +163,13 @@ impl SessionState {
 
     /// Whether a field read converted waits to be written back.
     pub(super) fn has_rewrites(&self) -> bool {
-        !self
-            .rewrite
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .is_empty()
+        self.schema
+            .iter()
+            .any(|f| f.migrate.is_some_and(|m| m.on_read))
+            && !self
+                .rewrite
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .is_empty()
     }
 }
