@@ -73,6 +73,16 @@ pub trait Storable: Send + Sync + 'static {
     fn decode_with<C: Codec>(bytes: &[u8]) -> Result<Self, BoxError>
     where
         Self: Sized;
+
+    /// The shape of the type's serialized values, for the
+    /// [schema lock](crate::schema_lock) (empty without its feature).
+    #[doc(hidden)]
+    fn shape() -> String
+    where
+        Self: Sized,
+    {
+        format!("opaque {}", std::any::type_name::<Self>())
+    }
 }
 
 impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Storable for T {
@@ -82,5 +92,9 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Storable for T {
 
     fn decode_with<C: Codec>(bytes: &[u8]) -> Result<Self, BoxError> {
         C::decode(bytes)
+    }
+
+    fn shape() -> String {
+        crate::schema_lock::shape_of::<T>()
     }
 }

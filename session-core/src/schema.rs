@@ -6,7 +6,7 @@ use crate::error::BoxError;
 use crate::error::Result;
 use crate::state::{Outcome, RequestSession, SessionInfo, SessionState};
 
-pub use crate::state::{FieldDef, FieldLifetime, Migration, SessionLimit};
+pub use crate::state::{Converted, FieldDef, FieldLifetime, Migration, SessionLimit};
 
 /// A typed session: a struct with `#[derive(Session)]`.
 ///

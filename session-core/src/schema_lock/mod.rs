@@ -36,6 +36,8 @@ mod shape;
 #[cfg(feature = "schema-lock")]
 pub use check::{assert_locked, check, update, LockError};
 
+use crate::codec::Storable;
+
 /// The shapes of a session type's field types and of their earlier types,
 /// filled by the code `#[derive(Session)]` generates
 /// ([`SessionData::describe`](crate::schema::SessionData::describe)).
@@ -55,13 +57,23 @@ struct FieldShapes {
     from: Vec<String>,
 }
 
+/// `T`'s shape; empty without the `schema-lock` feature.
+#[inline]
+pub(crate) fn shape_of<T: serde::de::DeserializeOwned>() -> String {
+    #[cfg(feature = "schema-lock")]
+    return shape::shape_of::<T>();
+    #[cfg(not(feature = "schema-lock"))]
+    String::new()
+}
+
 impl Shapes {
-    /// The next field's type.
+    /// The next field's type (bound by [`Storable`], as every field type
+    /// is, so a type that falls short is reported once, at the field).
     #[inline]
-    pub fn field<T: serde::de::DeserializeOwned>(&mut self) {
+    pub fn field<T: Storable>(&mut self) {
         #[cfg(feature = "schema-lock")]
         self.fields.push(FieldShapes {
-            shape: shape::shape_of::<T>(),
+            shape: T::shape(),
             from: Vec::new(),
         });
     }
@@ -71,7 +83,7 @@ impl Shapes {
     pub fn from<T: serde::de::DeserializeOwned>(&mut self) {
         #[cfg(feature = "schema-lock")]
         if let Some(field) = self.fields.last_mut() {
-            field.from.push(shape::shape_of::<T>());
+            field.from.push(shape_of::<T>());
         }
     }
 }

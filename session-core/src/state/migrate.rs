@@ -10,6 +10,11 @@ use crate::config::OnDecodeError;
 use crate::error::{BoxError, Error, Result};
 use crate::state::SessionState;
 
+/// A field's stored bytes of an earlier type as its type's bytes: `None`
+/// when no earlier type decodes them, `Some(Err(_))` when one did and a
+/// conversion failed.
+pub type Converted = Option<Result<Vec<u8>, BoxError>>;
+
 /// How a field's stored bytes of an earlier type become its type: what
 /// `#[session(from = Old)]` generates. Not built by hand.
 #[derive(Debug, Clone, Copy)]
@@ -19,7 +24,7 @@ pub struct Migration {
     /// it with the session type's codec. `None` when no earlier type
     /// decodes the bytes; `Some(Err(_))` when one did and a conversion
     /// failed.
-    pub convert: fn(&[u8]) -> Option<Result<Vec<u8>, BoxError>>,
+    pub convert: fn(&[u8]) -> Converted,
     /// Written back by the request that read it (`rewrite_on_read`).
     pub on_read: bool,
 }
@@ -75,10 +80,7 @@ impl Origin {
 /// The field's value from `bytes` of an earlier type, encoded as the
 /// field's type now: `None` when the field has no earlier types or none
 /// decodes the bytes.
-pub(crate) fn migrated_bytes(
-    migration: Option<Migration>,
-    bytes: &[u8],
-) -> Option<Result<Vec<u8>, BoxError>> {
+pub(crate) fn migrated_bytes(migration: Option<Migration>, bytes: &[u8]) -> Converted {
     migration.and_then(|m| (m.convert)(bytes))
 }
 

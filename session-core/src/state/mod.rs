@@ -45,7 +45,7 @@ pub use flush::Outcome;
 pub(crate) use flush::{FlushPlan, Target};
 pub(crate) use index::index_tags;
 pub use index::SessionInfo;
-pub use migrate::{convert, convert_with, Migration};
+pub use migrate::{convert, convert_with, Converted, Migration};
 pub(crate) use migrate::{migrated_bytes, Origin};
 pub use request::{CookieAction, RequestSession};
 pub(crate) use request::{ExpiryChoice, Stage, Times};
