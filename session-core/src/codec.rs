@@ -10,6 +10,19 @@ use serde::Serialize;
 
 use crate::error::BoxError;
 
+#[cfg(feature = "schema-lock")]
+mod shape;
+
+/// The shape of `T`'s serialized values, for the schema lock; empty
+/// without the `schema-lock` feature.
+#[inline]
+pub(crate) fn shape_of<T: DeserializeOwned>() -> String {
+    #[cfg(feature = "schema-lock")]
+    return shape::shape_of::<T>();
+    #[cfg(not(feature = "schema-lock"))]
+    String::new()
+}
+
 /// Turns field values into bytes and back.
 ///
 /// ```
@@ -95,6 +108,6 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Storable for T {
     }
 
     fn shape() -> String {
-        crate::schema_lock::shape_of::<T>()
+        shape_of::<T>()
     }
 }

@@ -30,13 +30,11 @@
 
 #[cfg(feature = "schema-lock")]
 mod check;
-#[cfg(feature = "schema-lock")]
-mod shape;
 
 #[cfg(feature = "schema-lock")]
 pub use check::{assert_locked, check, update, LockError};
 
-use crate::codec::Storable;
+use crate::codec::{shape_of, Storable};
 
 /// The shapes of a session type's field types and of their earlier types,
 /// filled by the code `#[derive(Session)]` generates
@@ -55,15 +53,6 @@ pub struct Shapes {
 struct FieldShapes {
     shape: String,
     from: Vec<String>,
-}
-
-/// `T`'s shape; empty without the `schema-lock` feature.
-#[inline]
-pub(crate) fn shape_of<T: serde::de::DeserializeOwned>() -> String {
-    #[cfg(feature = "schema-lock")]
-    return shape::shape_of::<T>();
-    #[cfg(not(feature = "schema-lock"))]
-    String::new()
 }
 
 impl Shapes {

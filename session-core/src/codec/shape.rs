@@ -22,7 +22,7 @@ const ROUNDS: usize = 64;
 /// comes next, as `serde_json::Value`, untagged or internally tagged
 /// enums and `flatten` do): its Rust type name is the best the lock can
 /// compare.
-pub(super) fn shape_of<T: DeserializeOwned>() -> String {
+pub(crate) fn shape_of<T: DeserializeOwned>() -> String {
     match trace::<T>() {
         Ok((format, registry)) => {
             let mut text = String::new();
