@@ -47,8 +47,7 @@ fn is_valid_name(name: &str) -> bool {
 }
 
 /// An alias is an old stored name: valid as a name, taken by no field nor
-/// other alias; read with the session's one load (not `deferred`), and
-/// not yet on an index (its entries are kept under the stored name).
+/// other alias; read with the session's one load (not `deferred`).
 fn check_aliases(cx: &Ctxt, fields: &[Field]) {
     let mut seen: BTreeMap<String, &Field> = fields.iter().map(|f| (f.name.clone(), f)).collect();
     for field in fields {
@@ -77,8 +76,6 @@ fn check_aliases(cx: &Ctxt, fields: &[Field]) {
         if let Some(alias) = field.attrs.aliases.first() {
             let reason = if field.attrs.deferred {
                 Some("`deferred`: an alias is read with the session's one load; drop `deferred`")
-            } else if field.attrs.index {
-                Some("`index`: its entries are kept under the stored name; move the values first, then add `index`")
             } else {
                 None
             };

@@ -7,7 +7,7 @@
 
 use crate::sealing::SessionSeal;
 use crate::state::{FieldDef, SessionState};
-use crate::store::{Changes, Expect};
+use crate::store::{Changes, Expect, IndexUpdate};
 
 /// One empty slot per field when the type has a field with an alias, none
 /// otherwise.
@@ -77,10 +77,32 @@ impl SessionState {
     /// value now lives under its stored name.
     pub(super) fn move_aliases(&self, changes: &mut Changes, moved: &[usize]) {
         for &index in moved {
+            let field = self.schema[index];
             let Some((alias, version)) = self.aliased(index) else {
+                if !field.aliases.is_empty() && self.known(index) == super::Known::Unknown {
+                    // A blind write: whether an old name holds a value is
+                    // not known; none may outlive the write (an indexed
+                    // one would still be found by its old value).
+                    for &alias in field.aliases {
+                        changes.remove.push(alias);
+                        if field.indexed {
+                            changes.index.push(IndexUpdate {
+                                name: alias,
+                                tag: None,
+                            });
+                        }
+                    }
+                }
                 continue;
             };
             changes.remove.push(alias);
+            if self.schema[index].indexed {
+                // Its entry under the old name goes with it.
+                changes.index.push(IndexUpdate {
+                    name: alias,
+                    tag: None,
+                });
+            }
             if self.schema[index].versioned {
                 changes.expect.push(Expect {
                     name: alias,

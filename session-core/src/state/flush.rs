@@ -14,7 +14,7 @@ use crate::state::sealed::{SealFor, SealKeys};
 use crate::state::{Change, ExpiryChoice, Known, SessionLimit, SessionState, Stage, Times};
 use crate::store::Timestamp;
 use crate::store::{
-    Changes, Expect, ExpiryUpdate, IndexTag, IndexUpdate, NewSession, Rename, Replaced, Saved,
+    Changes, Expect, ExpiryUpdate, IndexUpdate, NewSession, Rename, Replaced, Saved,
     PREVIOUS_KEY_GRACE,
 };
 use crate::token::{StoreKey, Token};
@@ -53,7 +53,7 @@ pub(crate) struct FlushPlan {
     removed: Vec<usize>,
     /// Limited index values this plan gives the session (`max_sessions`):
     /// the field's name, the value's tags, the limit.
-    limits: Vec<(&'static str, Vec<IndexTag>, SessionLimit)>,
+    limits: Vec<(super::index::Searches, SessionLimit)>,
     /// When the session took them (microseconds), written as `@since`.
     since: Timestamp,
 }
@@ -198,7 +198,8 @@ impl SessionState {
                             let sealer = self.request.manager().sealer();
                             let tags = index_tags(sealer, field.name, &bytes);
                             if let (Some(limit), Some(_)) = (field.limit, tags.first()) {
-                                plan.limits.push((field.name, tags.clone(), limit));
+                                let searches = super::index::searches(sealer, field, &bytes);
+                                plan.limits.push((searches, limit));
                             }
                             plan.changes.index.push(IndexUpdate {
                                 name: field.name,
@@ -324,8 +325,8 @@ impl SessionState {
         let (limits, since) = (std::mem::take(&mut plan.limits), plan.since);
         let outcome = self.apply_plan(plan).await?;
         if matches!(outcome, Outcome::Saved | Outcome::Created) {
-            for (name, tags, limit) in limits {
-                self.hold_to_limit(name, &tags, limit, since).await?;
+            for (searches, limit) in limits {
+                self.hold_to_limit(&searches, limit, since).await?;
             }
         }
         Ok(outcome)

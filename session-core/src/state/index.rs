@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{BoxError, Error, Result};
 use crate::sealing::Sealer;
 use crate::state::sealed;
-use crate::state::{SessionLimit, SessionState};
+use crate::state::{FieldDef, SessionLimit, SessionState};
 use crate::store::{IndexTag, SessionIndexes, SessionStore, Timestamp};
 use crate::token::{SessionId, StoreKey};
 
@@ -48,6 +48,19 @@ pub(crate) fn index_tags(sealer: Option<&Sealer>, name: &str, bytes: &[u8]) -> V
             .finalize()
             .into()],
     }
+}
+
+/// Where an indexed value is searched: under the field's stored name and
+/// each old name (`alias`; a session not written since the rename is
+/// indexed under it), with the digests it has under that name.
+pub(crate) type Searches = Vec<(&'static str, Vec<IndexTag>)>;
+
+/// The [`Searches`] of field `field` holding `bytes`.
+pub(crate) fn searches(sealer: Option<&Sealer>, field: &FieldDef, bytes: &[u8]) -> Searches {
+    std::iter::once(field.name)
+        .chain(field.aliases.iter().copied())
+        .map(|name| (name, index_tags(sealer, name, bytes)))
+        .collect()
 }
 
 /// One live session found through an indexed field, as a "your devices"
@@ -117,20 +130,41 @@ impl<D> SessionInfo<D> {
 }
 
 impl SessionState {
-    /// The stored name and search digests of indexed field `index` holding
+    /// The stored name and searches of indexed field `index` holding
     /// `value`.
     fn index_query(
         &self,
         index: usize,
         value: Result<Vec<u8>, BoxError>,
-    ) -> Result<(&'static str, Vec<u8>, Vec<IndexTag>)> {
+    ) -> Result<(&'static str, Vec<u8>, Searches)> {
         let field = &self.schema[index];
         let bytes = value.map_err(|source| Error::Encode {
             field: field.name,
             source,
         })?;
-        let tags = index_tags(self.request.manager().sealer(), field.name, &bytes);
-        Ok((field.name, bytes, tags))
+        let searches = searches(self.request.manager().sealer(), field, &bytes);
+        Ok((field.name, bytes, searches))
+    }
+
+    /// The live sessions indexed by any of `searches`, each with the
+    /// search (name and digests) that found it: one query per name.
+    async fn find_all<'s>(
+        &self,
+        searches: &'s Searches,
+    ) -> Result<Vec<(StoreKey, &'s (&'static str, Vec<IndexTag>))>> {
+        let store = self.request.store().clone();
+        let at = self.request.validity();
+        let mut found: Vec<(StoreKey, &(&'static str, Vec<IndexTag>))> = Vec::new();
+        for search in searches {
+            let (name, tags) = search;
+            let keys = indexes(&*store)?.find(name, tags, at);
+            for key in self.request.call("find", keys).await? {
+                if !found.iter().any(|(k, _)| *k == key) {
+                    found.push((key, search));
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// The live sessions whose indexed field `index` holds `value`: one
@@ -142,13 +176,14 @@ impl SessionState {
         index: usize,
         value: Result<Vec<u8>, BoxError>,
     ) -> Result<Vec<SessionInfo<D>>> {
-        let (name, _, tags) = self.index_query(index, value)?;
+        let (_, _, searches) = self.index_query(index, value)?;
+        let keys = self.find_all(&searches).await?;
         let store = self.request.store();
         let sealer = self.request.manager().sealer();
         let at = self.request.validity();
         let current = self.request.read_key();
         let mut found = Vec::new();
-        for key in indexes(&**store)?.find(name, &tags, at).await? {
+        for (key, _) in keys {
             // Gone since the query: not listed.
             let Some(record) = self
                 .request
@@ -169,18 +204,30 @@ impl SessionState {
                     None => Some(bytes.clone()),
                 })
                 .and_then(|bytes| serde_json::from_slice(&bytes).ok());
-            let fields = record
-                .fields
-                .into_iter()
-                .filter_map(|(n, bytes)| {
-                    let field = self.schema.iter().find(|f| f.name == n)?;
-                    let bytes = match &seals {
-                        Some(seals) => sealed::open(seals, field.name, &bytes)?,
-                        None => bytes,
-                    };
-                    Some((field.name, bytes))
-                })
-                .collect();
+            let mut fields: Vec<(&'static str, Vec<u8>)> = Vec::new();
+            for (n, bytes) in record.fields {
+                // A value under an old name (`alias`) shows as its field's
+                // while the stored name is absent.
+                let Some(field) = self
+                    .schema
+                    .iter()
+                    .find(|f| f.name == n || f.aliases.contains(&n.as_str()))
+                else {
+                    continue;
+                };
+                let bytes = match &seals {
+                    Some(seals) => match sealed::open(seals, &n, &bytes) {
+                        Some(bytes) => bytes,
+                        None => continue,
+                    },
+                    None => bytes,
+                };
+                match fields.iter().position(|(name, _)| *name == field.name) {
+                    Some(_) if field.name != n => {}
+                    Some(at) => fields[at].1 = bytes,
+                    None => fields.push((field.name, bytes)),
+                }
+            }
             found.push(SessionInfo {
                 id,
                 created_at: record.created_at,
@@ -209,7 +256,7 @@ impl SessionState {
         value: Result<Vec<u8>, BoxError>,
         keep_current: bool,
     ) -> Result<u64> {
-        let (name, bytes, tags) = self.index_query(index, value)?;
+        let (name, bytes, searches) = self.index_query(index, value)?;
         let current = self.request.read_key();
         // Whether this request's session is one of them (known from its
         // load; loaded here if it was not).
@@ -217,8 +264,12 @@ impl SessionState {
             && current.is_some()
             && self.bytes(index).await? == Some(bytes.as_slice());
         let store = self.request.store().clone();
-        let found = indexes(&*store)?.destroy_found(name, &tags, current.as_ref());
-        let found = self.request.call("destroy_found", found).await?;
+        // One statement per name: the stored one, then each old one.
+        let mut found = Vec::new();
+        for (search, tags) in &searches {
+            let ended = indexes(&*store)?.destroy_found(search, tags, current.as_ref());
+            found.extend(self.request.call("destroy_found", ended).await?);
+        }
         let mut ended = found.len() as u64;
         crate::observe::destroyed(store.name(), "everywhere", ended);
         let value = String::from_utf8_lossy(&bytes);
@@ -255,7 +306,7 @@ impl SessionState {
         value: Result<Vec<u8>, BoxError>,
         id: &SessionId,
     ) -> Result<bool> {
-        let (name, bytes, tags) = self.index_query(index, value)?;
+        let (name, bytes, searches) = self.index_query(index, value)?;
         if self.request.listed_id() == Some(*id) {
             if self.bytes(index).await? != Some(bytes.as_slice()) {
                 return Ok(false);
@@ -264,13 +315,15 @@ impl SessionState {
             return Ok(true);
         }
         let store = self.request.store().clone();
-        let at = self.request.validity();
-        let found = indexes(&*store)?.find(name, &tags, at);
-        let found = self.request.call("find", found).await?;
-        let Some(key) = self.listed_key(found, id).await? else {
+        let found = self.find_all(&searches).await?;
+        let keys = found.iter().map(|(key, _)| *key).collect();
+        let Some(key) = self.listed_key(keys, id).await? else {
             return Ok(false);
         };
-        let ended = indexes(&*store)?.destroy_one(name, &tags, &key);
+        let Some((_, (search, tags))) = found.iter().find(|(k, _)| *k == key) else {
+            return Ok(false);
+        };
+        let ended = indexes(&*store)?.destroy_one(search, tags, &key);
         if !self.request.call("destroy_one", ended).await? {
             return Ok(false);
         }
@@ -322,8 +375,7 @@ impl SessionState {
     /// beyond this one, one statement per session ended.
     pub(crate) async fn hold_to_limit(
         &mut self,
-        name: &'static str,
-        tags: &[IndexTag],
+        searches: &Searches,
         limit: SessionLimit,
         since: Timestamp,
     ) -> Result<()> {
@@ -332,14 +384,14 @@ impl SessionState {
         let Some(own) = self.request.read_key() else {
             return Ok(());
         };
-        let found = indexes(&*store)?.find(name, tags, at);
-        let found = self.request.call("find", found).await?;
+        let name = searches.first().map_or("", |(name, _)| *name);
+        let found = self.find_all(searches).await?;
         let max = limit.max as usize;
         if found.len() <= max {
             return Ok(());
         }
         let mut ranked = Vec::with_capacity(found.len());
-        for key in found {
+        for (key, search) in found {
             let since = if key == own {
                 since
             } else {
@@ -356,7 +408,7 @@ impl SessionState {
                     .and_then(|(_, b)| std::str::from_utf8(b).ok()?.parse::<Timestamp>().ok())
                     .unwrap_or(0)
             };
-            ranked.push((since, key.id(), key));
+            ranked.push((since, key.id(), key, search));
         }
         if ranked.len() <= max {
             return Ok(());
@@ -369,8 +421,8 @@ impl SessionState {
             std::mem::replace(&mut ranked, keep)
         };
         let mut own_ended = false;
-        for (_, _, key) in ending {
-            let ended = indexes(&*store)?.destroy_one(name, tags, &key);
+        for (_, _, key, (search, tags)) in ending {
+            let ended = indexes(&*store)?.destroy_one(search, tags, &key);
             if self.request.call("destroy_one", ended).await? {
                 crate::observe::destroyed(store.name(), "limit", 1);
                 let cause = crate::events::DestroyCause::Limit;

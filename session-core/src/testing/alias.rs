@@ -106,3 +106,82 @@ pub async fn renamed_sealed_fields_open_and_move(store: Arc<dyn SessionStore>) {
     assert_eq!(*h.visits().await.unwrap(), 3);
     assert!(!names(&*store, &cookie).await.contains(&"cart".to_string()));
 }
+
+/// A session of [`Badge`] for `uid`; its cookie.
+async fn badge(m: &SessionManager, uid: u64) -> String {
+    let mut h = m.open::<Badge>(None);
+    h.set_uid(uid);
+    assert_eq!(flush(&mut h).await.unwrap(), Outcome::Created);
+    cookie_token(&mut h)
+}
+
+/// The users of the sessions listed for `user`, sorted.
+async fn listed(m: &SessionManager, cookie: &str, user: u64) -> Vec<(String, u64)> {
+    let h = m.open::<Pass>(Some(cookie));
+    let mut found: Vec<(String, u64)> = h
+        .sessions_by_user(&user)
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| (s.id().to_string(), s.data().user))
+        .collect();
+    found.sort();
+    found
+}
+
+/// An indexed field renamed: sessions not written since are found under
+/// the old name, their values shown under the new one; a write moves the
+/// index entry with the value (a later change of the value is not found
+/// under the old one); signing out one device, logging out everywhere and
+/// `max_sessions` count both names.
+pub async fn a_renamed_indexed_field_is_found_under_both_names_and_moves(
+    store: Arc<dyn SessionStore>,
+) {
+    let m = manager(store.clone());
+    let a = badge(&m, 7).await;
+    let b = badge(&m, 7).await;
+    let c = badge(&m, 8).await;
+    let found = listed(&m, &c, 7).await;
+    assert_eq!(found.len(), 2, "both old sessions of user 7");
+    assert!(found.iter().all(|(_, user)| *user == 7), "{found:?}");
+
+    // `a` reads its value and changes it: the entry moves to the new name
+    // and the new value, and nothing is left under the old one.
+    let mut h = m.open::<Pass>(Some(&a));
+    assert_eq!(*h.user().await.unwrap(), 7);
+    h.set_user(9);
+    assert_eq!(flush(&mut h).await.unwrap(), Outcome::Saved);
+    assert_eq!(listed(&m, &c, 7).await.len(), 1, "a is not listed for 7");
+    assert_eq!(listed(&m, &c, 9).await.len(), 1);
+
+    // A blind write of a session under the old name moves it too.
+    let f = badge(&m, 11).await;
+    let mut h = m.open::<Pass>(Some(&f));
+    h.set_user(12);
+    flush(&mut h).await.unwrap();
+    assert!(listed(&m, &c, 11).await.is_empty(), "no stale old entry");
+    assert_eq!(listed(&m, &c, 12).await.len(), 1);
+
+    // Sign out `b`, indexed under the old name only, by its listed id.
+    let id: crate::SessionId = listed(&m, &c, 7).await[0].0.parse().unwrap();
+    let mut h = m.open::<Pass>(Some(&c));
+    assert!(h.destroy_session_by_user(&7, &id).await.unwrap());
+    assert!(
+        m.open::<Pass>(Some(&b)).user().await.unwrap() == &0,
+        "b ended"
+    );
+
+    // Two more old sessions of 9 and a login of the new release: three,
+    // so the oldest (an old one) ends, whatever name it is under.
+    let _d = badge(&m, 9).await;
+    let mut e = m.open::<Pass>(None);
+    e.set_user(9);
+    flush(&mut e).await.unwrap();
+    let e = cookie_token(&mut e);
+    assert_eq!(listed(&m, &e, 9).await.len(), 2, "held to max_sessions");
+
+    // Log out everywhere counts both names.
+    let mut h = m.open::<Pass>(Some(&e));
+    assert_eq!(h.destroy_sessions_by_user(&9).await.unwrap(), 2);
+    assert!(listed(&m, &c, 9).await.is_empty());
+}

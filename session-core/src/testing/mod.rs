@@ -185,6 +185,25 @@ pub struct After {
     pub visits: u64,
 }
 
+/// A type whose indexed user id is stored as `uid`.
+#[derive(Debug, session_derive::Session)]
+#[session(crate = "crate")]
+pub struct Badge {
+    /// Whose session this is.
+    #[session(index)]
+    pub uid: u64,
+}
+
+/// [`Badge`] in the next release: `uid` renamed `user`, still indexed, two
+/// live sessions at most per user.
+#[derive(Debug, session_derive::Session)]
+#[session(crate = "crate")]
+pub struct Pass {
+    /// Was `uid`.
+    #[session(index, alias = "uid", max_sessions = 2)]
+    pub user: u64,
+}
+
 /// [`Before`] two releases later: fields renamed and retyped. Each value
 /// stored by [`Before`] is read converted.
 #[derive(Debug, session_derive::Session)]
@@ -494,6 +513,7 @@ macro_rules! store_conformance_tests {
             a_renamed_field_reads_its_old_name_and_moves_on_write,
             requests_moving_renamed_fields_at_once_lose_nothing,
             renamed_sealed_fields_open_and_move,
+            a_renamed_indexed_field_is_found_under_both_names_and_moves,
             a_retyped_field_reads_its_earlier_type_and_converts_on_write,
             a_field_read_converted_is_written_back_with_rewrite_on_read,
             a_chain_of_earlier_types_converts_step_by_step,

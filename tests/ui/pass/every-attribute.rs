@@ -6,6 +6,19 @@ struct Item {
     sku: String,
 }
 
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Level(u8);
+
+impl From<u8> for Level {
+    fn from(n: u8) -> Self {
+        Level(n)
+    }
+}
+
+fn level_from_name(name: String) -> Result<u8, String> {
+    name.parse().map_err(|_| format!("not a level: {name}"))
+}
+
 fn default_theme() -> String {
     "dark".into()
 }
@@ -42,6 +55,10 @@ pub struct Shop {
     tries: u32,
     #[session(alias = "basket", alias = "old_cart", rename = "bag")]
     items: Vec<String>,
+    #[session(from(String, with = level_from_name), from = u8, rewrite_on_read)]
+    level: Level,
+    #[session(index, alias = "uid", from = u32, rewrite_on_read)]
+    account: u64,
 }
 
 fn one() -> u64 {
