@@ -255,3 +255,38 @@ pub async fn retyped_sealed_fields_open_and_convert(store: Arc<dyn SessionStore>
     assert_eq!(*h.user().await.unwrap(), Some(User { id: 1 }));
     assert_eq!(*h.visits().await.unwrap(), Visits { count: 3 });
 }
+
+/// An indexed field renamed and retyped (`rewrite_on_read`): a session is
+/// found by its new value once a request read it, which rewrote it under
+/// the new name with its new entry, the old one gone.
+pub async fn an_indexed_field_read_converted_is_found_by_its_new_value(
+    store: Arc<dyn SessionStore>,
+) {
+    let m = manager(store.clone());
+    let mut old = m.open::<Badge>(None);
+    old.set_uid(7);
+    flush(&mut old).await.unwrap();
+    let cookie = cookie_token(&mut old);
+    let holder = Holder { id: 7 };
+
+    let h = m.open::<Ticket>(Some(&cookie));
+    assert!(
+        h.sessions_by_holder(&holder).await.unwrap().is_empty(),
+        "stored in the old type: not found by the new value yet"
+    );
+    let mut h = m.open::<Ticket>(Some(&cookie));
+    assert_eq!(*h.holder().await.unwrap(), holder);
+    assert_eq!(flush(&mut h).await.unwrap(), Outcome::Saved, "rewritten");
+
+    let h = m.open::<Ticket>(Some(&cookie));
+    let found = h.sessions_by_holder(&holder).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert!(found[0].is_current());
+    assert_eq!(found[0].data().holder, holder);
+    assert_eq!(stored(&*store, &cookie, "uid").await, None, "moved");
+    // The old entry went with the old name: the bare id finds nothing.
+    let b = m.open::<Badge>(None);
+    assert!(b.sessions_by_uid(&7).await.unwrap().is_empty());
+    let mut h = m.open::<Ticket>(Some(&cookie));
+    assert_eq!(h.destroy_sessions_by_holder(&holder).await.unwrap(), 1);
+}

@@ -204,6 +204,29 @@ pub struct Pass {
     pub user: u64,
 }
 
+/// [`Badge`] two releases later: `uid` renamed `holder` and retyped from
+/// a bare id, still indexed; a read moves it.
+#[derive(Debug, session_derive::Session)]
+#[session(crate = "crate")]
+pub struct Ticket {
+    /// Was `uid`, a bare id.
+    #[session(index, alias = "uid", from = u64, rewrite_on_read)]
+    pub holder: Holder,
+}
+
+/// [`Ticket::holder`]'s type.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Holder {
+    /// The user's id.
+    pub id: u64,
+}
+
+impl From<u64> for Holder {
+    fn from(id: u64) -> Self {
+        Holder { id }
+    }
+}
+
 /// [`Before`] two releases later: fields renamed and retyped. Each value
 /// stored by [`Before`] is read converted.
 #[derive(Debug, session_derive::Session)]
@@ -520,6 +543,7 @@ macro_rules! store_conformance_tests {
             a_failed_conversion_falls_back_and_keeps_its_bytes,
             requests_converting_fields_at_once_lose_nothing,
             retyped_sealed_fields_open_and_convert,
+            an_indexed_field_read_converted_is_found_by_its_new_value,
             encrypted_values_survive_many_rotations,
             encryption_keys_rotate_and_survive_regenerates,
             log_out_everywhere_ends_a_users_other_sessions,
