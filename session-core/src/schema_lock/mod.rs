@@ -34,7 +34,7 @@ mod check;
 #[cfg(feature = "schema-lock")]
 pub use check::{assert_locked, check, update, LockError};
 
-use crate::codec::{shape_of, Storable};
+use crate::codec::Storable;
 
 /// The shapes of a session type's field types and of their earlier types,
 /// filled by the code `#[derive(Session)]` generates
@@ -72,7 +72,7 @@ impl Shapes {
     pub fn from<T: serde::de::DeserializeOwned>(&mut self) {
         #[cfg(feature = "schema-lock")]
         if let Some(field) = self.fields.last_mut() {
-            field.from.push(shape_of::<T>());
+            field.from.push(crate::codec::shape_of::<T>());
         }
     }
 }
