@@ -12,6 +12,9 @@ use session_rocket::{
     SessionsState, Token,
 };
 
+// ---- An app's tests: the schema lock (feature `schema-lock`). ----
+use session_rocket::schema_lock::{assert_locked, check, update, LockError};
+
 // ---- A store author (or an app building a store in code). ----
 use session_rocket::store::memory::{MemoryStore, DEFAULT_CAPACITY};
 use session_rocket::store::{
@@ -24,6 +27,7 @@ use session_rocket::store::{
 use session_core::carrier::COOKIE_LIMIT;
 use session_core::open::{needs_encryption_key, open, redact, Opened, Profile};
 use session_core::state::{CookieAction, Outcome};
+use session_core::schema::{Converted, Migration};
 use session_core::{flush, FieldDef, RequestSession, SessionData, SessionHandle, SessionManager};
 
 #[derive(Session)]
@@ -92,6 +96,8 @@ async fn integrate<T: SessionData>(manager: &SessionManager, cookie: Option<&str
     let mut handle = request.open::<T>();
     let _: Option<Outcome> = flush(&mut handle).await.ok();
     let _: &[FieldDef] = T::FIELDS;
+    let _: Option<Migration> = T::FIELDS.first().and_then(|f| f.migrate);
+    let _: Option<fn(&[u8]) -> Converted> = T::FIELDS.first().and_then(|f| f.migrate).map(|m| m.convert);
     matches!(request.take_cookie_action(), Some(CookieAction::Set { .. }) | None)
 }
 
@@ -101,6 +107,16 @@ async fn integrate_open(config: &Config) -> Option<SessionManager> {
     let _ = (opened.kind, opened.location, opened.warning);
     let _ = SessionManager::in_cookies(config.clone());
     Some(opened.manager)
+}
+
+/// An app's test of its sessions' schema (never called here: it writes a
+/// file).
+fn locked() -> Result<(), LockError> {
+    assert_locked::<Shop>("sessions.lock");
+    update::<Shop>("sessions.lock")?;
+    let problems: usize = check::<Shop>("sessions.lock").err().map_or(0, |e| e.problems().len());
+    let _ = problems;
+    Ok(())
 }
 
 fn main() {
