@@ -94,12 +94,13 @@ pub fn check<D: SessionData>(path: impl AsRef<Path>) -> Result<(), LockError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| error(vec![format!("cannot read the lock: {e}")]))?;
     let locked = parse(&text).map_err(|p| error(vec![p]))?;
-    let current = fields::<D>();
+    let current = fields::<D>().map_err(|p| error(vec![p]))?;
     let problems = compare(&locked, &current);
     if !problems.is_empty() {
         return Err(error(problems));
     }
-    if render::<D>(&current) != text {
+    // A checkout may have turned the lock's line ends into CRLF.
+    if render::<D>(&current) != text.replace("\r\n", "\n") {
         return Err(error(vec![format!(
             "the lock is out of date ({}): it must record every field and earlier type \
              the app reads, or the next change to them is not checked",
@@ -112,14 +113,16 @@ pub fn check<D: SessionData>(path: impl AsRef<Path>) -> Result<(), LockError> {
 /// Writes the lock for session type `D` at `path`, replacing any.
 ///
 /// # Errors
-/// The file cannot be written.
+/// The file cannot be written; `D` does not describe its fields (a
+/// `SessionData` implemented by hand rather than derived).
 pub fn update<D: SessionData>(path: impl AsRef<Path>) -> Result<(), LockError> {
     let path = path.as_ref();
-    let text = render::<D>(&fields::<D>());
-    std::fs::write(path, text).map_err(|e| LockError {
+    let error = |problem| LockError {
         path: path.to_owned(),
-        problems: vec![format!("cannot write the lock: {e}")],
-    })
+        problems: vec![problem],
+    };
+    let text = render::<D>(&fields::<D>().map_err(error)?);
+    std::fs::write(path, text).map_err(|e| error(format!("cannot write the lock: {e}")))
 }
 
 /// One field as the lock records it.
@@ -149,10 +152,21 @@ impl Shape {
 }
 
 /// `D`'s fields as they are now.
-fn fields<D: SessionData>() -> Vec<Field> {
+/// `D`'s fields as they are now; a problem when `D` does not describe
+/// them (a `SessionData` implemented by hand).
+fn fields<D: SessionData>() -> Result<Vec<Field>, String> {
     let mut shapes = Shapes::default();
     D::describe(&mut shapes);
-    D::FIELDS
+    if shapes.fields.len() != D::FIELDS.len() {
+        return Err(format!(
+            "`{}` describes {} of its {} fields' types: only `#[derive(Session)]` types \
+             can be locked",
+            std::any::type_name::<D>(),
+            shapes.fields.len(),
+            D::FIELDS.len()
+        ));
+    }
+    Ok(D::FIELDS
         .iter()
         .zip(shapes.fields)
         .map(|(def, shapes)| Field {
@@ -161,7 +175,7 @@ fn fields<D: SessionData>() -> Vec<Field> {
             shape: Shape::new(shapes.shape),
             from: shapes.from.into_iter().map(Shape::new).collect(),
         })
-        .collect()
+        .collect())
 }
 
 fn render<D>(fields: &[Field]) -> String {
