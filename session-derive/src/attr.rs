@@ -331,15 +331,23 @@ fn flag(cx: &Ctxt, meta: &ParseNestedMeta, expected: &str) -> syn::Result<bool> 
     Ok(true)
 }
 
-/// The whole number in `key = N`; `None` for anything else (the caller
-/// reports it), the value consumed either way.
-fn int_value(meta: &ParseNestedMeta) -> syn::Result<Option<u32>> {
+/// The expression in `key = expr`; `None` (the value consumed) when
+/// there is no `=`.
+fn expr_value(meta: &ParseNestedMeta) -> syn::Result<Option<Expr>> {
     if !meta.input.peek(Token![=]) {
         skip_value(meta)?;
         return Ok(None);
     }
     meta.input.parse::<Token![=]>()?;
-    let expr: Expr = meta.input.parse()?;
+    Ok(Some(meta.input.parse()?))
+}
+
+/// The whole number in `key = N`; `None` for anything else (the caller
+/// reports it), the value consumed either way.
+fn int_value(meta: &ParseNestedMeta) -> syn::Result<Option<u32>> {
+    let Some(expr) = expr_value(meta)? else {
+        return Ok(None);
+    };
     Ok(match expr {
         Expr::Lit(ExprLit {
             lit: Lit::Int(int), ..
@@ -352,12 +360,9 @@ fn int_value(meta: &ParseNestedMeta) -> syn::Result<Option<u32>> {
 /// `None` for anything else (the caller reports it), the value consumed
 /// either way.
 fn duration_value(meta: &ParseNestedMeta) -> syn::Result<Option<u64>> {
-    if !meta.input.peek(Token![=]) {
-        skip_value(meta)?;
+    let Some(expr) = expr_value(meta)? else {
         return Ok(None);
-    }
-    meta.input.parse::<Token![=]>()?;
-    let expr: Expr = meta.input.parse()?;
+    };
     Ok(match expr {
         Expr::Lit(ExprLit {
             lit: Lit::Int(int), ..

@@ -22,17 +22,8 @@ pub struct Slot<T> {
     origin: AtomicU8,
 }
 
-const STORED: u8 = 0;
-const FELL_BACK: u8 = 1;
-const MIGRATED: u8 = 2;
-
-fn origin_code(origin: Origin) -> u8 {
-    match origin {
-        Origin::Stored => STORED,
-        Origin::FellBack => FELL_BACK,
-        Origin::Migrated => MIGRATED,
-    }
-}
+const STORED: u8 = Origin::Stored as u8;
+const FELL_BACK: u8 = Origin::FellBack as u8;
 
 impl<T> Slot<T> {
     /// An empty slot: nothing decoded yet.
@@ -83,7 +74,7 @@ where
         let (value, origin) = state.decode::<C, T>(index, default).await?;
         let value = self.value.get_or_init(|| value);
         if origin.is_not_stored() {
-            self.origin.store(origin_code(origin), Relaxed);
+            self.origin.store(origin as u8, Relaxed);
         }
         Ok(value)
     }
@@ -105,7 +96,7 @@ where
         if self.value.get().is_none() {
             let (value, origin) = state.decode::<C, T>(index, default).await?;
             self.value = OnceLock::from(value);
-            *self.origin.get_mut() = origin_code(origin);
+            *self.origin.get_mut() = origin as u8;
         }
         let origin = *self.origin.get_mut();
         if origin == FELL_BACK {

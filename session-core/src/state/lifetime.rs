@@ -82,13 +82,7 @@ impl SessionState {
     /// Notes a read of field `index`: a `sliding` one's clock restarts.
     pub(super) fn note_read(&self, index: usize) {
         if self.schema[index].lifetime.is_some_and(|l| l.sliding) {
-            let mut slid = self
-                .slid
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if !slid.contains(&index) {
-                slid.push(index);
-            }
+            super::note_once(&self.slid, index);
         }
     }
 

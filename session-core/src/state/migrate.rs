@@ -58,8 +58,9 @@ where
     f(value).map_err(Into::into)
 }
 
-/// Where a decoded value came from.
+/// Where a decoded value came from (kept as its `u8` in a slot).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub(crate) enum Origin {
     /// The stored bytes (or the default of an absent field).
     Stored,
@@ -143,13 +144,7 @@ impl SessionState {
     /// `rewrite_on_read`: the flush writes it back if the request leaves
     /// it clean.
     fn note_rewrite(&self, index: usize) {
-        let mut rewrite = self
-            .rewrite
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !rewrite.contains(&index) {
-            rewrite.push(index);
-        }
+        super::note_once(&self.rewrite, index);
     }
 
     /// Whether the flush writes field `index` back in its new type (read

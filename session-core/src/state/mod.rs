@@ -939,5 +939,16 @@ impl SessionState {
     }
 }
 
+/// Adds field `index` to a list of fields read in this request (through a
+/// shared reference, so behind a lock), once.
+fn note_once(list: &std::sync::Mutex<Vec<usize>>, index: usize) {
+    let mut list = list
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !list.contains(&index) {
+        list.push(index);
+    }
+}
+
 #[cfg(all(test, feature = "testing"))]
 mod tests;

@@ -7,17 +7,6 @@
 
 use super::*;
 
-/// A session as [`Before`] wrote it: user 1, cart `["tea"]`, hits 3 (at
-/// version 1); its cookie.
-async fn written_before(m: &SessionManager) -> String {
-    let mut h = m.open::<Before>(None);
-    h.set_user(Some(1));
-    h.set_cart(vec!["tea".into()]);
-    h.set_hits(3);
-    assert_eq!(flush(&mut h).await.unwrap(), Outcome::Created);
-    cookie_token(&mut h)
-}
-
 /// The stored bytes of field `name`, as the store holds them.
 async fn stored(store: &dyn SessionStore, cookie: &str, name: &str) -> Option<Vec<u8>> {
     raw_fields(store, cookie)

@@ -734,6 +734,17 @@ fn sealed_manager(store: Arc<dyn SessionStore>, keys: &[u8]) -> SessionManager {
     SessionManager::new(store, config).unwrap()
 }
 
+/// A session as [`Before`] wrote it: user 1, cart `["tea"]`, hits 3 (at
+/// version 1); its cookie.
+async fn written_before(m: &SessionManager) -> String {
+    let mut h = m.open::<Before>(None);
+    h.set_user(Some(1));
+    h.set_cart(vec!["tea".into()]);
+    h.set_hits(3);
+    assert_eq!(flush(&mut h).await.unwrap(), Outcome::Created);
+    cookie_token(&mut h)
+}
+
 /// The stored bytes of every field of the session behind `cookie`, as the
 /// store holds them.
 async fn raw_fields(store: &dyn SessionStore, cookie: &str) -> Vec<(String, Vec<u8>)> {
